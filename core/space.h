@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The address space of one OpenVPN server: pools, router pools, static
+ * reservations and the lease table, with the policy of SPEC.md ("Order of
+ * choice") and every change persisted through store.h before it returns.
+ *
+ * Knows nothing of OpenVPN and never prints: results are return codes,
+ * grants and events (delivered to a callback, in order, during the call that
+ * caused them).  Time comes from the clock in the options.
+ */
+#ifndef VP_SPACE_H
+#define VP_SPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "config.h"
+#include "store.h"
+
+struct vp_space;
+
+enum vp_event_type {
+	VP_EV_RECLAIM,		/* identity took address from "from" */
+	VP_EV_WARN,		/* pool crossed percent upward */
+	VP_EV_POOL_UNUSABLE,	/* pool outside the server's network: skipped */
+	VP_EV_LEASE_DROPPED,	/* a stored lease no longer fits the config */
+	VP_EV_STORE,		/* journal load found damage, or a write failed */
+};
+
+struct vp_event {
+	enum vp_event_type type;
+	const char *pool;			/* name, or NULL */
+	const uint8_t *identity;		/* or NULL */
+	size_t identity_len;
+	const uint8_t *from;			/* reclaim: previous holder */
+	size_t from_len;
+	struct vp_addr address;			/* reclaim/dropped: the address */
+	uint64_t in_use, size;
+	unsigned percent;			/* warn: the threshold crossed */
+	const char *message;			/* unusable/dropped/store: why */
+};
+
+struct vp_space_options {
+	const struct vp_config *config;		/* borrowed; must outlive the space */
+	int64_t (*now)(void *ud);		/* seconds since the epoch */
+	void (*on_event)(void *ud, const struct vp_event *ev);	/* may be NULL */
+	void *ud;
+	const struct vp_store_io *io;		/* NULL: real system calls */
+	uint64_t compact_min;			/* compact when appended records exceed
+						 * max(compact_min, 2 * leases); 0: 65536 */
+};
+
+/* What the server itself uses, learnt from OpenVPN. */
+struct vp_server {
+	enum vp_topology topology;		/* resolved: never VP_TOPO_AUTO */
+	struct vp_addr local4;			/* ifconfig_local (family 0: unknown) */
+	unsigned netbits4;			/* subnet topology: tun netmask length */
+	struct vp_addr remote4;			/* net30/p2p: ifconfig_remote, if any */
+	struct vp_addr local6;			/* ifconfig_ipv6_local (family 0: none) */
+	unsigned netbits6;
+};
+
+/* Open the state directory (taking its lock) and load the leases.  Online
+ * leases become held.  0; -EBUSY (another process: *holder_pid), -errno.
+ * The report says what the load found (torn tail, corruption). */
+int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
+		  struct vp_store_report *report, pid_t *holder_pid);
+void vp_space_close(struct vp_space *space);
+
+/* Build the allocators for the server's topology and addresses, exclude the
+ * server's own addresses, and place every loaded lease; leases that no
+ * longer fit are dropped (VP_EV_LEASE_DROPPED) and pools outside the server
+ * network are reported (VP_EV_POOL_UNUSABLE).  Must be called before the
+ * first connect; calling it again with the same server is a no-op, with
+ * another one rebuilds.  0, -ENOMEM, -EIO. */
+int vp_space_set_server(struct vp_space *space, const struct vp_server *server);
+bool vp_space_has_server(const struct vp_space *space);
+
+/* A connecting client. */
+struct vp_request {
+	const uint8_t *identity;
+	size_t identity_len;
+	/* The client's environment, for match lists: value of name or NULL. */
+	const char *(*getvar)(void *ud, const char *name);
+	void *getvar_ud;
+	const char *real;			/* "ip:port", may be NULL */
+};
+
+/* What a client was given.  Pointers stay valid while the space lives. */
+struct vp_grant {
+	uint16_t slot;				/* pass back to vp_space_disconnect */
+	const struct vp_pool_config *pool;	/* where addr4 comes from */
+	const struct vp_router_config *router;	/* NULL unless a router pool */
+	struct vp_addr addr4, addr6;		/* family 0: none */
+	struct vp_addr peer4;			/* net30: the /30's server side;
+						 * p2p: server's local4 */
+	struct vp_prefix subnet4, subnet6;	/* routed subnets, family 0: none */
+	bool is_static;				/* from a client reservation */
+	bool sticky;				/* same address as last time */
+	uint64_t in_use, size;			/* of pool, after this connect */
+};
+
+/* Give the client an address (and subnet).  0 on success, with the lease
+ * online and on disk.  Errors (nothing changed):
+ *  -ENOSPC  every matching pool is full and nothing can be reclaimed;
+ *           grant->pool/in_use/size name the last pool tried
+ *  -ENOENT  no pool matches the client
+ *  -EINVAL  empty or over-long identity
+ *  -EAGAIN  vp_space_set_server() not called yet
+ *  -EIO, -ENOSPC from the store (persisting failed): see *store_failed
+ */
+int vp_space_connect(struct vp_space *space, const struct vp_request *req,
+		     struct vp_grant *grant, bool *store_failed);
+
+/* End of the session (identity, slot): slot 0 becomes held (sticky), an
+ * extra session's lease is freed.  0, -ENOENT (no such online session). */
+int vp_space_disconnect(struct vp_space *space, const uint8_t *identity, size_t identity_len,
+			uint16_t slot);
+
+/* Usage figures of a pool (index into config->pools) or router pool. */
+struct vp_pool_usage {
+	uint64_t size, online, held, free;
+	bool usable;
+};
+void vp_space_pool_usage(const struct vp_space *space, size_t pool, struct vp_pool_usage *u);
+void vp_space_router_usage(const struct vp_space *space, size_t router, struct vp_pool_usage *u);
+
+/* Number of leases (online and held). */
+size_t vp_space_leases(const struct vp_space *space);
+/* Visit every lease; stops early when fn returns non-zero (and returns it). */
+int vp_space_each(const struct vp_space *space,
+		  int (*fn)(void *ud, const struct vp_lease_rec *rec), void *ud);
+/* Bytes of memory held by allocators and lease table. */
+size_t vp_space_memory(const struct vp_space *space);
+
+/* Whether every match of a list holds for the client (empty list: true).
+ * Globs are fnmatch(3) patterns; an unset variable matches nothing. */
+bool vp_match_all(const struct vp_match *match, size_t n,
+		  const char *(*getvar)(void *ud, const char *name), void *ud);
+
+#endif

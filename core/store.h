@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Persistence of the lease table: the only code that touches the state
+ * directory.  Today a crash-safe journal file with compaction; the interface
+ * is narrow (put, delete, replay, compact) so a shared store can replace it.
+ *
+ * Layout of the state directory:
+ *   lock             flock()ed exclusively by the one process that writes
+ *   leases.journal   a header, then records; each record is appended with
+ *                    one write(2) before vp_store_put() returns
+ *   leases.journal.corrupt-<time>   a damaged journal set aside at load
+ *
+ * Replay is "last record of a key wins"; a DEL record removes the key.  A
+ * record cut short at the end of the file (a crash mid-write) is dropped and
+ * reported; damage followed by more data is corruption: the file is renamed
+ * aside, reported with its offset, and the records before it are kept.
+ */
+#ifndef VP_STORE_H
+#define VP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "addr.h"
+
+#define VP_IDENTITY_MAX 4096		/* bytes; longer identities are refused */
+#define VP_REAL_MAX 64			/* "ip:port" of the client, truncated */
+
+enum vp_lease_state { VP_LEASE_HELD = 0, VP_LEASE_ONLINE = 1 };
+
+/* One lease as persisted.  Pointers are borrowed for the call only.
+ * An absent address or subnet has family 0. */
+struct vp_lease_rec {
+	const uint8_t *identity;
+	size_t identity_len;		/* 1..VP_IDENTITY_MAX */
+	uint16_t slot;			/* 0: the identity's sticky lease; >0: extra
+					 * duplicate-cn sessions */
+	uint8_t state;			/* enum vp_lease_state */
+	uint32_t sessions;		/* connects so far */
+	int64_t created, since;		/* first connect; last state change */
+	char real[VP_REAL_MAX];		/* NUL-terminated, may be empty */
+	struct vp_addr addr4, addr6;
+	struct vp_prefix subnet4, subnet6;
+};
+
+/* Called for every record in journal order while replaying. */
+struct vp_store_replay {
+	int (*put)(void *ud, const struct vp_lease_rec *rec);
+	int (*del)(void *ud, const uint8_t *identity, size_t identity_len, uint16_t slot);
+	void *ud;
+};
+
+/* What the load found; filled by vp_store_open() and vp_store_read(). */
+struct vp_store_report {
+	uint64_t records;		/* records replayed */
+	uint64_t bytes;			/* journal size read */
+	bool torn;			/* a cut-short last record was dropped */
+	uint64_t torn_offset;
+	bool corrupt;			/* damage before the end: file set aside */
+	uint64_t corrupt_offset;
+	char set_aside[4096];		/* path it was renamed to ("" if none) */
+	char detail[256];		/* what was wrong, for the log */
+};
+
+/* System calls the store makes that tests may want to fail. */
+struct vp_store_io {
+	ssize_t (*write)(int fd, const void *buf, size_t len);
+	int (*fsync)(int fd);
+};
+
+struct vp_store;
+
+/* Lock dir (created if missing, mode 0750), replay its journal through
+ * replay, and keep it open for appending.  0 on success; -EBUSY when another
+ * process holds the lock (*holder_pid set when known, else 0); other -errno
+ * for I/O errors; -EBADMSG never (corruption is reported, not fatal).
+ * io may be NULL for the real system calls. */
+int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
+		  const struct vp_store_io *io, const struct vp_store_replay *replay,
+		  struct vp_store_report *report, pid_t *holder_pid);
+/* Release the lock and close.  NULL is fine. */
+void vp_store_close(struct vp_store *store);
+
+/* Append a record; on disk (and fsynced if asked) when it returns 0.
+ * A failed append leaves the journal as it was: -ENOSPC, -EIO, ... */
+int vp_store_put(struct vp_store *store, const struct vp_lease_rec *rec);
+int vp_store_del(struct vp_store *store, const uint8_t *identity, size_t identity_len,
+		 uint16_t slot);
+
+/* Records appended since the last compaction or open. */
+uint64_t vp_store_appended(const struct vp_store *store);
+
+/* Rewrite the journal as one record per live lease, produced by each() calling
+ * emit() for every lease; atomic (temporary file, fsync, rename).  On failure
+ * the old journal stays in use.  0 or -errno. */
+typedef int (*vp_store_emit_fn)(void *emit_ctx, const struct vp_lease_rec *rec);
+int vp_store_compact(struct vp_store *store,
+		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud);
+
+/* Read-only replay of dir's journal without the lock, for the command: a
+ * consistent view even while a plugin appends (a record still being written
+ * reads as a torn tail and is skipped).  Sets nothing aside.  0, -ENOENT (no
+ * journal yet), -errno. */
+int vp_store_read(const char *dir, const struct vp_store_replay *replay,
+		  struct vp_store_report *report);
+
+#endif
