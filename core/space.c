@@ -1,0 +1,1513 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The lease table and the policy of SPEC.md over the block allocators.
+ *
+ * A lease is keyed by (identity, slot).  Slot 0 is the identity's sticky
+ * lease; a second live session of one identity (duplicate-cn) gets slot 1, 2,
+ * ... with addresses of its own, freed when it ends.  Held leases of a pool
+ * sit on that pool's list in the order they went offline, so the one to
+ * reclaim is always the head: no scans.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "blocks.h"
+#include "siphash.h"
+#include "space.h"
+#include "store.h"
+
+struct lease;
+
+/* An intrusive doubly linked list of held leases, oldest first. */
+struct held_list {
+	struct lease *head, *tail;
+};
+
+struct held_link {
+	struct lease *prev, *next;
+	bool linked;
+};
+
+enum { LINK_POOL, LINK_ROUTER, LINK_COUNT };
+
+enum lease_flags {
+	LEASE_STATIC4 = 1 << 0,
+	LEASE_STATIC6 = 1 << 1,
+	LEASE_STATIC_SUBNET4 = 1 << 2,
+	LEASE_STATIC_SUBNET6 = 1 << 3,
+};
+
+struct lease {
+	struct lease *hnext;
+	struct held_link link[LINK_COUNT];
+	uint64_t hash;
+	int64_t created, since;
+	uint32_t sessions;
+	uint16_t slot;
+	uint8_t state;
+	uint8_t flags;
+	int32_t pool, router;		/* indexes, -1: none */
+	struct vp_addr addr4, addr6;
+	struct vp_prefix subnet4, subnet6;
+	char real[VP_REAL_MAX];
+	uint32_t identity_len;
+	uint8_t identity[];
+};
+
+/* A pool or router pool at run time. */
+struct area {
+	const char *name;
+	struct vp_blocks *v4, *v6;
+	struct held_list held;
+	uint64_t online, held_count;	/* dynamic leases, by state */
+	size_t warn_level;		/* thresholds at or below the fill */
+	bool usable;
+	bool matched;			/* scratch during one connect */
+};
+
+struct vp_space {
+	struct vp_space_options opts;
+	const struct vp_config *config;
+	struct vp_store *store;
+	uint64_t hash_key[2];
+
+	struct lease **buckets;
+	size_t nbuckets, nleases;
+
+	struct area *pools, *routers;
+	const struct vp_static_config **statics;	/* sorted by identity */
+	struct vp_server server;
+	bool has_server;
+};
+
+/* ---- lease table ------------------------------------------------------- */
+
+static uint64_t lease_hash(const struct vp_space *s, const uint8_t *id, size_t len, uint16_t slot)
+{
+	return vp_siphash13(s->hash_key, id, len) ^ ((uint64_t)slot * 0x9e3779b97f4a7c15ULL);
+}
+
+static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, size_t len,
+				uint16_t slot)
+{
+	uint64_t h = lease_hash(s, id, len, slot);
+
+	for (struct lease *l = s->buckets[h & (s->nbuckets - 1)]; l; l = l->hnext)
+		if (l->hash == h && l->slot == slot && l->identity_len == len &&
+		    !memcmp(l->identity, id, len))
+			return l;
+	return NULL;
+}
+
+static int table_grow(struct vp_space *s)
+{
+	size_t n = s->nbuckets * 2;
+	struct lease **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nbuckets; ++i) {
+		struct lease *l = s->buckets[i], *next;
+
+		for (; l; l = next) {
+			next = l->hnext;
+			l->hnext = b[l->hash & (n - 1)];
+			b[l->hash & (n - 1)] = l;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = n;
+	return 0;
+}
+
+/* A new, unlinked lease for (id, slot); NULL on ENOMEM. */
+static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len, uint16_t slot)
+{
+	struct lease *l;
+
+	if (s->nleases >= s->nbuckets && table_grow(s))
+		return NULL;
+	l = calloc(1, sizeof(*l) + len);
+	if (!l)
+		return NULL;
+	memcpy(l->identity, id, len);
+	l->identity_len = len;
+	l->slot = slot;
+	l->pool = l->router = -1;
+	l->hash = lease_hash(s, id, len, slot);
+	l->hnext = s->buckets[l->hash & (s->nbuckets - 1)];
+	s->buckets[l->hash & (s->nbuckets - 1)] = l;
+	s->nleases++;
+	return l;
+}
+
+static void lease_unlink(struct vp_space *s, struct lease *l)
+{
+	struct lease **p = &s->buckets[l->hash & (s->nbuckets - 1)];
+
+	while (*p != l)
+		p = &(*p)->hnext;
+	*p = l->hnext;
+	s->nleases--;
+}
+
+static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->identity = l->identity;
+	r->identity_len = l->identity_len;
+	r->slot = l->slot;
+	r->state = l->state;
+	r->sessions = l->sessions;
+	r->created = l->created;
+	r->since = l->since;
+	memcpy(r->real, l->real, sizeof(r->real));
+	r->addr4 = l->addr4;
+	r->addr6 = l->addr6;
+	r->subnet4 = l->subnet4;
+	r->subnet6 = l->subnet6;
+}
+
+/* ---- held lists -------------------------------------------------------- */
+
+static void held_push(struct held_list *list, struct lease *l, int which)
+{
+	struct held_link *k = &l->link[which];
+
+	k->prev = list->tail;
+	k->next = NULL;
+	k->linked = true;
+	if (list->tail)
+		list->tail->link[which].next = l;
+	else
+		list->head = l;
+	list->tail = l;
+}
+
+static void held_remove(struct held_list *list, struct lease *l, int which)
+{
+	struct held_link *k = &l->link[which];
+
+	if (!k->linked)
+		return;
+	if (k->prev)
+		k->prev->link[which].next = k->next;
+	else
+		list->head = k->next;
+	if (k->next)
+		k->next->link[which].prev = k->prev;
+	else
+		list->tail = k->prev;
+	k->prev = k->next = NULL;
+	k->linked = false;
+}
+
+/* ---- events and persistence ------------------------------------------- */
+
+static void emit(const struct vp_space *s, const struct vp_event *ev)
+{
+	if (s->opts.on_event)
+		s->opts.on_event(s->opts.ud, ev);
+}
+
+static void emit_store_error(const struct vp_space *s, const char *what, int err)
+{
+	char msg[160];
+	struct vp_event ev = { .type = VP_EV_STORE, .message = msg };
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(-err));
+	emit(s, &ev);
+}
+
+static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
+{
+	const struct vp_space *s = ud;
+	struct vp_lease_rec rec;
+
+	for (size_t i = 0; i < s->nbuckets; ++i)
+		for (const struct lease *l = s->buckets[i]; l; l = l->hnext) {
+			int ret;
+
+			lease_to_rec(l, &rec);
+			ret = emit_rec(emit_ctx, &rec);
+			if (ret)
+				return ret;
+		}
+	return 0;
+}
+
+static void maybe_compact(struct vp_space *s)
+{
+	uint64_t limit = s->opts.compact_min ? s->opts.compact_min : 65536;
+	int ret;
+
+	if (limit < 2 * (uint64_t)s->nleases)
+		limit = 2 * (uint64_t)s->nleases;
+	if (vp_store_appended(s->store) <= limit)
+		return;
+	ret = vp_store_compact(s->store, lease_each_emit, s);
+	if (ret)
+		emit_store_error(s, "compacting the journal failed", ret);
+}
+
+static int persist_put(struct vp_space *s, const struct lease *l)
+{
+	struct vp_lease_rec rec;
+
+	lease_to_rec(l, &rec);
+	return vp_store_put(s->store, &rec);
+}
+
+static int persist_del(struct vp_space *s, const struct lease *l)
+{
+	return vp_store_del(s->store, l->identity, l->identity_len, l->slot);
+}
+
+/* ---- areas (pools and router pools) ------------------------------------ */
+
+static struct vp_blocks *area_blocks(const struct area *a, enum vp_family family)
+{
+	return family == VP_INET ? a->v4 : a->v6;
+}
+
+static uint64_t area_used(const struct area *a)
+{
+	return a->v4 ? vp_blocks_used(a->v4) : a->v6 ? vp_blocks_used(a->v6) : 0;
+}
+
+static uint64_t area_size(const struct area *a)
+{
+	return a->v4 ? vp_blocks_size(a->v4) : a->v6 ? vp_blocks_size(a->v6) : 0;
+}
+
+/* a * b as 128 bits, without a 128-bit type (32-bit targets). */
+static void mul128(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
+{
+	uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+	uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+	uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+
+	*lo = (mid << 32) | (uint32_t)ll;
+	*hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+}
+
+/* Whether used / size >= percent / 100, exactly. */
+static bool fill_reaches(uint64_t used, uint64_t size, unsigned percent)
+{
+	uint64_t h1, l1, h2, l2;
+
+	mul128(used, 100, &h1, &l1);
+	mul128(size, percent, &h2, &l2);
+	return h1 > h2 || (h1 == h2 && l1 >= l2);
+}
+
+/* Report each warn-at threshold crossed upward since the last call. */
+static void area_check_warn(const struct vp_space *s, struct area *a)
+{
+	const struct vp_config *c = s->config;
+	uint64_t used = area_used(a), size = area_size(a);
+	size_t level = 0;
+
+	while (level < c->n_warn_at && size && fill_reaches(used, size, c->warn_at[level]))
+		level++;
+	for (size_t i = a->warn_level; i < level; ++i) {
+		struct vp_event ev = {
+			.type = VP_EV_WARN, .pool = a->name, .in_use = used, .size = size,
+			.percent = c->warn_at[i],
+		};
+		emit(s, &ev);
+	}
+	a->warn_level = level;
+}
+
+static void area_free(struct area *a)
+{
+	vp_blocks_free(a->v4);
+	vp_blocks_free(a->v6);
+	a->v4 = a->v6 = NULL;
+}
+
+static bool lease_dynamic4(const struct lease *l)
+{
+	return !(l->flags & LEASE_STATIC4);
+}
+
+static bool lease_dynamic_subnet(const struct lease *l)
+{
+	return !(l->flags & (LEASE_STATIC_SUBNET4 | LEASE_STATIC_SUBNET6));
+}
+
+/* Count a lease in (delta 1) or out of (-1) its areas' figures for its state.
+ * Static addresses are not part of a pool's size, so they are not counted. */
+static void lease_account(struct vp_space *s, const struct lease *l, int delta)
+{
+	bool online = l->state == VP_LEASE_ONLINE;
+
+	if (l->pool >= 0 && lease_dynamic4(l)) {
+		struct area *p = &s->pools[l->pool];
+
+		*(online ? &p->online : &p->held_count) += (uint64_t)(int64_t)delta;
+	}
+	if (l->router >= 0 && lease_dynamic_subnet(l)) {
+		struct area *r = &s->routers[l->router];
+
+		*(online ? &r->online : &r->held_count) += (uint64_t)(int64_t)delta;
+	}
+}
+
+/* Give back the blocks a lease took (static ones were never taken). */
+static void lease_release_blocks(struct vp_space *s, const struct lease *l)
+{
+	struct area *p = l->pool >= 0 ? &s->pools[l->pool] : NULL;
+	struct area *r = l->router >= 0 ? &s->routers[l->router] : NULL;
+
+	if (p && l->addr4.family && !(l->flags & LEASE_STATIC4) && p->v4)
+		vp_blocks_release(p->v4, &l->addr4);
+	if (p && l->addr6.family && !(l->flags & LEASE_STATIC6) && p->v6)
+		vp_blocks_release(p->v6, &l->addr6);
+	if (r && l->subnet4.addr.family && !(l->flags & LEASE_STATIC_SUBNET4) && r->v4)
+		vp_blocks_release(r->v4, &l->subnet4.addr);
+	if (r && l->subnet6.addr.family && !(l->flags & LEASE_STATIC_SUBNET6) && r->v6)
+		vp_blocks_release(r->v6, &l->subnet6.addr);
+}
+
+static void lease_unlist(struct vp_space *s, struct lease *l)
+{
+	if (l->pool >= 0)
+		held_remove(&s->pools[l->pool].held, l, LINK_POOL);
+	if (l->router >= 0)
+		held_remove(&s->routers[l->router].held, l, LINK_ROUTER);
+}
+
+/* Free everything a placed lease holds and remove it from the table. */
+static void lease_destroy(struct vp_space *s, struct lease *l)
+{
+	lease_account(s, l, -1);
+	lease_unlist(s, l);
+	lease_release_blocks(s, l);
+	if (l->pool >= 0)
+		area_check_warn(s, &s->pools[l->pool]);
+	if (l->router >= 0)
+		area_check_warn(s, &s->routers[l->router]);
+	lease_unlink(s, l);
+	free(l);
+}
+
+/* Move a placed lease between online and held, keeping figures and lists.
+ * Held leases join the tails of their areas' lists (static ones never: they
+ * are not reclaimable). */
+static void lease_set_state(struct vp_space *s, struct lease *l, uint8_t state)
+{
+	lease_account(s, l, -1);
+	lease_unlist(s, l);
+	l->state = state;
+	lease_account(s, l, 1);
+	if (state != VP_LEASE_HELD)
+		return;
+	if (l->pool >= 0 && lease_dynamic4(l))
+		held_push(&s->pools[l->pool].held, l, LINK_POOL);
+	if (l->router >= 0 && lease_dynamic_subnet(l))
+		held_push(&s->routers[l->router].held, l, LINK_ROUTER);
+}
+
+/* ---- static reservations ---------------------------------------------- */
+
+static int static_cmp(const void *a, const void *b)
+{
+	const struct vp_static_config *x = *(const struct vp_static_config *const *)a;
+	const struct vp_static_config *y = *(const struct vp_static_config *const *)b;
+
+	return strcmp(x->identity, y->identity);
+}
+
+static const struct vp_static_config *static_find(const struct vp_space *s, const uint8_t *id,
+						  size_t len)
+{
+	size_t lo = 0, hi = s->config->n_statics;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *name = s->statics[mid]->identity;
+		size_t nlen = strlen(name);
+		int c = memcmp(name, id, nlen < len ? nlen : len);
+
+		if (!c)
+			c = nlen < len ? -1 : nlen > len;
+		if (!c)
+			return s->statics[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static int replay_put(void *ud, const struct vp_lease_rec *rec)
+{
+	struct vp_space *s = ud;
+	struct lease *l = lease_find(s, rec->identity, rec->identity_len, rec->slot);
+
+	if (!l) {
+		l = lease_new(s, rec->identity, rec->identity_len, rec->slot);
+		if (!l)
+			return -ENOMEM;
+	}
+	l->state = rec->state;
+	l->sessions = rec->sessions;
+	l->created = rec->created;
+	l->since = rec->since;
+	memcpy(l->real, rec->real, sizeof(l->real));
+	l->real[sizeof(l->real) - 1] = '\0';
+	l->addr4 = rec->addr4;
+	l->addr6 = rec->addr6;
+	l->subnet4 = rec->subnet4;
+	l->subnet6 = rec->subnet6;
+	return 0;
+}
+
+static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+{
+	struct vp_space *s = ud;
+	struct lease *l = lease_find(s, id, len, slot);
+
+	if (l) {
+		lease_unlink(s, l);
+		free(l);
+	}
+	return 0;
+}
+
+static int64_t default_now(void *ud)
+{
+	(void)ud;
+	return (int64_t)time(NULL);
+}
+
+/* Leases of a crashed or stopped server: extra sessions end, online ones
+ * become held.  Returns whether anything changed. */
+static bool settle_loaded(struct vp_space *s, int64_t now)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < s->nbuckets; ++i) {
+		struct lease **p = &s->buckets[i];
+
+		while (*p) {
+			struct lease *l = *p;
+
+			if (l->slot) {
+				*p = l->hnext;
+				s->nleases--;
+				free(l);
+				changed = true;
+				continue;
+			}
+			if (l->state == VP_LEASE_ONLINE) {
+				l->state = VP_LEASE_HELD;
+				(void)now;
+				changed = true;
+			}
+			p = &l->hnext;
+		}
+	}
+	return changed;
+}
+
+static int space_alloc(struct vp_space **out, const struct vp_space_options *opts)
+{
+	struct vp_space *s = calloc(1, sizeof(*s));
+	const struct vp_config *c = opts->config;
+
+	if (!s)
+		return -ENOMEM;
+	s->opts = *opts;
+	if (!s->opts.now)
+		s->opts.now = default_now;
+	s->config = c;
+	s->nbuckets = 1024;
+	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+	s->pools = calloc(c->n_pools + 1, sizeof(*s->pools));
+	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
+	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
+	if (!s->buckets || !s->pools || !s->routers || !s->statics) {
+		vp_space_close(s);
+		return -ENOMEM;
+	}
+	if (getrandom(s->hash_key, sizeof(s->hash_key), GRND_NONBLOCK) != sizeof(s->hash_key)) {
+		s->hash_key[0] = (uint64_t)(uintptr_t)s ^ (uint64_t)time(NULL);
+		s->hash_key[1] = (uint64_t)(uintptr_t)&s ^ 0x5bd1e995ULL;
+	}
+	for (size_t i = 0; i < c->n_pools; ++i)
+		s->pools[i].name = c->pools[i].name;
+	for (size_t i = 0; i < c->n_routers; ++i)
+		s->routers[i].name = c->routers[i].name;
+	for (size_t i = 0; i < c->n_statics; ++i)
+		s->statics[i] = &c->statics[i];
+	qsort(s->statics, c->n_statics, sizeof(*s->statics), static_cmp);
+	*out = s;
+	return 0;
+}
+
+int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
+		  struct vp_store_report *report, pid_t *holder_pid)
+{
+	struct vp_store_replay replay = { .put = replay_put, .del = replay_del };
+	struct vp_space *s;
+	int ret;
+
+	ret = space_alloc(&s, opts);
+	if (ret)
+		return ret;
+	replay.ud = s;
+	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, opts->io, &replay,
+			    report, holder_pid);
+	if (ret)
+		goto out_free;
+	if (settle_loaded(s, s->opts.now(s->opts.ud)) || report->torn || report->corrupt) {
+		ret = vp_store_compact(s->store, lease_each_emit, s);
+		if (ret)
+			goto out_free;
+	}
+	*out = s;
+	return 0;
+
+out_free:
+	vp_space_close(s);
+	return ret;
+}
+
+static void areas_free(struct vp_space *s)
+{
+	for (size_t i = 0; i < s->config->n_pools; ++i)
+		area_free(&s->pools[i]);
+	for (size_t i = 0; i < s->config->n_routers; ++i)
+		area_free(&s->routers[i]);
+}
+
+void vp_space_close(struct vp_space *s)
+{
+	if (!s)
+		return;
+	vp_store_close(s->store);
+	for (size_t i = 0; s->buckets && i < s->nbuckets; ++i) {
+		struct lease *l = s->buckets[i], *next;
+
+		for (; l; l = next) {
+			next = l->hnext;
+			free(l);
+		}
+	}
+	if (s->pools && s->routers)
+		areas_free(s);
+	free(s->buckets);
+	free(s->pools);
+	free(s->routers);
+	free(s->statics);
+	free(s);
+}
+
+/* ---- building the allocators ------------------------------------------ */
+
+static void range_of_addr(const struct vp_addr *a, struct vp_range *r)
+{
+	r->first = r->last = *a;
+}
+
+static struct vp_range prefix_hosts4(const struct vp_prefix *p)
+{
+	struct vp_range r = vp_prefix_range(p);
+
+	if (p->len <= 30) {
+		r.first = vp_addr_add(&r.first, 1, 0);
+		r.last = vp_addr_add(&r.last, UINT64_MAX, 0);	/* minus one */
+	}
+	return r;
+}
+
+static int blocks_exclude_addr(struct vp_blocks *b, const struct vp_addr *a)
+{
+	struct vp_range r;
+
+	if (!b || !a->family)
+		return 0;
+	range_of_addr(a, &r);
+	return vp_blocks_exclude(b, &r);
+}
+
+static int blocks_exclude_prefix(struct vp_blocks *b, const struct vp_prefix *p)
+{
+	struct vp_range r;
+
+	if (!b || !p->addr.family)
+		return 0;
+	r = vp_prefix_range(p);
+	return vp_blocks_exclude(b, &r);
+}
+
+static void report_unusable(const struct vp_space *s, const char *pool, const char *why)
+{
+	struct vp_event ev = { .type = VP_EV_POOL_UNUSABLE, .pool = pool, .message = why };
+
+	emit(s, &ev);
+}
+
+/* Exclusions every pool shares: the server's own addresses, and every
+ * static address or subnet (of any client). */
+static int exclude_common(const struct vp_space *s, struct vp_blocks *b)
+{
+	const struct vp_config *c = s->config;
+	int ret = 0;
+
+	ret |= blocks_exclude_addr(b, &s->server.local4);
+	ret |= blocks_exclude_addr(b, &s->server.remote4);
+	ret |= blocks_exclude_addr(b, &s->server.local6);
+	for (size_t i = 0; i < c->n_statics; ++i) {
+		const struct vp_static_config *st = &c->statics[i];
+
+		if (st->has_address)
+			ret |= blocks_exclude_addr(b, &st->address);
+		if (st->has_address6)
+			ret |= blocks_exclude_addr(b, &st->address6);
+		if (st->has_subnet)
+			ret |= blocks_exclude_prefix(b, &st->subnet);
+		if (st->has_subnet6)
+			ret |= blocks_exclude_prefix(b, &st->subnet6);
+	}
+	return ret ? -ENOMEM : 0;
+}
+
+static int build_pool(struct vp_space *s, size_t i)
+{
+	const struct vp_pool_config *pc = &s->config->pools[i];
+	struct area *a = &s->pools[i];
+	unsigned len4 = s->server.topology == VP_TOPO_NET30 ? 30 : 32;
+	struct vp_range r4 = pc->has_range ? pc->range : prefix_hosts4(&pc->network);
+	struct vp_range net = vp_prefix_range(&pc->network);
+	int ret;
+
+	a->usable = true;
+	if (s->server.topology == VP_TOPO_SUBNET && s->server.local4.family) {
+		struct vp_prefix tun = vp_prefix_of(&s->server.local4, s->server.netbits4);
+
+		if (!vp_range_within(&net, &(struct vp_range){ vp_prefix_range(&tun).first,
+							     vp_prefix_range(&tun).last })) {
+			char why[200], n1[VP_PREFIX_STRLEN], n2[VP_PREFIX_STRLEN];
+
+			snprintf(why, sizeof(why), "network %s is not inside the server's tun network %s",
+				 vp_prefix_format(&pc->network, n1), vp_prefix_format(&tun, n2));
+			report_unusable(s, pc->name, why);
+			a->usable = false;
+			return 0;
+		}
+	}
+	ret = vp_blocks_new(&a->v4, &r4, len4);
+	if (ret == -ENOSPC) {
+		report_unusable(s, pc->name, "no whole address block fits its range");
+		a->usable = false;
+		return 0;
+	}
+	if (ret)
+		return ret;
+	/* Network and broadcast addresses, even inside an explicit range. */
+	if (pc->network.len <= 30) {
+		ret = blocks_exclude_addr(a->v4, &net.first);
+		ret = ret ? ret : blocks_exclude_addr(a->v4, &net.last);
+		if (ret)
+			return ret;
+	}
+	if (pc->has_network6) {
+		struct vp_range r6 = vp_prefix_range(&pc->network6);
+
+		r6.first = vp_addr_add(&r6.first, 1, 0);	/* the subnet-router anycast */
+		ret = vp_blocks_new(&a->v6, &r6, 128);
+		if (ret)
+			return ret;
+	}
+	for (size_t k = 0; k < pc->n_exclude; ++k) {
+		struct vp_blocks *b = area_blocks(a, pc->exclude[k].first.family);
+
+		if (b && vp_blocks_exclude(b, &pc->exclude[k]))
+			return -ENOMEM;
+	}
+	ret = exclude_common(s, a->v4);
+	return ret ? ret : exclude_common(s, a->v6);
+}
+
+static int build_router(struct vp_space *s, size_t i)
+{
+	const struct vp_router_config *rc = &s->config->routers[i];
+	struct area *a = &s->routers[i];
+	int ret;
+
+	a->usable = true;
+	if (rc->network.addr.family) {
+		struct vp_range r = vp_prefix_range(&rc->network);
+
+		ret = vp_blocks_new(&a->v4, &r, rc->prefix);
+		if (ret)
+			return ret;
+	}
+	if (rc->has_network6) {
+		struct vp_range r = vp_prefix_range(&rc->network6);
+
+		ret = vp_blocks_new(&a->v6, &r, rc->prefix6);
+		if (ret)
+			return ret;
+	}
+	ret = exclude_common(s, a->v4);
+	return ret ? ret : exclude_common(s, a->v6);
+}
+
+/* The pool whose network holds a, or -1. */
+static int pool_of(const struct vp_space *s, const struct vp_addr *a)
+{
+	for (size_t i = 0; i < s->config->n_pools; ++i) {
+		const struct vp_pool_config *pc = &s->config->pools[i];
+
+		if (a->family == VP_INET && vp_prefix_contains(&pc->network, a))
+			return (int)i;
+		if (a->family == VP_INET6 && pc->has_network6 && vp_prefix_contains(&pc->network6, a))
+			return (int)i;
+	}
+	return -1;
+}
+
+static int router_of(const struct vp_space *s, const struct vp_prefix *p)
+{
+	for (size_t i = 0; i < s->config->n_routers; ++i) {
+		const struct vp_router_config *rc = &s->config->routers[i];
+
+		if (p->addr.family == VP_INET && rc->network.addr.family &&
+		    vp_prefix_contains(&rc->network, &p->addr))
+			return (int)i;
+		if (p->addr.family == VP_INET6 && rc->has_network6 &&
+		    vp_prefix_contains(&rc->network6, &p->addr))
+			return (int)i;
+	}
+	return -1;
+}
+
+static bool prefix_eq(const struct vp_prefix *a, const struct vp_prefix *b)
+{
+	return a->len == b->len && vp_addr_eq(&a->addr, &b->addr);
+}
+
+/* Place one address of a loaded lease: static, or taken from its pool.
+ * Returns false when it does not fit. */
+static bool place_addr(struct vp_space *s, struct lease *l, const struct vp_addr *a,
+		       const struct vp_static_config *st, int *pool)
+{
+	bool v4 = a->family == VP_INET;
+	int p;
+
+	if (!a->family)
+		return true;
+	if (st && (v4 ? st->has_address : st->has_address6) &&
+	    vp_addr_eq(a, v4 ? &st->address : &st->address6) && l->slot == 0) {
+		l->flags |= v4 ? LEASE_STATIC4 : LEASE_STATIC6;
+		if (*pool < 0)
+			*pool = pool_of(s, a);
+		return true;
+	}
+	p = pool_of(s, a);
+	if (p < 0 || (*pool >= 0 && p != *pool) || !s->pools[p].usable)
+		return false;
+	*pool = p;
+	return vp_blocks_take(area_blocks(&s->pools[p], a->family), a) == 0;
+}
+
+static bool place_subnet(struct vp_space *s, struct lease *l, const struct vp_prefix *sn,
+			 const struct vp_static_config *st, int *router)
+{
+	bool v4 = sn->addr.family == VP_INET;
+	struct vp_blocks *b;
+	int r;
+
+	if (!sn->addr.family)
+		return true;
+	if (st && (v4 ? st->has_subnet : st->has_subnet6) && l->slot == 0 &&
+	    prefix_eq(sn, v4 ? &st->subnet : &st->subnet6)) {
+		l->flags |= v4 ? LEASE_STATIC_SUBNET4 : LEASE_STATIC_SUBNET6;
+		if (*router < 0)
+			*router = router_of(s, sn);
+		return true;
+	}
+	r = router_of(s, sn);
+	if (r < 0 || (*router >= 0 && r != *router))
+		return false;
+	b = area_blocks(&s->routers[r], sn->addr.family);
+	if (!b || vp_blocks_block_len(b) != sn->len)
+		return false;
+	*router = r;
+	return vp_blocks_take(b, &sn->addr) == 0;
+}
+
+static void report_dropped(struct vp_space *s, const struct lease *l, const char *why)
+{
+	struct vp_event ev = {
+		.type = VP_EV_LEASE_DROPPED, .identity = l->identity,
+		.identity_len = l->identity_len, .address = l->addr4, .message = why,
+	};
+	int ret;
+
+	emit(s, &ev);
+	ret = persist_del(s, l);
+	if (ret)
+		emit_store_error(s, "dropping a lease", ret);
+}
+
+static int lease_since_cmp(const void *a, const void *b)
+{
+	const struct lease *x = *(struct lease *const *)a, *y = *(struct lease *const *)b;
+
+	return (x->since > y->since) - (x->since < y->since);
+}
+
+/* Take one loaded lease's resources.  On a misfit, forget the parts not
+ * taken so that only taken blocks are given back, and return false. */
+static bool place_lease(struct vp_space *s, struct lease *l)
+{
+	const struct vp_static_config *st = static_find(s, l->identity, l->identity_len);
+	int pool = -1, router = -1;
+	bool ok = true;
+
+	l->flags = 0;
+	if (!place_addr(s, l, &l->addr4, st, &pool)) {
+		ok = false;
+		l->addr4.family = 0;
+	}
+	if (!ok || !place_addr(s, l, &l->addr6, st, &pool)) {
+		ok = false;
+		l->addr6.family = 0;
+	}
+	if (!ok || !place_subnet(s, l, &l->subnet4, st, &router)) {
+		ok = false;
+		l->subnet4.addr.family = 0;
+	}
+	if (!ok || !place_subnet(s, l, &l->subnet6, st, &router)) {
+		ok = false;
+		l->subnet6.addr.family = 0;
+	}
+	l->pool = pool;
+	l->router = router;
+	return ok && pool >= 0 && l->addr4.family;
+}
+
+/* Place every loaded lease, in the order they went offline, so the held
+ * lists come out oldest first. */
+static int place_all(struct vp_space *s)
+{
+	struct lease **all = malloc((s->nleases + 1) * sizeof(*all));
+	size_t n = 0;
+
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nbuckets; ++i)
+		for (struct lease *l = s->buckets[i]; l; l = l->hnext)
+			all[n++] = l;
+	qsort(all, n, sizeof(*all), lease_since_cmp);
+	for (size_t i = 0; i < n; ++i) {
+		struct lease *l = all[i];
+		uint8_t state = l->state;
+
+		if (!place_lease(s, l)) {
+			report_dropped(s, l, "it no longer fits the configuration or collides");
+			lease_release_blocks(s, l);
+			lease_unlink(s, l);
+			free(l);
+			continue;
+		}
+		l->state = VP_LEASE_ONLINE;
+		lease_account(s, l, 1);
+		if (state == VP_LEASE_HELD)
+			lease_set_state(s, l, VP_LEASE_HELD);
+	}
+	free(all);
+	return 0;
+}
+
+static bool server_eq(const struct vp_server *a, const struct vp_server *b)
+{
+	return a->topology == b->topology && vp_addr_eq(&a->local4, &b->local4) &&
+	       a->netbits4 == b->netbits4 && vp_addr_eq(&a->remote4, &b->remote4) &&
+	       vp_addr_eq(&a->local6, &b->local6) && a->netbits6 == b->netbits6;
+}
+
+int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
+{
+	int ret = 0;
+
+	if (s->has_server && server_eq(&s->server, server))
+		return 0;
+	areas_free(s);
+	for (size_t i = 0; i < s->config->n_pools; ++i) {
+		s->pools[i].held = (struct held_list){ 0 };
+		s->pools[i].online = s->pools[i].held_count = 0;
+	}
+	for (size_t i = 0; i < s->config->n_routers; ++i) {
+		s->routers[i].held = (struct held_list){ 0 };
+		s->routers[i].online = s->routers[i].held_count = 0;
+	}
+	for (size_t i = 0; i < s->nbuckets; ++i)
+		for (struct lease *l = s->buckets[i]; l; l = l->hnext)
+			memset(l->link, 0, sizeof(l->link));
+	s->server = *server;
+	s->has_server = false;
+	for (size_t i = 0; !ret && i < s->config->n_pools; ++i)
+		ret = build_pool(s, i);
+	for (size_t i = 0; !ret && i < s->config->n_routers; ++i)
+		ret = build_router(s, i);
+	if (ret)
+		return ret;
+	ret = place_all(s);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < s->config->n_pools; ++i)
+		area_check_warn(s, &s->pools[i]);
+	for (size_t i = 0; i < s->config->n_routers; ++i)
+		area_check_warn(s, &s->routers[i]);
+	s->has_server = true;
+	return 0;
+}
+
+bool vp_space_has_server(const struct vp_space *s)
+{
+	return s->has_server;
+}
+
+/* ---- connect and disconnect ------------------------------------------- */
+
+/* What one connect has taken so far, to undo on failure. */
+struct taking {
+	struct lease *lease;		/* the (possibly new) lease being filled */
+	bool is_new;
+	int pool, router;
+	struct vp_addr addr4, addr6;
+	struct vp_prefix subnet4, subnet6;
+	uint8_t flags;
+};
+
+static bool reclaimable(const struct vp_space *s, const struct lease *l, int64_t now)
+{
+	return l && l->state == VP_LEASE_HELD && now - l->since >= s->config->hold_time;
+}
+
+/* Drop the oldest held lease of an area, if its hold-time has passed, and
+ * persist that.  0, -ENOSPC (nothing to reclaim), store errors. */
+static int reclaim_one(struct vp_space *s, struct area *a, int which, const struct vp_request *req)
+{
+	struct lease *victim = a->held.head;
+	struct vp_event ev = { .type = VP_EV_RECLAIM, .pool = a->name };
+	int ret;
+
+	if (!reclaimable(s, victim, s->opts.now(s->opts.ud)))
+		return -ENOSPC;
+	(void)which;
+	ret = persist_del(s, victim);
+	if (ret)
+		return ret;
+	ev.identity = req->identity;
+	ev.identity_len = req->identity_len;
+	ev.from = victim->identity;
+	ev.from_len = victim->identity_len;
+	ev.address = which == LINK_POOL ? victim->addr4 : victim->subnet4.addr;
+	emit(s, &ev);
+	lease_destroy(s, victim);
+	return 0;
+}
+
+/* A block from b (an area's allocator), reclaiming held leases of the area
+ * as needed.  0, -ENOSPC, -ENOMEM, store errors. */
+static int alloc_reclaiming(struct vp_space *s, struct area *a, enum vp_family family, int which,
+			    const struct vp_request *req, struct vp_prefix *out)
+{
+	for (;;) {
+		struct vp_blocks *b = area_blocks(a, family);
+		int ret;
+
+		if (!b)
+			return -ENOSPC;
+		ret = vp_blocks_alloc(b, out);
+		if (ret != -ENOSPC)
+			return ret;
+		ret = reclaim_one(s, a, which, req);
+		if (ret)
+			return ret;
+	}
+}
+
+static void undo_taking(struct vp_space *s, struct taking *t)
+{
+	if (t->pool >= 0) {
+		struct area *p = &s->pools[t->pool];
+
+		if (t->addr4.family && !(t->flags & LEASE_STATIC4))
+			vp_blocks_release(p->v4, &t->addr4);
+		if (t->addr6.family && !(t->flags & LEASE_STATIC6))
+			vp_blocks_release(p->v6, &t->addr6);
+	}
+	if (t->router >= 0) {
+		struct area *r = &s->routers[t->router];
+
+		if (t->subnet4.addr.family && !(t->flags & LEASE_STATIC_SUBNET4))
+			vp_blocks_release(r->v4, &t->subnet4.addr);
+		if (t->subnet6.addr.family && !(t->flags & LEASE_STATIC_SUBNET6))
+			vp_blocks_release(r->v6, &t->subnet6.addr);
+	}
+	memset(&t->addr4, 0, sizeof(t->addr4));
+	memset(&t->addr6, 0, sizeof(t->addr6));
+	memset(&t->subnet4, 0, sizeof(t->subnet4));
+	memset(&t->subnet6, 0, sizeof(t->subnet6));
+	t->pool = t->router = -1;
+	t->flags = 0;
+}
+
+/* A block from the area's allocator of a family, reclaiming held leases of
+ * the area if allowed. */
+static int area_alloc(struct vp_space *s, struct area *a, enum vp_family family, int which,
+		      bool reclaim, const struct vp_request *req, struct vp_prefix *out)
+{
+	struct vp_blocks *b = area_blocks(a, family);
+
+	if (!b)
+		return 0;
+	if (!reclaim)
+		return vp_blocks_alloc(b, out);
+	return alloc_reclaiming(s, a, family, which, req, out);
+}
+
+/* Both families of an area at once, or nothing.  0, -ENOSPC, others. */
+static int area_alloc_both(struct vp_space *s, struct area *a, int which, bool reclaim,
+			   const struct vp_request *req, struct vp_prefix *got4,
+			   struct vp_prefix *got6)
+{
+	int ret;
+
+	memset(got4, 0, sizeof(*got4));
+	memset(got6, 0, sizeof(*got6));
+	ret = area_alloc(s, a, VP_INET, which, reclaim, req, got4);
+	if (!ret)
+		ret = area_alloc(s, a, VP_INET6, which, reclaim, req, got6);
+	if (ret && got4->addr.family)
+		vp_blocks_release(a->v4, &got4->addr);
+	return ret;
+}
+
+/* The first matching area (pool or router pool) with a free block; failing
+ * that, the first where reclaiming a held lease makes room: free space
+ * anywhere is used before any sticky lease is taken away.
+ * Returns the area's index, -1 when none matches (*matched false) or
+ * none has room; *err gets a hard error. */
+static int choose_area(struct vp_space *s, bool routers, const struct vp_request *req,
+		       struct vp_prefix *got4, struct vp_prefix *got6, int *last, int *err)
+{
+	const struct vp_config *c = s->config;
+	size_t n = routers ? c->n_routers : c->n_pools;
+	int which = routers ? LINK_ROUTER : LINK_POOL;
+
+	*err = 0;
+	for (int pass = 0; pass < 2; ++pass) {
+		for (size_t i = 0; i < n; ++i) {
+			struct area *a = routers ? &s->routers[i] : &s->pools[i];
+			const struct vp_match *m = routers ? c->routers[i].match : c->pools[i].match;
+			size_t nm = routers ? c->routers[i].n_match : c->pools[i].n_match;
+			int ret;
+
+			if (!a->usable || !vp_match_all(m, nm, req->getvar, req->getvar_ud))
+				continue;
+			*last = (int)i;
+			ret = area_alloc_both(s, a, which, pass == 1, req, got4, got6);
+			if (!ret)
+				return (int)i;
+			if (ret != -ENOSPC) {
+				*err = ret;
+				return -1;
+			}
+		}
+	}
+	return -1;
+}
+
+/* The client's address(es): its reservation, else from the first matching
+ * pool with room.  0; -ENOENT (no pool matches); -ENOSPC with *last set. */
+static int take_address(struct vp_space *s, const struct vp_request *req,
+			const struct vp_static_config *st, struct taking *t, int *last)
+{
+	struct vp_prefix got4, got6;
+	int err;
+
+	if (st && st->has_address && t->lease->slot == 0) {
+		t->addr4 = st->address;
+		t->flags |= LEASE_STATIC4;
+		t->pool = pool_of(s, &st->address);
+		if (t->pool < 0 || !s->pools[t->pool].usable)
+			return -ENOENT;
+		*last = t->pool;
+		if (!s->pools[t->pool].v6)
+			return 0;
+		if (st->has_address6) {
+			t->addr6 = st->address6;
+			t->flags |= LEASE_STATIC6;
+			return 0;
+		}
+		err = alloc_reclaiming(s, &s->pools[t->pool], VP_INET6, LINK_POOL, req, &got6);
+		if (!err)
+			t->addr6 = got6.addr;
+		return err;
+	}
+	t->pool = choose_area(s, false, req, &got4, &got6, last, &err);
+	if (t->pool < 0)
+		return err ? err : *last >= 0 ? -ENOSPC : -ENOENT;
+	t->addr4 = got4.len == 30 ? vp_addr_add(&got4.addr, 2, 0) : got4.addr;
+	t->addr6 = got6.addr;
+	if (st && st->has_address6 && t->lease->slot == 0 && got6.addr.family) {
+		/* The reservation replaces the dynamic IPv6 address. */
+		vp_blocks_release(s->pools[t->pool].v6, &got6.addr);
+		t->addr6 = st->address6;
+		t->flags |= LEASE_STATIC6;
+	}
+	return 0;
+}
+
+/* A routed subnet: the reservation, else from the first matching router
+ * pool with room.  0 (also when no router pool matches); -ENOSPC, *last. */
+static int take_subnet(struct vp_space *s, const struct vp_request *req,
+		       const struct vp_static_config *st, struct taking *t, int *last)
+{
+	struct vp_prefix got4, got6;
+	int err;
+
+	if (st && (st->has_subnet || st->has_subnet6) && t->lease->slot == 0) {
+		if (st->has_subnet) {
+			t->subnet4 = st->subnet;
+			t->flags |= LEASE_STATIC_SUBNET4;
+		}
+		if (st->has_subnet6) {
+			t->subnet6 = st->subnet6;
+			t->flags |= LEASE_STATIC_SUBNET6;
+		}
+		t->router = router_of(s, st->has_subnet ? &st->subnet : &st->subnet6);
+		return 0;
+	}
+	t->router = choose_area(s, true, req, &got4, &got6, last, &err);
+	if (t->router < 0)
+		return err ? err : *last >= 0 ? -ENOSPC : 0;
+	t->subnet4 = got4;
+	t->subnet6 = got6;
+	return 0;
+}
+
+/* Whether a returning client's lease still fits: its pool and router pool
+ * still match it, and its static parts still are its reservation. */
+static bool lease_still_fits(const struct vp_space *s, const struct lease *l,
+			     const struct vp_request *req, const struct vp_static_config *st)
+{
+	const struct vp_config *c = s->config;
+
+	if (l->pool < 0 || !s->pools[l->pool].usable)
+		return false;
+	if (st && st->has_address && !(l->flags & LEASE_STATIC4))
+		return false;
+	if ((!st || !st->has_subnet) && (l->flags & LEASE_STATIC_SUBNET4))
+		return false;
+	if (st && (st->has_subnet || st->has_subnet6) &&
+	    !(l->flags & (LEASE_STATIC_SUBNET4 | LEASE_STATIC_SUBNET6)))
+		return false;
+	if (!(l->flags & LEASE_STATIC4) &&
+	    !vp_match_all(c->pools[l->pool].match, c->pools[l->pool].n_match, req->getvar,
+			  req->getvar_ud))
+		return false;
+	if (s->pools[l->pool].v6 && !l->addr6.family)
+		return false;
+	if (l->router >= 0 && lease_dynamic_subnet(l) &&
+	    !vp_match_all(c->routers[l->router].match, c->routers[l->router].n_match,
+			  req->getvar, req->getvar_ud))
+		return false;
+	if (l->router < 0) {
+		/* Not a router last time: is it one now? */
+		for (size_t i = 0; i < c->n_routers; ++i)
+			if (vp_match_all(c->routers[i].match, c->routers[i].n_match, req->getvar,
+					 req->getvar_ud))
+				return false;
+	}
+	return true;
+}
+
+static uint16_t free_slot(const struct vp_space *s, const struct vp_request *req)
+{
+	uint16_t slot = 0;
+
+	while (lease_find(s, req->identity, req->identity_len, slot) &&
+	       lease_find(s, req->identity, req->identity_len, slot)->state == VP_LEASE_ONLINE &&
+	       slot < UINT16_MAX)
+		slot++;
+	return slot;
+}
+
+static void fill_grant(const struct vp_space *s, const struct lease *l, struct vp_grant *g,
+		       bool sticky)
+{
+	const struct area *p = &s->pools[l->pool];
+
+	memset(g, 0, sizeof(*g));
+	g->slot = l->slot;
+	g->pool = &s->config->pools[l->pool];
+	g->router = l->router >= 0 ? &s->config->routers[l->router] : NULL;
+	g->addr4 = l->addr4;
+	g->addr6 = l->addr6;
+	g->subnet4 = l->subnet4;
+	g->subnet6 = l->subnet6;
+	g->is_static = l->flags & LEASE_STATIC4;
+	g->sticky = sticky;
+	g->in_use = area_used(p);
+	g->size = area_size(p);
+	if (s->server.topology == VP_TOPO_NET30) {
+		struct vp_prefix q = vp_prefix_of(&l->addr4, 30);
+		struct vp_addr one = vp_addr_add(&q.addr, 1, 0);
+
+		g->peer4 = vp_addr_eq(&one, &l->addr4) ? vp_addr_add(&q.addr, 2, 0) : one;
+	} else if (s->server.topology == VP_TOPO_P2P) {
+		g->peer4 = s->server.local4;
+	}
+}
+
+static void fill_failure(const struct vp_space *s, int pool, int router, struct vp_grant *g)
+{
+	memset(g, 0, sizeof(*g));
+	if (router >= 0) {
+		g->router = &s->config->routers[router];
+		g->in_use = area_used(&s->routers[router]);
+		g->size = area_size(&s->routers[router]);
+	} else if (pool >= 0) {
+		g->pool = &s->config->pools[pool];
+		g->in_use = area_used(&s->pools[pool]);
+		g->size = area_size(&s->pools[pool]);
+	}
+}
+
+static void lease_touch(struct vp_space *s, struct lease *l, const struct vp_request *req)
+{
+	int64_t now = s->opts.now(s->opts.ud);
+
+	if (!l->sessions)
+		l->created = now;
+	l->sessions++;
+	l->since = now;
+	memset(l->real, 0, sizeof(l->real));
+	if (req->real)
+		snprintf(l->real, sizeof(l->real), "%s", req->real);
+}
+
+/* A returning client whose lease fits: online again, same addresses. */
+static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_request *req,
+			  struct vp_grant *g, bool *store_failed)
+{
+	struct lease saved = *l;
+	int ret;
+
+	lease_set_state(s, l, VP_LEASE_ONLINE);
+	lease_touch(s, l, req);
+	ret = persist_put(s, l);
+	if (ret) {
+		*store_failed = true;
+		l->sessions = saved.sessions;
+		l->since = saved.since;
+		l->created = saved.created;
+		memcpy(l->real, saved.real, sizeof(l->real));
+		/* Back on the held list, at its old place in age only roughly:
+		 * it goes to the tail, which only delays its reclaim. */
+		lease_set_state(s, l, VP_LEASE_HELD);
+		return ret;
+	}
+	fill_grant(s, l, g, true);
+	return 0;
+}
+
+static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_t slot,
+		       const struct vp_static_config *st, struct vp_grant *g, bool *store_failed)
+{
+	struct taking t = { .pool = -1, .router = -1 };
+	int last_pool = -1, last_router = -1, ret;
+	struct lease *l = lease_new(s, req->identity, req->identity_len, slot);
+
+	if (!l)
+		return -ENOMEM;
+	t.lease = l;
+	ret = take_address(s, req, st, &t, &last_pool);
+	if (!ret)
+		ret = take_subnet(s, req, st, &t, &last_router);
+	if (ret) {
+		undo_taking(s, &t);
+		fill_failure(s, last_pool, ret == -ENOSPC ? last_router : -1, g);
+		goto out_unlink;
+	}
+	l->pool = t.pool;
+	l->router = t.router;
+	l->flags = t.flags;
+	l->addr4 = t.addr4;
+	l->addr6 = t.addr6;
+	l->subnet4 = t.subnet4;
+	l->subnet6 = t.subnet6;
+	l->state = VP_LEASE_ONLINE;
+	lease_touch(s, l, req);
+	ret = persist_put(s, l);
+	if (ret) {
+		*store_failed = true;
+		undo_taking(s, &t);
+		l->pool = l->router = -1;
+		fill_failure(s, -1, -1, g);
+		goto out_unlink;
+	}
+	lease_account(s, l, 1);
+	area_check_warn(s, &s->pools[l->pool]);
+	if (l->router >= 0)
+		area_check_warn(s, &s->routers[l->router]);
+	fill_grant(s, l, g, false);
+	return 0;
+
+out_unlink:
+	lease_unlink(s, l);
+	free(l);
+	return ret;
+}
+
+int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
+		     bool *store_failed)
+{
+	const struct vp_static_config *st;
+	struct lease *l;
+	uint16_t slot;
+	int ret;
+
+	*store_failed = false;
+	memset(g, 0, sizeof(*g));
+	if (!s->has_server)
+		return -EAGAIN;
+	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
+		return -EINVAL;
+	st = static_find(s, req->identity, req->identity_len);
+	slot = free_slot(s, req);
+	if (slot == UINT16_MAX)
+		return -ENOSPC;
+	l = lease_find(s, req->identity, req->identity_len, slot);
+	if (l && lease_still_fits(s, l, req, st)) {
+		ret = connect_sticky(s, l, req, g, store_failed);
+		goto out;
+	}
+	if (l) {
+		/* Its pool no longer suits it: start afresh. */
+		ret = persist_del(s, l);
+		if (ret) {
+			*store_failed = true;
+			return ret;
+		}
+		lease_destroy(s, l);
+	}
+	ret = connect_new(s, req, slot, st, g, store_failed);
+out:
+	if (!ret)
+		maybe_compact(s);
+	return ret;
+}
+
+int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t identity_len,
+			uint16_t slot)
+{
+	struct lease *l = lease_find(s, identity, identity_len, slot);
+	int ret;
+
+	if (!l || l->state != VP_LEASE_ONLINE)
+		return -ENOENT;
+	if (slot) {
+		ret = persist_del(s, l);
+		lease_destroy(s, l);
+	} else {
+		lease_set_state(s, l, VP_LEASE_HELD);
+		l->since = s->opts.now(s->opts.ud);
+		ret = persist_put(s, l);
+	}
+	/* The session is over whatever the disk says: a lease the journal
+	 * still shows online is made held at the next load anyway. */
+	if (ret)
+		emit_store_error(s, "recording a disconnect", ret);
+	else
+		maybe_compact(s);
+	return 0;
+}
+
+/* ---- figures ------------------------------------------------------------ */
+
+static void area_usage(const struct area *a, struct vp_pool_usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->usable = a->usable;
+	u->size = area_size(a);
+	u->online = a->online;
+	u->held = a->held_count;
+	u->free = u->size - (area_used(a) < u->size ? area_used(a) : u->size);
+}
+
+void vp_space_pool_usage(const struct vp_space *s, size_t pool, struct vp_pool_usage *u)
+{
+	area_usage(&s->pools[pool], u);
+}
+
+void vp_space_router_usage(const struct vp_space *s, size_t router, struct vp_pool_usage *u)
+{
+	area_usage(&s->routers[router], u);
+}
+
+size_t vp_space_leases(const struct vp_space *s)
+{
+	return s->nleases;
+}
+
+struct each_ctx {
+	int (*fn)(void *ud, const struct vp_lease_rec *rec);
+	void *ud;
+};
+
+static int each_adapter(void *ctx, const struct vp_lease_rec *rec)
+{
+	struct each_ctx *e = ctx;
+
+	return e->fn(e->ud, rec);
+}
+
+int vp_space_each(const struct vp_space *s, int (*fn)(void *ud, const struct vp_lease_rec *rec),
+		  void *ud)
+{
+	struct each_ctx e = { fn, ud };
+
+	return lease_each_emit((void *)s, each_adapter, &e);
+}
+
+size_t vp_space_memory(const struct vp_space *s)
+{
+	size_t total = sizeof(*s) + s->nbuckets * sizeof(*s->buckets);
+
+	for (size_t i = 0; i < s->nbuckets; ++i)
+		for (const struct lease *l = s->buckets[i]; l; l = l->hnext)
+			total += sizeof(*l) + l->identity_len;
+	for (size_t i = 0; i < s->config->n_pools; ++i) {
+		if (s->pools[i].v4)
+			total += vp_blocks_memory(s->pools[i].v4);
+		if (s->pools[i].v6)
+			total += vp_blocks_memory(s->pools[i].v6);
+	}
+	for (size_t i = 0; i < s->config->n_routers; ++i) {
+		if (s->routers[i].v4)
+			total += vp_blocks_memory(s->routers[i].v4);
+		if (s->routers[i].v6)
+			total += vp_blocks_memory(s->routers[i].v6);
+	}
+	return total;
+}
