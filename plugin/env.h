@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Reading OpenVPN's environment (envp arrays of "NAME=VALUE"). */
+#ifndef VP_PLUGIN_ENV_H
+#define VP_PLUGIN_ENV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "space.h"
+
+/* Value of name in envp, or NULL. */
+const char *vp_env_get(const char *const *envp, const char *name);
+/* vp_request.getvar over an envp passed as ud. */
+const char *vp_env_getvar(void *ud, const char *name);
+
+/* The server's topology and tunnel addresses from ifconfig_local,
+ * ifconfig_netmask, ifconfig_remote, ifconfig_ipv6_local and
+ * ifconfig_ipv6_netbits.  configured is the config's topology; auto means
+ * subnet when OpenVPN reports a netmask, else net30.  false with err set
+ * when ifconfig_local is missing or a value does not parse. */
+bool vp_env_server(const char *const *envp, enum vp_topology configured,
+		   struct vp_server *out, char *err, size_t errlen);
+
+/* "ip:port" of the client (trusted_ip or trusted_ip6), "" if unknown. */
+void vp_env_real(const char *const *envp, char *buf, size_t len);
+
+#endif

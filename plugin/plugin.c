@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * openvpn-plugin-vpnpool: the thin glue between OpenVPN's plugin API (v3)
+ * and the engine.  One context per plugin instance, one session per client
+ * (constructor/destructor); a session's lease is ended exactly once, by
+ * CLIENT_DISCONNECT or by the destructor, whichever comes first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifdef HAVE_OPENVPN_SUBDIR_HEADER
+#include <openvpn/openvpn-plugin.h>
+#else
+#include <openvpn-plugin.h>
+#endif
+
+#include "conf/load.h"
+#include "core/config.h"
+#include "core/logfmt.h"
+#include "core/space.h"
+#include "plugin/env.h"
+#include "plugin/lines.h"
+#include "plugin/usage.h"
+
+#define VP_EXPORT __attribute__((visibility("default")))
+#define NAME "vpnpool"
+
+struct vp_plugin {
+	plugin_log_t log;
+	struct vp_config config;
+	struct vp_space *space;
+	struct vp_usage *usage;
+	struct vp_server server;
+	struct vp_strbuf fields;	/* usage line being built */
+	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
+};
+
+struct vp_session {
+	bool active;
+	uint16_t slot;
+	int64_t since;
+	const char *pool;
+	struct vp_addr addr4, addr6;
+	struct vp_prefix subnet4, subnet6;
+	size_t identity_len;
+	uint8_t *identity;
+};
+
+static int64_t now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* The identity as it may be shown: quoted and escaped when it has to be. */
+static const char *who(struct vp_plugin *p, const void *id, size_t len)
+{
+	vp_strbuf_reset(&p->who);
+	vp_logfmt_value(&p->who, id, len);
+	return p->who.oom ? "(out of memory)" : p->who.s;
+}
+
+static void usage(struct vp_plugin *p, const char *event)
+{
+	int ret = vp_usage_write(p->usage, now(), event, &p->fields);
+
+	if (ret)
+		p->log(PLOG_ERR, NAME, "cannot write the usage log %s: %s", p->config.usage_log,
+		       strerror(-ret));
+	vp_strbuf_reset(&p->fields);
+}
+
+static void add_addr(struct vp_strbuf *b, const char *key, const struct vp_addr *a)
+{
+	char text[VP_ADDR_STRLEN];
+
+	if (a->family)
+		vp_logfmt_adds(b, key, vp_addr_format(a, text));
+}
+
+static void add_prefix(struct vp_strbuf *b, const char *key, const struct vp_prefix *pfx)
+{
+	char text[VP_PREFIX_STRLEN];
+
+	if (pfx->addr.family)
+		vp_logfmt_adds(b, key, vp_prefix_format(pfx, text));
+}
+
+/* ---- engine events -------------------------------------------------------- */
+
+static void on_event(void *ud, const struct vp_event *ev)
+{
+	struct vp_plugin *p = ud;
+	char a[VP_ADDR_STRLEN];
+
+	switch (ev->type) {
+	case VP_EV_RECLAIM:
+		vp_logfmt_add(&p->fields, "identity", ev->identity, ev->identity_len);
+		vp_logfmt_adds(&p->fields, "pool", ev->pool);
+		add_addr(&p->fields, "address", &ev->address);
+		vp_logfmt_add(&p->fields, "from", ev->from, ev->from_len);
+		p->log(PLOG_NOTE, NAME, "pool %s: reclaiming %s from %s, offline longest",
+		       ev->pool, ev->address.family ? vp_addr_format(&ev->address, a) : "-",
+		       who(p, ev->from, ev->from_len));
+		usage(p, "reclaim");
+		break;
+	case VP_EV_WARN:
+		vp_logfmt_adds(&p->fields, "pool", ev->pool);
+		vp_logfmt_addu(&p->fields, "in_use", ev->in_use);
+		vp_logfmt_addu(&p->fields, "size", ev->size);
+		vp_logfmt_addu(&p->fields, "percent", ev->percent);
+		p->log(PLOG_WARN, NAME, "pool %s is %u%% full: %llu of %llu addresses in use",
+		       ev->pool, ev->percent, (unsigned long long)ev->in_use,
+		       (unsigned long long)ev->size);
+		usage(p, "warn");
+		break;
+	case VP_EV_POOL_UNUSABLE:
+		p->log(PLOG_ERR, NAME, "pool %s is not used: %s", ev->pool, ev->message);
+		break;
+	case VP_EV_LEASE_DROPPED:
+		p->log(PLOG_WARN, NAME, "dropped the stored lease of %s (%s): %s",
+		       who(p, ev->identity, ev->identity_len),
+		       ev->address.family ? vp_addr_format(&ev->address, a) : "-", ev->message);
+		break;
+	case VP_EV_STORE:
+		p->log(PLOG_ERR, NAME, "state directory %s: %s", p->config.state_dir, ev->message);
+		break;
+	}
+}
+
+/* ---- open and close ------------------------------------------------------- */
+
+static void log_pools(struct vp_plugin *p)
+{
+	char n[VP_PREFIX_STRLEN], n6[VP_PREFIX_STRLEN];
+	static const char *const topo[] = { "auto", "subnet", "net30", "p2p" };
+
+	p->log(PLOG_NOTE, NAME, "topology %s, %zu leases in %s", topo[p->server.topology],
+	       vp_space_leases(p->space), p->config.state_dir);
+	for (size_t i = 0; i < p->config.n_pools; ++i) {
+		const struct vp_pool_config *pc = &p->config.pools[i];
+		struct vp_pool_usage u;
+
+		vp_space_pool_usage(p->space, i, &u);
+		p->log(PLOG_NOTE, NAME, "pool %s: %s%s%s, size %llu, %llu held%s", pc->name,
+		       vp_prefix_format(&pc->network, n), pc->has_network6 ? " + " : "",
+		       pc->has_network6 ? vp_prefix_format(&pc->network6, n6) : "",
+		       (unsigned long long)u.size, (unsigned long long)u.held,
+		       u.usable ? "" : " (NOT USED)");
+	}
+	for (size_t i = 0; i < p->config.n_routers; ++i) {
+		const struct vp_router_config *rc = &p->config.routers[i];
+		struct vp_pool_usage u;
+
+		vp_space_router_usage(p->space, i, &u);
+		p->log(PLOG_NOTE, NAME, "router-pool %s: %s%s%s, %llu subnets, %llu held", rc->name,
+		       rc->network.addr.family ? vp_prefix_format(&rc->network, n) : "",
+		       rc->has_network6 ? " + " : "",
+		       rc->has_network6 ? vp_prefix_format(&rc->network6, n6) : "",
+		       (unsigned long long)u.size, (unsigned long long)u.held);
+	}
+}
+
+/* Learn the server's addresses from an environment, once. */
+static bool learn_server(struct vp_plugin *p, const char *const *envp, bool quiet)
+{
+	char err[256];
+	int ret;
+
+	if (vp_space_has_server(p->space))
+		return true;
+	if (!vp_env_server(envp, p->config.topology, &p->server, err, sizeof(err))) {
+		if (!quiet)
+			p->log(PLOG_ERR, NAME, "cannot assign addresses: %s", err);
+		return false;
+	}
+	ret = vp_space_set_server(p->space, &p->server);
+	if (ret) {
+		p->log(PLOG_ERR, NAME, "cannot build the pools: %s", strerror(-ret));
+		return false;
+	}
+	log_pools(p);
+	return true;
+}
+
+static void report_load(struct vp_plugin *p, const struct vp_store_report *r)
+{
+	if (r->torn)
+		p->log(PLOG_WARN, NAME,
+		       "%s/leases.journal: dropped a record cut short at offset %llu (crash while writing)",
+		       p->config.state_dir, (unsigned long long)r->torn_offset);
+	if (r->corrupt)
+		p->log(PLOG_ERR, NAME,
+		       "%s/leases.journal is damaged at offset %llu (%s): set aside as %s; kept the %llu records before it",
+		       p->config.state_dir, (unsigned long long)r->corrupt_offset, r->detail,
+		       r->set_aside, (unsigned long long)r->records);
+}
+
+static void plugin_free(struct vp_plugin *p)
+{
+	vp_space_close(p->space);
+	vp_usage_close(p->usage);
+	vp_config_free(&p->config);
+	vp_strbuf_free(&p->fields);
+	vp_strbuf_free(&p->who);
+	free(p);
+}
+
+static int plugin_start(struct vp_plugin *p, const char *path, const char *const *envp)
+{
+	struct vp_space_options opts = { .config = &p->config, .on_event = on_event, .ud = p };
+	struct vp_store_report report;
+	char err[1024];
+	pid_t holder = 0;
+	int ret;
+
+	if (vp_conf_load(&p->config, path, err, sizeof(err))) {
+		p->log(PLOG_ERR, NAME, "%s", err);
+		return -1;
+	}
+	if (p->config.usage_log) {
+		ret = vp_usage_open(&p->usage, p->config.usage_log);
+		if (ret) {
+			p->log(PLOG_ERR, NAME, "cannot open the usage log %s: %s",
+			       p->config.usage_log, strerror(-ret));
+			return -1;
+		}
+	}
+	ret = vp_space_open(&p->space, &opts, &report, &holder);
+	if (ret == -EBUSY) {
+		p->log(PLOG_ERR, NAME,
+		       "state directory %s is in use by another process (pid %ld): one OpenVPN server per state-dir",
+		       p->config.state_dir, (long)holder);
+		return -1;
+	}
+	if (ret) {
+		p->log(PLOG_ERR, NAME, "cannot open the state directory %s: %s",
+		       p->config.state_dir, strerror(-ret));
+		return -1;
+	}
+	report_load(p, &report);
+	learn_server(p, envp, true);
+	vp_logfmt_adds(&p->fields, "config", path);
+	vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
+	usage(p, "start");
+	return 0;
+}
+
+VP_EXPORT int openvpn_plugin_open_v3(const int version,
+				     struct openvpn_plugin_args_open_in const *args,
+				     struct openvpn_plugin_args_open_return *ret)
+{
+	struct vp_plugin *p;
+
+	if (version < OPENVPN_PLUGINv3_STRUCTVER)
+		return OPENVPN_PLUGIN_FUNC_ERROR;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return OPENVPN_PLUGIN_FUNC_ERROR;
+	p->log = args->callbacks->plugin_log;
+	if (!args->argv[1] || args->argv[2]) {
+		p->log(PLOG_ERR, NAME,
+		       "usage: plugin openvpn-plugin-vpnpool.so /etc/openvpn/vpnpool.conf (one argument: the config file)");
+		goto out_free;
+	}
+	if (plugin_start(p, args->argv[1], (const char *const *)args->envp))
+		goto out_free;
+	ret->type_mask = OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2) |
+			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT);
+	ret->handle = p;
+	return OPENVPN_PLUGIN_FUNC_SUCCESS;
+
+out_free:
+	plugin_free(p);
+	return OPENVPN_PLUGIN_FUNC_ERROR;
+}
+
+VP_EXPORT void openvpn_plugin_close_v1(openvpn_plugin_handle_t handle)
+{
+	struct vp_plugin *p = handle;
+
+	vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
+	usage(p, "stop");
+	plugin_free(p);
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+VP_EXPORT void *openvpn_plugin_client_constructor_v1(openvpn_plugin_handle_t handle)
+{
+	(void)handle;
+	return calloc(1, sizeof(struct vp_session));
+}
+
+static void session_end(struct vp_plugin *p, struct vp_session *s, const char *const *envp)
+{
+	const char *rx = vp_env_get(envp, "bytes_received");
+	const char *tx = vp_env_get(envp, "bytes_sent");
+	int64_t duration = now() - s->since;
+
+	if (!s->active)
+		return;
+	s->active = false;
+	if (vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot))
+		p->log(PLOG_WARN, NAME, "session of %s slot %u was not online",
+		       who(p, s->identity, s->identity_len), s->slot);
+	vp_logfmt_add(&p->fields, "identity", s->identity, s->identity_len);
+	vp_logfmt_adds(&p->fields, "pool", s->pool);
+	add_addr(&p->fields, "address", &s->addr4);
+	add_addr(&p->fields, "address6", &s->addr6);
+	add_prefix(&p->fields, "subnet", &s->subnet4);
+	add_prefix(&p->fields, "subnet6", &s->subnet6);
+	vp_logfmt_addu(&p->fields, "duration", duration > 0 ? (unsigned long long)duration : 0);
+	if (rx && tx) {
+		vp_logfmt_adds(&p->fields, "bytes_received", rx);
+		vp_logfmt_adds(&p->fields, "bytes_sent", tx);
+	}
+	usage(p, "disconnect");
+}
+
+VP_EXPORT void openvpn_plugin_client_destructor_v1(openvpn_plugin_handle_t handle,
+						   void *per_client_context)
+{
+	struct vp_session *s = per_client_context;
+
+	if (!s)
+		return;
+	session_end(handle, s, NULL);
+	free(s->identity);
+	free(s);
+}
+
+/* Refuse a client: one line in OpenVPN's log, one in the usage log. */
+static int refuse(struct vp_plugin *p, const char *id, const char *reason,
+		  const struct vp_grant *g, const char *fmt_detail)
+{
+	const char *name = g->router ? g->router->name : g->pool ? g->pool->name : NULL;
+
+	if (id)
+		vp_logfmt_adds(&p->fields, "identity", id);
+	vp_logfmt_adds(&p->fields, "reason", reason);
+	if (name) {
+		vp_logfmt_adds(&p->fields, "pool", name);
+		vp_logfmt_addu(&p->fields, "in_use", g->in_use);
+		vp_logfmt_addu(&p->fields, "size", g->size);
+	}
+	usage(p, "reject");
+	if (name && !strcmp(reason, "exhausted"))
+		p->log(PLOG_ERR, NAME,
+		       "%s %s is exhausted (%llu of %llu in use, nothing reclaimable): refusing client %s",
+		       g->router ? "router-pool" : "pool", name, (unsigned long long)g->in_use,
+		       (unsigned long long)g->size, id ? who(p, id, strlen(id)) : "(none)");
+	else
+		p->log(PLOG_ERR, NAME, "refusing client %s: %s", id ? who(p, id, strlen(id)) : "(none)",
+		       fmt_detail);
+	return OPENVPN_PLUGIN_FUNC_ERROR;
+}
+
+static int return_config(struct vp_strbuf *lines, struct openvpn_plugin_string_list **list)
+{
+	struct openvpn_plugin_string_list *item;
+
+	if (!list || lines->oom)
+		return -ENOMEM;
+	item = calloc(1, sizeof(*item));
+	if (!item)
+		return -ENOMEM;
+	item->name = strdup("config");
+	item->value = strdup(lines->s);
+	if (!item->name || !item->value) {
+		free(item->name);
+		free(item->value);
+		free(item);
+		return -ENOMEM;
+	}
+	*list = item;
+	return 0;
+}
+
+static void session_start(struct vp_plugin *p, struct vp_session *s, const char *id,
+			  const struct vp_grant *g, const char *real)
+{
+	char a[VP_ADDR_STRLEN], sn[VP_PREFIX_STRLEN];
+
+	free(s->identity);
+	s->identity_len = strlen(id);
+	s->identity = (uint8_t *)strdup(id);
+	s->active = s->identity != NULL;
+	s->slot = g->slot;
+	s->since = now();
+	s->pool = g->pool->name;
+	s->addr4 = g->addr4;
+	s->addr6 = g->addr6;
+	s->subnet4 = g->subnet4;
+	s->subnet6 = g->subnet6;
+
+	p->log(PLOG_NOTE, NAME, "client %s: %s from pool %s%s%s%s", who(p, id, strlen(id)),
+	       vp_addr_format(&g->addr4, a), g->pool->name,
+	       g->subnet4.addr.family ? ", routed subnet " : "",
+	       g->subnet4.addr.family ? vp_prefix_format(&g->subnet4, sn) : "",
+	       g->is_static ? " (reserved)" : g->sticky ? " (sticky)" : "");
+	vp_logfmt_adds(&p->fields, "identity", id);
+	vp_logfmt_adds(&p->fields, "pool", g->pool->name);
+	add_addr(&p->fields, "address", &g->addr4);
+	add_addr(&p->fields, "address6", &g->addr6);
+	add_prefix(&p->fields, "subnet", &g->subnet4);
+	add_prefix(&p->fields, "subnet6", &g->subnet6);
+	if (*real)
+		vp_logfmt_adds(&p->fields, "real", real);
+	vp_logfmt_addu(&p->fields, "in_use", g->in_use);
+	vp_logfmt_addu(&p->fields, "size", g->size);
+	usage(p, "connect");
+}
+
+static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
+		      struct openvpn_plugin_string_list **list)
+{
+	const char *id = vp_env_get(envp, p->config.identity);
+	struct vp_strbuf lines = { 0 };
+	struct vp_grant g = { 0 };
+	char real[VP_REAL_MAX], detail[256];
+	bool store_failed;
+	struct vp_request req = {
+		.identity = (const uint8_t *)id, .identity_len = id ? strlen(id) : 0,
+		.getvar = vp_env_getvar, .getvar_ud = (void *)envp, .real = real,
+	};
+	int ret;
+
+	if (!s)
+		return refuse(p, id, "internal", &g, "no session state (out of memory)");
+	session_end(p, s, envp);	/* a second connect of one session: end the first */
+	if (!learn_server(p, envp, false))
+		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
+	if (!id || !*id) {
+		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
+		return refuse(p, NULL, "no-identity", &g, detail);
+	}
+	vp_env_real(envp, real, sizeof(real));
+	ret = vp_space_connect(p->space, &req, &g, &store_failed);
+	if (ret && store_failed) {
+		snprintf(detail, sizeof(detail), "cannot record its lease in %s: %s",
+			 p->config.state_dir, strerror(-ret));
+		return refuse(p, id, "store-error", &g, detail);
+	}
+	if (ret == -ENOSPC)
+		return refuse(p, id, "exhausted", &g, "");
+	if (ret == -ENOENT)
+		return refuse(p, id, "no-pool", &g, "no pool matches it");
+	if (ret == -EINVAL) {
+		snprintf(detail, sizeof(detail), "its %s is longer than %d bytes", p->config.identity,
+			 VP_IDENTITY_MAX);
+		return refuse(p, id, "bad-identity", &g, detail);
+	}
+	if (ret)
+		return refuse(p, id, "internal", &g, strerror(-ret));
+
+	vp_lines_build(&lines, &g, &p->server, &p->config);
+	ret = return_config(&lines, list);
+	vp_strbuf_free(&lines);
+	if (ret) {
+		vp_space_disconnect(p->space, req.identity, req.identity_len, g.slot);
+		return refuse(p, id, "internal", &g, "out of memory");
+	}
+	session_start(p, s, id, &g, real);
+	return OPENVPN_PLUGIN_FUNC_SUCCESS;
+}
+
+VP_EXPORT int openvpn_plugin_func_v3(const int version,
+				     struct openvpn_plugin_args_func_in const *args,
+				     struct openvpn_plugin_args_func_return *ret)
+{
+	struct vp_plugin *p = args->handle;
+	const char *const *envp = (const char *const *)args->envp;
+
+	(void)version;
+	switch (args->type) {
+	case OPENVPN_PLUGIN_CLIENT_CONNECT_V2:
+		return on_connect(p, args->per_client_context, envp, ret ? ret->return_list : NULL);
+	case OPENVPN_PLUGIN_CLIENT_DISCONNECT:
+		if (args->per_client_context)
+			session_end(p, args->per_client_context, envp);
+		return OPENVPN_PLUGIN_FUNC_SUCCESS;
+	default:
+		return OPENVPN_PLUGIN_FUNC_SUCCESS;
+	}
+}

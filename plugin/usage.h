@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The usage log: one logfmt line per event, UTC, appended with one write so
+ * that lines of concurrent writers never interleave.  A rotated-away file
+ * (logrotate) is noticed within a second and the path reopened.
+ */
+#ifndef VP_PLUGIN_USAGE_H
+#define VP_PLUGIN_USAGE_H
+
+#include <stdint.h>
+
+#include "logfmt.h"
+
+struct vp_usage;
+
+/* Open path for appending (created 0640; its directory too).  0 or -errno. */
+int vp_usage_open(struct vp_usage **out, const char *path);
+void vp_usage_close(struct vp_usage *u);
+
+/* Write "time=<now as ISO 8601 UTC> event=<event> <fields>\n".  NULL u: no-op.
+ * 0 or -errno. */
+int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
+		   const struct vp_strbuf *fields);
+
+/* "2026-11-25T04:01:29Z" into buf (at least 21 bytes). */
+void vp_usage_time(int64_t t, char *buf, size_t len);
+
+#endif

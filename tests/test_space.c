@@ -1,0 +1,647 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The engine's policy, as SPEC.md states it, seen through its public API. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "testlib.h"
+
+struct fx {
+	char *dir;
+	struct vp_config *config;
+	struct vp_space *space;
+	struct tl_world world;
+	struct vp_server server;
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	f->dir = tl_tmpdir();
+	f->config = tl_config_new(f->dir);
+	f->world.now = 1000000;
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 16, NULL);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	vp_space_close(f->space);
+	vp_config_free(f->config);
+	free(f->config);
+	tl_rmtree(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void fx_open(struct fx *f)
+{
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	pid_t holder;
+
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_int_equal(vp_space_set_server(f->space, &f->server), 0);
+}
+
+static void fx_reopen(struct fx *f)
+{
+	vp_space_close(f->space);
+	f->space = NULL;
+	fx_open(f);
+}
+
+static int fx_connect_env(struct fx *f, const char *id, struct tl_env *env, struct vp_grant *g)
+{
+	struct vp_request req = {
+		.identity = (const uint8_t *)id, .identity_len = strlen(id),
+		.getvar = tl_getvar, .getvar_ud = env, .real = "203.0.113.7:1194",
+	};
+	bool store_failed;
+
+	return vp_space_connect(f->space, &req, g, &store_failed);
+}
+
+static int fx_connect(struct fx *f, const char *id, struct vp_grant *g)
+{
+	struct tl_env env = { { "common_name" }, { id }, 1 };
+
+	return fx_connect_env(f, id, &env, g);
+}
+
+static int fx_disconnect(struct fx *f, const char *id, uint16_t slot)
+{
+	return vp_space_disconnect(f->space, (const uint8_t *)id, strlen(id), slot);
+}
+
+static const char *fmt(const struct vp_addr *a)
+{
+	static char buf[4][VP_ADDR_STRLEN];
+	static int i;
+
+	return vp_addr_format(a, buf[i++ & 3]);
+}
+
+static const char *fmtp(const struct vp_prefix *p)
+{
+	static char buf[4][VP_PREFIX_STRLEN];
+	static int i;
+
+	return vp_prefix_format(p, buf[i++ & 3]);
+}
+
+/* A pool of 10.8.0.0/28: hosts .1-.14 minus the server's .1 = 13. */
+static void small_pool(struct fx *f)
+{
+	tl_add_pool(f->config, "small", "10.8.0.0/28", NULL, NULL, NULL, NULL);
+}
+
+static void connect__fresh_clients__get_lowest_free_distinct_addresses(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_string_equal(g.pool->name, "small");
+	assert_false(g.sticky);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	assert_int_equal(g.in_use, 2);
+	assert_int_equal(g.size, 13);
+}
+
+static void connect__returning_client__gets_same_address_even_after_others(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	fx_open(f);
+	fx_connect(f, "alice", &g);
+	fx_connect(f, "bob", &g);
+	assert_int_equal(fx_disconnect(f, "alice", 0), 0);
+	assert_int_equal(fx_connect(f, "carol", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.4");	/* alice's .2 stays hers */
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_true(g.sticky);
+}
+
+static void connect__after_restart__gets_same_address(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	fx_open(f);
+	fx_connect(f, "alice", &g);
+	fx_connect(f, "bob", &g);
+	fx_reopen(f);	/* bob and alice were online: now held */
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	assert_true(g.sticky);
+	assert_int_equal(fx_connect(f, "dave", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.4");
+}
+
+static void open__online_leases__become_held(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	struct vp_pool_usage u;
+
+	small_pool(f);
+	fx_open(f);
+	fx_connect(f, "alice", &g);
+	vp_space_pool_usage(f->space, 0, &u);
+	assert_int_equal(u.online, 1);
+	fx_reopen(f);
+	vp_space_pool_usage(f->space, 0, &u);
+	assert_int_equal(u.online, 0);
+	assert_int_equal(u.held, 1);
+	assert_int_equal(u.free, 12);
+}
+
+static void open__second_process__returns_ebusy(void **state)
+{
+	struct fx *f = *state;
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	struct vp_space *other = NULL;
+	pid_t holder = 0;
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(vp_space_open(&other, &o, &report, &holder), -EBUSY);
+	assert_null(other);
+	assert_int_equal(holder, getpid());
+}
+
+static void connect__pool_full_nothing_held__returns_enospc_naming_pool(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	char id[16];
+
+	small_pool(f);
+	fx_open(f);
+	for (int i = 0; i < 13; ++i) {
+		snprintf(id, sizeof(id), "c%d", i);
+		assert_int_equal(fx_connect(f, id, &g), 0);
+	}
+	assert_int_equal(fx_connect(f, "late", &g), -ENOSPC);
+	assert_non_null(g.pool);
+	assert_string_equal(g.pool->name, "small");
+	assert_int_equal(g.in_use, 13);
+	assert_int_equal(g.size, 13);
+	/* The server keeps serving: a freed address is reused. */
+	assert_int_equal(fx_disconnect(f, "c4", 0), 0);
+	assert_int_equal(fx_connect(f, "late", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.6");
+	assert_int_equal(f->world.events[VP_EV_RECLAIM], 1);
+	assert_string_equal(f->world.last_from, "c4");
+}
+
+static void connect__hold_time_not_passed__rejects_then_reclaims_oldest(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	char id[16];
+
+	f->config->hold_time = 3600;
+	small_pool(f);
+	fx_open(f);
+	for (int i = 0; i < 13; ++i) {
+		snprintf(id, sizeof(id), "c%d", i);
+		fx_connect(f, id, &g);
+	}
+	fx_disconnect(f, "c7", 0);
+	f->world.now += 10;
+	fx_disconnect(f, "c3", 0);
+	f->world.now += 3000;
+	assert_int_equal(fx_connect(f, "late", &g), -ENOSPC);
+	f->world.now += 600;	/* c7 offline 3610 s, c3 3600 s: c7 is older */
+	assert_int_equal(fx_connect(f, "late", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.9");
+	assert_string_equal(f->world.last_from, "c7");
+	/* c7 lost its lease: it gets whatever is next (c3's, also expired). */
+	assert_int_equal(fx_connect(f, "c7", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.5");
+	assert_false(g.sticky);
+}
+
+static void connect__free_address_in_next_pool__preferred_to_reclaiming(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "a", "10.8.0.0/30", NULL, NULL, NULL, NULL);	/* .2 only */
+	tl_add_pool(f->config, "b", "10.8.1.0/29", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	fx_connect(f, "x", &g);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	fx_disconnect(f, "x", 0);
+	assert_int_equal(fx_connect(f, "y", &g), 0);
+	assert_string_equal(g.pool->name, "b");
+	assert_string_equal(fmt(&g.addr4), "10.8.1.1");
+	assert_int_equal(f->world.events[VP_EV_RECLAIM], 0);
+}
+
+static void connect__match__chooses_pool_and_overflows_to_next_matching(void **state)
+{
+	struct fx *f = *state;
+	const char *staff[] = { "X509_0_OU=Staff", NULL };
+	struct tl_env env_staff = { { "common_name", "X509_0_OU" }, { "s", "Staff" }, 2 };
+	struct tl_env env_guest = { { "common_name", "X509_0_OU" }, { "g", "Guest" }, 2 };
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "staff", "10.8.0.0/30", NULL, NULL, NULL, staff);
+	tl_add_pool(f->config, "all", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect_env(f, "guest1", &env_guest, &g), 0);
+	assert_string_equal(g.pool->name, "all");
+	assert_int_equal(fx_connect_env(f, "staff1", &env_staff, &g), 0);
+	assert_string_equal(g.pool->name, "staff");
+	assert_int_equal(fx_connect_env(f, "staff2", &env_staff, &g), 0);
+	assert_string_equal(g.pool->name, "all");
+}
+
+static void connect__no_pool_matches__returns_enoent(void **state)
+{
+	struct fx *f = *state;
+	const char *only[] = { "common_name=site-*", NULL };
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "sites", "10.8.0.0/24", NULL, NULL, NULL, only);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "alice", &g), -ENOENT);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+}
+
+static void connect__duplicate_session__gets_own_address_first_keeps_sticky(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g1, g2, g3;
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "alice", &g1), 0);
+	assert_int_equal(fx_connect(f, "alice", &g2), 0);
+	assert_int_equal(g1.slot, 0);
+	assert_int_equal(g2.slot, 1);
+	assert_false(vp_addr_eq(&g1.addr4, &g2.addr4));
+	/* The extra session's address is freed; the first stays sticky. */
+	assert_int_equal(fx_disconnect(f, "alice", 1), 0);
+	assert_int_equal(fx_disconnect(f, "alice", 0), 0);
+	assert_int_equal(fx_connect(f, "bob", &g3), 0);
+	assert_string_equal(fmt(&g3.addr4), fmt(&g2.addr4));
+	assert_int_equal(fx_connect(f, "alice", &g3), 0);
+	assert_string_equal(fmt(&g3.addr4), fmt(&g1.addr4));
+}
+
+static void disconnect__twice__second_returns_enoent(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	fx_open(f);
+	fx_connect(f, "alice", &g);
+	assert_int_equal(fx_disconnect(f, "alice", 0), 0);
+	assert_int_equal(fx_disconnect(f, "alice", 0), -ENOENT);
+	assert_int_equal(fx_disconnect(f, "nobody", 0), -ENOENT);
+}
+
+static void connect__static_reservation__is_never_given_to_others(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	tl_add_static(f->config, "alice", "10.8.0.2", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	assert_int_equal(g.size, 12);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_true(g.is_static);
+	/* A second session of alice gets a dynamic address. */
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.4");
+}
+
+static void connect__server_network_broadcast_and_excludes__never_handed_out(void **state)
+{
+	struct fx *f = *state;
+	const char *ex[] = { "10.8.0.3-10.8.0.5", "10.8.0.8/30", NULL };
+	struct vp_grant g;
+	char id[16];
+	int n = 0;
+
+	tl_add_pool(f->config, "p", "10.8.0.0/28", NULL, ex, NULL, NULL);
+	fx_open(f);
+	while (snprintf(id, sizeof(id), "c%d", n), fx_connect(f, id, &g) == 0) {
+		const char *a = fmt(&g.addr4);
+
+		assert_true(!strcmp(a, "10.8.0.2") || !strcmp(a, "10.8.0.6") ||
+			    !strcmp(a, "10.8.0.7") || !strcmp(a, "10.8.0.12") ||
+			    !strcmp(a, "10.8.0.13") || !strcmp(a, "10.8.0.14"));
+		n++;
+	}
+	assert_int_equal(n, 6);
+}
+
+static void connect__router__gets_distinct_subnets_and_static_one(void **state)
+{
+	struct fx *f = *state;
+	const char *sites[] = { "common_name=site-*", NULL };
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	tl_add_router(f->config, "sites", "10.9.0.0/16", 24, "fd00:9::/48", 64, sites);
+	tl_add_static(f->config, "site-paris", NULL, NULL, "10.9.0.0/24", "fd00:9::/64");
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	assert_string_equal(fmtp(&g.subnet4), "10.9.1.0/24");
+	assert_string_equal(fmtp(&g.subnet6), "fd00:9:0:1::/64");
+	assert_string_equal(g.router->name, "sites");
+	assert_int_equal(fx_connect(f, "site-paris", &g), 0);
+	assert_string_equal(fmtp(&g.subnet4), "10.9.0.0/24");
+	assert_string_equal(fmtp(&g.subnet6), "fd00:9::/64");
+	assert_int_equal(fx_connect(f, "laptop", &g), 0);
+	assert_null(g.router);
+	assert_int_equal(g.subnet4.addr.family, 0);
+	fx_reopen(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	assert_string_equal(fmtp(&g.subnet4), "10.9.1.0/24");
+}
+
+static void connect__router_pool_full__rejects_naming_it(void **state)
+{
+	struct fx *f = *state;
+	const char *sites[] = { "common_name=site-*", NULL };
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	tl_add_router(f->config, "sites", "10.9.0.0/23", 24, NULL, 0, sites);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	assert_int_equal(fx_connect(f, "site-b", &g), 0);
+	assert_int_equal(fx_connect(f, "site-c", &g), -ENOSPC);
+	assert_non_null(g.router);
+	assert_string_equal(g.router->name, "sites");
+	assert_int_equal(g.size, 2);
+	/* Nothing was kept for the refused client. */
+	assert_int_equal(vp_space_leases(f->space), 2);
+}
+
+static void connect__ipv6_pool__gives_one_address_of_each_family(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 16, "fd00:8::1");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, "fd00:8::/64", NULL);
+	tl_add_static(f->config, "alice", "10.8.0.50", "fd00:8::50", NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_string_equal(fmt(&g.addr6), "fd00:8::2");	/* ::1 is the server */
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr6), "fd00:8::50");
+	fx_reopen(f);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr6), "fd00:8::2");
+}
+
+static void connect__net30__gives_a_slash30_per_client(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_NET30, "10.8.0.1", 0, NULL);
+	f->server.remote4 = tl_addr("10.8.0.2");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "a", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.6");
+	assert_string_equal(fmt(&g.peer4), "10.8.0.5");
+	assert_int_equal(fx_connect(f, "b", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.10");
+	assert_int_equal(g.size, 62);	/* 64 /30s minus the server's and the broadcast one */
+}
+
+static void connect__p2p__peer_is_server_local(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_P2P, "10.8.0.1", 0, NULL);
+	f->server.remote4 = tl_addr("10.8.0.2");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "a", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	assert_string_equal(fmt(&g.peer4), "10.8.0.1");
+}
+
+static void connect__filling_pool__warns_once_per_threshold_crossed_upward(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	char id[16];
+
+	tl_add_pool(f->config, "p", "10.8.0.0/27", NULL, NULL, NULL, NULL);	/* 29 */
+	fx_open(f);
+	for (int i = 0; i < 24; ++i) {	/* 23/29 = 79.3%, 24/29 = 82.8% */
+		snprintf(id, sizeof(id), "c%d", i);
+		fx_connect(f, id, &g);
+		assert_int_equal(f->world.events[VP_EV_WARN], i < 23 ? 0 : 1);
+	}
+	assert_int_equal(f->world.last[VP_EV_WARN].percent, 80);
+	assert_int_equal(f->world.last[VP_EV_WARN].in_use, 24);
+	assert_int_equal(f->world.last[VP_EV_WARN].size, 29);
+	fx_connect(f, "c24", &g);
+	assert_int_equal(f->world.events[VP_EV_WARN], 1);
+	/* Held leases still count; extra sessions freed make it fall. */
+	assert_int_equal(fx_connect(f, "c0", &g), 0);	/* slot 1: 25 */
+	assert_int_equal(fx_disconnect(f, "c0", 1), 0);
+	for (int i = 0; i < 4; ++i)
+		fx_connect(f, "c0", &g);	/* slots 1-4: 29/29 */
+	assert_int_equal(f->world.events[VP_EV_WARN], 2);
+	assert_int_equal(f->world.last[VP_EV_WARN].percent, 95);
+	for (int i = 1; i <= 4; ++i)
+		fx_disconnect(f, "c0", (uint16_t)i);
+	for (int i = 0; i < 4; ++i)
+		fx_connect(f, "c0", &g);
+	assert_int_equal(f->world.events[VP_EV_WARN], 3);
+}
+
+static void set_server__pool_outside_tun_network__reported_and_not_used(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	struct vp_pool_usage u;
+
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
+	tl_add_pool(f->config, "outside", "10.8.5.0/24", NULL, NULL, NULL, NULL);
+	tl_add_pool(f->config, "inside", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_POOL_UNUSABLE], 1);
+	assert_string_equal(f->world.last[VP_EV_POOL_UNUSABLE].pool, "outside");
+	vp_space_pool_usage(f->space, 0, &u);
+	assert_false(u.usable);
+	assert_int_equal(fx_connect(f, "a", &g), 0);
+	assert_string_equal(g.pool->name, "inside");
+}
+
+static void connect__overlong_or_empty_identity__returns_einval(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	char *big = malloc(VP_IDENTITY_MAX + 2);
+
+	small_pool(f);
+	fx_open(f);
+	memset(big, 'x', VP_IDENTITY_MAX + 1);
+	big[VP_IDENTITY_MAX + 1] = '\0';
+	assert_int_equal(fx_connect(f, big, &g), -EINVAL);
+	big[VP_IDENTITY_MAX] = '\0';
+	assert_int_equal(fx_connect(f, big, &g), 0);
+	assert_int_equal(fx_connect(f, "", &g), -EINVAL);
+	free(big);
+}
+
+static void connect__hostile_identity__survives_restart_byte_for_byte(void **state)
+{
+	struct fx *f = *state;
+	const char id[] = "a\"b\nc d=e\\f;$(g)\xff\x01";
+	struct vp_grant g1, g2;
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, id, &g1), 0);
+	fx_reopen(f);
+	assert_int_equal(fx_connect(f, id, &g2), 0);
+	assert_true(g2.sticky);
+	assert_true(vp_addr_eq(&g1.addr4, &g2.addr4));
+}
+
+/* A store whose writes fail on demand. */
+static int fail_writes;
+
+static ssize_t failing_write(int fd, const void *buf, size_t len)
+{
+	if (fail_writes) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return write(fd, buf, len);
+}
+
+static void connect__store_write_fails__refused_and_nothing_changes(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_io io = { .write = failing_write };
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	struct vp_grant g;
+	struct vp_request req = { .identity = (const uint8_t *)"bob", .identity_len = 3 };
+	bool store_failed;
+	pid_t holder;
+
+	small_pool(f);
+	o.io = &io;
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_int_equal(vp_space_set_server(f->space, &f->server), 0);
+	fail_writes = 1;
+	assert_int_equal(vp_space_connect(f->space, &req, &g, &store_failed), -ENOSPC);
+	assert_true(store_failed);
+	assert_int_equal(vp_space_leases(f->space), 0);
+	fail_writes = 0;
+	assert_int_equal(vp_space_connect(f->space, &req, &g, &store_failed), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	fail_writes = 1;
+	assert_int_equal(vp_space_disconnect(f->space, req.identity, 3, 0), 0);
+	assert_int_equal(f->world.events[VP_EV_STORE], 1);
+	fail_writes = 0;
+	fx_reopen(f);
+	assert_int_equal(vp_space_connect(f->space, &req, &g, &store_failed), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+}
+
+static void set_server__config_shrank__drops_leases_that_no_longer_fit(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	char id[16];
+
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	for (int i = 0; i < 10; ++i) {
+		snprintf(id, sizeof(id), "c%d", i);
+		fx_connect(f, id, &g);
+	}
+	vp_space_close(f->space);
+	f->space = NULL;
+	f->config->pools[0].range = (struct vp_range){ tl_addr("10.8.0.2"), tl_addr("10.8.0.6") };
+	f->config->pools[0].has_range = true;
+	fx_open(f);
+	assert_int_equal(vp_space_leases(f->space), 5);
+	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 5);
+	fx_reopen(f);
+	assert_int_equal(vp_space_leases(f->space), 5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+		T(connect__fresh_clients__get_lowest_free_distinct_addresses),
+		T(connect__returning_client__gets_same_address_even_after_others),
+		T(connect__after_restart__gets_same_address),
+		T(open__online_leases__become_held),
+		T(open__second_process__returns_ebusy),
+		T(connect__pool_full_nothing_held__returns_enospc_naming_pool),
+		T(connect__hold_time_not_passed__rejects_then_reclaims_oldest),
+		T(connect__free_address_in_next_pool__preferred_to_reclaiming),
+		T(connect__match__chooses_pool_and_overflows_to_next_matching),
+		T(connect__no_pool_matches__returns_enoent),
+		T(connect__duplicate_session__gets_own_address_first_keeps_sticky),
+		T(disconnect__twice__second_returns_enoent),
+		T(connect__static_reservation__is_never_given_to_others),
+		T(connect__server_network_broadcast_and_excludes__never_handed_out),
+		T(connect__router__gets_distinct_subnets_and_static_one),
+		T(connect__router_pool_full__rejects_naming_it),
+		T(connect__ipv6_pool__gives_one_address_of_each_family),
+		T(connect__net30__gives_a_slash30_per_client),
+		T(connect__p2p__peer_is_server_local),
+		T(connect__filling_pool__warns_once_per_threshold_crossed_upward),
+		T(set_server__pool_outside_tun_network__reported_and_not_used),
+		T(connect__overlong_or_empty_identity__returns_einval),
+		T(connect__hostile_identity__survives_restart_byte_for_byte),
+		T(connect__store_write_fails__refused_and_nothing_changes),
+		T(set_server__config_shrank__drops_leases_that_no_longer_fit),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
