@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The plugin's pure parts: OpenVPN's environment in, config lines and log
+ * lines out, and the escaping that keeps client data out of both. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "logfmt.h"
+#include "plugin/env.h"
+#include "plugin/lines.h"
+#include "plugin/usage.h"
+#include "testlib.h"
+
+static void env_server__subnet_topology__reads_netmask_and_ipv6(void **state)
+{
+	const char *envp[] = { "ifconfig_local=10.8.0.1", "ifconfig_netmask=255.255.0.0",
+			       "ifconfig_ipv6_local=fd00:8::1", "ifconfig_ipv6_netbits=64", NULL };
+	struct vp_server s;
+	char err[256];
+
+	(void)state;
+	assert_true(vp_env_server(envp, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_int_equal(s.topology, VP_TOPO_SUBNET);
+	assert_int_equal(s.netbits4, 16);
+	assert_int_equal(s.netbits6, 64);
+	assert_true(vp_addr_eq(&s.local6, &(struct vp_addr){ 0xfd00000800000000ULL, 1, VP_INET6 }));
+}
+
+static void env_server__no_netmask__auto_is_net30_and_p2p_when_configured(void **state)
+{
+	const char *envp[] = { "ifconfig_local=10.8.0.1", "ifconfig_remote=10.8.0.2", NULL };
+	struct vp_server s;
+	char err[256];
+
+	(void)state;
+	assert_true(vp_env_server(envp, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_int_equal(s.topology, VP_TOPO_NET30);
+	assert_true(vp_env_server(envp, VP_TOPO_P2P, &s, err, sizeof(err)));
+	assert_int_equal(s.topology, VP_TOPO_P2P);
+	assert_false(vp_env_server(envp, VP_TOPO_SUBNET, &s, err, sizeof(err)));
+	assert_non_null(strstr(err, "ifconfig_netmask"));
+}
+
+static void env_server__missing_or_bad_values__fail_with_reason(void **state)
+{
+	const char *none[] = { "common_name=x", NULL };
+	const char *bad_mask[] = { "ifconfig_local=10.8.0.1", "ifconfig_netmask=255.0.255.0", NULL };
+	const char *bad_local[] = { "ifconfig_local=10.8.0.300", NULL };
+	struct vp_server s;
+	char err[256];
+
+	(void)state;
+	assert_false(vp_env_server(none, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_non_null(strstr(err, "ifconfig_local"));
+	assert_false(vp_env_server(bad_mask, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a netmask"));
+	assert_false(vp_env_server(bad_local, VP_TOPO_AUTO, &s, err, sizeof(err)));
+}
+
+static void env_get__exact_names_only(void **state)
+{
+	const char *envp[] = { "common_name_x=no", "common_name=alice=bob", "X509_0_OU=Staff", NULL };
+	char real[64];
+	const char *v4[] = { "trusted_ip=203.0.113.7", "trusted_port=43208", NULL };
+	const char *v6[] = { "trusted_ip6=2001:db8::7", "trusted_port=5", NULL };
+
+	(void)state;
+	assert_string_equal(vp_env_get(envp, "common_name"), "alice=bob");
+	assert_null(vp_env_get(envp, "common"));
+	assert_string_equal(vp_env_getvar((void *)envp, "X509_0_OU"), "Staff");
+	vp_env_real(v4, real, sizeof(real));
+	assert_string_equal(real, "203.0.113.7:43208");
+	vp_env_real(v6, real, sizeof(real));
+	assert_string_equal(real, "[2001:db8::7]:5");
+	vp_env_real(envp, real, sizeof(real));
+	assert_string_equal(real, "");
+}
+
+static struct vp_config *lines_config(void)
+{
+	struct vp_config *c = tl_config_new("/nonexistent");
+
+	tl_add_pool(c, "staff", "10.8.0.0/16", NULL, NULL, "fd00:8::/64", NULL);
+	tl_add_router(c, "sites", "10.9.0.0/16", 24, "fd00:9::/48", 64, NULL);
+	return c;
+}
+
+static void lines__subnet_router_client__all_spec_lines(void **state)
+{
+	struct vp_config *c = lines_config();
+	struct vp_server srv = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 16, "fd00:8::1");
+	struct vp_grant g = {
+		.pool = &c->pools[0], .router = &c->routers[0],
+		.addr4 = tl_addr("10.8.1.5"), .addr6 = tl_addr("fd00:8::1:5"),
+		.subnet4 = tl_prefix("10.9.77.0/24"), .subnet6 = tl_prefix("fd00:9:77::/64"),
+	};
+	struct vp_strbuf out = { 0 };
+
+	(void)state;
+	vp_lines_build(&out, &g, &srv, c);
+	assert_string_equal(out.s, "ifconfig-push 10.8.1.5 255.255.0.0\n"
+				   "ifconfig-ipv6-push fd00:8::1:5/64 fd00:8::1\n"
+				   "iroute 10.9.77.0 255.255.255.0\n"
+				   "iroute-ipv6 fd00:9:77::/64\n"
+				   "push \"route 10.9.0.0 255.255.0.0\"\n"
+				   "push \"route-ipv6 fd00:9::/48\"\n");
+	vp_strbuf_free(&out);
+	vp_config_free(c);
+	free(c);
+}
+
+static void lines__net30_and_p2p__peer_address_second(void **state)
+{
+	struct vp_config *c = lines_config();
+	struct vp_server srv = tl_server(VP_TOPO_NET30, "10.8.0.1", 0, NULL);
+	struct vp_grant g = { .pool = &c->pools[0], .addr4 = tl_addr("10.8.1.6"),
+			      .peer4 = tl_addr("10.8.1.5") };
+	struct vp_strbuf out = { 0 };
+
+	(void)state;
+	c->routers[0].push_route = false;
+	vp_lines_build(&out, &g, &srv, c);
+	assert_string_equal(out.s, "ifconfig-push 10.8.1.6 10.8.1.5\n");
+	vp_strbuf_reset(&out);
+	srv.topology = VP_TOPO_P2P;
+	g.addr4 = tl_addr("10.8.1.5");
+	g.peer4 = tl_addr("10.8.0.1");
+	vp_lines_build(&out, &g, &srv, c);
+	assert_string_equal(out.s, "ifconfig-push 10.8.1.5 10.8.0.1\n");
+	vp_strbuf_free(&out);
+	vp_config_free(c);
+	free(c);
+}
+
+static void logfmt__plain_values__stay_bare(void **state)
+{
+	struct vp_strbuf b = { 0 };
+
+	(void)state;
+	vp_logfmt_adds(&b, "identity", "alice.staff");
+	vp_logfmt_addu(&b, "size", 65279);
+	assert_string_equal(b.s, "identity=alice.staff size=65279");
+	vp_strbuf_free(&b);
+}
+
+static void logfmt__hostile_values__quoted_escaped_and_round_trip(void **state)
+{
+	static const char *const hostile[] = {
+		"a b", "quote\"d", "eq=ual", "back\\slash", "new\nline event=connect",
+		"cr\r", "tab\t", "", "\xff\xfe raw", "\x7f", "$(rm -rf /);`x`", "\xc3\xa9t\xc3\xa9",
+	};
+	struct vp_strbuf b = { 0 }, val = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(*hostile); ++i) {
+		const char *cursor;
+		char key[32];
+
+		vp_strbuf_reset(&b);
+		vp_logfmt_adds(&b, "identity", hostile[i]);
+		vp_logfmt_adds(&b, "pool", "staff");
+		/* One line, printable ASCII only. */
+		for (size_t k = 0; k < b.len; ++k)
+			assert_true(b.s[k] >= ' ' && b.s[k] < 0x7f);
+		cursor = b.s;
+		assert_true(vp_logfmt_next(&cursor, key, sizeof(key), &val));
+		assert_string_equal(key, "identity");
+		assert_int_equal(val.len, strlen(hostile[i]));
+		assert_memory_equal(val.s, hostile[i], val.len);
+		assert_true(vp_logfmt_next(&cursor, key, sizeof(key), &val));
+		assert_string_equal(key, "pool");
+		assert_false(vp_logfmt_next(&cursor, key, sizeof(key), &val));
+	}
+	vp_strbuf_reset(&b);
+	vp_logfmt_adds(&b, "identity", "a\"b\\c\nd");
+	assert_string_equal(b.s, "identity=\"a\\\"b\\\\c\\x0ad\"");
+	vp_strbuf_free(&b);
+	vp_strbuf_free(&val);
+}
+
+static void logfmt_next__malformed_lines__rejected(void **state)
+{
+	static const char *const bad[] = {
+		"key", "=value", "k=\"unterminated", "k=\"bad\\q\"", "k=\"bad\\x4\"", "k=\"a\"b",
+	};
+	struct vp_strbuf val = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); ++i) {
+		const char *cursor = bad[i];
+		char key[32];
+
+		assert_false(vp_logfmt_next(&cursor, key, sizeof(key), &val));
+	}
+	vp_strbuf_free(&val);
+}
+
+static void usage__write__one_line_per_event_with_utc_time(void **state)
+{
+	char *dir = tl_tmpdir(), path[512], line[512];
+	struct vp_usage *u;
+	struct vp_strbuf f = { 0 };
+	FILE *fp;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/sub/usage.log", dir);
+	assert_int_equal(vp_usage_open(&u, path), 0);
+	vp_logfmt_adds(&f, "identity", "evil\nevent=reject");
+	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	vp_usage_close(u);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(line, sizeof(line), fp));
+	assert_string_equal(line, "time=2026-11-25T04:01:29Z event=connect "
+				  "identity=\"evil\\x0aevent=reject\"\n");
+	assert_null(fgets(line, sizeof(line), fp));
+	fclose(fp);
+	vp_strbuf_free(&f);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(env_server__subnet_topology__reads_netmask_and_ipv6),
+		cmocka_unit_test(env_server__no_netmask__auto_is_net30_and_p2p_when_configured),
+		cmocka_unit_test(env_server__missing_or_bad_values__fail_with_reason),
+		cmocka_unit_test(env_get__exact_names_only),
+		cmocka_unit_test(lines__subnet_router_client__all_spec_lines),
+		cmocka_unit_test(lines__net30_and_p2p__peer_address_second),
+		cmocka_unit_test(logfmt__plain_values__stay_bare),
+		cmocka_unit_test(logfmt__hostile_values__quoted_escaped_and_round_trip),
+		cmocka_unit_test(logfmt_next__malformed_lines__rejected),
+		cmocka_unit_test(usage__write__one_line_per_event_with_utc_time),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
