@@ -63,7 +63,7 @@ static struct node *node_new(struct vp_bitset *set, bool full, unsigned level)
 	set->nodes++;
 	if (full) {
 		n->full = n->any = ~(uint64_t)0;
-		n->count = child_span(level) * 64 ? child_span(level) * 64 : UINT64_MAX;
+		n->count = child_span(level) << 6;	/* materialised nodes are below the root */
 		if (level == 0)
 			memset(n->word, 0xff, sizeof(n->word));
 	}
