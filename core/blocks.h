@@ -26,8 +26,7 @@ int vp_blocks_new(struct vp_blocks **out, const struct vp_range *range, unsigned
 void vp_blocks_free(struct vp_blocks *b);
 
 /* Take away, for good, every block overlapping r (other families ignored).
- * A block that is allocated stays allocated but is no longer counted free.
- * 0, -ENOMEM. */
+ * Exclusions come before the first allocation.  0, -ENOMEM. */
 int vp_blocks_exclude(struct vp_blocks *b, const struct vp_range *r);
 
 /* Blocks that can be handed out: all blocks minus the excluded ones. */
