@@ -56,7 +56,7 @@ void vp_addr_to_bytes(const struct vp_addr *a, uint8_t *b)
 
 static bool fail(char err[VP_ERRLEN], const char *text, const char *why)
 {
-	snprintf(err, VP_ERRLEN, "`%.100s': %s", text, why);
+	snprintf(err, VP_ERRLEN, "`%.100s': %.140s", text, why);
 	return false;
 }
 

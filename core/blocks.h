@@ -20,8 +20,7 @@
 struct vp_blocks;
 
 /* Blocks of length block_len in range.  0, -EINVAL (block_len shorter than
- * the family allows, or longer than its width), -E2BIG (more than 2^63
- * blocks), -ENOSPC (no whole block fits), -ENOMEM. */
+ * the family allows, or longer than its width), -E2BIG (2^64 blocks or more), -ENOSPC (no whole block fits), -ENOMEM. */
 int vp_blocks_new(struct vp_blocks **out, const struct vp_range *range, unsigned block_len);
 void vp_blocks_free(struct vp_blocks *b);
 
