@@ -11,9 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
+#include "vp_autoconf.h"
 #ifdef HAVE_OPENVPN_SUBDIR_HEADER
 #include <openvpn/openvpn-plugin.h>
 #else
