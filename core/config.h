@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The validated configuration, as plain data: conf/ fills it from
+ * vpnpool.conf, the engine reads it.  Every string and array is owned by the
+ * struct and freed by vp_config_free().
+ */
+#ifndef VP_CONFIG_H
+#define VP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+enum vp_topology { VP_TOPO_AUTO, VP_TOPO_SUBNET, VP_TOPO_NET30, VP_TOPO_P2P };
+
+/* One "VARIABLE=GLOB" of a match list. */
+struct vp_match {
+	char *var;
+	char *glob;
+};
+
+struct vp_pool_config {
+	char *name;
+	unsigned line;			/* where it starts in the file, for messages */
+	struct vp_prefix network;
+	struct vp_range range;		/* default: usable hosts of network */
+	bool has_range;
+	struct vp_range *exclude;	/* either family */
+	size_t n_exclude;
+	struct vp_prefix network6;
+	bool has_network6;
+	struct vp_match *match;
+	size_t n_match;
+};
+
+struct vp_router_config {
+	char *name;
+	unsigned line;
+	struct vp_prefix network;
+	unsigned prefix;
+	struct vp_prefix network6;
+	unsigned prefix6;
+	bool has_network6;
+	struct vp_match *match;
+	size_t n_match;
+	bool push_route;
+};
+
+struct vp_static_config {
+	char *identity;
+	unsigned line;
+	struct vp_addr address, address6;
+	struct vp_prefix subnet, subnet6;
+	bool has_address, has_address6, has_subnet, has_subnet6;
+};
+
+struct vp_config {
+	char *path;			/* the file it came from */
+	char *state_dir;
+	char *usage_log;		/* NULL = off */
+	char *identity;			/* env variable naming a client */
+	char *metrics_file;		/* NULL = off */
+	int64_t hold_time;		/* seconds */
+	unsigned *warn_at;		/* percent, ascending */
+	size_t n_warn_at;
+	enum vp_topology topology;
+	bool fsync;
+
+	struct vp_pool_config *pools;
+	size_t n_pools;
+	struct vp_router_config *routers;
+	size_t n_routers;
+	struct vp_static_config *statics;
+	size_t n_statics;
+};
+
+void vp_config_free(struct vp_config *config);
+
+#endif
