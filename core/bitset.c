@@ -167,6 +167,8 @@ static int node_set(struct vp_bitset *set, struct node *n, unsigned level, uint6
 	if (n->full & BIT(c))
 		return 0;
 	if (level == 0) {
+		if (n->word[c] & BIT(i & 63))
+			return 0;
 		n->word[c] |= BIT(i & 63);
 		n->any |= BIT(c);
 		if (n->word[c] == ~(uint64_t)0)
