@@ -35,8 +35,10 @@ route 10.9.0.0 255.255.0.0
 $(e2e_plugin_line)"
 e2e_server_start || { e2e_fail "server did not start"; e2e_finish; }
 
-for n in 0 1 2 3 4 5; do e2e_client_start $n; done
-for n in 0 1 2 3 4 5; do e2e_assert_eq "client c$n outcome" "$(e2e_client_wait $n)" PUSH_REPLY; done
+for n in 0 1 2 3 4; do e2e_client_start $n; done
+for n in 0 1 2 3 4; do e2e_assert_eq "client c$n outcome" "$(e2e_client_wait $n)" PUSH_REPLY; done
+e2e_client_start 5	# after staff1, so that the staff pool is full
+e2e_assert_eq "client c5 outcome" "$(e2e_client_wait 5)" PUSH_REPLY
 
 a=$(e2e_push_reply 0); b=$(e2e_push_reply 1); p=$(e2e_push_reply 2); l=$(e2e_push_reply 3)
 e2e_assert_match "every client gets the route to all sites" "$l" 'route 10\.9\.0\.0 255\.255\.0\.0'

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Benchmarks of the engine (run on demand: make bench, or
+ * ./tests/bench_core [clients]).  Prints figures; asserts nothing.
+ *   1. allocate+free pair on IPv4 pools /24../8 at 50% and 99% fill, IPv6 /64
+ *   2. memory of an empty and a full /8
+ *   3. connect cost with N clients (default 1,000,000) online on a /8, with
+ *      the journal on and fsync off, then churn (disconnect + connect)
+ *   4. reopen: journal load and placing N held leases
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "blocks.h"
+#include "space.h"
+#include "testlib.h"
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median and p99 of per-operation times measured in batches of 256. */
+struct figures {
+	double p50, p99;
+};
+
+static struct figures summarise(double *v, size_t n)
+{
+	struct figures f;
+
+	qsort(v, n, sizeof(*v), cmp_double);
+	f.p50 = v[n / 2];
+	f.p99 = v[n * 99 / 100];
+	return f;
+}
+
+static void bench_pool(const char *label, const char *range_text, unsigned block_len, double fill)
+{
+	struct vp_range r;
+	struct vp_blocks *b;
+	char err[VP_ERRLEN];
+	uint64_t size, target;
+	double batches[4000];
+	struct vp_prefix p;
+
+	vp_range_parse(&r, range_text, err);
+	vp_blocks_new(&b, &r, block_len);
+	size = vp_blocks_size(b);
+	target = fill > 0 ? (uint64_t)(size * fill) : (uint64_t)(-fill);
+	/* Fill with holes spread out: take everything, free a spread set. */
+	for (uint64_t i = 0; i < target; ++i)
+		vp_blocks_alloc(b, &p);
+	for (size_t k = 0; k < 4000; ++k) {
+		double t0 = now_ns();
+
+		for (int j = 0; j < 256; ++j) {
+			vp_blocks_alloc(b, &p);
+			vp_blocks_release(b, &p.addr);
+		}
+		batches[k] = (now_ns() - t0) / 256;
+	}
+	{
+		struct figures f = summarise(batches, 4000);
+
+		printf("  %-24s %10" PRIu64 " in use  %7.1f ns p50  %7.1f ns p99  %8.2f MiB\n",
+		       label, target, f.p50, f.p99, vp_blocks_memory(b) / 1048576.0);
+	}
+	vp_blocks_free(b);
+}
+
+static void bench_memory(void)
+{
+	struct vp_range r;
+	struct vp_blocks *b;
+	struct vp_prefix p;
+	char err[VP_ERRLEN];
+
+	vp_range_parse(&r, "10.0.0.1-10.255.255.254", err);
+	vp_blocks_new(&b, &r, 32);
+	printf("  empty /8 pool:  %zu bytes\n", vp_blocks_memory(b));
+	while (!vp_blocks_alloc(b, &p))
+		;
+	printf("  full /8 pool:   %.2f MiB\n", vp_blocks_memory(b) / 1048576.0);
+	vp_blocks_free(b);
+}
+
+static long peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static void bench_space(uint64_t clients)
+{
+	char *dir = tl_tmpdir();
+	struct vp_config *c = tl_config_new(dir);
+	struct tl_world w = { .now = 1000 };
+	struct vp_space_options o;
+	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.0.0.1", 8, NULL);
+	struct vp_store_report rep;
+	struct vp_space *s;
+	struct vp_grant g;
+	bool failed;
+	pid_t pid;
+	char id[32];
+	struct vp_request req = { .identity = (const uint8_t *)id };
+	uint64_t rounds = clients, nb = 0;
+	double t0, *batches = malloc((clients / 256 + 2) * sizeof(double));
+
+	tl_add_pool(c, "big", "10.0.0.0/8", NULL, NULL, NULL, NULL);
+	c->hold_time = 0;
+	o = tl_options(c, &w);
+	o.on_event = NULL;
+	vp_space_open(&s, &o, &rep, &pid);
+	vp_space_set_server(s, &server);
+	t0 = now_ns();
+	for (uint64_t i = 0; i < clients; ++i) {
+		req.identity_len = (size_t)snprintf(id, sizeof(id), "client-%" PRIu64, i);
+		if (vp_space_connect(s, &req, &g, &failed)) {
+			printf("connect failed at %" PRIu64 "\n", i);
+			break;
+		}
+	}
+	printf("  %" PRIu64 " connects (journal on, fsync off): %.2f s, %.0f ns each\n", clients,
+	       (now_ns() - t0) / 1e9, (now_ns() - t0) / clients);
+	/* Churn: one client leaves, a new one arrives (reclaiming the oldest). */
+	for (uint64_t i = 0; i < rounds; i += 256) {
+		double b0 = now_ns();
+
+		for (int j = 0; j < 256; ++j) {
+			uint64_t k = i + (uint64_t)j;
+			size_t len = (size_t)snprintf(id, sizeof(id), "client-%" PRIu64, k);
+
+			vp_space_disconnect(s, (const uint8_t *)id, len, 0);
+			req.identity_len = (size_t)snprintf(id, sizeof(id), "new-%" PRIu64, k);
+			vp_space_connect(s, &req, &g, &failed);
+		}
+		batches[nb++] = (now_ns() - b0) / 256;
+	}
+	{
+		struct figures f = summarise(batches, nb);
+
+		printf("  churn with %" PRIu64 " leases, disconnect + connect: %.0f ns p50, %.0f ns p99\n",
+		       clients, f.p50, f.p99);
+	}
+	printf("  engine memory: %.1f MiB; peak RSS so far %.1f MiB\n",
+	       vp_space_memory(s) / 1048576.0, peak_rss_kib() / 1024.0);
+	vp_space_close(s);
+	t0 = now_ns();
+	vp_space_open(&s, &o, &rep, &pid);
+	printf("  reopen: journal of %.1f MiB, %" PRIu64 " records, loaded in %.2f s", rep.bytes / 1048576.0,
+	       rep.records, (now_ns() - t0) / 1e9);
+	t0 = now_ns();
+	vp_space_set_server(s, &server);
+	printf(", leases placed in %.2f s (%zu leases)\n", (now_ns() - t0) / 1e9, vp_space_leases(s));
+	vp_space_close(s);
+	vp_config_free(c);
+	free(c);
+	tl_rmtree(dir);
+	free(dir);
+	free(batches);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t clients = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000000;
+
+	printf("allocate + free pair (lowest free address, then give it back):\n");
+	bench_pool("IPv4 /24 at 50%", "10.0.0.1-10.0.0.254", 32, 0.50);
+	bench_pool("IPv4 /24 at 99%", "10.0.0.1-10.0.0.254", 32, 0.99);
+	bench_pool("IPv4 /16 at 50%", "10.0.0.1-10.0.255.254", 32, 0.50);
+	bench_pool("IPv4 /16 at 99%", "10.0.0.1-10.0.255.254", 32, 0.99);
+	bench_pool("IPv4 /12 at 50%", "10.0.0.1-10.15.255.254", 32, 0.50);
+	bench_pool("IPv4 /12 at 99%", "10.0.0.1-10.15.255.254", 32, 0.99);
+	bench_pool("IPv4 /8 at 50%", "10.0.0.1-10.255.255.254", 32, 0.50);
+	bench_pool("IPv4 /8 at 99%", "10.0.0.1-10.255.255.254", 32, 0.99);
+	bench_pool("IPv6 /64, 1M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -1e6);
+	bench_pool("IPv6 /64, 16M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -16777216.0);
+	printf("memory:\n");
+	bench_memory();
+	printf("engine with a /8 pool:\n");
+	bench_space(clients);
+	return 0;
+}
