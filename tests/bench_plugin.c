@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The plugin's cost per connect, calling its exported entry points the way
+ * OpenVPN does: dlopen, open_v3, then per client constructor and
+ * CLIENT_CONNECT_V2 with a realistic environment; then churn rounds of
+ * CLIENT_DISCONNECT + destructor + a new client; then close and re-open.
+ *   ./tests/bench_plugin PLUGIN.so [clients]      (default 1,000,000, a /8)
+ */
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vp_autoconf.h"
+#ifdef HAVE_OPENVPN_SUBDIR_HEADER
+#include <openvpn/openvpn-plugin.h>
+#else
+#include <openvpn-plugin.h>
+#endif
+
+static void quiet_log(openvpn_plugin_log_flags_t flags, const char *name, const char *fmt, ...)
+{
+	(void)flags;
+	(void)name;
+	(void)fmt;
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+typedef int (*open_fn)(int, struct openvpn_plugin_args_open_in const *,
+		       struct openvpn_plugin_args_open_return *);
+typedef int (*func_fn)(int, struct openvpn_plugin_args_func_in const *,
+		       struct openvpn_plugin_args_func_return *);
+typedef void (*close_fn)(openvpn_plugin_handle_t);
+typedef void *(*ctor_fn)(openvpn_plugin_handle_t);
+typedef void (*dtor_fn)(openvpn_plugin_handle_t, void *);
+
+struct api {
+	open_fn open;
+	func_fn func;
+	close_fn close;
+	ctor_fn ctor;
+	dtor_fn dtor;
+};
+
+static openvpn_plugin_handle_t plugin_open(struct api *a, const char *conf)
+{
+	struct openvpn_plugin_callbacks cb = { .plugin_log = quiet_log };
+	const char *argv[] = { "openvpn-plugin-vpnpool.so", conf, NULL };
+	const char *envp[] = { NULL };
+	struct openvpn_plugin_args_open_in in = {
+		.type_mask = 0, .argv = argv, .envp = envp, .callbacks = &cb,
+	};
+	struct openvpn_plugin_args_open_return out = { 0 };
+
+	if (a->open(OPENVPN_PLUGINv3_STRUCTVER, &in, &out))
+		return NULL;
+	return out.handle;
+}
+
+static int call(struct api *a, openvpn_plugin_handle_t h, int type, void *session, const char *id)
+{
+	char cn[64], port[24];
+	const char *envp[] = {
+		cn, "username=", "trusted_ip=203.0.113.7", port, "ifconfig_local=10.0.0.1",
+		"ifconfig_netmask=255.0.0.0", "IV_VER=2.6.14", "IV_PLAT=linux", "IV_PROTO=990",
+		"IV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305", "X509_0_CN=x",
+		"bytes_received=12345", "bytes_sent=54321", "time_duration=60", NULL,
+	};
+	const char *argv[] = { "plugin", NULL };
+	struct openvpn_plugin_string_list *list = NULL;
+	struct openvpn_plugin_args_func_in in = {
+		.type = type, .argv = argv, .envp = envp, .handle = h, .per_client_context = session,
+	};
+	struct openvpn_plugin_args_func_return out = { .return_list = &list };
+	int ret;
+
+	snprintf(cn, sizeof(cn), "common_name=%s", id);
+	snprintf(port, sizeof(port), "trusted_port=%d", 1024 + (int)(strlen(id) * 7 % 60000));
+	ret = a->func(OPENVPN_PLUGINv3_STRUCTVER, &in, &out);
+	if (list) {	/* OpenVPN frees the returned list */
+		free(list->name);
+		free(list->value);
+		free(list);
+	}
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 0) : 1000000;
+	char dir[] = "/tmp/vpnpool-bench-XXXXXX", conf[256], id[32], cmd[300];
+	void *so, **sessions = calloc(n, sizeof(void *));
+	double *t = malloc(n * sizeof(double)), t0;
+	struct api a;
+	openvpn_plugin_handle_t h;
+	FILE *f;
+
+	if (argc < 2 || !mkdtemp(dir) || !(so = dlopen(argv[1], RTLD_NOW))) {
+		fprintf(stderr, "usage: bench_plugin PLUGIN.so [clients] (%s)\n", dlerror());
+		return 2;
+	}
+	a.open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
+	a.func = (func_fn)dlsym(so, "openvpn_plugin_func_v3");
+	a.close = (close_fn)dlsym(so, "openvpn_plugin_close_v1");
+	a.ctor = (ctor_fn)dlsym(so, "openvpn_plugin_client_constructor_v1");
+	a.dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
+	snprintf(conf, sizeof(conf), "%s/vpnpool.conf", dir);
+	f = fopen(conf, "w");
+	fprintf(f, "state-dir = \"%s/state\"\npool \"big\" { network = \"10.0.0.0/8\" }\n", dir);
+	fclose(f);
+	h = plugin_open(&a, conf);
+	if (!h)
+		return 1;
+	for (uint64_t i = 0; i < n; ++i) {
+		snprintf(id, sizeof(id), "client-%" PRIu64, i);
+		sessions[i] = a.ctor(h);
+		t0 = now_ns();
+		if (call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[i], id))
+			return fprintf(stderr, "connect %" PRIu64 " refused\n", i), 1;
+		t[i] = now_ns() - t0;
+	}
+	qsort(t, n, sizeof(*t), cmp);
+	printf("CLIENT_CONNECT_V2 with 0..%" PRIu64 " clients online on a /8: p50 %.1f us, p99 %.1f us\n",
+	       n, t[n / 2] / 1e3, t[n * 99 / 100] / 1e3);
+	for (uint64_t i = 0; i < n; ++i) {
+		snprintf(id, sizeof(id), "client-%" PRIu64, i);
+		call(&a, h, OPENVPN_PLUGIN_CLIENT_DISCONNECT, sessions[i], id);
+		a.dtor(h, sessions[i]);
+		sessions[i] = a.ctor(h);
+		snprintf(id, sizeof(id), "new-%" PRIu64, i);
+		t0 = now_ns();
+		call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[i], id);
+		t[i] = now_ns() - t0;
+	}
+	qsort(t, n, sizeof(*t), cmp);
+	printf("churn (disconnect, destructor, new client) with %" PRIu64 " online: connect p50 %.1f us, p99 %.1f us\n",
+	       n, t[n / 2] / 1e3, t[n * 99 / 100] / 1e3);
+	for (uint64_t i = 0; i < n; ++i)
+		a.dtor(h, sessions[i]);
+	a.close(h);
+	t0 = now_ns();
+	h = plugin_open(&a, conf);
+	printf("re-open with %" PRIu64 " leases in the journal: %.2f s (placing them waits for the first connect)\n",
+	       2 * n, (now_ns() - t0) / 1e9);
+	sessions[0] = a.ctor(h);
+	t0 = now_ns();
+	call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[0], "client-0");
+	printf("first connect after re-open (places every lease): %.2f s\n", (now_ns() - t0) / 1e9);
+	a.dtor(h, sessions[0]);
+	a.close(h);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) ? 1 : 0;
+}
