@@ -37,6 +37,7 @@ struct value {
 static _Thread_local char first_error[1024];
 static _Thread_local const char *current_file;
 
+__attribute__((format(printf, 2, 0)))
 static void on_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char msg[768];
@@ -553,11 +554,13 @@ static int read_sections(const char *file, cfg_t *cfg, struct vp_config *c)
 	c->statics = calloc(ns + 1, sizeof(*c->statics));
 	if (!c->pools || !c->routers || !c->statics)
 		return -1;
-	for (size_t i = 0; i < np; ++i, c->n_pools++)
-		if (read_pool(file, cfg_getnsec(cfg, "pool", (unsigned)i), &c->pools[i]))
+	/* Count each section before reading it, so a failure frees it too. */
+	for (size_t i = 0; i < np; ++i)
+		if (c->n_pools++, read_pool(file, cfg_getnsec(cfg, "pool", (unsigned)i), &c->pools[i]))
 			return -1;
-	for (size_t i = 0; i < nr; ++i, c->n_routers++)
-		if (read_router(file, cfg_getnsec(cfg, "router-pool", (unsigned)i), &c->routers[i]))
+	for (size_t i = 0; i < nr; ++i)
+		if (c->n_routers++,
+		    read_router(file, cfg_getnsec(cfg, "router-pool", (unsigned)i), &c->routers[i]))
 			return -1;
 	for (size_t i = 0; i < nr; ++i)
 		for (size_t k = 0; k < np; ++k)
@@ -566,8 +569,9 @@ static int read_sections(const char *file, cfg_t *cfg, struct vp_config *c)
 					       "router-pool \"%s\" has the name of a pool", c->routers[i].name);
 	if (check_overlaps(file, c))
 		return -1;
-	for (size_t i = 0; i < ns; ++i, c->n_statics++)
-		if (read_static(file, c, cfg_getnsec(cfg, "client", (unsigned)i), &c->statics[i]))
+	for (size_t i = 0; i < ns; ++i)
+		if (c->n_statics++,
+		    read_static(file, c, cfg_getnsec(cfg, "client", (unsigned)i), &c->statics[i]))
 			return -1;
 	return check_static_clash(file, c);
 }

@@ -164,6 +164,31 @@ static void log_pools(struct vp_plugin *p)
 	}
 }
 
+/* At start, before OpenVPN has told the tun address: what is configured. */
+static void log_config(struct vp_plugin *p)
+{
+	char n[VP_PREFIX_STRLEN], n6[VP_PREFIX_STRLEN];
+
+	p->log(PLOG_NOTE, NAME, "%s: %zu pools, %zu router pools, %zu reservations, %zu leases in %s",
+	       p->config.path, p->config.n_pools, p->config.n_routers, p->config.n_statics,
+	       vp_space_leases(p->space), p->config.state_dir);
+	for (size_t i = 0; i < p->config.n_pools; ++i) {
+		const struct vp_pool_config *pc = &p->config.pools[i];
+
+		p->log(PLOG_NOTE, NAME, "pool %s: %s%s%s (sizes are logged at the first connect)",
+		       pc->name, vp_prefix_format(&pc->network, n), pc->has_network6 ? " + " : "",
+		       pc->has_network6 ? vp_prefix_format(&pc->network6, n6) : "");
+	}
+	for (size_t i = 0; i < p->config.n_routers; ++i) {
+		const struct vp_router_config *rc = &p->config.routers[i];
+
+		p->log(PLOG_NOTE, NAME, "router-pool %s: %s/%u subnets%s%s", rc->name,
+		       rc->network.addr.family ? vp_prefix_format(&rc->network, n) : "-", rc->prefix,
+		       rc->has_network6 ? " + " : "",
+		       rc->has_network6 ? vp_prefix_format(&rc->network6, n6) : "");
+	}
+}
+
 /* Learn the server's addresses from an environment, once. */
 static bool learn_server(struct vp_plugin *p, const char *const *envp, bool quiet)
 {
@@ -242,7 +267,8 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		return -1;
 	}
 	report_load(p, &report);
-	learn_server(p, envp, true);
+	if (!learn_server(p, envp, true))
+		log_config(p);
 	vp_logfmt_adds(&p->fields, "config", path);
 	vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
 	usage(p, "start");
