@@ -1,50 +1,61 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The journal: "VPNPOOL\1", then records
- *   u32 payload length, u32 CRC-32C of the payload, payload
- * all little-endian.  Payload: u8 type, then
- *   PUT: u16 slot, u8 state, u32 sessions, i64 created, i64 since,
- *        u16 identity length, identity, u8 real length, real,
- *        addr4, addr6, subnet4, subnet6
- *   DEL: u16 slot, u16 identity length, identity
- * An address is u8 family (0, 4, 6) and 0, 4 or 16 bytes; a subnet is an
- * address plus a u8 prefix length when the family is not 0.
+ * The lease journal.  All integers are little-endian.
+ *
+ *   header   "VPNPOOL1", u32 version (1)
+ *   record   u32 payload length, u32 CRC-32C of the payload, payload
+ *   payload  u8 type (1 PUT, 2 DEL), u16 slot, u16 identity length, identity,
+ *            and for a PUT: u8 state, u32 sessions, i64 created, i64 since,
+ *            u8 real length, real, addr4, addr6, subnet4, subnet6
+ *   address  u8 family (0, 4 or 6), then 0, 4 or 16 bytes in network order
+ *   subnet   an address, then a u8 prefix length unless the family is 0
+ *
+ * The decoder trusts nothing: every length is checked against the payload,
+ * every value against the rules the encoder follows, and a payload must be
+ * used up exactly.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store.h"
 
-#define MAGIC "VPNPOOL\1"
+#define JOURNAL "leases.journal"
+#define JOURNAL_TMP JOURNAL ".tmp"
+#define MAGIC "VPNPOOL1"
 #define MAGIC_LEN 8
+#define VERSION 1
+#define HEADER_LEN (MAGIC_LEN + 4)
 #define REC_HEADER 8
-#define MAX_PAYLOAD (64 + VP_IDENTITY_MAX + VP_REAL_MAX + 4 * 18)
 #define REC_PUT 1
 #define REC_DEL 2
-#define JOURNAL "leases.journal"
+/* The largest payload the encoder can produce, rounded up. */
+#define MAX_PAYLOAD (64 + VP_IDENTITY_MAX + VP_REAL_MAX + 2 * 18 + 2 * 19)
+#define MAX_RECORD (REC_HEADER + MAX_PAYLOAD)
+#define CHUNK (1 << 20)			/* read and compaction buffer */
 
 struct vp_store {
 	char *dir;
 	int lock_fd, fd;
 	bool do_fsync;
-	uint64_t offset;		/* end of the last whole record */
+	bool tail_dirty;		/* a failed append could not be cut back */
+	uint64_t end;			/* end of the last whole record */
 	uint64_t appended;
 	struct vp_store_io io;
 	uint32_t crc_table[256];
-	uint8_t buf[REC_HEADER + MAX_PAYLOAD];
+	uint8_t buf[MAX_RECORD];
 };
 
-/* ---- CRC-32C (Castagnoli) --------------------------------------------------- */
+/* ---- CRC-32C (Castagnoli, reflected polynomial 0x82f63b78) ------------------ */
 
-static void crc_init(uint32_t table[256])
+static void crc32c_init(uint32_t table[256])
 {
 	for (uint32_t i = 0; i < 256; ++i) {
 		uint32_t c = i;
@@ -64,7 +75,61 @@ static uint32_t crc32c(const uint32_t table[256], const uint8_t *p, size_t len)
 	return ~c;
 }
 
-/* ---- encoding ----------------------------------------------------------------- */
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* ---- what a valid lease looks like (shared by encoder and decoder) --------- */
+
+static bool addr_fits(const struct vp_addr *a, enum vp_family family)
+{
+	if (a->family == 0)
+		return true;
+	if (a->family != family)
+		return false;
+	return family == VP_INET6 || (a->hi == 0 && a->lo <= UINT32_MAX);
+}
+
+static bool prefix_fits(const struct vp_prefix *p, enum vp_family family)
+{
+	struct vp_prefix net;
+
+	if (!addr_fits(&p->addr, family))
+		return false;
+	if (p->addr.family == 0)
+		return true;
+	if (p->len > vp_family_bits(family))
+		return false;
+	net = vp_prefix_of(&p->addr, p->len);
+	return vp_addr_eq(&net.addr, &p->addr);
+}
+
+static const char *identity_invalid(size_t identity_len)
+{
+	if (identity_len == 0 || identity_len > VP_IDENTITY_MAX)
+		return "identity length out of range";
+	return NULL;
+}
+
+/* NULL if rec can be stored and read back unchanged, else what is wrong. */
+static const char *lease_invalid(const struct vp_lease_rec *rec)
+{
+	const char *why = identity_invalid(rec->identity_len);
+
+	if (why)
+		return why;
+	if (rec->state > VP_LEASE_ONLINE)
+		return "unknown lease state";
+	if (!addr_fits(&rec->addr4, VP_INET) || !addr_fits(&rec->addr6, VP_INET6))
+		return "address of the wrong family";
+	if (!prefix_fits(&rec->subnet4, VP_INET) || !prefix_fits(&rec->subnet6, VP_INET6))
+		return "subnet of the wrong family, too long a prefix, or host bits set";
+	return NULL;
+}
+
+/* ---- encoding ---------------------------------------------------------------- */
 
 struct writer {
 	uint8_t *p, *end;
@@ -72,8 +137,8 @@ struct writer {
 
 static void put_bytes(struct writer *w, const void *data, size_t len)
 {
-	if ((size_t)(w->end - w->p) < len) {
-		w->p = w->end + 1;	/* overflow marker */
+	if (!w->p || (size_t)(w->end - w->p) < len) {
+		w->p = NULL;
 		return;
 	}
 	memcpy(w->p, data, len);
@@ -107,56 +172,69 @@ static void put_prefix(struct writer *w, const struct vp_prefix *p)
 		put_uint(w, p->len, 1);
 }
 
-/* Encode a record (header and payload) into buf; returns its size or 0. */
-static size_t encode(struct vp_store *s, const struct vp_lease_rec *r, const uint8_t *id,
-		     size_t idlen, uint16_t slot)
+static void put_lease(struct writer *w, const struct vp_lease_rec *rec)
 {
-	struct writer w = { s->buf + REC_HEADER, s->buf + sizeof(s->buf) };
-	size_t len, rlen = 0;
+	size_t real_len = strnlen(rec->real, VP_REAL_MAX - 1);
 
-	if (!idlen || idlen > VP_IDENTITY_MAX)
+	put_uint(w, rec->state, 1);
+	put_uint(w, rec->sessions, 4);
+	put_uint(w, (uint64_t)rec->created, 8);
+	put_uint(w, (uint64_t)rec->since, 8);
+	put_uint(w, real_len, 1);
+	put_bytes(w, rec->real, real_len);
+	put_addr(w, &rec->addr4);
+	put_addr(w, &rec->addr6);
+	put_prefix(w, &rec->subnet4);
+	put_prefix(w, &rec->subnet6);
+}
+
+/*
+ * Encode a whole record (header and payload) into out, which has room for
+ * MAX_RECORD bytes.  rec is NULL for a DEL.  Returns the record's size, or 0
+ * when the lease is not one the decoder would accept.
+ */
+static size_t encode(const uint32_t crc_table[256], uint8_t *out, const struct vp_lease_rec *rec,
+		     const uint8_t *identity, size_t identity_len, uint16_t slot)
+{
+	struct writer w = { out + REC_HEADER, out + MAX_RECORD };
+	size_t len;
+
+	if (rec ? lease_invalid(rec) != NULL : identity_invalid(identity_len) != NULL)
 		return 0;
-	put_uint(&w, r ? REC_PUT : REC_DEL, 1);
+	put_uint(&w, rec ? REC_PUT : REC_DEL, 1);
 	put_uint(&w, slot, 2);
-	if (r) {
-		rlen = strnlen(r->real, VP_REAL_MAX - 1);
-		put_uint(&w, r->state, 1);
-		put_uint(&w, r->sessions, 4);
-		put_uint(&w, (uint64_t)r->created, 8);
-		put_uint(&w, (uint64_t)r->since, 8);
-	}
-	put_uint(&w, idlen, 2);
-	put_bytes(&w, id, idlen);
-	if (r) {
-		put_uint(&w, rlen, 1);
-		put_bytes(&w, r->real, rlen);
-		put_addr(&w, &r->addr4);
-		put_addr(&w, &r->addr6);
-		put_prefix(&w, &r->subnet4);
-		put_prefix(&w, &r->subnet6);
-	}
-	if (w.p > w.end)
+	put_uint(&w, identity_len, 2);
+	put_bytes(&w, identity, identity_len);
+	if (rec)
+		put_lease(&w, rec);
+	if (!w.p)
 		return 0;
-	len = (size_t)(w.p - (s->buf + REC_HEADER));
-	w.p = s->buf;
+	len = (size_t)(w.p - (out + REC_HEADER));
+	w.p = out;
 	put_uint(&w, len, 4);
-	put_uint(&w, crc32c(s->crc_table, s->buf + REC_HEADER, len), 4);
+	put_uint(&w, crc32c(crc_table, out + REC_HEADER, len), 4);
 	return REC_HEADER + len;
 }
 
-/* ---- decoding ----------------------------------------------------------------- */
+/* ---- decoding ---------------------------------------------------------------- */
 
 struct reader {
 	const uint8_t *p, *end;
-	bool bad;
+	const char *why;		/* first thing found wrong */
 };
+
+static void bad(struct reader *r, const char *why)
+{
+	if (!r->why)
+		r->why = why;
+}
 
 static const uint8_t *get_bytes(struct reader *r, size_t len)
 {
 	const uint8_t *p = r->p;
 
-	if (r->bad || (size_t)(r->end - r->p) < len) {
-		r->bad = true;
+	if (r->why || (size_t)(r->end - r->p) < len) {
+		bad(r, "a field runs past the end of the record");
 		return NULL;
 	}
 	r->p += len;
@@ -182,7 +260,7 @@ static void get_addr(struct reader *r, struct vp_addr *a)
 	if (family == 0)
 		return;
 	if (family != VP_INET && family != VP_INET6) {
-		r->bad = true;
+		bad(r, "unknown address family");
 		return;
 	}
 	p = get_bytes(r, family == VP_INET ? 4 : 16);
@@ -192,237 +270,308 @@ static void get_addr(struct reader *r, struct vp_addr *a)
 
 static void get_prefix(struct reader *r, struct vp_prefix *p)
 {
-	struct vp_prefix net;
-
 	get_addr(r, &p->addr);
-	p->len = 0;
-	if (!p->addr.family)
-		return;
-	p->len = (uint8_t)get_uint(r, 1);
-	if (p->len > vp_family_bits(p->addr.family)) {
-		r->bad = true;
-		return;
-	}
-	net = vp_prefix_of(&p->addr, p->len);
-	if (!vp_addr_eq(&net.addr, &p->addr))
-		r->bad = true;
+	p->len = p->addr.family ? (uint8_t)get_uint(r, 1) : 0;
 }
 
-/* Decode and apply one payload; 0, -EBADMSG (malformed), or the callback's
- * error. */
-static int apply(const uint8_t *payload, size_t len, const struct vp_store_replay *replay,
-		 const char **why)
+static void get_lease(struct reader *r, struct vp_lease_rec *rec)
 {
-	struct reader r = { payload, payload + len, false };
-	struct vp_lease_rec rec;
-	unsigned type = (unsigned)get_uint(&r, 1);
-	size_t rlen;
+	size_t real_len;
 	const uint8_t *real;
 
-	memset(&rec, 0, sizeof(rec));
-	if (type != REC_PUT && type != REC_DEL) {
-		*why = "unknown record type";
-		return -EBADMSG;
-	}
-	rec.slot = (uint16_t)get_uint(&r, 2);
-	if (type == REC_PUT) {
-		rec.state = (uint8_t)get_uint(&r, 1);
-		rec.sessions = (uint32_t)get_uint(&r, 4);
-		rec.created = (int64_t)get_uint(&r, 8);
-		rec.since = (int64_t)get_uint(&r, 8);
-	}
-	rec.identity_len = (size_t)get_uint(&r, 2);
-	rec.identity = get_bytes(&r, rec.identity_len);
-	if (!r.bad && (rec.identity_len == 0 || rec.identity_len > VP_IDENTITY_MAX)) {
-		*why = "identity length out of bounds";
-		return -EBADMSG;
-	}
-	if (type == REC_PUT) {
-		rlen = (size_t)get_uint(&r, 1);
-		real = get_bytes(&r, rlen);
-		if (!r.bad && rlen >= VP_REAL_MAX) {
-			*why = "real address too long";
-			return -EBADMSG;
-		}
-		if (real)
-			memcpy(rec.real, real, rlen);
-		get_addr(&r, &rec.addr4);
-		get_addr(&r, &rec.addr6);
-		get_prefix(&r, &rec.subnet4);
-		get_prefix(&r, &rec.subnet6);
-		if (!r.bad && (rec.state > VP_LEASE_ONLINE ||
-			       (rec.addr4.family && rec.addr4.family != VP_INET) ||
-			       (rec.addr6.family && rec.addr6.family != VP_INET6) ||
-			       (rec.subnet4.addr.family && rec.subnet4.addr.family != VP_INET) ||
-			       (rec.subnet6.addr.family && rec.subnet6.addr.family != VP_INET6))) {
-			*why = "bad lease state or address family";
-			return -EBADMSG;
-		}
-	}
-	if (r.bad || r.p != r.end) {
-		*why = r.bad ? "record fields run past its end" : "trailing bytes in record";
-		return -EBADMSG;
-	}
-	if (type == REC_DEL)
-		return replay->del ? replay->del(replay->ud, rec.identity, rec.identity_len,
-						 rec.slot) : 0;
-	return replay->put ? replay->put(replay->ud, &rec) : 0;
+	rec->state = (uint8_t)get_uint(r, 1);
+	rec->sessions = (uint32_t)get_uint(r, 4);
+	rec->created = (int64_t)get_uint(r, 8);
+	rec->since = (int64_t)get_uint(r, 8);
+	real_len = (size_t)get_uint(r, 1);
+	if (real_len >= VP_REAL_MAX)
+		bad(r, "real address too long");
+	real = get_bytes(r, real_len);
+	if (real && memchr(real, '\0', real_len))
+		bad(r, "NUL byte in the real address");
+	if (real)
+		memcpy(rec->real, real, real_len);
+	get_addr(r, &rec->addr4);
+	get_addr(r, &rec->addr6);
+	get_prefix(r, &rec->subnet4);
+	get_prefix(r, &rec->subnet6);
 }
 
-/* Replay a journal image; fills report and *good_end (end of the last good
- * record).  Returns 0 or a callback's error. */
-static int replay_image(const uint8_t *data, uint64_t size, const struct vp_store_replay *replay,
-			const uint32_t crc_table[256], struct vp_store_report *report,
-			uint64_t *good_end)
+/* Decode a payload into *type and *rec (which borrows from payload).  NULL on
+ * success, else what is wrong with it. */
+static const char *decode(const uint8_t *payload, size_t len, unsigned *type,
+			  struct vp_lease_rec *rec)
 {
-	uint64_t off = MAGIC_LEN;
-	const char *why = NULL;
+	struct reader r = { payload, payload + len, NULL };
 
-	report->bytes = size;
-	*good_end = 0;
-	if (size < MAGIC_LEN || memcmp(data, MAGIC, MAGIC_LEN)) {
-		report->corrupt = size != 0;
-		report->corrupt_offset = 0;
-		snprintf(report->detail, sizeof(report->detail), "%s",
-			 size < MAGIC_LEN ? "file too short for its header" : "bad magic");
-		return 0;
-	}
-	while (off < size) {
-		uint64_t left = size - off;
-		uint32_t len, crc;
-		int ret;
+	memset(rec, 0, sizeof(*rec));
+	*type = (unsigned)get_uint(&r, 1);
+	if (*type != REC_PUT && *type != REC_DEL)
+		bad(&r, "unknown record type");
+	rec->slot = (uint16_t)get_uint(&r, 2);
+	rec->identity_len = (size_t)get_uint(&r, 2);
+	if (!r.why && identity_invalid(rec->identity_len))
+		bad(&r, identity_invalid(rec->identity_len));
+	rec->identity = get_bytes(&r, rec->identity_len);
+	if (*type == REC_PUT)
+		get_lease(&r, rec);
+	if (!r.why && r.p != r.end)
+		bad(&r, "trailing bytes in the record");
+	if (!r.why && *type == REC_PUT)
+		r.why = lease_invalid(rec);
+	return r.why;
+}
 
-		if (left < REC_HEADER) {
-			why = "record header cut short";
-			goto torn;
+/* ---- replay -------------------------------------------------------------------- */
+
+/* The journal read in large chunks: no per-record system calls, and no mmap
+ * (a concurrent truncation would turn into SIGBUS for vp_store_read). */
+struct scan {
+	int fd;
+	uint64_t size;			/* bytes to read: the size when the scan began */
+	uint64_t base;			/* file offset of buf[0] */
+	size_t have;			/* bytes in buf */
+	uint8_t *buf;
+	const uint32_t *crc_table;
+	const struct vp_store_replay *replay;
+	struct vp_store_report *report;
+};
+
+/* Point *p at the data from file offset at (>= base), with at least want
+ * bytes in *avail unless the file ends first.  0 or -errno. */
+static int scan_window(struct scan *sc, uint64_t at, size_t want, const uint8_t **p,
+		       size_t *avail)
+{
+	size_t skip = (size_t)(at - sc->base);
+
+	if (sc->have - skip < want && sc->base + sc->have < sc->size) {
+		memmove(sc->buf, sc->buf + skip, sc->have - skip);
+		sc->have -= skip;
+		sc->base = at;
+		skip = 0;
+		while (sc->have < CHUNK && sc->base + sc->have < sc->size) {
+			uint64_t left = sc->size - sc->base - sc->have;
+			size_t room = CHUNK - sc->have;
+			ssize_t n = pread(sc->fd, sc->buf + sc->have, left < room ? (size_t)left : room,
+					  (off_t)(sc->base + sc->have));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)	/* shrank under us: what we have is the end */
+				sc->size = sc->base + sc->have;
+			sc->have += (size_t)n;
 		}
-		len = (uint32_t)data[off] | (uint32_t)data[off + 1] << 8 |
-		      (uint32_t)data[off + 2] << 16 | (uint32_t)data[off + 3] << 24;
-		crc = (uint32_t)data[off + 4] | (uint32_t)data[off + 5] << 8 |
-		      (uint32_t)data[off + 6] << 16 | (uint32_t)data[off + 7] << 24;
-		if (len == 0 || len > MAX_PAYLOAD) {
-			why = "impossible record length";
-			goto corrupt;
-		}
-		if (left - REC_HEADER < len) {
-			why = "record cut short";
-			goto torn;
-		}
-		if (crc32c(crc_table, data + off + REC_HEADER, len) != crc) {
-			why = "checksum mismatch";
-			if (left == REC_HEADER + len)
-				goto torn;
-			goto corrupt;
-		}
-		ret = apply(data + off + REC_HEADER, len, replay, &why);
-		if (ret == -EBADMSG) {
-			if (left == REC_HEADER + len)
-				goto torn;
-			goto corrupt;
-		}
-		if (ret)
-			return ret;
-		report->records++;
-		off += REC_HEADER + len;
 	}
-	*good_end = off;
-	return 0;
-torn:
-	report->torn = true;
-	report->torn_offset = off;
-	snprintf(report->detail, sizeof(report->detail), "%s", why);
-	*good_end = off;
-	return 0;
-corrupt:
-	report->corrupt = true;
-	report->corrupt_offset = off;
-	snprintf(report->detail, sizeof(report->detail), "%s", why);
-	*good_end = off;
+	*p = sc->buf + skip;
+	*avail = sc->have - skip;
 	return 0;
 }
 
-/* mmap a file read-only and replay it. */
-static int replay_fd(int fd, const struct vp_store_replay *replay, const uint32_t crc_table[256],
-		     struct vp_store_report *report, uint64_t *good_end)
+/* Whether everything from at to the end of the file is zero bytes (what a
+ * crash can leave where the file grew but the data never landed). */
+static int scan_rest_is_zero(struct scan *sc, uint64_t at, bool *zero)
 {
-	struct stat st;
-	void *map;
+	const uint8_t *p;
+	size_t avail;
 	int ret;
 
+	*zero = true;
+	while (at < sc->size) {
+		ret = scan_window(sc, at, CHUNK, &p, &avail);
+		if (ret)
+			return ret;
+		for (size_t i = 0; i < avail; ++i)
+			if (p[i]) {
+				*zero = false;
+				return 0;
+			}
+		at += avail;
+	}
+	return 0;
+}
+
+static void report_end(struct vp_store_report *rep, bool torn, uint64_t at, const char *why)
+{
+	if (torn) {
+		rep->torn = true;
+		rep->torn_offset = at;
+	} else {
+		rep->corrupt = true;
+		rep->corrupt_offset = at;
+	}
+	snprintf(rep->detail, sizeof(rep->detail), "%s", why);
+}
+
+static int apply(const struct vp_store_replay *replay, unsigned type,
+		 const struct vp_lease_rec *rec)
+{
+	if (!replay)
+		return 0;
+	if (type == REC_DEL)
+		return replay->del ? replay->del(replay->ud, rec->identity, rec->identity_len,
+						 rec->slot) : 0;
+	return replay->put ? replay->put(replay->ud, rec) : 0;
+}
+
+/* A record header whose length no encoder writes: a crash leaves zeros, so a
+ * zero-filled rest is a torn tail; anything else is damage. */
+static int scan_bad_length(struct scan *sc, uint64_t at)
+{
+	bool zero;
+	int ret = scan_rest_is_zero(sc, at, &zero);
+
+	if (ret)
+		return ret;
+	report_end(sc->report, zero, at, zero ? "zero-filled tail" : "impossible record length");
+	return 1;
+}
+
+/* Replay the record at *at and advance past it.  0: next, 1: the replay
+ * ended (torn tail or damage reported), -errno or a callback's error. */
+static int scan_record(struct scan *sc, uint64_t *at)
+{
+	struct vp_lease_rec rec;
+	const uint8_t *p;
+	const char *why;
+	size_t avail, len;
+	unsigned type;
+	bool last;
+	int ret;
+
+	ret = scan_window(sc, *at, MAX_RECORD, &p, &avail);
+	if (ret)
+		return ret;
+	if (avail < REC_HEADER) {
+		report_end(sc->report, true, *at, "record header cut short");
+		return 1;
+	}
+	len = le32(p);
+	if (len == 0 || len > MAX_PAYLOAD)
+		return scan_bad_length(sc, *at);
+	if (avail - REC_HEADER < len) {
+		report_end(sc->report, true, *at, "record cut short");
+		return 1;
+	}
+	last = *at + REC_HEADER + len == sc->size;
+	if (crc32c(sc->crc_table, p + REC_HEADER, len) != le32(p + 4))
+		why = "checksum mismatch";
+	else
+		why = decode(p + REC_HEADER, len, &type, &rec);
+	if (why) {
+		report_end(sc->report, last, *at, why);
+		return 1;
+	}
+	ret = apply(sc->replay, type, &rec);
+	if (ret)
+		return ret < 0 ? ret : -ECANCELED;
+	sc->report->records++;
+	*at += REC_HEADER + len;
+	return 0;
+}
+
+/* Check the file header.  0: records follow at HEADER_LEN; 1: the replay
+ * ended (empty, torn or bad header reported); -errno. */
+static int scan_header(struct scan *sc)
+{
+	const uint8_t *p;
+	size_t avail;
+	int ret;
+
+	ret = scan_window(sc, 0, HEADER_LEN, &p, &avail);
+	if (ret)
+		return ret;
+	if (avail < HEADER_LEN) {
+		if (avail && !memcmp(p, MAGIC, avail < MAGIC_LEN ? avail : MAGIC_LEN))
+			report_end(sc->report, true, 0, "journal header cut short");
+		else if (avail)
+			report_end(sc->report, false, 0, "bad magic: not a vpnpool journal");
+		return 1;
+	}
+	if (memcmp(p, MAGIC, MAGIC_LEN)) {
+		report_end(sc->report, false, 0, "bad magic: not a vpnpool journal");
+		return 1;
+	}
+	if (le32(p + MAGIC_LEN) != VERSION)
+		return -EPROTONOSUPPORT;
+	return 0;
+}
+
+/*
+ * Replay the journal open on fd.  Fills report; *good_end is the end of the
+ * last record replayed (0 when even the header is missing or bad).  0,
+ * -EPROTONOSUPPORT (a newer format), -errno, or a callback's error.
+ */
+static int replay_fd(int fd, const uint32_t crc_table[256], const struct vp_store_replay *replay,
+		     struct vp_store_report *report, uint64_t *good_end)
+{
+	struct scan sc = { .fd = fd, .crc_table = crc_table, .replay = replay, .report = report };
+	struct stat st;
+	uint64_t at = HEADER_LEN;
+	int ret;
+
+	*good_end = 0;
 	if (fstat(fd, &st))
 		return -errno;
-	if (st.st_size == 0) {
-		*good_end = 0;
-		report->bytes = 0;
-		return 0;
+	sc.size = (uint64_t)st.st_size;
+	sc.buf = malloc(CHUNK);
+	if (!sc.buf)
+		return -ENOMEM;
+	ret = scan_header(&sc);
+	if (ret)
+		goto out_free;
+	while (at < sc.size) {
+		ret = scan_record(&sc, &at);
+		if (ret)
+			break;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
-	madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-	ret = replay_image(map, (uint64_t)st.st_size, replay, crc_table, report, good_end);
-	munmap(map, (size_t)st.st_size);
-	return ret;
+	*good_end = at;
+out_free:
+	report->bytes = sc.size;
+	free(sc.buf);
+	return ret < 0 ? ret : 0;
 }
 
-/* ---- the open store ------------------------------------------------------------ */
+/* ---- files in the state directory ----------------------------------------------- */
 
-static int path_in(const struct vp_store *s, const char *name, char *buf, size_t len)
+static int path_in(char *buf, size_t size, const char *dir, const char *name)
 {
-	int n = snprintf(buf, len, "%s/%s", s->dir, name);
+	int n = snprintf(buf, size, "%s/%s", dir, name);
 
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int write_all(const struct vp_store *s, int fd, const void *data, size_t len)
+/* mkdir -p, mode 0750 for what it creates. */
+static int make_dirs(const char *dir)
 {
-	const uint8_t *p = data;
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
 
-	while (len) {
-		ssize_t n = s->io.write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int take_lock(struct vp_store *s, pid_t *holder_pid)
-{
-	char path[4096], pid[32];
-	int n;
-
-	if (path_in(s, "lock", path, sizeof(path)))
+	if (!len)
+		return -ENOENT;
+	if (len >= sizeof(path))
 		return -ENAMETOOLONG;
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (s->lock_fd < 0)
-		return -errno;
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; ; ++p) {
+		if (*p && *p != '/')
+			continue;
+		if (p[-1] != '/') {
+			char c = *p;
 
-		if (holder_pid) {
-			n = (int)pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
-			pid[n > 0 ? n : 0] = '\0';
-			*holder_pid = (pid_t)atol(pid);
+			*p = '\0';
+			if (mkdir(path, 0750) && errno != EEXIST)
+				return -errno;
+			*p = c;
 		}
-		return err;
+		if (!*p)
+			return 0;
 	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(s->lock_fd, 0) || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
-		return -errno;
-	return 0;
 }
 
-static int fsync_dir(const struct vp_store *s)
+static int fsync_dir(const char *dir)
 {
-	int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret = 0;
 
 	if (fd < 0)
@@ -433,39 +582,179 @@ static int fsync_dir(const struct vp_store *s)
 	return ret;
 }
 
-/* A new journal holding only the header, in place of the current one. */
-static int start_fresh(struct vp_store *s)
+static int write_all(const struct vp_store_io *io, int fd, const void *data, size_t len)
 {
-	char path[4096];
-	int fd, ret;
+	const uint8_t *p = data;
 
-	if (path_in(s, JOURNAL, path, sizeof(path)))
-		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return -errno;
-	ret = write_all(s, fd, MAGIC, MAGIC_LEN);
-	if (ret) {
-		close(fd);
-		return ret;
+	while (len) {
+		ssize_t n = io->write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno ? -errno : -EIO;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
 	}
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = fd;
-	s->offset = MAGIC_LEN;
 	return 0;
 }
 
+static int sync_fd(const struct vp_store_io *io, int fd)
+{
+	if (io->fsync(fd) == 0)
+		return 0;
+	return errno ? -errno : -EIO;
+}
+
+static void put_header(uint8_t out[HEADER_LEN])
+{
+	memcpy(out, MAGIC, MAGIC_LEN);
+	out[MAGIC_LEN] = VERSION;
+	out[MAGIC_LEN + 1] = out[MAGIC_LEN + 2] = out[MAGIC_LEN + 3] = 0;
+}
+
+static void read_pid(int fd, pid_t *pid)
+{
+	char text[24];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	char *end;
+	long v;
+
+	*pid = 0;
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	v = strtol(text, &end, 10);
+	if (end != text && v > 0 && v <= INT_MAX)
+		*pid = (pid_t)v;
+}
+
+/* Take dir/lock and write our pid into it; -EBUSY with *holder_pid. */
+static int take_lock(struct vp_store *s, pid_t *holder_pid)
+{
+	char path[PATH_MAX], text[24];
+	int n;
+
+	if (path_in(path, sizeof(path), s->dir, "lock"))
+		return -ENAMETOOLONG;
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (s->lock_fd < 0)
+		return -errno;
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (holder_pid)
+			read_pid(s->lock_fd, holder_pid);
+		return -EBUSY;
+	}
+	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (ftruncate(s->lock_fd, 0) || pwrite(s->lock_fd, text, (size_t)n, 0) != n)
+		return -errno;
+	return 0;
+}
+
+/* Cut the journal to its header (a new, empty or header-torn file). */
+static int write_header(struct vp_store *s)
+{
+	uint8_t header[HEADER_LEN];
+	int ret;
+
+	if (ftruncate(s->fd, 0))
+		return -errno;
+	put_header(header);
+	ret = write_all(&s->io, s->fd, header, sizeof(header));
+	if (!ret && s->do_fsync)
+		ret = sync_fd(&s->io, s->fd);
+	if (!ret && s->do_fsync)
+		ret = fsync_dir(s->dir);
+	if (!ret)
+		s->end = HEADER_LEN;
+	return ret;
+}
+
+static int open_journal(struct vp_store *s, const char *path, int flags)
+{
+	s->fd = open(path, flags | O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	return s->fd < 0 ? -errno : 0;
+}
+
+/* rename() that fails with EEXIST rather than replace to; link() and unlink()
+ * where the filesystem has no RENAME_NOREPLACE. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	if (link(from, to))
+		return -errno;
+	unlink(from);
+	return 0;
+}
+
+/* Rename the damaged journal to leases.journal.corrupt-<time>[-N], never over
+ * an older one. */
 static int set_aside(struct vp_store *s, struct vp_store_report *report)
 {
-	char from[4096];
+	char from[PATH_MAX], name[64];
+	long long now = (long long)time(NULL);
+	int ret = -EEXIST;
 
-	if (path_in(s, JOURNAL, from, sizeof(from)))
+	if (path_in(from, sizeof(from), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	snprintf(report->set_aside, sizeof(report->set_aside), "%s/%s.corrupt-%lld", s->dir,
-		 JOURNAL, (long long)time(NULL));
-	if (rename(from, report->set_aside))
+	for (int i = 0; i < 1000; ++i) {
+		if (i)
+			snprintf(name, sizeof(name), "%s.corrupt-%lld-%d", JOURNAL, now, i);
+		else
+			snprintf(name, sizeof(name), "%s.corrupt-%lld", JOURNAL, now);
+		ret = path_in(report->set_aside, sizeof(report->set_aside), s->dir, name);
+		if (ret)
+			break;
+		ret = rename_noreplace(from, report->set_aside);
+		if (ret != -EEXIST)
+			break;
+	}
+	if (ret)
+		report->set_aside[0] = '\0';
+	return ret;
+}
+
+/* Open dir's journal (creating it) and replay it; deal with a torn tail or
+ * damage as the header of this file describes. */
+static int load(struct vp_store *s, const struct vp_store_replay *replay,
+		struct vp_store_report *report)
+{
+	char path[PATH_MAX];
+	uint64_t good_end;
+	int ret;
+
+	if (path_in(path, sizeof(path), s->dir, JOURNAL))
+		return -ENAMETOOLONG;
+	ret = open_journal(s, path, O_CREAT);
+	if (ret)
+		return ret;
+	ret = replay_fd(s->fd, s->crc_table, replay, report, &good_end);
+	if (ret)
+		return ret;
+	if (report->corrupt) {
+		ret = set_aside(s, report);
+		if (ret)
+			return ret;
+		close(s->fd);
+		ret = open_journal(s, path, O_CREAT | O_EXCL);
+		if (ret)
+			return ret;
+		/* What came before the damage lives only in the caller now. */
+		s->appended = UINT64_MAX / 2;
+		return write_header(s);
+	}
+	if (good_end < HEADER_LEN)
+		return write_header(s);
+	if (report->torn && ftruncate(s->fd, (off_t)good_end))
 		return -errno;
+	s->end = good_end;
 	return 0;
 }
 
@@ -479,50 +768,23 @@ static int default_fsync(int fd)
 	return fdatasync(fd);
 }
 
-static int load(struct vp_store *s, const struct vp_store_replay *replay,
-		struct vp_store_report *report)
-{
-	char path[4096];
-	uint64_t good_end;
-	int ret;
-
-	if (path_in(s, JOURNAL, path, sizeof(path)))
-		return -ENAMETOOLONG;
-	s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (s->fd < 0)
-		return -errno;
-	ret = replay_fd(s->fd, replay, s->crc_table, report, &good_end);
-	if (ret)
-		return ret;
-	if (report->bytes == 0)
-		return start_fresh(s);
-	if (report->corrupt) {
-		ret = set_aside(s, report);
-		if (ret)
-			return ret;
-		/* The caller holds what came before the damage: compact at once. */
-		s->appended = UINT64_MAX / 2;
-		return start_fresh(s);
-	}
-	if (report->torn && ftruncate(s->fd, (off_t)good_end))
-		return -errno;
-	s->offset = good_end;
-	return 0;
-}
-
 int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		  const struct vp_store_io *io, const struct vp_store_replay *replay,
 		  struct vp_store_report *report, pid_t *holder_pid)
 {
+	struct vp_store_report scratch;
 	struct vp_store *s;
 	int ret;
 
 	*out = NULL;
+	if (!report)
+		report = &scratch;
 	memset(report, 0, sizeof(*report));
 	if (holder_pid)
 		*holder_pid = 0;
-	if (mkdir(dir, 0750) && errno != EEXIST)
-		return -errno;
+	ret = make_dirs(dir);
+	if (ret)
+		return ret;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -530,22 +792,22 @@ int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 	s->do_fsync = do_fsync;
 	s->io.write = io && io->write ? io->write : default_write;
 	s->io.fsync = io && io->fsync ? io->fsync : default_fsync;
-	crc_init(s->crc_table);
+	crc32c_init(s->crc_table);
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		ret = -ENOMEM;
-		goto out_close;
+		goto out_close_store;
 	}
 	ret = take_lock(s, holder_pid);
 	if (ret)
-		goto out_close;
+		goto out_close_store;
 	ret = load(s, replay, report);
 	if (ret)
-		goto out_close;
+		goto out_close_store;
 	*out = s;
 	return 0;
 
-out_close:
+out_close_store:
 	vp_store_close(s);
 	return ret;
 }
@@ -562,35 +824,45 @@ void vp_store_close(struct vp_store *s)
 	free(s);
 }
 
-/* Append one encoded record; on failure cut the journal back. */
+/* ---- appending ------------------------------------------------------------------ */
+
+/* Append the len bytes encoded in s->buf: one write, fsync if asked.  On any
+ * failure the journal is cut back to its last whole record. */
 static int append(struct vp_store *s, size_t len)
 {
 	int ret;
 
 	if (!len)
 		return -EINVAL;
-	ret = write_all(s, s->fd, s->buf, len);
+	if (s->tail_dirty) {
+		if (ftruncate(s->fd, (off_t)s->end))
+			return -EIO;
+		s->tail_dirty = false;
+	}
+	ret = write_all(&s->io, s->fd, s->buf, len);
+	if (!ret && s->do_fsync)
+		ret = sync_fd(&s->io, s->fd);
 	if (ret) {
-		if (ftruncate(s->fd, (off_t)s->offset)) {
-			/* Cannot even cut back: the next load drops the torn tail. */
-		}
+		/* If even this fails, retry before the next append: nothing may
+		 * follow a partial record. */
+		if (ftruncate(s->fd, (off_t)s->end))
+			s->tail_dirty = true;
 		return ret;
 	}
-	if (s->do_fsync && s->io.fsync(s->fd))
-		return -errno;
-	s->offset += len;
+	s->end += len;
 	s->appended++;
 	return 0;
 }
 
 int vp_store_put(struct vp_store *s, const struct vp_lease_rec *rec)
 {
-	return append(s, encode(s, rec, rec->identity, rec->identity_len, rec->slot));
+	return append(s, encode(s->crc_table, s->buf, rec, rec->identity, rec->identity_len,
+				rec->slot));
 }
 
 int vp_store_del(struct vp_store *s, const uint8_t *identity, size_t identity_len, uint16_t slot)
 {
-	return append(s, encode(s, NULL, identity, identity_len, slot));
+	return append(s, encode(s->crc_table, s->buf, NULL, identity, identity_len, slot));
 }
 
 uint64_t vp_store_appended(const struct vp_store *s)
@@ -598,105 +870,125 @@ uint64_t vp_store_appended(const struct vp_store *s)
 	return s->appended;
 }
 
-/* Compaction writes through a large buffer. */
-struct compact_ctx {
+/* ---- compaction ------------------------------------------------------------------ */
+
+struct compact {
 	struct vp_store *s;
 	int fd;
 	uint8_t *buf;
-	size_t len, cap;
-	int err;
+	size_t len;
+	uint64_t size;			/* bytes written so far */
 };
 
-static int compact_flush(struct compact_ctx *c)
+static int compact_flush(struct compact *c)
 {
-	int ret = write_all(c->s, c->fd, c->buf, c->len);
+	int ret = write_all(&c->s->io, c->fd, c->buf, c->len);
 
+	c->size += c->len;
 	c->len = 0;
 	return ret;
 }
 
 static int compact_emit(void *ctx, const struct vp_lease_rec *rec)
 {
-	struct compact_ctx *c = ctx;
-	size_t n = encode(c->s, rec, rec->identity, rec->identity_len, rec->slot);
+	struct compact *c = ctx;
+	size_t n;
+	int ret;
 
-	if (!n)
-		return -EINVAL;
-	if (c->len + n > c->cap) {
-		int ret = compact_flush(c);
-
+	if (CHUNK - c->len < MAX_RECORD) {
+		ret = compact_flush(c);
 		if (ret)
 			return ret;
 	}
-	memcpy(c->buf + c->len, c->s->buf, n);
+	n = encode(c->s->crc_table, c->buf + c->len, rec, rec->identity, rec->identity_len,
+		   rec->slot);
+	if (!n)
+		return -EINVAL;
 	c->len += n;
 	return 0;
+}
+
+/* Write and fsync the whole new journal into c->fd. */
+static int compact_write(struct compact *c, int (*each)(void *, vp_store_emit_fn, void *),
+			 void *ud)
+{
+	int ret;
+
+	put_header(c->buf);
+	c->len = HEADER_LEN;
+	ret = each(ud, compact_emit, c);
+	if (!ret)
+		ret = compact_flush(c);
+	if (!ret)
+		ret = sync_fd(&c->s->io, c->fd);
+	return ret;
 }
 
 int vp_store_compact(struct vp_store *s,
 		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
 {
-	char tmp[4096], path[4096];
-	struct compact_ctx c = { .s = s, .cap = 1 << 20 };
-	struct stat st;
+	char tmp[PATH_MAX], path[PATH_MAX];
+	struct compact c = { .s = s };
 	int ret;
 
-	if (path_in(s, JOURNAL ".tmp", tmp, sizeof(tmp)) || path_in(s, JOURNAL, path, sizeof(path)))
+	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
+	    path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	c.buf = malloc(c.cap);
+	c.buf = malloc(CHUNK);
 	if (!c.buf)
 		return -ENOMEM;
-	c.fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	c.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (c.fd < 0) {
 		ret = -errno;
-		goto out_free;
+		goto out_free_buf;
 	}
-	memcpy(c.buf, MAGIC, MAGIC_LEN);
-	c.len = MAGIC_LEN;
-	ret = each(ud, compact_emit, &c);
-	if (!ret)
-		ret = compact_flush(&c);
-	if (!ret && s->io.fsync(c.fd))
-		ret = -errno;
-	if (!ret && fstat(c.fd, &st))
-		ret = -errno;
-	if (!ret && rename(tmp, path))
-		ret = -errno;
+	ret = compact_write(&c, each, ud);
 	if (ret)
-		goto out_unlink;
-	fsync_dir(s);
+		goto out_unlink_tmp;
+	if (rename(tmp, path)) {
+		ret = -errno;
+		goto out_unlink_tmp;
+	}
+	/* The new journal is the journal from here on, whatever the directory
+	 * fsync says: the old file is gone from the directory. */
+	fsync_dir(s->dir);
 	close(s->fd);
 	s->fd = c.fd;
-	s->offset = (uint64_t)st.st_size;
+	s->end = c.size;
+	s->tail_dirty = false;
 	s->appended = 0;
 	free(c.buf);
 	return 0;
 
-out_unlink:
+out_unlink_tmp:
 	close(c.fd);
 	unlink(tmp);
-out_free:
+out_free_buf:
 	free(c.buf);
 	return ret;
 }
 
+/* ---- reading without the lock ------------------------------------------------- */
+
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report)
 {
-	char path[4096];
-	uint32_t table[256];
+	struct vp_store_report scratch;
+	char path[PATH_MAX];
+	uint32_t crc_table[256];
 	uint64_t good_end;
-	int fd, ret, n;
+	int fd, ret;
 
+	if (!report)
+		report = &scratch;
 	memset(report, 0, sizeof(*report));
-	n = snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	if (path_in(path, sizeof(path), dir, JOURNAL))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	crc_init(table);
-	ret = replay_fd(fd, replay, table, report, &good_end);
+	crc32c_init(crc_table);
+	ret = replay_fd(fd, crc_table, replay, report, &good_end);
 	close(fd);
 	return ret;
 }

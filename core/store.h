@@ -45,7 +45,10 @@ struct vp_lease_rec {
 	struct vp_prefix subnet4, subnet6;
 };
 
-/* Called for every record in journal order while replaying. */
+/* Called for every record in journal order while replaying; rec and identity
+ * are borrowed for the call.  A callback returns 0 or -errno; an error stops the
+ * replay and is returned by vp_store_open() / vp_store_read().  replay, put and
+ * del may each be NULL. */
 struct vp_store_replay {
 	int (*put)(void *ud, const struct vp_lease_rec *rec);
 	int (*del)(void *ud, const uint8_t *identity, size_t identity_len, uint16_t slot);
@@ -56,11 +59,13 @@ struct vp_store_replay {
 struct vp_store_report {
 	uint64_t records;		/* records replayed */
 	uint64_t bytes;			/* journal size read */
-	bool torn;			/* a cut-short last record was dropped */
+	bool torn;			/* a cut-short or unreadable last record
+					 * (or a cut-short header) was dropped */
 	uint64_t torn_offset;
 	bool corrupt;			/* damage before the end: file set aside */
 	uint64_t corrupt_offset;
-	char set_aside[4096];		/* path it was renamed to ("" if none) */
+	char set_aside[4096];		/* path it was renamed to ("" if none;
+					 * vp_store_read() never sets one aside) */
 	char detail[256];		/* what was wrong, for the log */
 };
 
@@ -72,24 +77,32 @@ struct vp_store_io {
 
 struct vp_store;
 
-/* Lock dir (created if missing, mode 0750), replay its journal through
- * replay, and keep it open for appending.  0 on success; -EBUSY when another
- * process holds the lock (*holder_pid set when known, else 0); other -errno
- * for I/O errors; -EBADMSG never (corruption is reported, not fatal).
- * io may be NULL for the real system calls. */
+/* Lock dir (created with its parents if missing, mode 0750), replay its journal
+ * through replay, and keep it open for appending.  0 on success; -EBUSY when
+ * another store holds the lock, also one in this process (*holder_pid set when
+ * known, else 0); -EPROTONOSUPPORT for a journal of a newer format (left as
+ * it is); a callback's error; other -errno for I/O errors; -EBADMSG never
+ * (corruption is reported, not fatal).  A torn tail is cut off the file.  After
+ * corruption the journal starts afresh and vp_store_appended() returns a huge
+ * value so that the caller compacts, writing back the records it was given
+ * before the damage.  io and its members may be NULL for the real system calls
+ * (write(2), fdatasync(2)); report and holder_pid may be NULL. */
 int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		  const struct vp_store_io *io, const struct vp_store_replay *replay,
 		  struct vp_store_report *report, pid_t *holder_pid);
 /* Release the lock and close.  NULL is fine. */
 void vp_store_close(struct vp_store *store);
 
-/* Append a record; on disk (and fsynced if asked) when it returns 0.
- * A failed append leaves the journal as it was: -ENOSPC, -EIO, ... */
+/* Append a record with one write; on disk (and fsynced if asked) when it
+ * returns 0.  A failed append leaves the journal as it was: -ENOSPC, -EIO, ...;
+ * -EINVAL for a lease the journal could not read back (identity length, state,
+ * address family, prefix length or host bits out of bounds). */
 int vp_store_put(struct vp_store *store, const struct vp_lease_rec *rec);
 int vp_store_del(struct vp_store *store, const uint8_t *identity, size_t identity_len,
 		 uint16_t slot);
 
-/* Records appended since the last compaction or open. */
+/* Records appended since the last compaction or open; UINT64_MAX / 2 and up
+ * after a load that set a damaged journal aside (compact now). */
 uint64_t vp_store_appended(const struct vp_store *store);
 
 /* Rewrite the journal as one record per live lease, produced by each() calling
@@ -101,8 +114,10 @@ int vp_store_compact(struct vp_store *store,
 
 /* Read-only replay of dir's journal without the lock, for the command: a
  * consistent view even while a plugin appends (a record still being written
- * reads as a torn tail and is skipped).  Sets nothing aside.  0, -ENOENT (no
- * journal yet), -errno. */
+ * reads as a torn tail and is skipped).  Mid-file damage ends the replay and is
+ * reported (corrupt, corrupt_offset) but nothing is set aside or changed.  0,
+ * -ENOENT (no journal yet), -EPROTONOSUPPORT, a callback's error, -errno.
+ * report may be NULL. */
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report);
 

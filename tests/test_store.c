@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The journal: replay, lock, torn tails, corruption, failed writes, compaction. */
+/*
+ * The lease journal: round trips, the lock, crashes at every byte of the last
+ * record, damage in the middle, hostile records, failing writes, compaction
+ * and the lock-free reader.  Records are crafted here byte by byte (with a
+ * correct CRC) so that the decoder itself meets every malformed field.
+ */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,332 +20,86 @@
 #include <cmocka.h>
 
 #include "store.h"
-#include "testlib.h"
 
-/* What a replay saw: identity -> last address (a tiny map). */
-struct seen {
-	char id[16][32];
-	uint32_t a4[16];
-	unsigned n, puts, dels;
+#define HEADER_LEN 12
+
+/* ---- a model of the leases the replay produced ---------------------------- */
+
+#define MAX_LEASES 64
+
+struct lease {
+	char id[VP_IDENTITY_MAX + 1];
+	struct vp_lease_rec rec;
 };
 
-static int on_put(void *ud, const struct vp_lease_rec *r)
-{
-	struct seen *s = ud;
-	unsigned i;
+struct model {
+	struct lease leases[MAX_LEASES];
+	size_t n;
+	unsigned puts, dels;
+	int fail_after;			/* put returns -EIO after this many (0: never) */
+};
 
-	for (i = 0; i < s->n && strncmp(s->id[i], (const char *)r->identity, r->identity_len); ++i)
-		;
-	if (i == s->n)
-		snprintf(s->id[s->n++], 32, "%.*s", (int)r->identity_len, r->identity);
-	s->a4[i] = (uint32_t)r->addr4.lo;
-	s->puts++;
+static struct lease *model_find(struct model *m, const uint8_t *id, size_t len, uint16_t slot)
+{
+	for (size_t i = 0; i < m->n; ++i)
+		if (m->leases[i].rec.identity_len == len && m->leases[i].rec.slot == slot &&
+		    !memcmp(m->leases[i].id, id, len))
+			return &m->leases[i];
+	return NULL;
+}
+
+static int model_put(void *ud, const struct vp_lease_rec *rec)
+{
+	struct model *m = ud;
+	struct lease *l = model_find(m, rec->identity, rec->identity_len, rec->slot);
+
+	if (m->fail_after && m->puts == (unsigned)m->fail_after)
+		return -EIO;
+	m->puts++;
+	if (!l) {
+		assert_true(m->n < MAX_LEASES);
+		l = &m->leases[m->n++];
+	}
+	memcpy(l->id, rec->identity, rec->identity_len);
+	l->id[rec->identity_len] = '\0';
+	l->rec = *rec;
+	l->rec.identity = (const uint8_t *)l->id;
 	return 0;
 }
 
-static int on_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+static int model_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
 {
-	struct seen *s = ud;
+	struct model *m = ud;
+	struct lease *l = model_find(m, id, len, slot);
 
-	(void)slot;
-	for (unsigned i = 0; i < s->n; ++i)
-		if (strlen(s->id[i]) == len && !memcmp(s->id[i], id, len)) {
-			s->id[i][0] = '\0';
-			s->a4[i] = 0;
-		}
-	s->dels++;
+	m->dels++;
+	if (l)
+		*l = m->leases[--m->n];
 	return 0;
 }
 
-static struct vp_lease_rec rec(const char *id, uint32_t a4)
+static struct vp_store_replay model_replay(struct model *m)
 {
-	struct vp_lease_rec r = {
-		.identity = (const uint8_t *)id, .identity_len = strlen(id), .state = VP_LEASE_ONLINE,
-		.sessions = 1, .created = 100, .since = 200, .addr4 = vp_addr_v4(a4),
-	};
+	struct vp_store_replay r = { .put = model_put, .del = model_del, .ud = m };
 
-	snprintf(r.real, sizeof(r.real), "203.0.113.7:1194");
+	memset(m, 0, sizeof(*m));
 	return r;
 }
 
-static struct vp_store *open_store(const char *dir, struct seen *s, struct vp_store_report *rep,
-				   const struct vp_store_io *io)
+static const struct vp_lease_rec *model_get(struct model *m, const char *id, uint16_t slot)
 {
-	struct vp_store_replay replay = { on_put, on_del, s };
-	struct vp_store *st = NULL;
-	pid_t pid;
+	struct lease *l = model_find(m, (const uint8_t *)id, strlen(id), slot);
 
-	memset(s, 0, sizeof(*s));
-	assert_int_equal(vp_store_open(&st, dir, false, io, &replay, rep, &pid), 0);
-	return st;
+	return l ? &l->rec : NULL;
 }
 
-static off_t journal_size(const char *dir)
+/* Emit every lease of the model (the compaction's each()). */
+static int model_each(void *ud, vp_store_emit_fn emit, void *ctx)
 {
-	char path[512];
-	struct stat st;
+	struct model *m = ud;
 
-	snprintf(path, sizeof(path), "%s/leases.journal", dir);
-	return stat(path, &st) ? -1 : st.st_size;
-}
-
-static void store__put_del_reopen__last_record_wins(void **state)
-{
-	char *dir = tl_tmpdir();
-	struct vp_store_report rep;
-	struct seen s;
-	struct vp_store *st = open_store(dir, &s, &rep, NULL);
-	struct vp_lease_rec a = rec("alice", 0x0a080005), b = rec("bob", 0x0a080006);
-
-	(void)state;
-	assert_int_equal(vp_store_put(st, &a), 0);
-	assert_int_equal(vp_store_put(st, &b), 0);
-	a.addr4 = vp_addr_v4(0x0a080009);
-	assert_int_equal(vp_store_put(st, &a), 0);
-	assert_int_equal(vp_store_del(st, b.identity, b.identity_len, 0), 0);
-	vp_store_close(st);
-	st = open_store(dir, &s, &rep, NULL);
-	assert_int_equal(s.puts, 3);
-	assert_int_equal(s.dels, 1);
-	assert_string_equal(s.id[0], "alice");
-	assert_int_equal(s.a4[0], 0x0a080009);
-	assert_string_equal(s.id[1], "");
-	assert_false(rep.torn || rep.corrupt);
-	vp_store_close(st);
-	tl_rmtree(dir);
-	free(dir);
-}
-
-static void store__second_open__ebusy_with_holder_pid(void **state)
-{
-	char *dir = tl_tmpdir();
-	struct vp_store_report rep;
-	struct seen s;
-	struct vp_store *st = open_store(dir, &s, &rep, NULL), *other = NULL;
-	struct vp_store_replay replay = { on_put, on_del, &s };
-	pid_t pid = 0;
-
-	(void)state;
-	assert_int_equal(vp_store_open(&other, dir, false, NULL, &replay, &rep, &pid), -EBUSY);
-	assert_int_equal(pid, getpid());
-	vp_store_close(st);
-	assert_int_equal(vp_store_open(&other, dir, false, NULL, &replay, &rep, &pid), 0);
-	vp_store_close(other);
-	tl_rmtree(dir);
-	free(dir);
-}
-
-static void store__torn_last_record__every_cut_dropped_earlier_kept(void **state)
-{
-	char *dir = tl_tmpdir(), path[512];
-	struct vp_store_report rep;
-	struct seen s;
-	struct vp_store *st = open_store(dir, &s, &rep, NULL);
-	struct vp_lease_rec a = rec("alice", 1), b = rec("bob", 2);
-	off_t good, full;
-
-	(void)state;
-	vp_store_put(st, &a);
-	good = journal_size(dir);
-	vp_store_put(st, &b);
-	full = journal_size(dir);
-	vp_store_close(st);
-	snprintf(path, sizeof(path), "%s/leases.journal", dir);
-	for (off_t cut = full - 1; cut > good; --cut) {
-		assert_int_equal(truncate(path, cut), 0);
-		st = open_store(dir, &s, &rep, NULL);
-		assert_true(rep.torn);
-		assert_false(rep.corrupt);
-		assert_int_equal(rep.torn_offset, good);
-		assert_int_equal(s.puts, 1);
-		assert_string_equal(s.id[0], "alice");
-		/* The torn tail is cut away and appending goes on. */
-		assert_int_equal(journal_size(dir), good);
-		assert_int_equal(vp_store_put(st, &b), 0);
-		vp_store_close(st);
-		st = open_store(dir, &s, &rep, NULL);
-		assert_false(rep.torn);
-		assert_int_equal(s.puts, 2);
-		vp_store_close(st);
-	}
-	tl_rmtree(dir);
-	free(dir);
-}
-
-static void store__damage_in_the_middle__set_aside_with_offset(void **state)
-{
-	char *dir = tl_tmpdir(), path[512];
-	struct vp_store_report rep;
-	struct seen s;
-	struct vp_store *st = open_store(dir, &s, &rep, NULL);
-	struct vp_lease_rec a = rec("alice", 1), b = rec("bob", 2), c = rec("carol", 3);
-	off_t after_a;
-	int fd;
-
-	(void)state;
-	vp_store_put(st, &a);
-	after_a = journal_size(dir);
-	vp_store_put(st, &b);
-	vp_store_put(st, &c);
-	vp_store_close(st);
-	snprintf(path, sizeof(path), "%s/leases.journal", dir);
-	fd = open(path, O_WRONLY);
-	assert_int_equal(pwrite(fd, "X", 1, after_a + 12), 1);
-	close(fd);
-	st = open_store(dir, &s, &rep, NULL);
-	assert_true(rep.corrupt);
-	assert_int_equal(rep.corrupt_offset, after_a);
-	assert_string_equal(rep.detail, "checksum mismatch");
-	assert_int_equal(s.puts, 1);
-	assert_int_equal(access(rep.set_aside, F_OK), 0);
-	assert_true(vp_store_appended(st) > 1000000);	/* asks the caller to compact */
-	vp_store_close(st);
-	tl_rmtree(dir);
-	free(dir);
-}
-
-static void store__garbage_file__set_aside_not_overwritten(void **state)
-{
-	char *dir = tl_tmpdir(), path[512];
-	struct vp_store_report rep;
-	struct seen s;
-	struct vp_store *st;
-	FILE *f;
-
-	(void)state;
-	snprintf(path, sizeof(path), "%s/leases.journal", dir);
-	f = fopen(path, "w");
-	fputs("this is not a journal\n", f);
-	fclose(f);
-	st = open_store(dir, &s, &rep, NULL);
-	assert_true(rep.corrupt);
-	assert_int_equal(rep.corrupt_offset, 0);
-	f = fopen(rep.set_aside, "r");
-	assert_non_null(f);
-	fclose(f);
-	vp_store_close(st);
-	tl_rmtree(dir);
-	free(dir);
-}
-
-/* Records with a correct checksum but malformed fields are refused too. */
-static void store__malformed_fields__refused_by_decoder(void **state)
-{
-	static const struct { uint8_t bytes[64]; size_t len; } bad[] = {
-		{ { 9 }, 1 },					/* unknown type */
-		{ { 2, 0, 0, 0, 0 }, 5 },			/* DEL, identity length 0 */
-		{ { 2, 0, 0, 5, 0, 'a' }, 6 },			/* identity runs past the end */
-		{ { 2, 0, 0, 1, 0, 'a', 'x' }, 7 },		/* trailing byte */
-		{ { 1, 0, 0, 7 }, 4 },				/* PUT cut short */
-		{ { 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		    1, 0, 'a', 0, 0, 0, 0, 0 }, 33 },		/* bad state 2 */
-		{ { 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		    1, 0, 'a', 0, 5, 1, 2, 3, 4, 0, 0, 0 }, 37 },	/* family 5 */
-		{ { 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		    1, 0, 'a', 0, 0, 0, 4, 10, 9, 0, 1, 24, 0 }, 38 },	/* host bits in subnet */
-		{ { 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		    1, 0, 'a', 0, 0, 0, 4, 10, 9, 0, 0, 33, 0 }, 38 },	/* prefix 33 */
-		{ { 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		    1, 0, 'a', 0, 6, 1, 2, 3, 4, 0, 0, 0 }, 37 },	/* addr4 as IPv6, cut */
-	};
-	char *dir = tl_tmpdir(), path[512];
-
-	(void)state;
-	snprintf(path, sizeof(path), "%s/leases.journal", dir);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); ++i) {
-		struct vp_store_report rep;
-		struct vp_lease_rec ok = rec("ok", 1);
-		struct vp_store *st;
-		struct seen s;
-		uint8_t hdr[8];
-		uint32_t table[256], crc = ~0U;
-		FILE *f;
-
-		unlink(path);
-		st = open_store(dir, &s, &rep, NULL);
-		vp_store_put(st, &ok);
-		vp_store_close(st);
-		for (uint32_t k = 0; k < 256; ++k) {
-			uint32_t c = k;
-
-			for (int j = 0; j < 8; ++j)
-				c = c & 1 ? (c >> 1) ^ 0x82f63b78U : c >> 1;
-			table[k] = c;
-		}
-		for (size_t k = 0; k < bad[i].len; ++k)
-			crc = table[(crc ^ bad[i].bytes[k]) & 0xff] ^ (crc >> 8);
-		crc = ~crc;
-		for (int k = 0; k < 4; ++k) {
-			hdr[k] = (uint8_t)(bad[i].len >> (8 * k));
-			hdr[4 + k] = (uint8_t)(crc >> (8 * k));
-		}
-		f = fopen(path, "a");
-		fwrite(hdr, 1, 8, f);
-		fwrite(bad[i].bytes, 1, bad[i].len, f);
-		fwrite(hdr, 1, 8, f);			/* more data after it: corruption */
-		fwrite(bad[i].bytes, 1, bad[i].len, f);
-		fclose(f);
-		st = open_store(dir, &s, &rep, NULL);
-		if (!rep.corrupt)
-			fail_msg("malformed record %zu was accepted", i);
-		assert_int_equal(s.puts, 1);
-		vp_store_close(st);
-	}
-	tl_rmtree(dir);
-	free(dir);
-}
-
-static int fail_mode;	/* 1: fail at once; 2: write part, then fail */
-
-static ssize_t flaky_write(int fd, const void *buf, size_t len)
-{
-	if (fail_mode == 1) {
-		errno = ENOSPC;
-		return -1;
-	}
-	if (fail_mode == 2) {
-		fail_mode = 1;
-		return write(fd, buf, len / 2);
-	}
-	return write(fd, buf, len);
-}
-
-static void store__failed_write__returns_error_and_journal_unchanged(void **state)
-{
-	char *dir = tl_tmpdir();
-	struct vp_store_io io = { .write = flaky_write };
-	struct vp_store_report rep;
-	struct seen s;
-	struct vp_store *st = open_store(dir, &s, &rep, &io);
-	struct vp_lease_rec a = rec("alice", 1), b = rec("bob", 2);
-	off_t before;
-
-	(void)state;
-	assert_int_equal(vp_store_put(st, &a), 0);
-	before = journal_size(dir);
-	fail_mode = 1;
-	assert_int_equal(vp_store_put(st, &b), -ENOSPC);
-	fail_mode = 2;
-	assert_int_equal(vp_store_put(st, &b), -ENOSPC);
-	assert_int_equal(journal_size(dir), before);
-	fail_mode = 0;
-	assert_int_equal(vp_store_put(st, &b), 0);
-	vp_store_close(st);
-	st = open_store(dir, &s, &rep, NULL);
-	assert_false(rep.torn || rep.corrupt);
-	assert_int_equal(s.puts, 2);
-	vp_store_close(st);
-	tl_rmtree(dir);
-	free(dir);
-}
-
-static struct vp_lease_rec live[3];
-
-static int each_live(void *ud, vp_store_emit_fn emit, void *ctx)
-{
-	(void)ud;
-	for (int i = 0; i < 3; ++i) {
-		int ret = emit(ctx, &live[i]);
+	for (size_t i = 0; i < m->n; ++i) {
+		int ret = emit(ctx, &m->leases[i].rec);
 
 		if (ret)
 			return ret;
@@ -347,49 +107,1036 @@ static int each_live(void *ud, vp_store_emit_fn emit, void *ctx)
 	return 0;
 }
 
-static void store__compaction__keeps_live_set_and_read_sees_it(void **state)
-{
-	char *dir = tl_tmpdir();
-	struct vp_store_report rep;
-	struct vp_store_replay replay;
-	struct seen s, r;
-	struct vp_store *st = open_store(dir, &s, &rep, NULL);
+/* ---- leases ------------------------------------------------------------------ */
 
-	(void)state;
-	live[0] = rec("a", 1);
-	live[1] = rec("b", 2);
-	live[2] = rec("c", 3);
-	for (int i = 0; i < 100; ++i)
-		vp_store_put(st, &live[i % 3]);
-	assert_int_equal(vp_store_appended(st), 100);
-	assert_int_equal(vp_store_compact(st, each_live, NULL), 0);
-	assert_int_equal(vp_store_appended(st), 0);
-	vp_store_put(st, &live[0]);
-	memset(&r, 0, sizeof(r));
-	replay = (struct vp_store_replay){ on_put, on_del, &r };
-	assert_int_equal(vp_store_read(dir, &replay, &rep), 0);	/* while open */
-	assert_int_equal(r.puts, 4);
-	vp_store_close(st);
-	st = open_store(dir, &s, &rep, NULL);
-	assert_int_equal(s.puts, 4);
-	assert_int_equal(s.n, 3);
-	vp_store_close(st);
-	assert_int_equal(vp_store_read("/nonexistent", &replay, &rep), -ENOENT);
-	tl_rmtree(dir);
-	free(dir);
+static struct vp_lease_rec lease_v4(const char *id, uint16_t slot, uint32_t addr)
+{
+	struct vp_lease_rec r = {
+		.identity = (const uint8_t *)id, .identity_len = strlen(id), .slot = slot,
+		.state = VP_LEASE_ONLINE, .sessions = 1, .created = 1000, .since = 1000,
+		.addr4 = vp_addr_v4(addr),
+	};
+
+	snprintf(r.real, sizeof(r.real), "203.0.113.7:1194");
+	return r;
 }
+
+static struct vp_lease_rec lease_full(const char *id)
+{
+	static const uint8_t v6[16] = { 0xfd, 0, 0, 8, [14] = 0x12, [15] = 0x34 };
+	static const uint8_t net6[16] = { 0xfd, 0, 0, 9, 0, 0, 0, 0x40 };
+	struct vp_lease_rec r = lease_v4(id, 3, 0x0a080105);
+
+	r.state = VP_LEASE_HELD;
+	r.sessions = 0xfffffffeU;
+	r.created = -5;
+	r.since = INT64_MAX;
+	r.addr6 = vp_addr_from_bytes(VP_INET6, v6);
+	r.subnet4.addr = vp_addr_v4(0x0a090010);
+	r.subnet4.len = 28;
+	r.subnet6.addr = vp_addr_from_bytes(VP_INET6, net6);
+	r.subnet6.len = 64;
+	snprintf(r.real, sizeof(r.real), "[2001:db8::1]:51820");
+	return r;
+}
+
+static void assert_lease_equal(const struct vp_lease_rec *a, const struct vp_lease_rec *b)
+{
+	assert_non_null(a);
+	assert_int_equal(a->identity_len, b->identity_len);
+	assert_memory_equal(a->identity, b->identity, a->identity_len);
+	assert_int_equal(a->slot, b->slot);
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->sessions, b->sessions);
+	assert_true(a->created == b->created);
+	assert_true(a->since == b->since);
+	assert_string_equal(a->real, b->real);
+	assert_true(vp_addr_eq(&a->addr4, &b->addr4) && a->addr4.family == b->addr4.family);
+	assert_true(vp_addr_eq(&a->addr6, &b->addr6) && a->addr6.family == b->addr6.family);
+	assert_true(vp_addr_eq(&a->subnet4.addr, &b->subnet4.addr));
+	assert_int_equal(a->subnet4.len, b->subnet4.len);
+	assert_true(vp_addr_eq(&a->subnet6.addr, &b->subnet6.addr));
+	assert_int_equal(a->subnet6.len, b->subnet6.len);
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+struct fx {
+	char dir[64];
+	char journal[128];
+	struct vp_store *store;
+	struct model m;
+	struct vp_store_report report;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->journal, sizeof(f->journal), "%s/leases.journal", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	vp_store_close(f->store);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int fx_open_io(struct fx *f, const struct vp_store_io *io)
+{
+	struct vp_store_replay r = model_replay(&f->m);
+	pid_t holder;
+
+	vp_store_close(f->store);
+	f->store = NULL;
+	return vp_store_open(&f->store, f->dir, false, io, &r, &f->report, &holder);
+}
+
+static void fx_open(struct fx *f)
+{
+	assert_int_equal(fx_open_io(f, NULL), 0);
+}
+
+static void fx_close(struct fx *f)
+{
+	vp_store_close(f->store);
+	f->store = NULL;
+}
+
+static int fx_read(struct fx *f)
+{
+	struct vp_store_replay r = model_replay(&f->m);
+
+	return vp_store_read(f->dir, &r, &f->report);
+}
+
+static void put_v4(struct fx *f, const char *id, uint16_t slot, uint32_t addr)
+{
+	struct vp_lease_rec r = lease_v4(id, slot, addr);
+
+	assert_int_equal(vp_store_put(f->store, &r), 0);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+static uint8_t *file_read(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *data;
+
+	assert_non_null(fp);
+	*len = (size_t)file_size(path);
+	data = malloc(*len + 1);
+	assert_non_null(data);
+	assert_int_equal(fread(data, 1, *len, fp), *len);
+	fclose(fp);
+	return data;
+}
+
+static void file_write(const char *path, const void *data, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void file_truncate(const char *path, off_t len)
+{
+	assert_int_equal(truncate(path, len), 0);
+}
+
+static int count_set_aside(const char *dir)
+{
+	char cmd[256];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -c '^leases.journal.corrupt-'", dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%d", &n), 1);
+	pclose(p);
+	return n;
+}
+
+/* ---- crafting records ------------------------------------------------------- */
+
+static uint32_t crc32c(const uint8_t *p, size_t len)
+{
+	uint32_t c = ~0U;
+
+	while (len--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; ++k)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78U : c >> 1;
+	}
+	return ~c;
+}
+
+struct bytes {
+	uint8_t b[8192];
+	size_t n;
+};
+
+static void b_raw(struct bytes *b, const void *p, size_t len)
+{
+	assert_true(b->n + len <= sizeof(b->b));
+	memcpy(b->b + b->n, p, len);
+	b->n += len;
+}
+
+static void b_le(struct bytes *b, uint64_t v, unsigned width)
+{
+	for (unsigned i = 0; i < width; ++i) {
+		uint8_t c = (uint8_t)(v >> (8 * i));
+
+		b_raw(b, &c, 1);
+	}
+}
+
+/* The journal's header. */
+static void b_header(struct bytes *b)
+{
+	b_raw(b, "VPNPOOL1", 8);
+	b_le(b, 1, 4);
+}
+
+/* Wrap payload p as a record with a correct checksum. */
+static void b_record(struct bytes *b, const struct bytes *p)
+{
+	b_le(b, p->n, 4);
+	b_le(b, crc32c(p->b, p->n), 4);
+	b_raw(b, p->b, p->n);
+}
+
+/* The knobs of a crafted PUT payload; defaults make a valid one. */
+struct craft {
+	unsigned type;
+	uint32_t identity_len;		/* as written */
+	size_t identity_bytes;		/* bytes actually present */
+	unsigned state;
+	unsigned real_len;
+	size_t real_bytes;
+	unsigned fam4;			/* family byte of addr4 */
+	unsigned sub4_fam, sub4_len;
+	uint32_t sub4_addr;
+	unsigned sub6_fam, sub6_len;
+	uint8_t sub6_last;		/* last byte of subnet6 (fd00::/64) */
+	size_t trailing;
+	size_t cut;			/* drop this many bytes off the end */
+};
+
+static struct craft craft_ok(void)
+{
+	struct craft c = {
+		.type = 1, .identity_len = 5, .identity_bytes = 5, .state = 1,
+		.real_len = 3, .real_bytes = 3, .fam4 = 4,
+		.sub4_fam = 4, .sub4_len = 24, .sub4_addr = 0x0a090100,
+		.sub6_fam = 6, .sub6_len = 64,
+	};
+
+	return c;
+}
+
+static void craft_payload(struct bytes *p, const struct craft *c)
+{
+	static const uint8_t zero[VP_IDENTITY_MAX + 64];
+	static const uint8_t a4[4] = { 10, 8, 0, 9 };
+	uint8_t a6[16] = { 0xfd, [15] = c->sub6_last };
+
+	memset(p, 0, sizeof(*p));
+	b_le(p, c->type, 1);
+	b_le(p, 0, 2);				/* slot */
+	b_le(p, c->identity_len, 2);
+	b_raw(p, "craft", c->identity_bytes < 5 ? c->identity_bytes : 5);
+	if (c->identity_bytes > 5)
+		b_raw(p, zero, c->identity_bytes - 5);
+	if (c->type == 2)
+		goto out;
+	b_le(p, c->state, 1);
+	b_le(p, 7, 4);				/* sessions */
+	b_le(p, 100, 8);
+	b_le(p, 200, 8);
+	b_le(p, c->real_len, 1);
+	b_raw(p, "1.2.3.4:5", c->real_bytes < 9 ? c->real_bytes : 9);
+	if (c->real_bytes > 9)
+		b_raw(p, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+		      c->real_bytes - 9);
+	b_le(p, c->fam4, 1);
+	b_raw(p, a4, c->fam4 == 6 ? 0 : c->fam4 ? 4 : 0);
+	if (c->fam4 == 6)
+		b_raw(p, zero, 16);
+	b_le(p, 0, 1);				/* no addr6 */
+	b_le(p, c->sub4_fam, 1);
+	if (c->sub4_fam == 6) {
+		b_raw(p, zero, 16);
+		b_le(p, c->sub4_len, 1);
+	} else if (c->sub4_fam) {
+		b_le(p, c->sub4_addr >> 24, 1);
+		b_le(p, c->sub4_addr >> 16, 1);
+		b_le(p, c->sub4_addr >> 8, 1);
+		b_le(p, c->sub4_addr, 1);
+		b_le(p, c->sub4_len, 1);
+	}
+	b_le(p, c->sub6_fam, 1);
+	if (c->sub6_fam) {
+		b_raw(p, a6, 16);
+		b_le(p, c->sub6_len, 1);
+	}
+out:
+	b_raw(p, zero, c->trailing);
+	assert_true(p->n >= c->cut);
+	p->n -= c->cut;
+}
+
+/* header, a valid record "craft", the crafted one, and if more, one more
+ * valid record; then read it back through vp_store_read(). */
+static int craft_journal(struct fx *f, const struct craft *bad, bool more)
+{
+	struct craft ok = craft_ok();
+	struct bytes file = { .n = 0 }, p;
+
+	b_header(&file);
+	craft_payload(&p, &ok);
+	b_record(&file, &p);
+	craft_payload(&p, bad);
+	b_record(&file, &p);
+	if (more) {
+		craft_payload(&p, &ok);
+		b_record(&file, &p);
+	}
+	file_write(f->journal, file.b, file.n);
+	return fx_read(f);
+}
+
+/* Where craft_journal() puts the crafted record. */
+static uint64_t second_record_offset(void)
+{
+	struct craft ok = craft_ok();
+	struct bytes p;
+
+	craft_payload(&p, &ok);
+	return HEADER_LEN + 8 + p.n;
+}
+
+/* ---- round trips ------------------------------------------------------------ */
+
+static void put_del__replayed__last_put_wins_and_del_removes(void **state)
+{
+	struct fx *f = *state;
+
+	fx_open(f);
+	put_v4(f, "alice", 0, 0x0a080002);
+	put_v4(f, "bob", 0, 0x0a080003);
+	put_v4(f, "alice", 0, 0x0a080004);
+	put_v4(f, "alice", 1, 0x0a080005);
+	assert_int_equal(vp_store_del(f->store, (const uint8_t *)"bob", 3, 0), 0);
+	assert_int_equal(vp_store_appended(f->store), 5);
+	fx_open(f);
+	assert_int_equal(f->report.records, 5);
+	assert_false(f->report.torn || f->report.corrupt);
+	assert_int_equal(f->m.n, 2);
+	assert_int_equal(vp_addr_to_v4(&model_get(&f->m, "alice", 0)->addr4), 0x0a080004);
+	assert_int_equal(vp_addr_to_v4(&model_get(&f->m, "alice", 1)->addr4), 0x0a080005);
+	assert_null(model_get(&f->m, "bob", 0));
+	assert_int_equal(vp_store_appended(f->store), 0);
+}
+
+static void put__every_field__survives_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec full = lease_full("carol");
+	static uint8_t big[VP_IDENTITY_MAX];
+	struct vp_lease_rec longest = lease_v4("", 65535, 1);
+
+	memset(big, 0xff, sizeof(big));
+	longest.identity = big;
+	longest.identity_len = sizeof(big);
+	memset(longest.real, 'r', sizeof(longest.real));	/* no NUL: truncated */
+	fx_open(f);
+	assert_int_equal(vp_store_put(f->store, &full), 0);
+	assert_int_equal(vp_store_put(f->store, &longest), 0);
+	fx_close(f);
+	fx_open(f);
+	assert_int_equal(f->m.n, 2);
+	assert_lease_equal(model_get(&f->m, "carol", 3), &full);
+	longest.real[VP_REAL_MAX - 1] = '\0';
+	assert_lease_equal(&f->m.leases[1].rec, &longest);
+}
+
+static void open__new_dir__created_with_parents_and_empty_journal(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_replay r = model_replay(&f->m);
+	char dir[128];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/a/b/state", f->dir);
+	assert_int_equal(vp_store_open(&f->store, dir, true, NULL, &r, NULL, NULL), 0);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0750);
+	strcat(dir, "/leases.journal");
+	assert_int_equal(file_size(dir), HEADER_LEN);
+	assert_int_equal(f->m.n, 0);
+}
+
+static void put__invalid_lease__einval_and_nothing_written(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec r = lease_v4("dave", 0, 1);
+
+	fx_open(f);
+	r.identity_len = 0;
+	assert_int_equal(vp_store_put(f->store, &r), -EINVAL);
+	r = lease_v4("dave", 0, 1);
+	r.identity_len = VP_IDENTITY_MAX + 1;
+	assert_int_equal(vp_store_put(f->store, &r), -EINVAL);
+	r = lease_v4("dave", 0, 1);
+	r.state = 2;
+	assert_int_equal(vp_store_put(f->store, &r), -EINVAL);
+	r = lease_v4("dave", 0, 1);
+	r.addr6 = vp_addr_v4(1);
+	assert_int_equal(vp_store_put(f->store, &r), -EINVAL);
+	r = lease_v4("dave", 0, 1);
+	r.subnet4.addr = vp_addr_v4(0x0a000001);
+	r.subnet4.len = 24;
+	assert_int_equal(vp_store_put(f->store, &r), -EINVAL);
+	r.subnet4.addr = vp_addr_v4(0x0a000000);
+	r.subnet4.len = 33;
+	assert_int_equal(vp_store_put(f->store, &r), -EINVAL);
+	assert_int_equal(vp_store_del(f->store, (const uint8_t *)"", 0, 0), -EINVAL);
+	assert_int_equal(file_size(f->journal), HEADER_LEN);
+	assert_int_equal(vp_store_appended(f->store), 0);
+}
+
+/* ---- the lock ----------------------------------------------------------------- */
+
+static void open__dir_already_open__ebusy_naming_our_pid(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store *second = (struct vp_store *)1;
+	struct vp_store_replay r = { 0 };
+	pid_t holder = 0;
+
+	fx_open(f);
+	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, &r, NULL, &holder), -EBUSY);
+	assert_null(second);
+	assert_int_equal(holder, getpid());
+	fx_close(f);
+	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, &r, NULL, &holder), 0);
+	vp_store_close(second);
+}
+
+/* ---- torn tails ------------------------------------------------------------------ */
+
+static void open__last_record_cut_at_every_length__dropped_earlier_kept(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec full = lease_full("erin");
+	off_t before, after;
+
+	fx_open(f);
+	put_v4(f, "alice", 0, 0x0a080002);
+	put_v4(f, "bob", 0, 0x0a080003);
+	before = file_size(f->journal);
+	assert_int_equal(vp_store_put(f->store, &full), 0);
+	after = file_size(f->journal);
+	fx_close(f);
+	for (off_t cut = before + 1; cut < after; ++cut) {
+		file_truncate(f->journal, after);	/* bytes past the cut are zeros now */
+		file_truncate(f->journal, cut);
+		fx_open(f);
+		assert_true(f->report.torn);
+		assert_false(f->report.corrupt);
+		assert_int_equal(f->report.torn_offset, before);
+		assert_int_equal(f->report.records, 2);
+		assert_int_equal(f->m.n, 2);
+		assert_null(model_get(&f->m, "erin", 3));
+		assert_int_equal(file_size(f->journal), before);
+		assert_int_equal(count_set_aside(f->dir), 0);
+		assert_int_equal(vp_store_put(f->store, &full), 0);
+		fx_open(f);
+		assert_false(f->report.torn || f->report.corrupt);
+		assert_lease_equal(model_get(&f->m, "erin", 3), &full);
+		fx_close(f);
+		file_truncate(f->journal, before);
+	}
+}
+
+static void open__zero_filled_tail__torn_not_corrupt(void **state)
+{
+	struct fx *f = *state;
+	off_t end;
+
+	fx_open(f);
+	put_v4(f, "alice", 0, 0x0a080002);
+	fx_close(f);
+	end = file_size(f->journal);
+	file_truncate(f->journal, end + 4096);
+	fx_open(f);
+	assert_true(f->report.torn);
+	assert_false(f->report.corrupt);
+	assert_int_equal(f->report.torn_offset, end);
+	assert_int_equal(f->m.n, 1);
+	assert_int_equal(file_size(f->journal), end);
+}
+
+static void open__header_cut_short__starts_afresh(void **state)
+{
+	struct fx *f = *state;
+
+	for (size_t len = 1; len < HEADER_LEN; ++len) {
+		file_write(f->journal, "VPNPOOL1\1\0\0", len);
+		fx_open(f);
+		assert_true(f->report.torn);
+		assert_false(f->report.corrupt);
+		assert_int_equal(file_size(f->journal), HEADER_LEN);
+		put_v4(f, "alice", 0, 1);
+		fx_open(f);
+		assert_int_equal(f->m.n, 1);
+		fx_close(f);
+	}
+}
+
+/* ---- damage -------------------------------------------------------------------- */
+
+static void open__byte_flipped_mid_file__set_aside_earlier_records_kept(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *orig, *aside;
+	size_t len, alen;
+	off_t second;
+
+	fx_open(f);
+	put_v4(f, "alice", 0, 0x0a080002);
+	second = file_size(f->journal);
+	put_v4(f, "bob", 0, 0x0a080003);
+	put_v4(f, "carol", 0, 0x0a080004);
+	fx_close(f);
+	orig = file_read(f->journal, &len);
+	orig[second + 12] ^= 0x20;
+	file_write(f->journal, orig, len);
+	fx_open(f);
+	assert_true(f->report.corrupt);
+	assert_int_equal(f->report.corrupt_offset, second);
+	assert_string_equal(f->report.detail, "checksum mismatch");
+	assert_int_equal(f->report.records, 1);
+	assert_int_equal(f->m.n, 1);
+	assert_non_null(model_get(&f->m, "alice", 0));
+	aside = file_read(f->report.set_aside, &alen);
+	assert_int_equal(alen, len);
+	assert_memory_equal(aside, orig, len);
+	assert_true(vp_store_appended(f->store) >= UINT64_MAX / 2);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	assert_int_equal(vp_store_appended(f->store), 0);
+	fx_open(f);
+	assert_false(f->report.corrupt || f->report.torn);
+	assert_int_equal(f->m.n, 1);
+	free(orig);
+	free(aside);
+}
+
+static void open__damaged_twice_in_one_second__both_files_kept(void **state)
+{
+	struct fx *f = *state;
+	struct bytes file = { .n = 0 };
+
+	b_raw(&file, "not a journal at all", 20);
+	for (int i = 0; i < 3; ++i) {
+		file_write(f->journal, file.b, file.n);
+		fx_open(f);
+		assert_true(f->report.corrupt);
+		assert_int_equal(f->report.corrupt_offset, 0);
+	}
+	assert_int_equal(count_set_aside(f->dir), 3);
+}
+
+static void open__bad_magic__set_aside_and_fresh_journal(void **state)
+{
+	struct fx *f = *state;
+
+	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_LEN);
+	fx_open(f);
+	assert_true(f->report.corrupt);
+	assert_int_equal(f->report.corrupt_offset, 0);
+	assert_int_equal(file_size(f->report.set_aside), HEADER_LEN);
+	assert_int_equal(file_size(f->journal), HEADER_LEN);
+	fx_open(f);
+	assert_false(f->report.corrupt || f->report.torn);
+}
+
+static void open__newer_version__refused_and_left_alone(void **state)
+{
+	struct fx *f = *state;
+
+	file_write(f->journal, "VPNPOOL1\2\0\0\0", HEADER_LEN);
+	assert_int_equal(fx_open_io(f, NULL), -EPROTONOSUPPORT);
+	assert_null(f->store);
+	assert_int_equal(count_set_aside(f->dir), 0);
+	assert_int_equal(fx_read(f), -EPROTONOSUPPORT);
+}
+
+static void open__garbage__never_crashes(void **state)
+{
+	struct fx *f = *state;
+	struct bytes file;
+
+	srand(42);
+	for (int round = 0; round < 300; ++round) {
+		size_t len = (size_t)rand() % 600;
+
+		file.n = 0;
+		if (round % 2)
+			b_header(&file);
+		for (size_t i = 0; i < len; ++i) {
+			uint8_t c = (uint8_t)rand();
+
+			/* small lengths now and then, so that records get decoded */
+			if (round % 3 == 0 && (file.n - HEADER_LEN) % 64 < 4)
+				c = (file.n - HEADER_LEN) % 64 ? 0 : 40;
+			b_raw(&file, &c, 1);
+		}
+		file_write(f->journal, file.b, file.n);
+		assert_int_equal(fx_read(f), 0);
+		fx_open(f);
+		put_v4(f, "alice", 0, 1);
+		fx_open(f);
+		assert_false(f->report.corrupt || f->report.torn);
+		assert_non_null(model_get(&f->m, "alice", 0));
+		fx_close(f);
+	}
+}
+
+/* ---- every malformed field reaches the decoder ------------------------------------ */
+
+static void decoder__crafted_valid_record__accepted(void **state)
+{
+	struct fx *f = *state;
+	struct craft ok = craft_ok();
+	const struct vp_lease_rec *r;
+
+	assert_int_equal(craft_journal(f, &ok, true), 0);
+	assert_false(f->report.corrupt || f->report.torn);
+	assert_int_equal(f->report.records, 3);
+	r = model_get(&f->m, "craft", 0);
+	assert_non_null(r);
+	assert_string_equal(r->real, "1.2");
+	r = NULL;
+	ok = craft_ok();
+	ok.real_len = ok.real_bytes = 9;
+	assert_int_equal(craft_journal(f, &ok, false), 0);
+	assert_string_equal(model_get(&f->m, "craft", 0)->real, "1.2.3.4:5");
+	assert_int_equal(model_get(&f->m, "craft", 0)->subnet6.len, 64);
+	assert_int_equal(model_get(&f->m, "craft", 0)->state, VP_LEASE_ONLINE);
+}
+
+static void decoder__malformed_fields__rejected_mid_file_and_at_end(void **state)
+{
+	struct fx *f = *state;
+	struct craft c, cases[32];
+	size_t n = 0;
+	uint64_t second = second_record_offset();
+
+#define CASE(...) do { c = craft_ok(); __VA_ARGS__; cases[n++] = c; } while (0)
+	CASE(c.type = 3);
+	CASE(c.type = 0);
+	CASE(c.type = 2, c.trailing = 1);		/* a DEL with a byte over */
+	CASE(c.fam4 = 5);
+	CASE(c.fam4 = 6);				/* IPv6 where IPv4 belongs */
+	CASE(c.sub4_fam = 6);
+	CASE(c.sub4_len = 33);
+	CASE(c.sub6_len = 129);
+	CASE(c.sub4_addr = 0x0a090101);			/* host bits under /24 */
+	CASE(c.sub6_last = 1);				/* host bits under /64 */
+	CASE(c.sub6_len = 0);				/* fd00::/0 */
+	CASE(c.identity_len = 0, c.identity_bytes = 0);
+	CASE(c.identity_len = c.identity_bytes = VP_IDENTITY_MAX + 1);
+	CASE(c.identity_len = 400);			/* runs past the record */
+	CASE(c.identity_len = 4);			/* the rest misparses */
+	CASE(c.real_len = c.real_bytes = VP_REAL_MAX);
+	CASE(c.real_len = 200);
+	CASE(c.state = 2);
+	CASE(c.state = 255);
+	CASE(c.trailing = 1);
+	CASE(c.cut = 1);
+	CASE(c.cut = 20);
+#undef CASE
+	for (size_t i = 0; i < n; ++i) {
+		assert_int_equal(craft_journal(f, &cases[i], true), 0);
+		print_message("case %zu: %s\n", i, f->report.detail);
+		assert_true(f->report.corrupt);
+		assert_false(f->report.torn);
+		assert_int_equal(f->report.corrupt_offset, second);
+		assert_int_equal(f->report.records, 1);
+		assert_true(f->report.detail[0]);
+		assert_string_not_equal(f->report.detail, "checksum mismatch");
+		assert_int_equal(craft_journal(f, &cases[i], false), 0);
+		assert_true(f->report.torn);
+		assert_false(f->report.corrupt);
+		assert_int_equal(f->report.records, 1);
+		assert_int_equal(f->m.n, 1);
+	}
+}
+
+static void decoder__impossible_lengths__damage(void **state)
+{
+	struct fx *f = *state;
+	struct craft ok = craft_ok();
+	struct bytes file = { .n = 0 }, p;
+	const uint32_t lens[] = { 0, 70000, UINT32_MAX };
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(*lens); ++i) {
+		file.n = 0;
+		b_header(&file);
+		craft_payload(&p, &ok);
+		b_record(&file, &p);
+		b_le(&file, lens[i], 4);
+		b_le(&file, 0, 4);
+		b_raw(&file, "junk", 4);
+		file_write(f->journal, file.b, file.n);
+		assert_int_equal(fx_read(f), 0);
+		assert_true(f->report.corrupt);
+		assert_int_equal(f->report.corrupt_offset, second_record_offset());
+		assert_int_equal(f->report.records, 1);
+	}
+}
+
+/* ---- failing writes ------------------------------------------------------------ */
+
+struct fault {
+	int calls;			/* write calls so far */
+	int fail_at;			/* fail this call (1-based; 0: never) */
+	int fail_errno;
+	int short_at;			/* this call writes only short_len bytes */
+	size_t short_len;
+	int eintr_at;
+	int fsync_fail;
+};
+
+static struct fault fault;		/* the io hooks take no context */
+
+static ssize_t fault_write(int fd, const void *buf, size_t len)
+{
+	int call = ++fault.calls;
+
+	if (call == fault.eintr_at) {
+		errno = EINTR;
+		return -1;
+	}
+	if (call == fault.fail_at) {
+		errno = fault.fail_errno;
+		return -1;
+	}
+	if (call == fault.short_at && fault.short_len < len)
+		len = fault.short_len;
+	return write(fd, buf, len);
+}
+
+static int fault_fsync(int fd)
+{
+	if (fault.fsync_fail) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+static const struct vp_store_io fault_io = { .write = fault_write, .fsync = fault_fsync };
+
+static void fault_open(struct fx *f)
+{
+	memset(&fault, 0, sizeof(fault));
+	assert_int_equal(fx_open_io(f, &fault_io), 0);
+	put_v4(f, "alice", 0, 0x0a080002);
+	put_v4(f, "bob", 0, 0x0a080003);
+	fault.calls = 0;
+}
+
+static void assert_alice_and_bob_only(struct fx *f)
+{
+	fx_open(f);
+	assert_false(f->report.torn || f->report.corrupt);
+	assert_int_equal(f->report.records, 2);
+	assert_int_equal(f->m.n, 2);
+	assert_int_equal(vp_addr_to_v4(&model_get(&f->m, "alice", 0)->addr4), 0x0a080002);
+}
+
+static void put__write_fails_enospc__journal_unchanged(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec r = lease_v4("alice", 0, 0x0a0800ff);
+	off_t size;
+
+	fault_open(f);
+	size = file_size(f->journal);
+	fault.fail_at = 1;
+	fault.fail_errno = ENOSPC;
+	assert_int_equal(vp_store_put(f->store, &r), -ENOSPC);
+	assert_int_equal(file_size(f->journal), size);
+	assert_int_equal(vp_store_appended(f->store), 2);
+	assert_alice_and_bob_only(f);
+}
+
+static void put__short_write_then_enospc__journal_unchanged(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec r = lease_v4("alice", 0, 0x0a0800ff);
+	off_t size;
+
+	fault_open(f);
+	size = file_size(f->journal);
+	fault.short_at = 1;
+	fault.short_len = 10;
+	fault.fail_at = 2;
+	fault.fail_errno = ENOSPC;
+	assert_int_equal(vp_store_put(f->store, &r), -ENOSPC);
+	assert_int_equal(fault.calls, 2);
+	assert_int_equal(file_size(f->journal), size);
+	/* the next put goes in whole, after the last good record */
+	put_v4(f, "carol", 0, 0x0a080004);
+	fx_open(f);
+	assert_false(f->report.torn || f->report.corrupt);
+	assert_int_equal(f->m.n, 3);
+	assert_int_equal(vp_addr_to_v4(&model_get(&f->m, "alice", 0)->addr4), 0x0a080002);
+}
+
+static void put__interrupted_and_short_writes__retried_to_the_end(void **state)
+{
+	struct fx *f = *state;
+
+	fault_open(f);
+	fault.eintr_at = 1;
+	fault.short_at = 2;
+	fault.short_len = 7;
+	put_v4(f, "carol", 0, 0x0a080004);
+	assert_int_equal(fault.calls, 3);
+	fx_open(f);
+	assert_int_equal(f->m.n, 3);
+}
+
+static void put__fsync_fails__error_and_record_gone(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_replay r = model_replay(&f->m);
+	struct vp_lease_rec rec = lease_v4("carol", 0, 0x0a080004);
+
+	memset(&fault, 0, sizeof(fault));
+	assert_int_equal(vp_store_open(&f->store, f->dir, true, &fault_io, &r, NULL, NULL), 0);
+	put_v4(f, "alice", 0, 0x0a080002);
+	put_v4(f, "bob", 0, 0x0a080003);
+	fault.fsync_fail = 1;
+	assert_int_equal(vp_store_put(f->store, &rec), -EIO);
+	assert_alice_and_bob_only(f);
+}
+
+/* ---- compaction ----------------------------------------------------------------- */
+
+static void compact__live_set_only__survives_reopen(void **state)
+{
+	struct fx *f = *state;
+	char id[16];
+	off_t before;
+
+	fx_open(f);
+	for (int round = 0; round < 10; ++round)
+		for (int i = 0; i < 20; ++i) {
+			snprintf(id, sizeof(id), "client-%d", i);
+			put_v4(f, id, 0, 0x0a080000U + (uint32_t)(round * 20 + i));
+		}
+	for (int i = 0; i < 20; i += 2) {
+		snprintf(id, sizeof(id), "client-%d", i);
+		assert_int_equal(vp_store_del(f->store, (const uint8_t *)id, strlen(id), 0), 0);
+	}
+	before = file_size(f->journal);
+	fx_open(f);
+	assert_int_equal(f->m.n, 10);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	assert_true(file_size(f->journal) < before / 10);
+	assert_int_equal(vp_store_appended(f->store), 0);
+	put_v4(f, "late", 0, 0x0a0900ff);
+	assert_int_equal(vp_store_appended(f->store), 1);
+	fx_open(f);
+	assert_false(f->report.torn || f->report.corrupt);
+	assert_int_equal(f->report.records, 11);
+	assert_int_equal(f->m.n, 11);
+	assert_null(model_get(&f->m, "client-0", 0));
+	assert_int_equal(vp_addr_to_v4(&model_get(&f->m, "client-9", 0)->addr4),
+			 0x0a080000U + 9 * 20 + 9);
+	assert_non_null(model_get(&f->m, "late", 0));
+}
+
+static int each_fails(void *ud, vp_store_emit_fn emit, void *ctx)
+{
+	struct vp_lease_rec r = lease_v4("ghost", 0, 1);
+
+	assert_int_equal(emit(ctx, &r), 0);
+	return -ENOMEM;
+}
+
+static void compact__fails__old_journal_kept_and_tmp_removed(void **state)
+{
+	struct fx *f = *state;
+	char tmp[160];
+	uint8_t *before, *after;
+	size_t len, alen;
+
+	fault_open(f);
+	before = file_read(f->journal, &len);
+	assert_int_equal(vp_store_compact(f->store, each_fails, NULL), -ENOMEM);
+	fault.fail_at = 1;
+	fault.fail_errno = ENOSPC;
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), -ENOSPC);
+	fault.fail_at = 0;
+	fault.fsync_fail = 1;
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), -EIO);
+	fault.fsync_fail = 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->journal);
+	assert_int_equal(access(tmp, F_OK), -1);
+	after = file_read(f->journal, &alen);
+	assert_int_equal(alen, len);
+	assert_memory_equal(after, before, len);
+	assert_int_equal(vp_store_appended(f->store), 2);
+	put_v4(f, "carol", 0, 0x0a080004);	/* still appending to the old file */
+	fx_open(f);
+	assert_int_equal(f->m.n, 3);
+	free(before);
+	free(after);
+}
+
+/* ---- the lock-free reader -------------------------------------------------------- */
+
+static void read__store_open__sees_every_put(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_replay r = model_replay(&f->m);
+	struct vp_store *store;
+	struct model m2;
+	struct vp_store_replay r2 = model_replay(&m2);
+	struct vp_lease_rec full = lease_full("erin");
+
+	assert_int_equal(vp_store_open(&store, f->dir, false, NULL, &r, NULL, NULL), 0);
+	assert_int_equal(vp_store_put(store, &full), 0);
+	assert_int_equal(vp_store_read(f->dir, &r2, &f->report), 0);
+	assert_int_equal(m2.n, 1);
+	assert_lease_equal(model_get(&m2, "erin", 3), &full);
+	assert_int_equal(vp_store_del(store, full.identity, full.identity_len, 3), 0);
+	assert_int_equal(vp_store_read(f->dir, &r2, NULL), 0);
+	assert_int_equal(m2.n, 0);
+	vp_store_close(store);
+}
+
+static void read__no_journal__enoent(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(fx_read(f), -ENOENT);
+}
+
+static void read__torn_tail_or_damage__reported_file_untouched(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *data;
+	size_t len;
+	off_t second;
+
+	fx_open(f);
+	put_v4(f, "alice", 0, 1);
+	second = file_size(f->journal);
+	put_v4(f, "bob", 0, 2);
+	fx_close(f);
+	data = file_read(f->journal, &len);
+	file_truncate(f->journal, file_size(f->journal) - 1);
+	assert_int_equal(fx_read(f), 0);
+	assert_true(f->report.torn);
+	assert_int_equal(f->report.torn_offset, second);
+	assert_int_equal(f->m.n, 1);
+	assert_int_equal(file_size(f->journal), f->report.bytes);
+
+	data[second + 9] ^= 1;
+	file_write(f->journal, data, len);
+	file_truncate(f->journal, (off_t)len + 1);	/* damage followed by a byte */
+	assert_int_equal(fx_read(f), 0);
+	assert_true(f->report.corrupt);
+	assert_int_equal(f->report.corrupt_offset, second);
+	assert_string_equal(f->report.set_aside, "");
+	assert_int_equal(file_size(f->journal), (off_t)len + 1);
+	assert_int_equal(count_set_aside(f->dir), 0);
+	free(data);
+}
+
+static void open__callback_fails__error_returned_nothing_changed(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_replay r;
+	off_t size;
+
+	fx_open(f);
+	put_v4(f, "alice", 0, 1);
+	put_v4(f, "bob", 0, 2);
+	fx_close(f);
+	size = file_size(f->journal);
+	r = model_replay(&f->m);
+	f->m.fail_after = 1;
+	assert_int_equal(vp_store_open(&f->store, f->dir, false, NULL, &r, NULL, NULL), -EIO);
+	assert_null(f->store);
+	assert_int_equal(file_size(f->journal), size);
+	fx_open(f);				/* and the lock was released */
+	assert_int_equal(f->m.n, 2);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(store__put_del_reopen__last_record_wins),
-		cmocka_unit_test(store__second_open__ebusy_with_holder_pid),
-		cmocka_unit_test(store__torn_last_record__every_cut_dropped_earlier_kept),
-		cmocka_unit_test(store__damage_in_the_middle__set_aside_with_offset),
-		cmocka_unit_test(store__garbage_file__set_aside_not_overwritten),
-		cmocka_unit_test(store__malformed_fields__refused_by_decoder),
-		cmocka_unit_test(store__failed_write__returns_error_and_journal_unchanged),
-		cmocka_unit_test(store__compaction__keeps_live_set_and_read_sees_it),
+		T(put_del__replayed__last_put_wins_and_del_removes),
+		T(put__every_field__survives_reopen),
+		T(open__new_dir__created_with_parents_and_empty_journal),
+		T(put__invalid_lease__einval_and_nothing_written),
+		T(open__dir_already_open__ebusy_naming_our_pid),
+		T(open__last_record_cut_at_every_length__dropped_earlier_kept),
+		T(open__zero_filled_tail__torn_not_corrupt),
+		T(open__header_cut_short__starts_afresh),
+		T(open__byte_flipped_mid_file__set_aside_earlier_records_kept),
+		T(open__damaged_twice_in_one_second__both_files_kept),
+		T(open__bad_magic__set_aside_and_fresh_journal),
+		T(open__newer_version__refused_and_left_alone),
+		T(open__garbage__never_crashes),
+		T(decoder__crafted_valid_record__accepted),
+		T(decoder__malformed_fields__rejected_mid_file_and_at_end),
+		T(decoder__impossible_lengths__damage),
+		T(put__write_fails_enospc__journal_unchanged),
+		T(put__short_write_then_enospc__journal_unchanged),
+		T(put__interrupted_and_short_writes__retried_to_the_end),
+		T(put__fsync_fails__error_and_record_gone),
+		T(compact__live_set_only__survives_reopen),
+		T(compact__fails__old_journal_kept_and_tmp_removed),
+		T(read__store_open__sees_every_put),
+		T(read__no_journal__enoent),
+		T(read__torn_tail_or_damage__reported_file_untouched),
+		T(open__callback_fails__error_returned_nothing_changed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
