@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,160 +55,323 @@ void vp_addr_to_bytes(const struct vp_addr *a, uint8_t *b)
 
 /* ---- parsing ------------------------------------------------------------ */
 
+/*
+ * Each parser reads text[0, len) and on failure writes why into a
+ * VP_ERRLEN buffer; the public functions then quote the whole input.
+ */
 static bool fail(char err[VP_ERRLEN], const char *text, const char *why)
 {
-	snprintf(err, VP_ERRLEN, "`%.100s': %.140s", text, why);
+	char quoted[104];
+	size_t n = 0;
+
+	/* Quote at most 100 bytes of the input, unprintable ones as \xNN. */
+	for (; *text && n + 4 < sizeof(quoted) - 3; ++text) {
+		if (*text >= ' ' && *text < 0x7f)
+			quoted[n++] = *text;
+		else
+			n += (size_t)snprintf(quoted + n, 5, "\\x%02x", (unsigned char)*text);
+	}
+	if (*text)
+		n += (size_t)snprintf(quoted + n, 4, "...");
+	quoted[n] = '\0';
+	snprintf(err, VP_ERRLEN, "`%s': %.140s", quoted, why);
 	return false;
 }
 
-/* A dotted quad, strictly: four decimal octets 0-255, no leading zeros. */
-static bool parse_v4(const char *text, size_t len, struct vp_addr *out, const char **why)
+static bool why(char out[VP_ERRLEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool why(char out[VP_ERRLEN], const char *fmt, ...)
 {
-	uint32_t v = 0;
-	size_t i = 0;
+	va_list ap;
 
-	for (int octet = 0; octet < 4; ++octet) {
-		unsigned n = 0, digits = 0;
+	va_start(ap, fmt);
+	vsnprintf(out, VP_ERRLEN, fmt, ap);
+	va_end(ap);
+	return false;
+}
 
-		if (octet) {
-			if (i >= len || text[i] != '.') {
-				*why = "an IPv4 address has four dot-separated octets";
-				return false;
-			}
-			++i;
-		}
-		while (i < len && isdigit((unsigned char)text[i]) && digits < 4) {
-			n = n * 10 + (unsigned)(text[i++] - '0');
-			digits++;
-		}
-		if (!digits) {
-			*why = "an IPv4 octet is missing or not a decimal number";
-			return false;
-		}
-		if (digits > 1 && text[i - digits] == '0') {
-			*why = "an IPv4 octet has a leading zero";
-			return false;
-		}
-		if (n > 255) {
-			*why = "an IPv4 octet is above 255";
-			return false;
-		}
-		v = v << 8 | n;
+/* A character as text fit to quote: `x', or \xNN when not printable. */
+static const char *show_char(char c, char buf[8])
+{
+	if (c > ' ' && c < 0x7f)
+		snprintf(buf, 8, "`%c'", c);
+	else
+		snprintf(buf, 8, "\\x%02x", (unsigned char)c);
+	return buf;
+}
+
+/* One decimal octet of a dotted quad at text[*i]; advances *i. */
+static bool parse_octet(const char *text, size_t len, size_t *i, unsigned *out, char msg[VP_ERRLEN])
+{
+	size_t start = *i;
+	unsigned n = 0;
+	char cb[8];
+
+	for (; *i < len && isdigit((unsigned char)text[*i]); ++*i)
+		if (n < 1000)
+			n = n * 10 + (unsigned)(text[*i] - '0');
+	if (*i == start) {
+		if (start >= len)
+			return why(msg, "an IPv4 address has four octets");
+		return why(msg, "%s where an IPv4 octet should start", show_char(text[start], cb));
 	}
-	if (i != len) {
-		*why = "unexpected characters after the address";
-		return false;
-	}
-	*out = vp_addr_v4(v);
+	if (*i - start > 1 && text[start] == '0')
+		return why(msg, "octet `%.*s' has a leading zero", (int)(*i - start > 12 ? 12 : *i - start),
+			   text + start);
+	if (n > 255)
+		return why(msg, "octet %.*s is above 255", (int)(*i - start > 12 ? 12 : *i - start),
+			   text + start);
+	*out = n;
 	return true;
 }
 
-static bool parse_v6(const char *text, size_t len, struct vp_addr *out, const char **why)
+/* A dotted quad, strictly: four decimal octets 0-255, no leading zeros. */
+static bool parse_v4(const char *text, size_t len, uint32_t *out, char msg[VP_ERRLEN])
 {
-	char buf[64];
-	uint8_t bytes[16];
+	uint32_t v = 0;
+	size_t i = 0;
+	unsigned n = 0;
+	char cb[8];
 
-	if (len >= sizeof(buf)) {
-		*why = "too long for an IPv6 address";
-		return false;
-	}
-	for (size_t i = 0; i < len; ++i)
-		if (!isxdigit((unsigned char)text[i]) && text[i] != ':' && text[i] != '.') {
-			*why = "an IPv6 address has only hex digits, ':' and '.'";
-			return false;
+	for (int octet = 0; octet < 4; ++octet) {
+		if (octet) {
+			if (i >= len)
+				return why(msg, "an IPv4 address has four octets, not %d", octet);
+			if (text[i] != '.')
+				return why(msg, "%s after an IPv4 octet", show_char(text[i], cb));
+			++i;
 		}
-	memcpy(buf, text, len);
-	buf[len] = '\0';
-	if (inet_pton(AF_INET6, buf, bytes) != 1) {
-		*why = "not a valid IPv6 address";
+		if (!parse_octet(text, len, &i, &n, msg))
+			return false;
+		v = v << 8 | n;
+	}
+	if (i < len)
+		return why(msg, text[i] == '.' ? "an IPv4 address has four octets, not more"
+					       : "unexpected characters after the address");
+	*out = v;
+	return true;
+}
+
+/* The IPv4 tail of an IPv6 address ("::ffff:10.8.0.1") into two groups. */
+static bool parse_v6_tail(const char *text, size_t len, uint16_t *groups, char msg[VP_ERRLEN])
+{
+	uint32_t v4;
+
+	if (!parse_v4(text, len, &v4, msg))
 		return false;
+	groups[0] = (uint16_t)(v4 >> 16);
+	groups[1] = (uint16_t)v4;
+	return true;
+}
+
+/*
+ * One IPv6 group at text[*i]: 1-4 hex digits, or a dotted quad at the end
+ * (two groups).  Returns the number of groups read (1 or 2), 0 on error.
+ */
+static int parse_v6_group(const char *text, size_t len, size_t *i, uint16_t *groups,
+			  char msg[VP_ERRLEN])
+{
+	size_t start = *i, end = start;
+	unsigned v = 0;
+	char cb[8];
+
+	while (end < len && text[end] != ':')
+		end++;
+	if (end == start)
+		return why(msg, "an IPv6 group is empty (a lone `:')");
+	if (memchr(text + start, '.', end - start)) {
+		if (end != len)
+			return why(msg, "an embedded IPv4 address must come last");
+		*i = end;
+		return parse_v6_tail(text + start, end - start, groups, msg) ? 2 : 0;
+	}
+	for (size_t k = start; k < end; ++k) {
+		if (!isxdigit((unsigned char)text[k]))
+			return why(msg, "%s is not a hex digit", show_char(text[k], cb));
+		v = v << 4 | (unsigned)(isdigit((unsigned char)text[k]) ? text[k] - '0'
+									: (text[k] | 0x20) - 'a' + 10);
+	}
+	if (end - start > 4)
+		return why(msg, "group `%.*s' has more than four hex digits", (int)(end - start),
+			   text + start);
+	groups[0] = (uint16_t)v;
+	*i = end;
+	return 1;
+}
+
+/* Split an IPv6 text into groups before and after "::"; *gap = -1 if none. */
+static bool parse_v6_groups(const char *text, size_t len, uint16_t groups[8], int *ngroups,
+			    int *gap, char msg[VP_ERRLEN])
+{
+	size_t i = 0;
+	int n = 0, got;
+
+	*gap = -1;
+	if (len >= 2 && text[0] == ':' && text[1] == ':') {
+		*gap = 0;
+		i = 2;
+	} else if (len && text[0] == ':') {
+		return why(msg, "an IPv6 address cannot start with a single `:'");
+	}
+	while (i < len) {
+		if (n >= 8)
+			return why(msg, "more than eight groups");
+		got = parse_v6_group(text, len, &i, groups + n, msg);
+		if (!got)
+			return false;
+		n += got;
+		if (i == len)
+			break;
+		if (i + 1 < len && text[i + 1] == ':') {
+			if (*gap >= 0)
+				return why(msg, "`::' appears more than once");
+			*gap = n;
+			i += 2;
+		} else if (++i == len) {
+			return why(msg, "an IPv6 address cannot end with a single `:'");
+		}
+	}
+	*ngroups = n;
+	return true;
+}
+
+static bool parse_v6(const char *text, size_t len, struct vp_addr *out, char msg[VP_ERRLEN])
+{
+	uint16_t groups[8] = { 0 }, full[8] = { 0 };
+	uint8_t bytes[16];
+	int n = 0, gap = -1;
+
+	if (!parse_v6_groups(text, len, groups, &n, &gap, msg))
+		return false;
+	if (n > 8 || (gap >= 0 && n == 8))
+		return why(msg, "more than eight groups");
+	if (gap < 0 && n < 8)
+		return why(msg, "%d groups and no `::', an IPv6 address has eight", n);
+	if (gap < 0)
+		gap = n;
+	memcpy(full, groups, (size_t)gap * sizeof(*groups));
+	memcpy(full + 8 - (n - gap), groups + gap, (size_t)(n - gap) * sizeof(*groups));
+	for (int k = 0; k < 8; ++k) {
+		bytes[2 * k] = (uint8_t)(full[k] >> 8);
+		bytes[2 * k + 1] = (uint8_t)full[k];
 	}
 	*out = vp_addr_from_bytes(VP_INET6, bytes);
 	return true;
 }
 
-static bool parse_addr_n(const char *text, size_t len, struct vp_addr *out, const char **why)
+static bool parse_addr_n(const char *text, size_t len, struct vp_addr *out, char msg[VP_ERRLEN])
 {
-	if (!len) {
-		*why = "empty address";
-		return false;
-	}
+	uint32_t v4;
+
+	if (!len)
+		return why(msg, "an address is missing");
+	if (len > VP_ADDR_STRLEN - 1)
+		return why(msg, "too long for an address");
 	if (memchr(text, ':', len))
-		return parse_v6(text, len, out, why);
-	return parse_v4(text, len, out, why);
+		return parse_v6(text, len, out, msg);
+	if (!parse_v4(text, len, &v4, msg))
+		return false;
+	*out = vp_addr_v4(v4);
+	return true;
 }
 
 bool vp_addr_parse(struct vp_addr *out, const char *text, char err[VP_ERRLEN])
 {
-	const char *why;
+	char msg[VP_ERRLEN];
 
-	if (!parse_addr_n(text, strlen(text), out, &why))
-		return fail(err, text, why);
+	if (!parse_addr_n(text, strlen(text), out, msg))
+		return fail(err, text, msg);
+	return true;
+}
+
+/* A prefix length: 1-3 decimal digits, no sign, no leading zero, <= bits. */
+static bool parse_prefix_len(const char *p, unsigned bits, unsigned *out, char msg[VP_ERRLEN])
+{
+	unsigned len = 0;
+	size_t n = strlen(p);
+
+	if (!n)
+		return why(msg, "the prefix length is missing");
+	for (size_t k = 0; k < n; ++k)
+		if (!isdigit((unsigned char)p[k]))
+			return why(msg, "prefix length `%.8s' is not a decimal number", p);
+	if (n > 1 && p[0] == '0')
+		return why(msg, "prefix length `%.8s' has a leading zero", p);
+	if (n > 3)
+		return why(msg, "prefix length `%.8s' is above %u", p, bits);
+	for (size_t k = 0; k < n; ++k)
+		len = len * 10 + (unsigned)(p[k] - '0');
+	if (len > bits)
+		return why(msg, "prefix length %u is above %u for %s", len, bits,
+			   bits == 32 ? "IPv4" : "IPv6");
+	*out = len;
+	return true;
+}
+
+static bool parse_prefix_n(const char *text, struct vp_prefix *out, char msg[VP_ERRLEN])
+{
+	const char *slash = strchr(text, '/');
+	char hint[VP_PREFIX_STRLEN];
+	struct vp_prefix net;
+	struct vp_addr a;
+	unsigned len = 0;
+
+	if (!slash)
+		return why(msg, "a prefix is ADDRESS/LENGTH");
+	if (!parse_addr_n(text, (size_t)(slash - text), &a, msg))
+		return false;
+	if (!parse_prefix_len(slash + 1, vp_family_bits(a.family), &len, msg))
+		return false;
+	net = vp_prefix_of(&a, len);
+	if (!vp_addr_eq(&net.addr, &a))
+		return why(msg, "host bits are set (did you mean %s?)", vp_prefix_format(&net, hint));
+	*out = net;
 	return true;
 }
 
 bool vp_prefix_parse(struct vp_prefix *out, const char *text, char err[VP_ERRLEN])
 {
-	const char *slash = strchr(text, '/'), *why, *p;
-	struct vp_prefix net;
-	struct vp_addr a;
-	unsigned len = 0, bits;
+	char msg[VP_ERRLEN];
 
-	if (!slash)
-		return fail(err, text, "a prefix is ADDRESS/LENGTH");
-	if (!parse_addr_n(text, (size_t)(slash - text), &a, &why))
-		return fail(err, text, why);
-	bits = vp_family_bits(a.family);
-	p = slash + 1;
-	if (!*p || strlen(p) > 3)
-		return fail(err, text, "the prefix length is missing or too long");
-	if (p[0] == '0' && p[1])
-		return fail(err, text, "the prefix length has a leading zero");
-	for (; *p; ++p) {
-		if (!isdigit((unsigned char)*p))
-			return fail(err, text, "the prefix length is not a decimal number");
-		len = len * 10 + (unsigned)(*p - '0');
-	}
-	if (len > bits)
-		return fail(err, text, a.family == VP_INET ? "an IPv4 prefix length is at most 32"
-							   : "an IPv6 prefix length is at most 128");
-	out->addr = a;
-	out->len = (uint8_t)len;
-	net = vp_prefix_of(&a, len);
-	if (!vp_addr_eq(&net.addr, &a)) {
-		char hint[VP_PREFIX_STRLEN], msg[160];
-
-		snprintf(msg, sizeof(msg), "host bits are set (did you mean %s?)",
-			 vp_prefix_format(&net, hint));
+	if (!parse_prefix_n(text, out, msg))
 		return fail(err, text, msg);
-	}
 	return true;
 }
 
-bool vp_range_parse(struct vp_range *out, const char *text, char err[VP_ERRLEN])
+static bool parse_range_n(const char *text, struct vp_range *out, char msg[VP_ERRLEN])
 {
-	const char *dash = strchr(text, '-'), *why;
+	const char *dash = strchr(text, '-');
 	struct vp_prefix p;
 
 	if (strchr(text, '/')) {
-		if (!vp_prefix_parse(&p, text, err))
+		if (dash)
+			return why(msg, "a range is FIRST-LAST or ADDRESS/LENGTH, not both");
+		if (!parse_prefix_n(text, &p, msg))
 			return false;
 		*out = vp_prefix_range(&p);
 		return true;
 	}
 	if (!dash) {
-		if (!vp_addr_parse(&out->first, text, err))
+		if (!parse_addr_n(text, strlen(text), &out->first, msg))
 			return false;
 		out->last = out->first;
 		return true;
 	}
-	if (!parse_addr_n(text, (size_t)(dash - text), &out->first, &why) ||
-	    !parse_addr_n(dash + 1, strlen(dash + 1), &out->last, &why))
-		return fail(err, text, why);
+	if (!parse_addr_n(text, (size_t)(dash - text), &out->first, msg) ||
+	    !parse_addr_n(dash + 1, strlen(dash + 1), &out->last, msg))
+		return false;
 	if (out->first.family != out->last.family)
-		return fail(err, text, "a range cannot mix IPv4 and IPv6");
+		return why(msg, "a range cannot mix IPv4 and IPv6");
 	if (vp_addr_cmp(&out->first, &out->last) > 0)
-		return fail(err, text, "the range ends before it starts");
+		return why(msg, "the range ends before it starts");
+	return true;
+}
+
+bool vp_range_parse(struct vp_range *out, const char *text, char err[VP_ERRLEN])
+{
+	char msg[VP_ERRLEN];
+
+	if (!parse_range_n(text, out, msg))
+		return fail(err, text, msg);
 	return true;
 }
 
