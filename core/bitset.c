@@ -2,9 +2,12 @@
 /*
  * A node covers 2^(12 + 6 * level) bits: a leaf (level 0) holds 64 words of
  * 64 bits; an interior node holds 64 children.  Per child (or word) two
- * masks: "full" (every bit set; for an interior node the child may then be
- * absent) and "any" (some bit set).  An absent child without its full bit
- * is all clear.  Each node counts the bits set below it.
+ * masks: "full" (every bit set) and "any" (some bit set).  An interior node
+ * keeps no child that is all clear or all set: the child pointer is NULL
+ * and the full bit tells which.  A child is freed the moment it becomes
+ * empty or full, and made again when a bit inside it changes; one freed
+ * node per level and kind waits as a spare, ready for use, so that a client
+ * coming and going at such an edge neither calls malloc nor fills memory.  Each node counts the bits set below it.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -22,11 +25,18 @@ struct node {
 	};
 };
 
+/* Levels: a leaf covers 2^12 bits, each level above 64 times more; ten
+ * levels (0-9) reach 2^66 > 2^64 - 1. */
+#define MAX_LEVELS 10
+
 struct vp_bitset {
 	uint64_t nbits;
 	unsigned levels;		/* of the root: 0 = the root is a leaf */
-	size_t nodes;
+	size_t nodes;			/* allocated, spares included */
 	struct node *root;
+	/* At most one spare node per level, all clear ([0]) or all set ([1]),
+	 * in the state node_new() would give it but for the link in child[0]. */
+	struct node *spare[2][MAX_LEVELS];
 };
 
 #define BIT(i) ((uint64_t)1 << (i))
@@ -54,29 +64,61 @@ static uint64_t from_mask(unsigned k)
 	return ~(uint64_t)0 << k;
 }
 
-static struct node *node_new(struct vp_bitset *set, bool full, unsigned level)
+/* Fill a fresh node: all clear, or all set. */
+static void node_init(struct node *n, bool full, unsigned level)
 {
-	struct node *n = calloc(1, sizeof(*n));
-
-	if (!n)
-		return NULL;
-	set->nodes++;
+	memset(n, 0, sizeof(*n));
 	if (full) {
 		n->full = n->any = ~(uint64_t)0;
 		n->count = child_span(level) << 6;	/* materialised nodes are below the root */
 		if (level == 0)
 			memset(n->word, 0xff, sizeof(n->word));
 	}
+}
+
+static struct node *node_new(struct vp_bitset *set, bool full, unsigned level)
+{
+	struct node *n = set->spare[full][level];
+
+	if (n) {
+		set->spare[full][level] = NULL;
+		if (level)
+			n->child[0] = NULL;
+		else
+			n->word[0] = full ? ~(uint64_t)0 : 0;
+		return n;
+	}
+	n = malloc(sizeof(*n));
+	if (!n)
+		return NULL;
+	set->nodes++;
+	node_init(n, full, level);
 	return n;
 }
 
+/* Free a subtree; a node all clear or all set may be kept as a spare. */
 static void node_free(struct vp_bitset *set, struct node *n, unsigned level)
 {
+	int kind = -1;
+
 	if (!n)
 		return;
-	if (level > 0)
-		for (int c = 0; c < 64; ++c)
-			node_free(set, n->child[c], level - 1);
+	/* Between calls a child is kept only if some but not all of its bits
+	 * are set. */
+	for (uint64_t m = level ? n->any & ~n->full : 0; m; m &= m - 1) {
+		unsigned c = (unsigned)__builtin_ctzll(m);
+
+		node_free(set, n->child[c], level - 1);
+		n->child[c] = NULL;
+	}
+	if (!n->count)
+		kind = 0;
+	else if (n->count == child_span(level) << 6)
+		kind = 1;
+	if (kind >= 0 && !set->spare[kind][level]) {
+		set->spare[kind][level] = n;
+		return;
+	}
 	set->nodes--;
 	free(n);
 }
@@ -91,8 +133,8 @@ struct vp_bitset *vp_bitset_new(uint64_t nbits)
 	if (!set)
 		return NULL;
 	set->nbits = nbits;
-	/* A level-l node covers 2^(12 + 6l) bits; 9 levels reach 2^66. */
-	while (set->levels < 9 && (nbits - 1) >> (12 + 6 * set->levels))
+	/* A level-l node covers 2^(12 + 6l) bits; level 9 reaches 2^66. */
+	while (set->levels < MAX_LEVELS - 1 && (nbits - 1) >> (12 + 6 * set->levels))
 		set->levels++;
 	set->root = node_new(set, false, set->levels);
 	if (!set->root) {
@@ -107,6 +149,10 @@ void vp_bitset_free(struct vp_bitset *set)
 	if (!set)
 		return;
 	node_free(set, set->root, set->levels);
+	for (unsigned level = 0; level < MAX_LEVELS; ++level) {
+		free(set->spare[0][level]);
+		free(set->spare[1][level]);
+	}
 	free(set);
 }
 
@@ -143,19 +189,24 @@ int vp_bitset_test(const struct vp_bitset *set, uint64_t i)
 	return (n->word[child_index(i, 0)] >> (i & 63)) & 1;
 }
 
-/* Refresh a parent's masks for child c after the child changed. */
-static void update_masks(struct node *n, uint64_t c, const struct node *child, unsigned level)
+/* Refresh a level-l node's masks for child c after the child changed, and
+ * drop the child if it is now all clear or all set. */
+static void update_child(struct vp_bitset *set, struct node *n, uint64_t c, unsigned level)
 {
-	uint64_t span = child_span(level);
+	uint64_t count = n->child[c]->count;
 
-	if (child->count == span)
+	if (count == child_span(level))
 		n->full |= BIT(c);
 	else
 		n->full &= ~BIT(c);
-	if (child->count)
+	if (count)
 		n->any |= BIT(c);
 	else
 		n->any &= ~BIT(c);
+	if (!count || count == child_span(level)) {
+		node_free(set, n->child[c], level - 1);
+		n->child[c] = NULL;
+	}
 }
 
 /* Set bit i below n; returns 1 if it was clear, 0 if set, -ENOMEM. */
@@ -182,10 +233,9 @@ static int node_set(struct vp_bitset *set, struct node *n, unsigned level, uint6
 			return -ENOMEM;
 	}
 	ret = node_set(set, n->child[c], level - 1, i);
-	if (ret > 0) {
+	if (ret > 0)
 		n->count++;
-		update_masks(n, c, n->child[c], level);
-	}
+	update_child(set, n, c, level);		/* also drops a child left empty by -ENOMEM */
 	return ret;
 }
 
@@ -214,10 +264,9 @@ static int node_clear(struct vp_bitset *set, struct node *n, unsigned level, uin
 			return -ENOMEM;
 	}
 	ret = node_clear(set, n->child[c], level - 1, i);
-	if (ret > 0) {
+	if (ret > 0)
 		n->count--;
-		update_masks(n, c, n->child[c], level);
-	}
+	update_child(set, n, c, level);		/* also drops a child left empty by -ENOMEM */
 	return ret;
 }
 
@@ -287,7 +336,7 @@ static int node_set_range(struct vp_bitset *set, struct node *n, unsigned level,
 		}
 		ret = node_set_range(set, n->child[c], level - 1, cb, lo, hi);
 		n->count += n->child[c]->count - before;
-		update_masks(n, c, n->child[c], level);
+		update_child(set, n, c, level);
 		if (ret)
 			return ret;
 	}

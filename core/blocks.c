@@ -17,7 +17,7 @@ struct vp_blocks {
 	uint64_t nblocks, excluded, allocated, last_alloc;
 	struct vp_bitset *taken;	/* allocated or excluded */
 	struct span *excl;		/* sorted, disjoint, not adjacent */
-	size_t nexcl;
+	size_t nexcl, excl_cap;
 };
 
 /* The last address of the block starting at a. */
@@ -28,15 +28,24 @@ static struct vp_addr block_last(const struct vp_addr *a, unsigned block_len)
 	return vp_prefix_range(&p).last;
 }
 
-/* Count the whole blocks from base to last. */
+/* Count the whole blocks from base to last (base <= last). */
 static int count_blocks(const struct vp_addr *base, const struct vp_addr *last, unsigned len,
 			unsigned shift, uint64_t *n)
 {
 	uint64_t k = vp_addr_offset(last, base, shift);
 	struct vp_addr start, end;
 
-	if (k == UINT64_MAX)
+	if (k == UINT64_MAX) {
+		/* Either last is in block 2^64 - 1, or further: both too many,
+		 * unless block 2^64 - 1 is the partial one that does not count. */
+		start = vp_addr_add(base, UINT64_MAX, shift);
+		end = block_last(&start, len);
+		if (vp_addr_cmp(&start, base) > 0 && vp_addr_cmp(&end, last) > 0) {
+			*n = UINT64_MAX;
+			return 0;
+		}
 		return -E2BIG;
+	}
 	start = vp_addr_add(base, k, shift);
 	end = block_last(&start, len);
 	*n = vp_addr_cmp(&end, last) <= 0 ? k + 1 : k;
@@ -52,6 +61,10 @@ int vp_blocks_new(struct vp_blocks **out, const struct vp_range *range, unsigned
 	int ret;
 
 	*out = NULL;
+	if ((range->first.family != VP_INET && range->first.family != VP_INET6) ||
+	    range->first.family != range->last.family ||
+	    vp_addr_cmp(&range->first, &range->last) > 0)
+		return -EINVAL;
 	if (block_len > bits || bits - block_len > 127)
 		return -EINVAL;
 	first = vp_prefix_of(&range->first, block_len);
@@ -104,7 +117,8 @@ static uint64_t block_index(const struct vp_blocks *b, const struct vp_addr *a)
 	return i < b->nblocks ? i : UINT64_MAX;
 }
 
-static bool is_excluded(const struct vp_blocks *b, uint64_t i)
+/* The first excluded run that ends at or after i (nexcl if none). */
+static size_t span_at_or_after(const struct vp_blocks *b, uint64_t i)
 {
 	size_t lo = 0, hi = b->nexcl;
 
@@ -113,53 +127,81 @@ static bool is_excluded(const struct vp_blocks *b, uint64_t i)
 
 		if (b->excl[mid].last < i)
 			lo = mid + 1;
-		else if (b->excl[mid].first > i)
-			hi = mid;
 		else
-			return true;
+			hi = mid;
 	}
-	return false;
+	return lo;
 }
 
-/* Add [first, last] to the excluded runs, merging; returns the count of
- * indexes that were not excluded before, or -ENOMEM. */
-static int add_span(struct vp_blocks *b, uint64_t first, uint64_t last, uint64_t *added)
+static bool is_excluded(const struct vp_blocks *b, uint64_t i)
 {
-	struct span *s = realloc(b->excl, (b->nexcl + 1) * sizeof(*s));
-	size_t w = 0;
-	uint64_t total = 0;
+	size_t k = span_at_or_after(b, i);
 
-	if (!s)
-		return -ENOMEM;
-	b->excl = s;
-	s[b->nexcl++] = (struct span){ first, last };
-	/* Insertion into place, then one merging pass. */
-	for (size_t i = b->nexcl - 1; i > 0 && s[i - 1].first > s[i].first; --i) {
-		struct span t = s[i];
+	return k < b->nexcl && b->excl[k].first <= i;
+}
 
-		s[i] = s[i - 1];
-		s[i - 1] = t;
-	}
-	for (size_t i = 0; i < b->nexcl; ++i) {
-		if (w && s[i].first <= s[w - 1].last + 1 && s[w - 1].last != UINT64_MAX) {
-			if (s[i].last > s[w - 1].last)
-				s[w - 1].last = s[i].last;
-		} else {
-			s[w++] = s[i];
+/* Blocks allocated in [first, last] outside the excluded runs. */
+static uint64_t allocated_between(const struct vp_blocks *b, uint64_t first, uint64_t last)
+{
+	uint64_t n = 0, i = first;
+
+	while (b->allocated && i <= last) {
+		size_t k;
+
+		i = vp_bitset_find_set(b->taken, i);
+		if (i == VP_BITSET_NONE || i > last)
+			break;
+		k = span_at_or_after(b, i);
+		if (k < b->nexcl && b->excl[k].first <= i) {
+			i = b->excl[k].last + 1;	/* last < nblocks <= UINT64_MAX */
+			continue;
 		}
+		n++;
+		i++;
 	}
-	b->nexcl = w;
-	for (size_t i = 0; i < w; ++i)
-		total += s[i].last - s[i].first + 1;
-	*added = total - b->excluded;
-	b->excluded = total;
+	return n;
+}
+
+/* Add the run [first, last] to the excluded ones, merging with those it
+ * overlaps or touches.  0 or -ENOMEM. */
+static int add_span(struct vp_blocks *b, uint64_t first, uint64_t last)
+{
+	/* Runs lo..hi-1 overlap or touch [first, last]; indexes are below
+	 * UINT64_MAX, so last + 1 cannot wrap. */
+	size_t lo = span_at_or_after(b, first ? first - 1 : 0), hi = lo;
+
+	while (hi < b->nexcl && b->excl[hi].first <= last + 1)
+		hi++;
+	if (lo == hi && b->nexcl == b->excl_cap) {
+		size_t cap = b->excl_cap ? 2 * b->excl_cap : 4;
+		struct span *s = realloc(b->excl, cap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		b->excl = s;
+		b->excl_cap = cap;
+	}
+	for (size_t k = lo; k < hi; ++k) {
+		b->excluded -= b->excl[k].last - b->excl[k].first + 1;
+		if (b->excl[k].first < first)
+			first = b->excl[k].first;
+		if (b->excl[k].last > last)
+			last = b->excl[k].last;
+	}
+	if (lo == hi)
+		memmove(b->excl + lo + 1, b->excl + lo, (b->nexcl - lo) * sizeof(*b->excl));
+	else
+		memmove(b->excl + lo + 1, b->excl + hi, (b->nexcl - hi) * sizeof(*b->excl));
+	b->nexcl = b->nexcl + 1 - (hi - lo);
+	b->excl[lo] = (struct span){ first, last };
+	b->excluded += last - first + 1;
 	return 0;
 }
 
 int vp_blocks_exclude(struct vp_blocks *b, const struct vp_range *r)
 {
 	struct vp_addr end;
-	uint64_t first, last, added;
+	uint64_t first, last, was_allocated;
 	int ret;
 
 	if (r->first.family != b->base.family)
@@ -171,10 +213,18 @@ int vp_blocks_exclude(struct vp_blocks *b, const struct vp_range *r)
 	first = vp_addr_cmp(&r->first, &b->base) < 0 ? 0 : vp_addr_offset(&r->first, &b->base, b->shift);
 	last = vp_addr_cmp(&r->last, &end) > 0 ? b->nblocks - 1
 					       : vp_addr_offset(&r->last, &b->base, b->shift);
-	ret = add_span(b, first, last, &added);
+	/* Against the contract, but keep the counts right: blocks allocated
+	 * already become excluded ones. */
+	was_allocated = allocated_between(b, first, last);
+	ret = add_span(b, first, last);
+	if (!ret)
+		ret = vp_bitset_set_range(b->taken, first, last);
 	if (ret)
 		return ret;
-	return vp_bitset_set_range(b->taken, first, last);
+	b->allocated -= was_allocated;
+	if (b->last_alloc != UINT64_MAX && b->last_alloc >= first && b->last_alloc <= last)
+		b->last_alloc = UINT64_MAX;
+	return 0;
 }
 
 uint64_t vp_blocks_size(const struct vp_blocks *b)
@@ -194,7 +244,7 @@ unsigned vp_blocks_block_len(const struct vp_blocks *b)
 
 size_t vp_blocks_memory(const struct vp_blocks *b)
 {
-	return sizeof(*b) + vp_bitset_memory(b->taken) + b->nexcl * sizeof(*b->excl);
+	return sizeof(*b) + vp_bitset_memory(b->taken) + b->excl_cap * sizeof(*b->excl);
 }
 
 int vp_blocks_alloc(struct vp_blocks *b, struct vp_prefix *out)

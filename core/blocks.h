@@ -25,7 +25,9 @@ int vp_blocks_new(struct vp_blocks **out, const struct vp_range *range, unsigned
 void vp_blocks_free(struct vp_blocks *b);
 
 /* Take away, for good, every block overlapping r (other families ignored).
- * Exclusions come before the first allocation.  0, -ENOMEM. */
+ * Exclusions come before the first allocation (a block allocated already
+ * stops counting as used).  0, -ENOMEM; after -ENOMEM, b is fit only for
+ * vp_blocks_free(). */
 int vp_blocks_exclude(struct vp_blocks *b, const struct vp_range *r);
 
 /* Blocks that can be handed out: all blocks minus the excluded ones. */
