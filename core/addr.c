@@ -165,9 +165,10 @@ static bool parse_v6_tail(const char *text, size_t len, uint16_t *groups, char m
 
 /*
  * One IPv6 group at text[*i]: 1-4 hex digits, or a dotted quad at the end
- * (two groups).  Returns the number of groups read (1 or 2), 0 on error.
+ * (two groups); room (>= 1) groups are left.  Returns the number of groups
+ * read (1 or 2), 0 on error.
  */
-static int parse_v6_group(const char *text, size_t len, size_t *i, uint16_t *groups,
+static int parse_v6_group(const char *text, size_t len, size_t *i, uint16_t *groups, int room,
 			  char msg[VP_ERRLEN])
 {
 	size_t start = *i, end = start;
@@ -181,6 +182,8 @@ static int parse_v6_group(const char *text, size_t len, size_t *i, uint16_t *gro
 	if (memchr(text + start, '.', end - start)) {
 		if (end != len)
 			return why(msg, "an embedded IPv4 address must come last");
+		if (room < 2)
+			return why(msg, "more than eight groups");
 		*i = end;
 		return parse_v6_tail(text + start, end - start, groups, msg) ? 2 : 0;
 	}
@@ -215,7 +218,7 @@ static bool parse_v6_groups(const char *text, size_t len, uint16_t groups[8], in
 	while (i < len) {
 		if (n >= 8)
 			return why(msg, "more than eight groups");
-		got = parse_v6_group(text, len, &i, groups + n, msg);
+		got = parse_v6_group(text, len, &i, groups + n, 8 - n, msg);
 		if (!got)
 			return false;
 		n += got;

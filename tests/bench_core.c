@@ -6,7 +6,8 @@
  *   2. memory of an empty and a full /8
  *   3. connect cost with N clients (default 1,000,000) online on a /8, with
  *      the journal on and fsync off, then churn (disconnect + connect)
- *   4. reopen: journal load and placing N held leases
+ * Time is read per batch of 256 pairs (clock_gettime costs about as much as
+ * a pair); p50 and p99 are over 4,000 batches, about 1e6 pairs.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,8 +59,10 @@ static void bench_pool(const char *label, const char *range_text, unsigned block
 	double batches[4000];
 	struct vp_prefix p;
 
-	vp_range_parse(&r, range_text, err);
-	vp_blocks_new(&b, &r, block_len);
+	if (!vp_range_parse(&r, range_text, err) || vp_blocks_new(&b, &r, block_len)) {
+		printf("  %-24s cannot be made\n", label);
+		return;
+	}
 	size = vp_blocks_size(b);
 	target = fill > 0 ? (uint64_t)(size * fill) : (uint64_t)(-fill);
 	/* Fill with holes spread out: take everything, free a spread set. */
@@ -77,8 +80,8 @@ static void bench_pool(const char *label, const char *range_text, unsigned block
 	{
 		struct figures f = summarise(batches, 4000);
 
-		printf("  %-24s %10" PRIu64 " in use  %7.1f ns p50  %7.1f ns p99  %8.2f MiB\n",
-		       label, target, f.p50, f.p99, vp_blocks_memory(b) / 1048576.0);
+		printf("  %-24s %12" PRIu64 "  %8.1f  %8.1f  %10.3f\n", label, target, f.p50, f.p99,
+		       vp_blocks_memory(b) / 1048576.0);
 	}
 	vp_blocks_free(b);
 }
@@ -92,10 +95,10 @@ static void bench_memory(void)
 
 	vp_range_parse(&r, "10.0.0.1-10.255.255.254", err);
 	vp_blocks_new(&b, &r, 32);
-	printf("  empty /8 pool:  %zu bytes\n", vp_blocks_memory(b));
+	printf("  empty /8 pool: %zu bytes\n", vp_blocks_memory(b));
 	while (!vp_blocks_alloc(b, &p))
 		;
-	printf("  full /8 pool:   %.2f MiB\n", vp_blocks_memory(b) / 1048576.0);
+	printf("  full /8 pool:  %zu bytes (%" PRIu64 " in use)\n", vp_blocks_memory(b), vp_blocks_used(b));
 	vp_blocks_free(b);
 }
 
@@ -163,14 +166,10 @@ static void bench_space(uint64_t clients)
 	printf("  engine memory: %.1f MiB; peak RSS so far %.1f MiB\n",
 	       vp_space_memory(s) / 1048576.0, peak_rss_kib() / 1024.0);
 	vp_space_close(s);
-	t0 = now_ns();
-	vp_space_open(&s, &o, &rep, &pid);
-	printf("  reopen: journal of %.1f MiB, %" PRIu64 " records, loaded in %.2f s", rep.bytes / 1048576.0,
-	       rep.records, (now_ns() - t0) / 1e9);
-	t0 = now_ns();
-	vp_space_set_server(s, &server);
-	printf(", leases placed in %.2f s (%zu leases)\n", (now_ns() - t0) / 1e9, vp_space_leases(s));
-	vp_space_close(s);
+	/*
+	 * JOURNAL LOAD FIGURE: not measured here.  The time to reopen a journal
+	 * of N leases is tests/bench_store.c's to print (see there).
+	 */
 	vp_config_free(c);
 	free(c);
 	tl_rmtree(dir);
@@ -182,7 +181,8 @@ int main(int argc, char **argv)
 {
 	uint64_t clients = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000000;
 
-	printf("allocate + free pair (lowest free address, then give it back):\n");
+	printf("allocate + free pair (lowest free block, then give it back):\n");
+	printf("  %-24s %12s  %8s  %8s  %10s\n", "pool", "in use", "p50 ns", "p99 ns", "MiB");
 	bench_pool("IPv4 /24 at 50%", "10.0.0.1-10.0.0.254", 32, 0.50);
 	bench_pool("IPv4 /24 at 99%", "10.0.0.1-10.0.0.254", 32, 0.99);
 	bench_pool("IPv4 /16 at 50%", "10.0.0.1-10.0.255.254", 32, 0.50);
@@ -191,8 +191,12 @@ int main(int argc, char **argv)
 	bench_pool("IPv4 /12 at 99%", "10.0.0.1-10.15.255.254", 32, 0.99);
 	bench_pool("IPv4 /8 at 50%", "10.0.0.1-10.255.255.254", 32, 0.50);
 	bench_pool("IPv4 /8 at 99%", "10.0.0.1-10.255.255.254", 32, 0.99);
+	bench_pool("IPv6 /64, none in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -0.0);
 	bench_pool("IPv6 /64, 1M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -1e6);
 	bench_pool("IPv6 /64, 16M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -16777216.0);
+	bench_pool("IPv6 /112 at 99%", "fd00::/112", 128, 0.99);
+	bench_pool("/30s of a /16 at 99%", "10.0.0.0/16", 30, 0.99);
+	bench_pool("/64s of a /48 at 99%", "fd00:9::/48", 64, 0.99);
 	printf("memory:\n");
 	bench_memory();
 	printf("engine with a /8 pool:\n");

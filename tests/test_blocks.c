@@ -101,6 +101,170 @@ static void blocks__subnets__slash24_of_slash16_and_slash64_of_slash48(void **st
 	vp_blocks_free(b6);
 }
 
+static void blocks__slash24_of_slash16__exhausts_with_enospc(void **state)
+{
+	struct vp_blocks *b;
+	struct vp_range r = range("10.9.0.0/16");
+	struct vp_prefix p;
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 24), 0);
+	assert_int_equal(vp_blocks_block_len(b), 24);
+	for (int i = 0; i < 256; ++i) {
+		assert_int_equal(vp_blocks_alloc(b, &p), 0);
+		assert_int_equal(p.len, 24);
+		assert_int_equal(vp_addr_to_v4(&p.addr), 0x0a090000u + ((unsigned)i << 8));
+	}
+	assert_int_equal(vp_blocks_alloc(b, &p), -ENOSPC);
+	assert_int_equal(vp_blocks_used(b), 256);
+	assert_int_equal(vp_blocks_release(b, &(struct vp_addr){ 0, 0x0a094d05, VP_INET }), 0);
+	assert_string_equal(next(b), "10.9.77.0/24");
+	assert_string_equal(next(b), "ENOSPC");
+	vp_blocks_free(b);
+}
+
+static void blocks__range_not_aligned__only_whole_blocks(void **state)
+{
+	struct vp_blocks *b;
+	struct vp_range r = range("10.9.0.200-10.9.3.10");
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 24), 0);
+	assert_int_equal(vp_blocks_size(b), 2);
+	assert_string_equal(next(b), "10.9.1.0/24");
+	assert_string_equal(next(b), "10.9.2.0/24");
+	assert_string_equal(next(b), "ENOSPC");
+	assert_int_equal(vp_blocks_take(b, &(struct vp_addr){ 0, 0x0a0900c8, VP_INET }), -EDOM);
+	assert_int_equal(vp_blocks_release(b, &(struct vp_addr){ 0, 0x0a090305, VP_INET }), -EDOM);
+	assert_false(vp_blocks_owns(b, &(struct vp_addr){ 0, 0x0a090005, VP_INET }));
+	vp_blocks_free(b);
+	r = range("fd00:9::1-fd00:9:0:3::");
+	assert_int_equal(vp_blocks_new(&b, &r, 64), 0);
+	assert_int_equal(vp_blocks_size(b), 2);
+	assert_string_equal(next(b), "fd00:9:0:1::/64");
+	vp_blocks_free(b);
+}
+
+static void blocks__exclusions__never_handed_out(void **state)
+{
+	static const char *const ex[] = {
+		"10.8.3.0/24", "10.8.0.0", "10.8.0.255-10.8.1.3", "10.8.7.7", "10.8.1.2-10.8.1.9",
+		"10.8.2.0-10.8.2.0", "fd00::1", "10.7.255.0-10.8.0.2", "10.8.15.250-10.9.0.0",
+	};
+	struct vp_blocks *b;
+	struct vp_range r = range("10.8.0.0/20"), x[9];
+	struct vp_prefix p;
+	uint64_t n = 0;
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 32), 0);
+	for (size_t i = 0; i < 9; ++i) {
+		x[i] = range(ex[i]);
+		assert_int_equal(vp_blocks_exclude(b, &x[i]), 0);
+	}
+	/* 4096 - 256 - (0..2) - (255..1.9) - 7.7 - 2.0 - (15.250..15.255) */
+	assert_int_equal(vp_blocks_size(b), 4096 - 256 - 3 - 11 - 1 - 1 - 6);
+	while (!vp_blocks_alloc(b, &p)) {
+		for (size_t i = 0; i < 9; ++i)
+			if (vp_range_contains(&x[i], &p.addr))
+				fail_msg("excluded address %s handed out", next(b));
+		assert_true(vp_blocks_owns(b, &p.addr));
+		n++;
+	}
+	assert_int_equal(n, vp_blocks_size(b));
+	assert_int_equal(vp_blocks_used(b), n);
+	assert_false(vp_blocks_owns(b, &(struct vp_addr){ 0, 0x0a080305, VP_INET }));
+	assert_false(vp_blocks_is_used(b, &(struct vp_addr){ 0, 0x0a080305, VP_INET }));
+	vp_blocks_free(b);
+}
+
+static void blocks__exclusions_in_any_order__merge_and_count_once(void **state)
+{
+	static uint8_t model[65536];
+	struct vp_blocks *b;
+	struct vp_range r = range("10.0.0.0/16");
+	uint64_t excluded = 0;
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 32), 0);
+	/* Every third address from the top down, then runs over them. */
+	for (uint32_t a = 0xfff0; a >= 0x10; a -= 3) {
+		struct vp_range x = { vp_addr_v4(0x0a000000 + a), vp_addr_v4(0x0a000000 + a) };
+
+		model[a] = 1;
+		assert_int_equal(vp_blocks_exclude(b, &x), 0);
+	}
+	for (uint32_t a = 0x10; a < 0xfff0; a += 7) {
+		struct vp_range x = { vp_addr_v4(0x0a000000 + a), vp_addr_v4(0x0a000000 + a + 3) };
+
+		memset(model + a, 1, 4);
+		assert_int_equal(vp_blocks_exclude(b, &x), 0);
+	}
+	for (size_t i = 0; i < sizeof(model); ++i)
+		excluded += model[i];
+	assert_int_equal(vp_blocks_size(b), 65536 - excluded);
+	for (size_t i = 0; i < sizeof(model); ++i)
+		assert_int_equal(vp_blocks_owns(b, &(struct vp_addr){ 0, 0x0a000000 + i, VP_INET }), !model[i]);
+	vp_blocks_free(b);
+}
+
+static void blocks__exclude_after_alloc__stops_counting_it_as_used(void **state)
+{
+	struct vp_blocks *b;
+	struct vp_range r = range("10.8.0.0/24"), x = range("10.8.0.1-10.8.0.2");
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 32), 0);
+	assert_string_equal(next(b), "10.8.0.0/32");
+	assert_string_equal(next(b), "10.8.0.1/32");
+	assert_int_equal(vp_blocks_exclude(b, &x), 0);
+	assert_int_equal(vp_blocks_used(b), 1);
+	assert_int_equal(vp_blocks_size(b), 254);
+	assert_int_equal(vp_blocks_release_last(b), -ENOENT);
+	assert_string_equal(next(b), "10.8.0.3/32");
+	vp_blocks_free(b);
+}
+
+static void blocks__ipv6_slash112_at_99_percent__allocates_the_holes(void **state)
+{
+	struct vp_blocks *b;
+	struct vp_range r = range("fd00:8::/112");
+	struct vp_prefix p;
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 128), 0);
+	assert_int_equal(vp_blocks_size(b), 65536);
+	for (int i = 0; i < 65536; ++i)
+		assert_int_equal(vp_blocks_alloc(b, &p), 0);
+	assert_int_equal(vp_blocks_release(b, &(struct vp_addr){ 0xfd00000800000000ULL, 0xabcd, VP_INET6 }), 0);
+	assert_int_equal(vp_blocks_release(b, &(struct vp_addr){ 0xfd00000800000000ULL, 0x12, VP_INET6 }), 0);
+	assert_string_equal(next(b), "fd00:8::12/128");
+	assert_string_equal(next(b), "fd00:8::abcd/128");
+	assert_string_equal(next(b), "ENOSPC");
+	vp_blocks_free(b);
+}
+
+static void blocks__new__rejects_bad_ranges(void **state)
+{
+	struct vp_blocks *b = (struct vp_blocks *)1;
+	struct vp_range mixed = { vp_addr_v4(1), { 0, 1, VP_INET6 } };
+	struct vp_range reversed = { vp_addr_v4(9), vp_addr_v4(1) };
+	struct vp_range two64 = range("fd00::/64"), v6 = range("fd00::/64");
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &mixed, 32), -EINVAL);
+	assert_null(b);
+	assert_int_equal(vp_blocks_new(&b, &reversed, 32), -EINVAL);
+	assert_int_equal(vp_blocks_new(&b, &two64, 128), -E2BIG);
+	assert_int_equal(vp_blocks_new(&b, &v6, 129), -EINVAL);
+	/* 2^64 - 1 whole /127s and one address short of the last. */
+	v6 = range("fd00::/63");
+	v6.last.lo -= 1;
+	assert_int_equal(vp_blocks_new(&b, &v6, 127), 0);
+	assert_int_equal(vp_blocks_size(b), UINT64_MAX);
+	vp_blocks_free(b);
+}
+
 static void blocks__bad_geometry__errors(void **state)
 {
 	struct vp_blocks *b;
@@ -134,6 +298,13 @@ int main(void)
 		cmocka_unit_test(blocks__addresses__lowest_first_excludes_never_and_enospc),
 		cmocka_unit_test(blocks__net30__whole_aligned_slash30s_inside_range),
 		cmocka_unit_test(blocks__subnets__slash24_of_slash16_and_slash64_of_slash48),
+		cmocka_unit_test(blocks__slash24_of_slash16__exhausts_with_enospc),
+		cmocka_unit_test(blocks__range_not_aligned__only_whole_blocks),
+		cmocka_unit_test(blocks__exclusions__never_handed_out),
+		cmocka_unit_test(blocks__exclusions_in_any_order__merge_and_count_once),
+		cmocka_unit_test(blocks__exclude_after_alloc__stops_counting_it_as_used),
+		cmocka_unit_test(blocks__ipv6_slash112_at_99_percent__allocates_the_holes),
+		cmocka_unit_test(blocks__new__rejects_bad_ranges),
 		cmocka_unit_test(blocks__bad_geometry__errors),
 		cmocka_unit_test(blocks__ipv6_slash64__huge_but_cheap),
 	};
