@@ -1,10 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Values are parsed by libconfuse callbacks as they are read, so that each
- * carries the line it came from; checks across options and sections run
- * after the parse and quote those lines.  libconfuse 3.3 miscounts lines
- * after comments, so comments are blanked out (newlines kept) before it
- * sees the text.
+ * vpnpool.conf (libconfuse syntax) into a validated struct vp_config.
+ *
+ * libconfuse 3.3 has no per-option line numbers (cfg_opt_getline() came
+ * later) and a section's cfg_t line is where it ends.  So every value is
+ * parsed by a callback as it is read, keeping cfg->line with it, and a pass
+ * over the raw text before libconfuse sees it notes where each section
+ * starts.  That pass also blanks comments (keeping the newlines): 3.3 counts
+ * two lines for every comment line, which would shift all later messages.
+ * It follows libconfuse's lexer rules, so "/var//x" stays a word while
+ * "// x" is a comment, and it reports strings and comments that never close
+ * (libconfuse says "premature end of file", or silently drops the rest after
+ * an open comment).
+ *
+ * Checks across options and sections run after the parse and quote the line
+ * of the option at fault.  Match variables are not judged here: IV_* and UV_*
+ * come from the client, and username too unless the server verifies it;
+ * see load.h.
  */
 #include <confuse.h>
 #include <errno.h>
@@ -20,7 +32,7 @@
 
 #define MAX_CONF_BYTES (16 << 20)
 
-enum kind { K_PREFIX4, K_PREFIX6, K_RANGE, K_ADDR4, K_ADDR6, K_MATCH, K_NAME, K_TEXT };
+enum kind { K_PREFIX4, K_PREFIX6, K_RANGE, K_ADDR4, K_ADDR6, K_MATCH, K_NAME, K_PREFIXLEN, K_TEXT };
 
 /* A parsed value and the line it was on. */
 struct value {
@@ -28,43 +40,268 @@ struct value {
 	struct vp_prefix prefix;
 	struct vp_range range;
 	struct vp_addr addr;
+	long number;			/* K_PREFIXLEN */
 	char *var, *glob;		/* K_MATCH */
 	char text[];
 };
 
-/* The first error of a parse, as FILE:LINE: message.  libconfuse gives
- * error functions no user pointer, hence per thread. */
-static _Thread_local char first_error[1024];
-static _Thread_local const char *current_file;
+enum section { S_POOL, S_ROUTER, S_CLIENT, S_COUNT };
+static const char *const section_names[S_COUNT] = { "pool", "router-pool", "client" };
+
+/* A section as the pre-pass saw it. */
+struct mark {
+	enum section kind;
+	int line;			/* of its keyword */
+	const char *title;		/* into scan.text, not terminated */
+	size_t title_len;
+};
+
+struct scan {
+	char *text;			/* comments blanked, newlines kept */
+	struct mark *marks;
+	size_t n_marks;
+	int last_line;
+	int bad_line;			/* an unclosed string or comment starts here */
+	const char *bad_what;
+	int open_brace_line;		/* a '{' never closed (libconfuse accepts it) */
+};
+
+/* One load: the file name for messages and the first error. */
+struct load {
+	const char *file;
+	struct scan scan;
+	int err_line;
+	char err[1024];
+};
+
+/* libconfuse 3.3 gives error functions no user pointer (and its lexer is
+ * global anyway): the load in progress on this thread. */
+static _Thread_local struct load *active;
+
+__attribute__((format(printf, 3, 0)))
+static int vfail_at(struct load *ld, int line, const char *fmt, va_list ap)
+{
+	char msg[768];
+
+	if (ld->err[0])
+		return -1;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	snprintf(ld->err, sizeof(ld->err), "%s:%d: %s", ld->file, line, msg);
+	ld->err_line = line;
+	return -1;
+}
+
+/* Record an error at a line (the first one wins); returns -1. */
+__attribute__((format(printf, 3, 4)))
+static int fail_at(struct load *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(ld, line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- the pre-pass ---------------------------------------------------------------- */
+
+/* A character of an unquoted word, as libconfuse's lexer has it. */
+static bool is_word_char(char c)
+{
+	return c && !strchr(" #\"'\t\n\r={}()+,*", c);
+}
+
+/* "//" starts a comment unless the slashes run on into a longer word. */
+static bool is_slash_comment(const char *p)
+{
+	size_t k = 0;
+
+	if (p[0] != '/' || p[1] != '/')
+		return false;
+	while (p[k] == '/')
+		++k;
+	return !is_word_char(p[k]);
+}
+
+/* A word or string.  At top level and not a value, it may be a section
+ * keyword (remember where it is) or the title after one. */
+static int scan_token(struct scan *sc, const char *tok, size_t len, int line, int depth,
+		      char *prev)
+{
+	struct mark *m;
+
+	if (depth || *prev == '=' || *prev == ',' || *prev == '(') {
+		*prev = 'w';
+		return 0;
+	}
+	if (*prev == 's') {		/* the title of the section just seen */
+		m = &sc->marks[sc->n_marks - 1];
+		m->title = tok;
+		m->title_len = len;
+		*prev = 'w';
+		return 0;
+	}
+	for (int k = 0; k < S_COUNT; ++k) {
+		if (strlen(section_names[k]) != len || memcmp(section_names[k], tok, len))
+			continue;
+		m = realloc(sc->marks, (sc->n_marks + 1) * sizeof(*m));
+		if (!m)
+			return -1;
+		sc->marks = m;
+		sc->marks[sc->n_marks++] = (struct mark){ .kind = k, .line = line };
+		*prev = 's';
+		return 0;
+	}
+	*prev = 'w';
+	return 0;
+}
+
+/* Skip a quoted string at s[*i]; false if it never closes. */
+static bool skip_string(const char *s, size_t *i, int *line)
+{
+	char quote = s[(*i)++];
+
+	while (s[*i] && s[*i] != quote) {
+		if (s[*i] == '\\' && s[*i + 1])
+			++*i;
+		if (s[*i] == '\n')
+			++*line;
+		++*i;
+	}
+	if (!s[*i])
+		return false;
+	++*i;
+	return true;
+}
+
+/* Blank a C comment at s[*i]; false if it never closes. */
+static bool blank_c_comment(char *s, size_t *i, int *line)
+{
+	for (s[(*i)++] = ' ', s[(*i)++] = ' '; s[*i]; ++*i) {
+		if (s[*i] == '*' && s[*i + 1] == '/') {
+			s[(*i)++] = ' ';
+			s[(*i)++] = ' ';
+			return true;
+		}
+		if (s[*i] == '\n')
+			++*line;
+		else
+			s[*i] = ' ';
+	}
+	return false;
+}
+
+static int scan_text(struct scan *sc, const char *text)
+{
+	char *s = strdup(text), prev = 0;
+	int line = 1, depth = 0, outer_brace = 0;
+	size_t i = 0, start;
+
+	if (!s)
+		return -1;
+	sc->text = s;
+	while (s[i]) {
+		int at = line;
+
+		start = i;
+		if (s[i] == '\n') {
+			++line;
+			++i;
+		} else if (s[i] == '#' || is_slash_comment(s + i)) {
+			while (s[i] && s[i] != '\n')
+				s[i++] = ' ';
+		} else if (s[i] == '/' && s[i + 1] == '*') {
+			if (!blank_c_comment(s, &i, &line)) {
+				sc->bad_line = at;
+				sc->bad_what = "unterminated comment: this /* is never closed";
+				break;
+			}
+		} else if (s[i] == '"' || s[i] == '\'') {
+			if (!skip_string(s, &i, &line)) {
+				sc->bad_line = at;
+				sc->bad_what = s[start] == '"' ? "unterminated string: this \" is never closed"
+							     : "unterminated string: this ' is never closed";
+				break;
+			}
+			if (scan_token(sc, s + start + 1, i - start - 2, at, depth, &prev))
+				return -1;
+		} else if (is_word_char(s[i])) {
+			while (is_word_char(s[i]))
+				++i;
+			if (scan_token(sc, s + start, i - start, at, depth, &prev))
+				return -1;
+		} else {
+			if (s[i] == '{' && !depth++)
+				outer_brace = line;
+			else if (s[i] == '}' && depth > 0)
+				--depth;
+			if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+				prev = s[i];
+			++i;
+		}
+	}
+	sc->last_line = i && s[i - 1] == '\n' && line > 1 ? line - 1 : line;
+	if (depth && !sc->bad_line)
+		sc->open_brace_line = outer_brace;
+	return 0;
+}
+
+/* The line of the index-th section of a kind; fallback: where it ended. */
+static int section_line(const struct load *ld, enum section kind, size_t index, cfg_t *sec)
+{
+	for (size_t i = 0; i < ld->scan.n_marks; ++i)
+		if (ld->scan.marks[i].kind == kind && !index--)
+			return ld->scan.marks[i].line;
+	return sec->line;
+}
+
+static bool mark_titled(const struct mark *m, const char *title)
+{
+	return m->title && strlen(title) == m->title_len && !memcmp(m->title, title, m->title_len);
+}
+
+/* libconfuse's "found duplicate title 'X'" comes at the section's '{':
+ * say which section, where, and where the first one is. */
+static bool explain_duplicate(struct load *ld, const char *msg, int line)
+{
+	static const char prefix[] = "found duplicate title '";
+	const struct mark *dup = NULL;
+	char title[256];
+	size_t len;
+
+	if (strncmp(msg, prefix, sizeof(prefix) - 1))
+		return false;
+	len = strlen(msg) - (sizeof(prefix) - 1);
+	if (len < 1 || len > sizeof(title) || msg[strlen(msg) - 1] != '\'')
+		return false;
+	memcpy(title, msg + sizeof(prefix) - 1, len - 1);
+	title[len - 1] = '\0';
+	for (size_t i = 0; i < ld->scan.n_marks; ++i)
+		if (ld->scan.marks[i].line <= line && mark_titled(&ld->scan.marks[i], title))
+			dup = &ld->scan.marks[i];
+	for (const struct mark *m = ld->scan.marks; dup && m < dup; ++m)
+		if (m->kind == dup->kind && mark_titled(m, title)) {
+			fail_at(ld, dup->line, "%s \"%s\" is defined twice (first on line %d)",
+				section_names[dup->kind], title, m->line);
+			return true;
+		}
+	return false;
+}
 
 __attribute__((format(printf, 2, 0)))
 static void on_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char msg[768];
+	int line = cfg ? cfg->line : 0;
 
-	if (first_error[0])
+	if (!active || active->err[0])
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* cfg_parse_buf() calls every buffer "[buf]": use the real name. */
-	snprintf(first_error, sizeof(first_error), "%s:%d: %s",
-		 current_file ? current_file : "(config)", cfg ? cfg->line : 0, msg);
+	if (!explain_duplicate(active, msg, line))
+		fail_at(active, line, "%s", msg);
 }
 
-/* Report an error at a given line after the parse. */
-__attribute__((format(printf, 3, 4)))
-static int fail_at(const char *file, int line, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	if (first_error[0])
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(first_error, sizeof(first_error), "%s:%d: %s", file, line, msg);
-	return -1;
-}
+/* ---- values, as libconfuse reads them -------------------------------------------- */
 
 static void value_free(void *p)
 {
@@ -83,7 +320,7 @@ static enum kind kind_of(const char *name)
 		{ "network", K_PREFIX4 }, { "network6", K_PREFIX6 }, { "subnet", K_PREFIX4 },
 		{ "subnet6", K_PREFIX6 }, { "range", K_RANGE }, { "exclude", K_RANGE },
 		{ "address", K_ADDR4 }, { "address6", K_ADDR6 }, { "match", K_MATCH },
-		{ "identity", K_NAME },
+		{ "identity", K_NAME }, { "prefix", K_PREFIXLEN }, { "prefix6", K_PREFIXLEN },
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); ++i)
@@ -108,21 +345,30 @@ static bool parse_match(struct value *v, const char *text, char err[VP_ERRLEN])
 	const char *eq = strchr(text, '=');
 
 	if (!eq) {
-		snprintf(err, VP_ERRLEN, "`%.100s': a match entry is VARIABLE=GLOB", text);
+		snprintf(err, VP_ERRLEN, "`%.100s' is not VARIABLE=GLOB", text);
+		return false;
+	}
+	if (eq == text) {
+		snprintf(err, VP_ERRLEN, "`%.100s' has no variable before '='", text);
 		return false;
 	}
 	if (!is_var_name(text, (size_t)(eq - text))) {
 		snprintf(err, VP_ERRLEN,
-			 "`%.100s': the variable must be a name of letters, digits and '_'", text);
+			 "`%.100s': the variable may only have letters, digits and '_'", text);
 		return false;
 	}
 	if (!eq[1]) {
-		snprintf(err, VP_ERRLEN, "`%.100s': the glob is empty", text);
+		snprintf(err, VP_ERRLEN, "`%.100s' has an empty glob (use * to match anything)",
+			 text);
 		return false;
 	}
 	v->var = strndup(text, (size_t)(eq - text));
 	v->glob = strdup(eq + 1);
-	return v->var && v->glob;
+	if (!v->var || !v->glob) {
+		snprintf(err, VP_ERRLEN, "out of memory");
+		return false;
+	}
+	return true;
 }
 
 static bool parse_family(const struct vp_addr *a, enum vp_family want, const char *text,
@@ -130,8 +376,20 @@ static bool parse_family(const struct vp_addr *a, enum vp_family want, const cha
 {
 	if (a->family == want)
 		return true;
-	snprintf(err, VP_ERRLEN, "`%.100s' is not an %s address", text,
-		 want == VP_INET ? "IPv4" : "IPv6");
+	snprintf(err, VP_ERRLEN, "`%.100s' is not an %s %s", text,
+		 want == VP_INET ? "IPv4" : "IPv6", strchr(text, '/') ? "prefix" : "address");
+	return false;
+}
+
+static bool parse_prefix_len(struct value *v, const char *text, char err[VP_ERRLEN])
+{
+	char *end;
+
+	errno = 0;
+	v->number = strtol(text, &end, 10);
+	if (text[0] >= '0' && text[0] <= '9' && !*end && !errno && v->number <= 128)
+		return true;
+	snprintf(err, VP_ERRLEN, "`%.60s' is not a prefix length from 0 to 128", text);
 	return false;
 }
 
@@ -156,13 +414,15 @@ static bool parse_value(struct value *v, enum kind kind, const char *text, char 
 		snprintf(err, VP_ERRLEN,
 			 "`%.100s' is not an environment variable name (letters, digits, '_')", text);
 		return false;
+	case K_PREFIXLEN:
+		return parse_prefix_len(v, text, err);
 	case K_TEXT:
 		return true;
 	}
 	return false;
 }
 
-/* libconfuse value callback for every address-like and text option. */
+/* libconfuse value callback for every option but the numbers and booleans. */
 static int cb_value(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
 {
 	size_t len = strlen(text);
@@ -210,11 +470,6 @@ static int cb_percent(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result
 	return cb_int(cfg, opt, text, result, 1, 100);
 }
 
-static int cb_prefix_len(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
-{
-	return cb_int(cfg, opt, text, result, 1, 128);
-}
-
 static int cb_topology(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
 {
 	static const char *const names[] = { "auto", "subnet", "net30", "p2p" };
@@ -228,7 +483,7 @@ static int cb_topology(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *resul
 	return -1;
 }
 
-/* ---- reading the parsed tree --------------------------------------------------- */
+/* ---- reading the parsed tree ----------------------------------------------------- */
 
 static const struct value *get(cfg_t *sec, const char *name)
 {
@@ -269,225 +524,328 @@ static int read_matches(cfg_t *sec, struct vp_match **out, size_t *n)
 	return 0;
 }
 
-static int read_pool(const char *file, cfg_t *sec, struct vp_pool_config *p)
+static int read_excludes(struct load *ld, cfg_t *sec, struct vp_pool_config *p)
+{
+	const struct value *net = get(sec, "network"), *net6 = get(sec, "network6");
+	size_t n = cfg_size(sec, "exclude");
+
+	p->exclude = calloc(n + 1, sizeof(*p->exclude));
+	if (!p->exclude)
+		return -1;
+	for (size_t i = 0; i < n; ++i) {
+		const struct value *ex = cfg_getnptr(sec, "exclude", (unsigned)i);
+
+		if (ex->range.first.family == VP_INET) {
+			if (!within(&ex->range, &net->prefix))
+				return fail_at(ld, ex->line, "exclude %s is not inside network %s",
+					       ex->text, net->text);
+		} else if (!net6) {
+			return fail_at(ld, ex->line,
+				       "exclude %s is IPv6 but pool \"%s\" has no network6", ex->text,
+				       p->name);
+		} else if (!within(&ex->range, &net6->prefix)) {
+			return fail_at(ld, ex->line, "exclude %s is not inside network6 %s", ex->text,
+				       net6->text);
+		}
+		p->exclude[p->n_exclude++] = ex->range;
+	}
+	return 0;
+}
+
+static int read_pool(struct load *ld, cfg_t *sec, int line, struct vp_pool_config *p)
 {
 	const struct value *net = get(sec, "network"), *range = get(sec, "range");
 	const struct value *net6 = get(sec, "network6");
-	char a[VP_PREFIX_STRLEN], b[VP_RANGE_STRLEN];
-	size_t nex = cfg_size(sec, "exclude");
 
 	p->name = strdup(cfg_title(sec));
-	p->line = (unsigned)sec->line;
+	p->line = (unsigned)line;
+	if (!p->name)
+		return -1;
 	if (!net)
-		return fail_at(file, sec->line, "pool \"%s\" has no network", cfg_title(sec));
+		return fail_at(ld, line, "pool \"%s\" has no network", p->name);
 	if (net->prefix.len < 8 || net->prefix.len > 30)
-		return fail_at(file, net->line,
-			       "pool \"%s\": network %s must be a /8 to a /30", cfg_title(sec),
+		return fail_at(ld, net->line, "pool \"%s\": network %s is not a /8 to a /30", p->name,
 			       net->text);
 	p->network = net->prefix;
-	p->line = (unsigned)net->line;
 	p->range = vp_prefix_range(&net->prefix);
 	if (range) {
 		if (range->range.first.family != VP_INET || !within(&range->range, &net->prefix))
-			return fail_at(file, range->line, "range %s is not inside network %s",
-				       vp_range_format(&range->range, b),
-				       vp_prefix_format(&net->prefix, a));
+			return fail_at(ld, range->line, "range %s is not inside network %s",
+				       range->text, net->text);
 		p->range = range->range;
 		p->has_range = true;
 	}
 	if (net6) {
 		if (net6->prefix.len < 64 || net6->prefix.len > 126)
-			return fail_at(file, net6->line,
-				       "pool \"%s\": network6 %s must be a /64 to a /126",
-				       cfg_title(sec), net6->text);
+			return fail_at(ld, net6->line,
+				       "pool \"%s\": network6 %s is not a /64 to a /126", p->name,
+				       net6->text);
 		p->network6 = net6->prefix;
 		p->has_network6 = true;
 	}
-	p->exclude = calloc(nex + 1, sizeof(*p->exclude));
-	if (!p->exclude)
+	if (read_excludes(ld, sec, p))
 		return -1;
-	for (size_t i = 0; i < nex; ++i) {
-		const struct value *ex = cfg_getnptr(sec, "exclude", (unsigned)i);
-		bool v4 = ex->range.first.family == VP_INET;
-
-		if (v4 ? !within(&ex->range, &net->prefix)
-		       : !net6 || !within(&ex->range, &net6->prefix))
-			return fail_at(file, ex->line, "exclude %s is not inside network%s %s", ex->text,
-				       v4 ? "" : "6", v4 ? net->text : net6 ? net6->text : "(none)");
-		p->exclude[p->n_exclude++] = ex->range;
-	}
 	return read_matches(sec, &p->match, &p->n_match);
 }
 
-static int check_subnets(const char *file, cfg_t *sec, const struct value *net, long prefix,
-			 const char *suffix)
+/* Network and prefix (or network6 and prefix6) come as a pair. */
+static int check_subnets(struct load *ld, const char *name, const struct value *net,
+			 const struct value *len, const char *six)
 {
-	unsigned width = vp_family_bits(net->prefix.addr.family);
+	unsigned width;
 
-	if (prefix <= net->prefix.len || (unsigned long)prefix > width)
-		return fail_at(file, net->line,
+	if (!net)
+		return len ? fail_at(ld, len->line, "router-pool \"%s\": prefix%s without network%s",
+				     name, six, six) : 0;
+	if (!len)
+		return fail_at(ld, net->line,
+			       "router-pool \"%s\": network%s %s has no prefix%s (the size of each router's subnet)",
+			       name, six, net->text, six);
+	width = vp_family_bits(net->prefix.addr.family);
+	if (len->number <= net->prefix.len || len->number > (long)width)
+		return fail_at(ld, len->line,
 			       "router-pool \"%s\": prefix%s %ld does not fit in network%s %s (it must be longer than /%u and at most /%u)",
-			       cfg_title(sec), suffix, prefix, suffix, net->text, net->prefix.len, width);
-	if (prefix - net->prefix.len > 63)
-		return fail_at(file, net->line,
+			       name, six, len->number, six, net->text, net->prefix.len, width);
+	if (len->number - net->prefix.len > 63)
+		return fail_at(ld, len->line,
 			       "router-pool \"%s\": network%s %s holds more than 2^63 /%ld subnets",
-			       cfg_title(sec), suffix, net->text, prefix);
+			       name, six, net->text, len->number);
 	return 0;
 }
 
-static int read_router(const char *file, cfg_t *sec, struct vp_router_config *r)
+static int read_router(struct load *ld, cfg_t *sec, int line, struct vp_router_config *r)
 {
 	const struct value *net = get(sec, "network"), *net6 = get(sec, "network6");
+	const struct value *len = get(sec, "prefix"), *len6 = get(sec, "prefix6");
 
 	r->name = strdup(cfg_title(sec));
-	r->line = (unsigned)sec->line;
+	r->line = (unsigned)line;
 	r->push_route = cfg_getbool(sec, "push-route");
+	if (!r->name)
+		return -1;
 	if (!net && !net6)
-		return fail_at(file, sec->line, "router-pool \"%s\" has neither network nor network6",
-			       cfg_title(sec));
+		return fail_at(ld, line, "router-pool \"%s\" has neither network nor network6",
+			       r->name);
+	if (check_subnets(ld, r->name, net, len, "") || check_subnets(ld, r->name, net6, len6, "6"))
+		return -1;
 	if (net) {
-		if (!cfg_size(sec, "prefix"))
-			return fail_at(file, net->line, "router-pool \"%s\" has a network but no prefix",
-				       cfg_title(sec));
-		if (check_subnets(file, sec, net, cfg_getint(sec, "prefix"), ""))
-			return -1;
 		r->network = net->prefix;
-		r->prefix = (unsigned)cfg_getint(sec, "prefix");
-		r->line = (unsigned)net->line;
+		r->prefix = (unsigned)len->number;
 	}
 	if (net6) {
-		if (!cfg_size(sec, "prefix6"))
-			return fail_at(file, net6->line,
-				       "router-pool \"%s\" has a network6 but no prefix6", cfg_title(sec));
-		if (check_subnets(file, sec, net6, cfg_getint(sec, "prefix6"), "6"))
-			return -1;
 		r->network6 = net6->prefix;
-		r->prefix6 = (unsigned)cfg_getint(sec, "prefix6");
+		r->prefix6 = (unsigned)len6->number;
 		r->has_network6 = true;
 	}
 	return read_matches(sec, &r->match, &r->n_match);
 }
 
-static int read_static(const char *file, const struct vp_config *c, cfg_t *sec,
+/* The pool whose network (or network6) holds a; NULL if none. */
+static const struct vp_pool_config *pool_of(const struct vp_config *c, const struct vp_addr *a)
+{
+	for (size_t i = 0; i < c->n_pools; ++i) {
+		const struct vp_pool_config *p = &c->pools[i];
+
+		if (a->family == VP_INET ? vp_prefix_contains(&p->network, a)
+					 : p->has_network6 && vp_prefix_contains(&p->network6, a))
+			return p;
+	}
+	return NULL;
+}
+
+static int check_static_address(struct load *ld, const struct vp_config *c, const char *who,
+				const struct value *v)
+{
+	const struct vp_pool_config *p = pool_of(c, &v->addr);
+	const char *six = v->addr.family == VP_INET6 ? "6" : "";
+	struct vp_range net;
+
+	if (!p)
+		return fail_at(ld, v->line, "client \"%s\": address%s %s is not inside any pool network%s",
+			       who, six, v->text, six);
+	if (v->addr.family == VP_INET6)
+		return 0;
+	net = vp_prefix_range(&p->network);
+	if (vp_addr_eq(&v->addr, &net.first) || vp_addr_eq(&v->addr, &net.last))
+		return fail_at(ld, v->line, "client \"%s\": address %s is the %s address of pool \"%s\"",
+			       who, v->text, vp_addr_eq(&v->addr, &net.first) ? "network" : "broadcast",
+			       p->name);
+	return 0;
+}
+
+static int check_static_subnet(struct load *ld, const struct vp_config *c, const char *who,
+			       const struct value *v)
+{
+	bool six = v->prefix.addr.family == VP_INET6;
+
+	for (size_t i = 0; i < c->n_routers; ++i) {
+		const struct vp_router_config *r = &c->routers[i];
+		const struct vp_prefix *rn = six ? &r->network6 : &r->network;
+
+		if ((six ? r->has_network6 : r->network.addr.family != 0) &&
+		    v->prefix.len >= rn->len && vp_prefix_contains(rn, &v->prefix.addr))
+			return 0;
+	}
+	return fail_at(ld, v->line, "client \"%s\": subnet%s %s is not inside any router-pool network%s",
+		       who, six ? "6" : "", v->text, six ? "6" : "");
+}
+
+static int read_static(struct load *ld, const struct vp_config *c, cfg_t *sec, int line,
 		       struct vp_static_config *s)
 {
 	const struct value *a4 = get(sec, "address"), *a6 = get(sec, "address6");
 	const struct value *s4 = get(sec, "subnet"), *s6 = get(sec, "subnet6");
-	bool found;
 
 	s->identity = strdup(cfg_title(sec));
-	s->line = (unsigned)sec->line;
+	s->line = (unsigned)line;
+	if (!s->identity)
+		return -1;
 	if (!a4 && !a6 && !s4 && !s6)
-		return fail_at(file, sec->line, "client \"%s\" reserves nothing", cfg_title(sec));
-	if (a4) {
-		found = false;
-		for (size_t i = 0; i < c->n_pools; ++i)
-			found |= vp_prefix_contains(&c->pools[i].network, &a4->addr);
-		if (!found)
-			return fail_at(file, a4->line, "client \"%s\": address %s is not inside any pool network",
-				       cfg_title(sec), a4->text);
+		return fail_at(ld, line,
+			       "client \"%s\" reserves nothing (no address, address6, subnet or subnet6)",
+			       s->identity);
+	if ((a4 && check_static_address(ld, c, s->identity, a4)) ||
+	    (a6 && check_static_address(ld, c, s->identity, a6)) ||
+	    (s4 && check_static_subnet(ld, c, s->identity, s4)) ||
+	    (s6 && check_static_subnet(ld, c, s->identity, s6)))
+		return -1;
+	s->has_address = a4 != NULL;
+	s->has_address6 = a6 != NULL;
+	s->has_subnet = s4 != NULL;
+	s->has_subnet6 = s6 != NULL;
+	if (a4)
 		s->address = a4->addr;
-		s->has_address = true;
-	}
-	if (a6) {
-		found = false;
-		for (size_t i = 0; i < c->n_pools; ++i)
-			found |= c->pools[i].has_network6 &&
-				 vp_prefix_contains(&c->pools[i].network6, &a6->addr);
-		if (!found)
-			return fail_at(file, a6->line,
-				       "client \"%s\": address6 %s is not inside any pool network6",
-				       cfg_title(sec), a6->text);
+	if (a6)
 		s->address6 = a6->addr;
-		s->has_address6 = true;
-	}
-	for (int fam = 0; fam < 2; ++fam) {
-		const struct value *sn = fam ? s6 : s4;
-
-		if (!sn)
-			continue;
-		found = false;
-		for (size_t i = 0; i < c->n_routers; ++i) {
-			const struct vp_router_config *r = &c->routers[i];
-			const struct vp_prefix *rn = fam ? &r->network6 : &r->network;
-
-			if ((fam ? r->has_network6 : r->network.addr.family != 0) &&
-			    sn->prefix.len >= rn->len && vp_prefix_contains(rn, &sn->prefix.addr))
-				found = true;
-		}
-		if (!found)
-			return fail_at(file, sn->line,
-				       "client \"%s\": subnet%s %s is not inside any router-pool network%s",
-				       cfg_title(sec), fam ? "6" : "", sn->text, fam ? "6" : "");
-		if (fam) {
-			s->subnet6 = sn->prefix;
-			s->has_subnet6 = true;
-		} else {
-			s->subnet = sn->prefix;
-			s->has_subnet = true;
-		}
-	}
+	if (s4)
+		s->subnet = s4->prefix;
+	if (s6)
+		s->subnet6 = s6->prefix;
 	return 0;
 }
 
-/* Two areas may not share an address: pools, router pools, either family. */
-static int check_overlaps(const char *file, const struct vp_config *c)
+/* Pools and router pools, of either family, may not share an address. */
+struct area {
+	const char *kind, *name, *option;
+	const struct value *net;
+};
+
+static int check_overlaps(struct load *ld, cfg_t *cfg, const struct vp_config *c)
 {
 	size_t n = c->n_pools + c->n_routers;
+	struct area *areas = calloc(2 * n + 1, sizeof(*areas));
+	size_t count = 0;
+	int ret = 0;
 
-	for (size_t i = 0; i < n; ++i)
-		for (size_t j = i + 1; j < n; ++j)
-			for (int fam = 0; fam < 2; ++fam) {
-				const struct vp_prefix *a, *b;
-				const char *an, *bn;
-				unsigned line;
+	if (!areas)
+		return -1;
+	for (size_t i = 0; i < n; ++i) {
+		bool pool = i < c->n_pools;
+		cfg_t *sec = pool ? cfg_getnsec(cfg, "pool", (unsigned)i)
+				  : cfg_getnsec(cfg, "router-pool", (unsigned)(i - c->n_pools));
+		const char *name = pool ? c->pools[i].name : c->routers[i - c->n_pools].name;
 
-#define AREA(k, P, NAME, LINE)                                                              \
-	do {                                                                                \
-		if ((k) < c->n_pools) {                                                     \
-			const struct vp_pool_config *pp = &c->pools[k];                     \
-			P = fam ? (pp->has_network6 ? &pp->network6 : NULL) : &pp->network; \
-			NAME = pp->name;                                                    \
-			LINE = pp->line;                                                    \
-		} else {                                                                    \
-			const struct vp_router_config *rr = &c->routers[(k) - c->n_pools];  \
-			P = fam ? (rr->has_network6 ? &rr->network6 : NULL)                 \
-				: (rr->network.addr.family ? &rr->network : NULL);          \
-			NAME = rr->name;                                                    \
-			LINE = rr->line;                                                    \
-		}                                                                           \
-	} while (0)
-				AREA(i, a, an, line);
-				AREA(j, b, bn, line);
-#undef AREA
-				if (a && b && prefixes_overlap(a, b)) {
-					char x[VP_PREFIX_STRLEN], y[VP_PREFIX_STRLEN];
+		for (int six = 0; six < 2; ++six) {
+			const struct value *net = get(sec, six ? "network6" : "network");
 
-					return fail_at(file, (int)line, "\"%s\" (%s) overlaps \"%s\" (%s)",
-						       bn, vp_prefix_format(b, y), an,
-						       vp_prefix_format(a, x));
-				}
+			if (net)
+				areas[count++] = (struct area){ pool ? "pool" : "router-pool", name,
+								six ? "network6" : "network", net };
+		}
+	}
+	for (size_t i = 0; i < count && !ret; ++i)
+		for (size_t j = i + 1; j < count && !ret; ++j) {
+			const struct area *a = &areas[i], *b = &areas[j];
+
+			if (a->net->prefix.addr.family != b->net->prefix.addr.family ||
+			    !prefixes_overlap(&a->net->prefix, &b->net->prefix))
+				continue;
+			if (a->net->line > b->net->line) {
+				a = &areas[j];
+				b = &areas[i];
 			}
-	return 0;
+			ret = fail_at(ld, b->net->line, "%s \"%s\": %s %s overlaps %s %s of %s \"%s\"",
+				      b->kind, b->name, b->option, b->net->text, a->option, a->net->text,
+				      a->kind, a->name);
+		}
+	free(areas);
+	return ret;
 }
 
-static int check_static_clash(const char *file, const struct vp_config *c)
-{
-	for (size_t i = 0; i < c->n_statics; ++i)
-		for (size_t j = 0; j < i; ++j) {
-			const struct vp_static_config *a = &c->statics[j], *b = &c->statics[i];
+/* One client's reservation of one kind, as a span of addresses. */
+struct claim {
+	struct vp_range span;
+	const struct value *v;
+	size_t client;
+};
 
-			if ((a->has_address && b->has_address && vp_addr_eq(&a->address, &b->address)) ||
-			    (a->has_address6 && b->has_address6 &&
-			     vp_addr_eq(&a->address6, &b->address6)) ||
-			    (a->has_subnet && b->has_subnet && prefixes_overlap(&a->subnet, &b->subnet)) ||
-			    (a->has_subnet6 && b->has_subnet6 &&
-			     prefixes_overlap(&a->subnet6, &b->subnet6)))
-				return fail_at(file, (int)b->line,
-					       "client \"%s\" reserves an address or subnet of client \"%s\"",
-					       b->identity, a->identity);
+static int claim_cmp(const void *x, const void *y)
+{
+	const struct claim *a = x, *b = y;
+	int c = vp_addr_cmp(&a->span.first, &b->span.first);
+
+	return c ? c : (a->client > b->client) - (a->client < b->client);
+}
+
+/* Sorted by start, reservations that clash are neighbours (prefixes nest or
+ * are apart); the clash reported is the one whose later line comes first. */
+static int find_clash(cfg_t *cfg, size_t n_statics, const char *opt, bool subnet,
+		      struct claim *claims, struct claim hit[2])
+{
+	size_t n = 0;
+	int found = 0;
+
+	for (size_t i = 0; i < n_statics; ++i) {
+		const struct value *v = get(cfg_getnsec(cfg, "client", (unsigned)i), opt);
+
+		if (v)
+			claims[n++] = (struct claim){
+				subnet ? vp_prefix_range(&v->prefix) : (struct vp_range){ v->addr, v->addr },
+				v, i };
+	}
+	qsort(claims, n, sizeof(*claims), claim_cmp);
+	for (size_t i = 1; i < n; ++i) {
+		bool swap = claims[i - 1].client > claims[i].client;
+		const struct claim *a = &claims[i - 1 + swap], *b = &claims[i - swap];
+
+		if (!vp_range_overlaps(&a->span, &b->span) ||
+		    (found && hit[1].v->line <= b->v->line))
+			continue;
+		hit[0] = *a;
+		hit[1] = *b;
+		found = 1;
+	}
+	return found;
+}
+
+/* Two reservations of one address, or of overlapping subnets. */
+static int check_static_clash(struct load *ld, cfg_t *cfg, const struct vp_config *c)
+{
+	static const char *const opts[] = { "address", "address6", "subnet", "subnet6" };
+	struct claim *claims = calloc(c->n_statics + 1, sizeof(*claims));
+	struct claim hit[2] = { 0 }, best[2] = { 0 };
+	int k, best_k = -1;
+
+	if (!claims)
+		return -1;
+	for (k = 0; k < 4; ++k)
+		if (find_clash(cfg, c->n_statics, opts[k], k >= 2, claims, hit) &&
+		    (best_k < 0 || hit[1].v->line < best[1].v->line)) {
+			best[0] = hit[0];
+			best[1] = hit[1];
+			best_k = k;
 		}
-	return 0;
+	free(claims);
+	if (best_k < 0)
+		return 0;
+	if (best_k < 2)
+		return fail_at(ld, best[1].v->line,
+			       "client \"%s\": %s %s is already reserved for client \"%s\"",
+			       c->statics[best[1].client].identity, opts[best_k], best[1].v->text,
+			       c->statics[best[0].client].identity);
+	return fail_at(ld, best[1].v->line, "client \"%s\": %s %s overlaps %s %s of client \"%s\"",
+		       c->statics[best[1].client].identity, opts[best_k], best[1].v->text,
+		       opts[best_k], best[0].v->text, c->statics[best[0].client].identity);
 }
 
 static char *text_opt(cfg_t *cfg, const char *name)
@@ -497,37 +855,15 @@ static char *text_opt(cfg_t *cfg, const char *name)
 	return v ? strdup(v->text) : NULL;
 }
 
-static int read_root(const char *file, cfg_t *cfg, struct vp_config *c)
+static int read_warn_at(cfg_t *cfg, struct vp_config *c)
 {
-	const struct value *usage = get(cfg, "usage-log");
-	size_t nwarn = cfg_size(cfg, "warn-at");
+	size_t n = cfg_size(cfg, "warn-at");
 
-	c->path = strdup(file);
-	c->state_dir = text_opt(cfg, "state-dir");
-	c->identity = text_opt(cfg, "identity");
-	c->metrics_file = text_opt(cfg, "metrics-file");
-	if (!c->state_dir || !c->identity || !c->path)
-		return -1;
-	if (!c->state_dir[0])
-		return fail_at(file, ((const struct value *)cfg_getptr(cfg, "state-dir"))->line,
-			       "state-dir is empty");
-	if (c->metrics_file && !c->metrics_file[0]) {
-		free(c->metrics_file);
-		c->metrics_file = NULL;
-	}
-	if (!usage) {
-		if (asprintf(&c->usage_log, "%s/usage.log", c->state_dir) < 0)
-			return -1;
-	} else if (usage->text[0]) {
-		c->usage_log = strdup(usage->text);
-	}
-	c->hold_time = cfg_getint(cfg, "hold-time");
-	c->topology = (enum vp_topology)cfg_getint(cfg, "topology");
-	c->fsync = cfg_getbool(cfg, "fsync");
-	c->warn_at = calloc(nwarn + 1, sizeof(*c->warn_at));
+	c->warn_at = calloc(n + 1, sizeof(*c->warn_at));
 	if (!c->warn_at)
 		return -1;
-	for (size_t i = 0; i < nwarn; ++i) {
+	/* Insertion sort, dropping duplicates: the list is short. */
+	for (size_t i = 0; i < n; ++i) {
 		unsigned v = (unsigned)cfg_getnint(cfg, "warn-at", (unsigned)i);
 		size_t k = c->n_warn_at;
 
@@ -542,72 +878,100 @@ static int read_root(const char *file, cfg_t *cfg, struct vp_config *c)
 	return 0;
 }
 
-static int read_sections(const char *file, cfg_t *cfg, struct vp_config *c)
+static int read_root(struct load *ld, cfg_t *cfg, struct vp_config *c)
+{
+	const struct value *usage = get(cfg, "usage-log");
+	size_t len;
+
+	c->path = strdup(ld->file);
+	c->state_dir = text_opt(cfg, "state-dir");
+	c->identity = text_opt(cfg, "identity");
+	c->metrics_file = text_opt(cfg, "metrics-file");
+	if (!c->state_dir || !c->identity || !c->path ||
+	    (get(cfg, "metrics-file") && !c->metrics_file))
+		return -1;
+	len = strlen(c->state_dir);
+	if (!len)
+		return fail_at(ld, ((const struct value *)cfg_getptr(cfg, "state-dir"))->line,
+			       "state-dir is empty");
+	if (c->metrics_file && !c->metrics_file[0]) {
+		free(c->metrics_file);
+		c->metrics_file = NULL;
+	}
+	if (!usage) {
+		if (asprintf(&c->usage_log, "%s%susage.log", c->state_dir,
+			     c->state_dir[len - 1] == '/' ? "" : "/") < 0) {
+			c->usage_log = NULL;
+			return -1;
+		}
+	} else if (usage->text[0] && !(c->usage_log = strdup(usage->text))) {
+		return -1;
+	}
+	c->hold_time = cfg_getint(cfg, "hold-time");
+	c->topology = (enum vp_topology)cfg_getint(cfg, "topology");
+	c->fsync = cfg_getbool(cfg, "fsync");
+	return read_warn_at(cfg, c);
+}
+
+/* Pool and router-pool names share one space: the engine and the logs
+ * know an area by its name alone. */
+static int check_names(struct load *ld, const struct vp_config *c)
+{
+	for (size_t i = 0; i < c->n_routers; ++i)
+		for (size_t k = 0; k < c->n_pools; ++k) {
+			const struct vp_router_config *r = &c->routers[i];
+			const struct vp_pool_config *p = &c->pools[k];
+
+			if (strcmp(r->name, p->name))
+				continue;
+			if (r->line > p->line)
+				return fail_at(ld, (int)r->line,
+					       "router-pool \"%s\" has the name of pool \"%s\" (line %u)",
+					       r->name, p->name, p->line);
+			return fail_at(ld, (int)p->line,
+				       "pool \"%s\" has the name of router-pool \"%s\" (line %u)",
+				       p->name, r->name, r->line);
+		}
+	return 0;
+}
+
+static int read_sections(struct load *ld, cfg_t *cfg, struct vp_config *c)
 {
 	size_t np = cfg_size(cfg, "pool"), nr = cfg_size(cfg, "router-pool");
 	size_t ns = cfg_size(cfg, "client");
 
 	if (!np)
-		return fail_at(file, cfg->line, "no pool defined");
+		return fail_at(ld, ld->scan.last_line, "no pool defined");
 	c->pools = calloc(np, sizeof(*c->pools));
 	c->routers = calloc(nr + 1, sizeof(*c->routers));
 	c->statics = calloc(ns + 1, sizeof(*c->statics));
 	if (!c->pools || !c->routers || !c->statics)
 		return -1;
-	/* Count each section before reading it, so a failure frees it too. */
-	for (size_t i = 0; i < np; ++i)
-		if (c->n_pools++, read_pool(file, cfg_getnsec(cfg, "pool", (unsigned)i), &c->pools[i]))
-			return -1;
-	for (size_t i = 0; i < nr; ++i)
-		if (c->n_routers++,
-		    read_router(file, cfg_getnsec(cfg, "router-pool", (unsigned)i), &c->routers[i]))
-			return -1;
-	for (size_t i = 0; i < nr; ++i)
-		for (size_t k = 0; k < np; ++k)
-			if (!strcmp(c->routers[i].name, c->pools[k].name))
-				return fail_at(file, (int)c->routers[i].line,
-					       "router-pool \"%s\" has the name of a pool", c->routers[i].name);
-	if (check_overlaps(file, c))
-		return -1;
-	for (size_t i = 0; i < ns; ++i)
-		if (c->n_statics++,
-		    read_static(file, c, cfg_getnsec(cfg, "client", (unsigned)i), &c->statics[i]))
-			return -1;
-	return check_static_clash(file, c);
-}
+	/* Count each section before reading it, so that a failure frees it too. */
+	for (size_t i = 0; i < np; ++i) {
+		cfg_t *sec = cfg_getnsec(cfg, "pool", (unsigned)i);
 
-/* Blank out # // and C comments (keeping newlines) outside quoted strings. */
-static void blank_comments(char *s)
-{
-	char quote = 0;
-
-	for (; *s; ++s) {
-		if (quote) {
-			if (*s == '\\' && s[1])
-				++s;
-			else if (*s == quote)
-				quote = 0;
-		} else if (*s == '"' || *s == '\'') {
-			quote = *s;
-		} else if (*s == '#' || (*s == '/' && s[1] == '/')) {
-			while (*s && *s != '\n')
-				*s++ = ' ';
-			if (!*s)
-				return;
-		} else if (*s == '/' && s[1] == '*') {
-			*s++ = ' ';
-			*s = ' ';
-			while (s[1] && !(s[1] == '*' && s[2] == '/')) {
-				++s;
-				if (*s != '\n')
-					*s = ' ';
-			}
-			if (s[1]) {
-				s[1] = s[2] = ' ';
-				s += 2;
-			}
-		}
+		c->n_pools++;
+		if (read_pool(ld, sec, section_line(ld, S_POOL, i, sec), &c->pools[i]))
+			return -1;
 	}
+	for (size_t i = 0; i < nr; ++i) {
+		cfg_t *sec = cfg_getnsec(cfg, "router-pool", (unsigned)i);
+
+		c->n_routers++;
+		if (read_router(ld, sec, section_line(ld, S_ROUTER, i, sec), &c->routers[i]))
+			return -1;
+	}
+	if (check_names(ld, c) || check_overlaps(ld, cfg, c))
+		return -1;
+	for (size_t i = 0; i < ns; ++i) {
+		cfg_t *sec = cfg_getnsec(cfg, "client", (unsigned)i);
+
+		c->n_statics++;
+		if (read_static(ld, c, sec, section_line(ld, S_CLIENT, i, sec), &c->statics[i]))
+			return -1;
+	}
+	return check_static_clash(ld, cfg, c);
 }
 
 static cfg_t *schema(void)
@@ -622,9 +986,9 @@ static cfg_t *schema(void)
 	};
 	static cfg_opt_t router[] = {
 		CFG_PTR_CB("network", NULL, CFGF_NODEFAULT, cb_value, value_free),
-		CFG_INT_CB("prefix", 0, CFGF_NODEFAULT, cb_prefix_len),
+		CFG_PTR_CB("prefix", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_PTR_CB("network6", NULL, CFGF_NODEFAULT, cb_value, value_free),
-		CFG_INT_CB("prefix6", 0, CFGF_NODEFAULT, cb_prefix_len),
+		CFG_PTR_CB("prefix6", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_PTR_LIST_CB("match", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_BOOL("push-route", cfg_true, CFGF_NONE),
 		CFG_END()
@@ -637,13 +1001,14 @@ static cfg_t *schema(void)
 		CFG_END()
 	};
 	static cfg_opt_t root[] = {
-		CFG_PTR_CB("state-dir", (char *)"/var/lib/openvpn/vpnpool", CFGF_NONE, cb_value, value_free),
+		CFG_PTR_CB("state-dir", (char *)"/var/lib/openvpn/vpnpool", CFGF_NONE, cb_value,
+			   value_free),
 		CFG_PTR_CB("usage-log", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_PTR_CB("identity", (char *)"common_name", CFGF_NONE, cb_value, value_free),
 		CFG_INT_CB("hold-time", 0, CFGF_NONE, cb_hold_time),
 		CFG_INT_LIST_CB("warn-at", (char *)"{80, 95}", CFGF_NONE, cb_percent),
 		CFG_INT_CB("topology", VP_TOPO_AUTO, CFGF_NONE, cb_topology),
-		CFG_PTR_CB("metrics-file", (char *)"", CFGF_NONE, cb_value, value_free),
+		CFG_PTR_CB("metrics-file", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_BOOL("fsync", cfg_false, CFGF_NONE),
 		CFG_SEC("pool", pool, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("router-pool", router, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -658,73 +1023,109 @@ static cfg_t *schema(void)
 	return cfg;
 }
 
+static int parse(struct load *ld, const char *text, struct vp_config *out)
+{
+	cfg_t *cfg;
+	int rc, ret = -1;
+
+	if (scan_text(&ld->scan, text))
+		return -1;
+	active = ld;
+	cfg = schema();
+	if (!cfg)
+		goto out_inactive;
+	rc = cfg_parse_buf(cfg, ld->scan.text);
+	/* An unclosed string or comment eats the rest of the file: any error
+	 * libconfuse found before it comes first. */
+	if (ld->scan.bad_line && (rc == CFG_SUCCESS || ld->err_line >= ld->scan.bad_line)) {
+		ld->err[0] = '\0';
+		fail_at(ld, ld->scan.bad_line, "%s", ld->scan.bad_what);
+	} else if (rc == CFG_SUCCESS && ld->scan.open_brace_line) {
+		fail_at(ld, ld->scan.open_brace_line, "this { is never closed");
+	} else if (rc == CFG_SUCCESS && !read_root(ld, cfg, out) && !read_sections(ld, cfg, out)) {
+		ret = 0;
+	} else if (rc != CFG_SUCCESS) {
+		fail_at(ld, ld->scan.last_line, "cannot parse");
+	}
+	cfg_free(cfg);
+out_inactive:
+	active = NULL;
+	return ret;
+}
+
 int vp_conf_load_buf(struct vp_config *out, const char *text, const char *name, char *err,
 		     size_t errlen)
 {
-	char *copy = strdup(text);
-	cfg_t *cfg;
-	int ret = -1;
+	struct load ld = { .file = name ? name : "(config)" };
+	int ret;
 
 	memset(out, 0, sizeof(*out));
-	first_error[0] = '\0';
-	if (!copy)
-		goto out_err;
-	blank_comments(copy);
-	cfg = schema();
-	if (!cfg)
-		goto out_free_copy;
-	current_file = name;
-	if (cfg_parse_buf(cfg, copy) == CFG_SUCCESS && !read_root(name, cfg, out) &&
-	    !read_sections(name, cfg, out))
-		ret = 0;
-	cfg_free(cfg);
-	current_file = NULL;
-out_free_copy:
-	free(copy);
-out_err:
+	ret = parse(&ld, text, out);
 	if (ret) {
-		snprintf(err, errlen, "%s", first_error[0] ? first_error : "out of memory");
+		snprintf(err, errlen, "%s", ld.err[0] ? ld.err : "out of memory");
 		vp_config_free(out);
 	}
+	free(ld.scan.text);
+	free(ld.scan.marks);
 	return ret;
+}
+
+/* The whole file, NUL-terminated, and its length; -1 with err set. */
+static int read_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > MAX_CONF_BYTES) {
+		snprintf(err, errlen, "%s: cannot open: not a regular file of at most %d MiB", path,
+			 MAX_CONF_BYTES >> 20);
+		goto out_close;
+	}
+	*text = malloc((size_t)st.st_size + 1);
+	if (!*text) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(ENOMEM));
+		goto out_close;
+	}
+	errno = EIO;
+	n = read(fd, *text, (size_t)st.st_size);
+	if (n != st.st_size) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		free(*text);
+		*text = NULL;
+		n = -1;
+	} else {
+		(*text)[n] = '\0';
+		*len = (size_t)n;
+	}
+out_close:
+	if (fd >= 0)
+		close(fd);
+	return n < 0 ? -1 : 0;
 }
 
 int vp_conf_load(struct vp_config *out, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-	char *text;
-	ssize_t n;
-	int fd, ret;
+	char *text = NULL, *nul;
+	size_t len = 0;
+	int ret = -1, line = 1;
 
 	memset(out, 0, sizeof(*out));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (read_file(path, &text, &len, err, errlen))
 		return -1;
+	nul = memchr(text, '\0', len);
+	if (nul) {
+		for (const char *p = text; p < nul; ++p)
+			line += *p == '\n';
+		snprintf(err, errlen, "%s:%d: a NUL byte (this is not a text file)", path, line);
+	} else {
+		ret = vp_conf_load_buf(out, text, path, err, errlen);
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > MAX_CONF_BYTES) {
-		snprintf(err, errlen, "%s: not a regular file of at most %d MiB", path,
-			 MAX_CONF_BYTES >> 20);
-		close(fd);
-		return -1;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	n = text ? read(fd, text, (size_t)st.st_size) : -1;
-	close(fd);
-	if (n != st.st_size) {
-		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
-		free(text);
-		return -1;
-	}
-	text[n] = '\0';
-	if (memchr(text, '\0', (size_t)n)) {
-		snprintf(err, errlen, "%s:%d: NUL byte in the file", path, 1);
-		free(text);
-		return -1;
-	}
-	ret = vp_conf_load_buf(out, text, path, err, errlen);
 	free(text);
 	return ret;
 }
