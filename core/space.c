@@ -8,6 +8,7 @@
  * sit on that pool's list in the order they went offline, so the one to
  * reclaim is always the head: no scans.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,6 @@ struct held_list {
 
 struct held_link {
 	struct lease *prev, *next;
-	bool linked;
 };
 
 enum { LINK_POOL, LINK_ROUTER, LINK_COUNT };
@@ -39,23 +39,39 @@ enum lease_flags {
 	LEASE_STATIC6 = 1 << 1,
 	LEASE_STATIC_SUBNET4 = 1 << 2,
 	LEASE_STATIC_SUBNET6 = 1 << 3,
+	LEASE_LINKED = 1 << 4,		/* on a held list; << LINK_ROUTER for the other */
 };
 
+/* The client's real address, "ip:port" or "[ip6]:port", kept as 20 bytes
+ * rather than text.  family 0: none (or a form OpenVPN never gives). */
+struct real_addr {
+	uint8_t family;			/* AF_INET, AF_INET6 or 0 */
+	bool has_port;
+	uint16_t port;
+	uint8_t ip[16];
+};
+
+/* Kept small: a million of them must fit in a few hundred MiB. */
 struct lease {
-	struct lease *hnext;
 	struct held_link link[LINK_COUNT];
-	uint64_t hash;
 	int64_t created, since;
 	uint32_t sessions;
 	uint16_t slot;
 	uint8_t state;
 	uint8_t flags;
-	int32_t pool, router;		/* indexes, -1: none */
+	int16_t pool, router;		/* indexes, -1: none */
+	uint16_t identity_len;
+	struct real_addr real;
 	struct vp_addr addr4, addr6;
 	struct vp_prefix subnet4, subnet6;
-	char real[VP_REAL_MAX];
-	uint32_t identity_len;
 	uint8_t identity[];
+};
+
+/* One slot of the open-addressing lease table: the lease and its hash, so
+ * that a probe touches the table only, and the lease only on a match. */
+struct tab_entry {
+	uint64_t hash;
+	struct lease *lease;		/* NULL: empty */
 };
 
 /* A pool or router pool at run time. */
@@ -75,8 +91,8 @@ struct vp_space {
 	struct vp_store *store;
 	uint64_t hash_key[2];
 
-	struct lease **buckets;
-	size_t nbuckets, nleases;
+	struct tab_entry *tab;		/* linear probing, backward-shift delete */
+	size_t tab_mask, nleases;	/* capacity - 1 (a power of two minus one) */
 
 	struct area *pools, *routers;
 	const struct vp_static_config **statics;	/* sorted by identity */
@@ -96,32 +112,40 @@ static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, siz
 {
 	uint64_t h = lease_hash(s, id, len, slot);
 
-	for (struct lease *l = s->buckets[h & (s->nbuckets - 1)]; l; l = l->hnext)
-		if (l->hash == h && l->slot == slot && l->identity_len == len &&
+	for (size_t i = h & s->tab_mask; s->tab[i].lease; i = (i + 1) & s->tab_mask) {
+		const struct lease *l = s->tab[i].lease;
+
+		if (s->tab[i].hash == h && l->slot == slot && l->identity_len == len &&
 		    !memcmp(l->identity, id, len))
-			return l;
+			return s->tab[i].lease;
+	}
 	return NULL;
 }
 
+static void tab_insert(struct tab_entry *tab, size_t mask, uint64_t h, struct lease *l)
+{
+	size_t i = h & mask;
+
+	while (tab[i].lease)
+		i = (i + 1) & mask;
+	tab[i].hash = h;
+	tab[i].lease = l;
+}
+
+/* Double the table; kept at most 3/4 full. */
 static int table_grow(struct vp_space *s)
 {
-	size_t n = s->nbuckets * 2;
-	struct lease **b = calloc(n, sizeof(*b));
+	size_t cap = (s->tab_mask + 1) * 2;
+	struct tab_entry *t = calloc(cap, sizeof(*t));
 
-	if (!b)
+	if (!t)
 		return -ENOMEM;
-	for (size_t i = 0; i < s->nbuckets; ++i) {
-		struct lease *l = s->buckets[i], *next;
-
-		for (; l; l = next) {
-			next = l->hnext;
-			l->hnext = b[l->hash & (n - 1)];
-			b[l->hash & (n - 1)] = l;
-		}
-	}
-	free(s->buckets);
-	s->buckets = b;
-	s->nbuckets = n;
+	for (size_t i = 0; i <= s->tab_mask; ++i)
+		if (s->tab[i].lease)
+			tab_insert(t, cap - 1, s->tab[i].hash, s->tab[i].lease);
+	free(s->tab);
+	s->tab = t;
+	s->tab_mask = cap - 1;
 	return 0;
 }
 
@@ -130,30 +154,96 @@ static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len
 {
 	struct lease *l;
 
-	if (s->nleases >= s->nbuckets && table_grow(s))
+	if ((s->nleases + 1) * 4 > (s->tab_mask + 1) * 3 && table_grow(s))
 		return NULL;
 	l = calloc(1, sizeof(*l) + len);
 	if (!l)
 		return NULL;
 	memcpy(l->identity, id, len);
-	l->identity_len = len;
+	l->identity_len = (uint16_t)len;
 	l->slot = slot;
 	l->pool = l->router = -1;
-	l->hash = lease_hash(s, id, len, slot);
-	l->hnext = s->buckets[l->hash & (s->nbuckets - 1)];
-	s->buckets[l->hash & (s->nbuckets - 1)] = l;
+	tab_insert(s->tab, s->tab_mask, lease_hash(s, id, len, slot), l);
 	s->nleases++;
 	return l;
 }
 
+/* Take l out of the table (not freed).  Later entries of its probe run move
+ * back, so the table never holds tombstones. */
 static void lease_unlink(struct vp_space *s, struct lease *l)
 {
-	struct lease **p = &s->buckets[l->hash & (s->nbuckets - 1)];
+	size_t mask = s->tab_mask, i = lease_hash(s, l->identity, l->identity_len, l->slot) & mask;
 
-	while (*p != l)
-		p = &(*p)->hnext;
-	*p = l->hnext;
+	while (s->tab[i].lease != l)
+		i = (i + 1) & mask;
+	for (size_t j = i;;) {
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (!s->tab[j].lease)
+			break;
+		home = s->tab[j].hash & mask;
+		/* Entry j may fill the hole at i unless its home lies
+		 * cyclically in (i, j]. */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			s->tab[i] = s->tab[j];
+			i = j;
+		}
+	}
+	s->tab[i].lease = NULL;
 	s->nleases--;
+}
+
+/* ---- real addresses ----------------------------------------------------- */
+
+static void real_pack(struct real_addr *r, const char *text)
+{
+	char ip[INET6_ADDRSTRLEN + 2];
+	const char *colon, *start = text, *end;
+	char *tail;
+	unsigned long port;
+
+	memset(r, 0, sizeof(*r));
+	if (!text || !*text)
+		return;
+	colon = strrchr(text, ':');
+	if (!colon)
+		return;
+	end = colon;
+	if (*text == '[') {
+		start = text + 1;
+		if (end == start || end[-1] != ']')
+			return;
+		end--;
+	}
+	if ((size_t)(end - start) >= sizeof(ip))
+		return;
+	memcpy(ip, start, (size_t)(end - start));
+	ip[end - start] = '\0';
+	if (colon[1]) {
+		errno = 0;
+		port = strtoul(colon + 1, &tail, 10);
+		if (*tail || port > UINT16_MAX || errno || colon[1] < '0' || colon[1] > '9')
+			return;
+		r->port = (uint16_t)port;
+		r->has_port = true;
+	}
+	if (*text == '[' ? inet_pton(AF_INET6, ip, r->ip) == 1 : inet_pton(AF_INET, ip, r->ip) == 1)
+		r->family = *text == '[' ? AF_INET6 : AF_INET;
+	else
+		memset(r, 0, sizeof(*r));
+}
+
+static void real_unpack(const struct real_addr *r, char out[VP_REAL_MAX])
+{
+	char ip[INET6_ADDRSTRLEN], port[8] = "";
+
+	out[0] = '\0';
+	if (!r->family || !inet_ntop(r->family, r->ip, ip, sizeof(ip)))
+		return;
+	if (r->has_port)
+		snprintf(port, sizeof(port), "%u", r->port);
+	snprintf(out, VP_REAL_MAX, r->family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, port);
 }
 
 static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
@@ -166,7 +256,7 @@ static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
 	r->sessions = l->sessions;
 	r->created = l->created;
 	r->since = l->since;
-	memcpy(r->real, l->real, sizeof(r->real));
+	real_unpack(&l->real, r->real);
 	r->addr4 = l->addr4;
 	r->addr6 = l->addr6;
 	r->subnet4 = l->subnet4;
@@ -181,7 +271,7 @@ static void held_push(struct held_list *list, struct lease *l, int which)
 
 	k->prev = list->tail;
 	k->next = NULL;
-	k->linked = true;
+	l->flags |= (uint8_t)(LEASE_LINKED << which);
 	if (list->tail)
 		list->tail->link[which].next = l;
 	else
@@ -193,7 +283,7 @@ static void held_remove(struct held_list *list, struct lease *l, int which)
 {
 	struct held_link *k = &l->link[which];
 
-	if (!k->linked)
+	if (!(l->flags & (LEASE_LINKED << which)))
 		return;
 	if (k->prev)
 		k->prev->link[which].next = k->next;
@@ -204,7 +294,7 @@ static void held_remove(struct held_list *list, struct lease *l, int which)
 	else
 		list->tail = k->prev;
 	k->prev = k->next = NULL;
-	k->linked = false;
+	l->flags &= (uint8_t)~(LEASE_LINKED << which);
 }
 
 /* ---- events and persistence ------------------------------------------- */
@@ -229,15 +319,16 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 	const struct vp_space *s = ud;
 	struct vp_lease_rec rec;
 
-	for (size_t i = 0; i < s->nbuckets; ++i)
-		for (const struct lease *l = s->buckets[i]; l; l = l->hnext) {
-			int ret;
+	for (size_t i = 0; i <= s->tab_mask; ++i) {
+		int ret;
 
-			lease_to_rec(l, &rec);
-			ret = emit_rec(emit_ctx, &rec);
-			if (ret)
-				return ret;
-		}
+		if (!s->tab[i].lease)
+			continue;
+		lease_to_rec(s->tab[i].lease, &rec);
+		ret = emit_rec(emit_ctx, &rec);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -246,8 +337,10 @@ static void maybe_compact(struct vp_space *s)
 	uint64_t limit = s->opts.compact_min ? s->opts.compact_min : 65536;
 	int ret;
 
-	if (limit < 2 * (uint64_t)s->nleases)
-		limit = 2 * (uint64_t)s->nleases;
+	/* The journal stays under about twice the live leases, so a load
+	 * after a crash reads at most that. */
+	if (limit < (uint64_t)s->nleases)
+		limit = (uint64_t)s->nleases;
 	if (vp_store_appended(s->store) <= limit)
 		return;
 	ret = vp_store_compact(s->store, lease_each_emit, s);
@@ -464,8 +557,7 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	l->sessions = rec->sessions;
 	l->created = rec->created;
 	l->since = rec->since;
-	memcpy(l->real, rec->real, sizeof(l->real));
-	l->real[sizeof(l->real) - 1] = '\0';
+	real_pack(&l->real, rec->real);
 	l->addr4 = rec->addr4;
 	l->addr6 = rec->addr6;
 	l->subnet4 = rec->subnet4;
@@ -497,25 +589,25 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 {
 	bool changed = false;
 
-	for (size_t i = 0; i < s->nbuckets; ++i) {
-		struct lease **p = &s->buckets[i];
+	(void)now;
+	for (size_t i = 0; i <= s->tab_mask; ++i) {
+		struct lease *l = s->tab[i].lease;
 
-		while (*p) {
-			struct lease *l = *p;
-
-			if (l->slot) {
-				*p = l->hnext;
-				s->nleases--;
-				free(l);
-				changed = true;
-				continue;
-			}
-			if (l->state == VP_LEASE_ONLINE) {
-				l->state = VP_LEASE_HELD;
-				(void)now;
-				changed = true;
-			}
-			p = &l->hnext;
+		if (!l)
+			continue;
+		if (l->slot) {
+			/* An entry may move back into slot i: look at it again.
+			 * One from the table's start may move to its end and be
+			 * seen twice, which changes nothing here. */
+			lease_unlink(s, l);
+			free(l);
+			changed = true;
+			--i;
+			continue;
+		}
+		if (l->state == VP_LEASE_ONLINE) {
+			l->state = VP_LEASE_HELD;
+			changed = true;
 		}
 	}
 	return changed;
@@ -532,12 +624,12 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	if (!s->opts.now)
 		s->opts.now = default_now;
 	s->config = c;
-	s->nbuckets = 1024;
-	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+	s->tab_mask = 1023;
+	s->tab = calloc(s->tab_mask + 1, sizeof(*s->tab));
 	s->pools = calloc(c->n_pools + 1, sizeof(*s->pools));
 	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
 	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
-	if (!s->buckets || !s->pools || !s->routers || !s->statics) {
+	if (!s->tab || !s->pools || !s->routers || !s->statics) {
 		vp_space_close(s);
 		return -ENOMEM;
 	}
@@ -596,18 +688,18 @@ void vp_space_close(struct vp_space *s)
 {
 	if (!s)
 		return;
+	/* A stop or reload rewrites a journal that has grown past a quarter
+	 * of the leases, so that the next open reads one record per lease.
+	 * On failure the journal as it is stays valid. */
+	if (s->store && vp_store_appended(s->store) > 1024 &&
+	    vp_store_appended(s->store) >= s->nleases / 4)
+		(void)vp_store_compact(s->store, lease_each_emit, s);
 	vp_store_close(s->store);
-	for (size_t i = 0; s->buckets && i < s->nbuckets; ++i) {
-		struct lease *l = s->buckets[i], *next;
-
-		for (; l; l = next) {
-			next = l->hnext;
-			free(l);
-		}
-	}
+	for (size_t i = 0; s->tab && i <= s->tab_mask; ++i)
+		free(s->tab[i].lease);
 	if (s->pools && s->routers)
 		areas_free(s);
-	free(s->buckets);
+	free(s->tab);
 	free(s->pools);
 	free(s->routers);
 	free(s->statics);
@@ -864,9 +956,15 @@ static void report_dropped(struct vp_space *s, const struct lease *l, const char
 		emit_store_error(s, "dropping a lease", ret);
 }
 
-static int lease_since_cmp(const void *a, const void *b)
+/* Sorting keys next to the pointers: no lease is touched while sorting. */
+struct by_since {
+	int64_t since;
+	struct lease *lease;
+};
+
+static int by_since_cmp(const void *a, const void *b)
 {
-	const struct lease *x = *(struct lease *const *)a, *y = *(struct lease *const *)b;
+	const struct by_since *x = a, *y = b;
 
 	return (x->since > y->since) - (x->since < y->since);
 }
@@ -905,17 +1003,17 @@ static bool place_lease(struct vp_space *s, struct lease *l)
  * lists come out oldest first. */
 static int place_all(struct vp_space *s)
 {
-	struct lease **all = malloc((s->nleases + 1) * sizeof(*all));
+	struct by_since *all = malloc((s->nleases + 1) * sizeof(*all));
 	size_t n = 0;
 
 	if (!all)
 		return -ENOMEM;
-	for (size_t i = 0; i < s->nbuckets; ++i)
-		for (struct lease *l = s->buckets[i]; l; l = l->hnext)
-			all[n++] = l;
-	qsort(all, n, sizeof(*all), lease_since_cmp);
+	for (size_t i = 0; i <= s->tab_mask; ++i)
+		if (s->tab[i].lease)
+			all[n++] = (struct by_since){ s->tab[i].lease->since, s->tab[i].lease };
+	qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {
-		struct lease *l = all[i];
+		struct lease *l = all[i].lease;
 		uint8_t state = l->state;
 
 		if (!place_lease(s, l)) {
@@ -956,9 +1054,14 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		s->routers[i].held = (struct held_list){ 0 };
 		s->routers[i].online = s->routers[i].held_count = 0;
 	}
-	for (size_t i = 0; i < s->nbuckets; ++i)
-		for (struct lease *l = s->buckets[i]; l; l = l->hnext)
+	for (size_t i = 0; i <= s->tab_mask; ++i) {
+		struct lease *l = s->tab[i].lease;
+
+		if (l) {
 			memset(l->link, 0, sizeof(l->link));
+			l->flags &= (uint8_t)~(LEASE_LINKED | LEASE_LINKED << LINK_ROUTER);
+		}
+	}
 	s->server = *server;
 	s->has_server = false;
 	for (size_t i = 0; !ret && i < s->config->n_pools; ++i)
@@ -1301,9 +1404,7 @@ static void lease_touch(struct vp_space *s, struct lease *l, const struct vp_req
 		l->created = now;
 	l->sessions++;
 	l->since = now;
-	memset(l->real, 0, sizeof(l->real));
-	if (req->real)
-		snprintf(l->real, sizeof(l->real), "%s", req->real);
+	real_pack(&l->real, req->real);
 }
 
 /* A returning client whose lease fits: online again, same addresses. */
@@ -1321,7 +1422,7 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 		l->sessions = saved.sessions;
 		l->since = saved.since;
 		l->created = saved.created;
-		memcpy(l->real, saved.real, sizeof(l->real));
+		l->real = saved.real;
 		/* Back on the held list, at its old place in age only roughly:
 		 * it goes to the tail, which only delays its reclaim. */
 		lease_set_state(s, l, VP_LEASE_HELD);
@@ -1492,11 +1593,11 @@ int vp_space_each(const struct vp_space *s, int (*fn)(void *ud, const struct vp_
 
 size_t vp_space_memory(const struct vp_space *s)
 {
-	size_t total = sizeof(*s) + s->nbuckets * sizeof(*s->buckets);
+	size_t total = sizeof(*s) + (s->tab_mask + 1) * sizeof(*s->tab);
 
-	for (size_t i = 0; i < s->nbuckets; ++i)
-		for (const struct lease *l = s->buckets[i]; l; l = l->hnext)
-			total += sizeof(*l) + l->identity_len;
+	for (size_t i = 0; i <= s->tab_mask; ++i)
+		if (s->tab[i].lease)
+			total += sizeof(struct lease) + s->tab[i].lease->identity_len;
 	for (size_t i = 0; i < s->config->n_pools; ++i) {
 		if (s->pools[i].v4)
 			total += vp_blocks_memory(s->pools[i].v4);

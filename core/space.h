@@ -49,7 +49,8 @@ struct vp_space_options {
 	void *ud;
 	const struct vp_store_io *io;		/* NULL: real system calls */
 	uint64_t compact_min;			/* compact when appended records exceed
-						 * max(compact_min, 2 * leases); 0: 65536 */
+						 * max(compact_min, leases); 0: 65536.
+						 * Closing compacts past leases / 4. */
 };
 
 /* What the server itself uses, learnt from OpenVPN. */

@@ -121,4 +121,8 @@ int vp_store_compact(struct vp_store *store,
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report);
 
+/* The records' checksum, CRC-32C: the fastest way this CPU has, or (portable)
+ * the table-driven one every machine computes alike.  For tests. */
+uint32_t vp_store_crc32c(const void *data, size_t len, bool portable);
+
 #endif

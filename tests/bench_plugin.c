@@ -4,7 +4,7 @@
  * OpenVPN does: dlopen, open_v3, then per client constructor and
  * CLIENT_CONNECT_V2 with a realistic environment; then churn rounds of
  * CLIENT_DISCONNECT + destructor + a new client; then close and re-open.
- *   ./tests/bench_plugin PLUGIN.so [clients]      (default 1,000,000, a /8)
+ *   ./tests/bench_plugin PLUGIN.so [clients [fsync]]   (default 1,000,000, false)
  */
 #include <dlfcn.h>
 #include <inttypes.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "vp_autoconf.h"
@@ -103,18 +104,50 @@ static int call(struct api *a, openvpn_plugin_handle_t h, int type, void *sessio
 	return ret;
 }
 
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t next_random(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static long peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static void report(const char *what, double *t, uint64_t n)
+{
+	qsort(t, n, sizeof(*t), cmp);
+	printf("%-58s p50 %6.1f us  p99 %6.1f us  p99.9 %7.1f us\n", what, t[n / 2] / 1e3,
+	       t[n * 99 / 100] / 1e3, t[n * 999 / 1000] / 1e3);
+}
+
+/*
+ * Phases, as issue 5 asks: n clients connect (new identities) and stay online;
+ * n churn rounds (a random online client disconnects, its session ends, and it
+ * connects again: the sticky path); everyone leaves; close; re-open with n
+ * held leases and the first connect that places them.
+ */
 int main(int argc, char **argv)
 {
 	uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 0) : 1000000;
+	const char *fsync_opt = argc > 3 ? argv[3] : "false";
 	char dir[] = "/tmp/vpnpool-bench-XXXXXX", conf[256], id[32], cmd[300];
 	void *so, **sessions = calloc(n, sizeof(void *));
-	double *t = malloc(n * sizeof(double)), t0;
+	double *t = malloc(n * sizeof(double)), t0, t_open;
 	struct api a;
 	openvpn_plugin_handle_t h;
 	FILE *f;
 
 	if (argc < 2 || !mkdtemp(dir) || !(so = dlopen(argv[1], RTLD_NOW))) {
-		fprintf(stderr, "usage: bench_plugin PLUGIN.so [clients] (%s)\n", dlerror());
+		fprintf(stderr, "usage: bench_plugin PLUGIN.so [clients [fsync]] (%s)\n", dlerror());
 		return 2;
 	}
 	a.open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
@@ -124,8 +157,11 @@ int main(int argc, char **argv)
 	a.dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
 	snprintf(conf, sizeof(conf), "%s/vpnpool.conf", dir);
 	f = fopen(conf, "w");
-	fprintf(f, "state-dir = \"%s/state\"\npool \"big\" { network = \"10.0.0.0/8\" }\n", dir);
+	fprintf(f, "state-dir = \"%s/state\"\nfsync = %s\npool \"big\" { network = \"10.0.0.0/8\" }\n",
+		dir, fsync_opt);
 	fclose(f);
+	printf("vpnpool plugin entry points, %" PRIu64 " clients, /8 pool, journal on, fsync %s\n", n,
+	       fsync_opt);
 	h = plugin_open(&a, conf);
 	if (!h)
 		return 1;
@@ -137,35 +173,44 @@ int main(int argc, char **argv)
 			return fprintf(stderr, "connect %" PRIu64 " refused\n", i), 1;
 		t[i] = now_ns() - t0;
 	}
-	qsort(t, n, sizeof(*t), cmp);
-	printf("CLIENT_CONNECT_V2 with 0..%" PRIu64 " clients online on a /8: p50 %.1f us, p99 %.1f us\n",
-	       n, t[n / 2] / 1e3, t[n * 99 / 100] / 1e3);
+	report("CLIENT_CONNECT_V2, new clients, 0..n online:", t, n);
 	for (uint64_t i = 0; i < n; ++i) {
-		snprintf(id, sizeof(id), "client-%" PRIu64, i);
-		call(&a, h, OPENVPN_PLUGIN_CLIENT_DISCONNECT, sessions[i], id);
-		a.dtor(h, sessions[i]);
-		sessions[i] = a.ctor(h);
-		snprintf(id, sizeof(id), "new-%" PRIu64, i);
+		uint64_t k = next_random() % n;
+
+		snprintf(id, sizeof(id), "client-%" PRIu64, k);
+		call(&a, h, OPENVPN_PLUGIN_CLIENT_DISCONNECT, sessions[k], id);
+		a.dtor(h, sessions[k]);
+		sessions[k] = a.ctor(h);
 		t0 = now_ns();
-		call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[i], id);
+		if (call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[k], id))
+			return fprintf(stderr, "churn connect %" PRIu64 " refused\n", k), 1;
 		t[i] = now_ns() - t0;
 	}
-	qsort(t, n, sizeof(*t), cmp);
-	printf("churn (disconnect, destructor, new client) with %" PRIu64 " online: connect p50 %.1f us, p99 %.1f us\n",
-	       n, t[n / 2] / 1e3, t[n * 99 / 100] / 1e3);
-	for (uint64_t i = 0; i < n; ++i)
+	report("CLIENT_CONNECT_V2, churn rounds, n online:", t, n);
+	for (uint64_t i = 0; i < n; ++i) {
+		snprintf(id, sizeof(id), "client-%" PRIu64, i);
+		t0 = now_ns();
+		call(&a, h, OPENVPN_PLUGIN_CLIENT_DISCONNECT, sessions[i], id);
 		a.dtor(h, sessions[i]);
+		t[i] = now_ns() - t0;
+	}
+	report("CLIENT_DISCONNECT + destructor:", t, n);
 	a.close(h);
 	t0 = now_ns();
 	h = plugin_open(&a, conf);
-	printf("re-open with %" PRIu64 " leases in the journal: %.2f s (placing them waits for the first connect)\n",
-	       2 * n, (now_ns() - t0) / 1e9);
+	t_open = (now_ns() - t0) / 1e9;
 	sessions[0] = a.ctor(h);
 	t0 = now_ns();
 	call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[0], "client-0");
-	printf("first connect after re-open (places every lease): %.2f s\n", (now_ns() - t0) / 1e9);
+	printf("re-open with %" PRIu64 " held leases: open %.2f s + first connect (places them) %.2f s = %.2f s\n",
+	       n, t_open, (now_ns() - t0) / 1e9, t_open + (now_ns() - t0) / 1e9);
 	a.dtor(h, sessions[0]);
 	a.close(h);
+	printf("peak resident memory of the process: %.0f MiB\n", peak_rss_kib() / 1024.0);
+	if (getenv("VP_BENCH_KEEP")) {	/* for profiling the re-open alone */
+		printf("state kept in %s\n", dir);
+		return 0;
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) ? 1 : 0;
 }

@@ -1106,6 +1106,23 @@ static void open__callback_fails__error_returned_nothing_changed(void **state)
 	assert_int_equal(f->m.n, 2);
 }
 
+/* The checksum is the standard CRC-32C, whichever way this CPU computes it. */
+static void crc32c__known_vectors_and_every_length__fast_equals_portable(void **state)
+{
+	uint8_t buf[300];
+
+	(void)state;
+	assert_int_equal(vp_store_crc32c("123456789", 9, true), 0xe3069283U);
+	assert_int_equal(vp_store_crc32c("123456789", 9, false), 0xe3069283U);
+	assert_int_equal(vp_store_crc32c("", 0, false), 0);
+	for (size_t i = 0; i < sizeof(buf); ++i)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t off = 0; off < 8; ++off)
+		for (size_t len = 0; len + off <= sizeof(buf); ++len)
+			assert_int_equal(vp_store_crc32c(buf + off, len, false),
+					 vp_store_crc32c(buf + off, len, true));
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void)
@@ -1137,6 +1154,7 @@ int main(void)
 		T(read__no_journal__enoent),
 		T(read__torn_tail_or_damage__reported_file_untouched),
 		T(open__callback_fails__error_returned_nothing_changed),
+		cmocka_unit_test(crc32c__known_vectors_and_every_length__fast_equals_portable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
