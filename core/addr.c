@@ -380,10 +380,31 @@ bool vp_range_parse(struct vp_range *out, const char *text, char err[VP_ERRLEN])
 
 /* ---- formatting -------------------------------------------------------- */
 
+/* Dotted quad by hand: glibc's inet_ntop goes through sprintf, and this is
+ * on every connect. */
+static char *format_v4(uint32_t v, char *buf)
+{
+	char *p = buf;
+
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		unsigned octet = (v >> shift) & 0xff;
+
+		if (octet >= 100)
+			*p++ = (char)('0' + octet / 100);
+		if (octet >= 10)
+			*p++ = (char)('0' + octet / 10 % 10);
+		*p++ = (char)('0' + octet % 10);
+		*p++ = shift ? '.' : '\0';
+	}
+	return buf;
+}
+
 char *vp_addr_format(const struct vp_addr *a, char buf[VP_ADDR_STRLEN])
 {
 	uint8_t bytes[16];
 
+	if (a->family == VP_INET)
+		return format_v4((uint32_t)a->lo, buf);
 	vp_addr_to_bytes(a, bytes);
 	if (!a->family || !inet_ntop(a->family == VP_INET ? AF_INET : AF_INET6, bytes, buf,
 				     VP_ADDR_STRLEN))

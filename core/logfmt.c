@@ -56,6 +56,17 @@ void vp_strbuf_addf(struct vp_strbuf *b, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	/* Most lines fit what is left: format once. */
+	if (!b->oom && b->cap > b->len + 1) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		b->s[b->len] = '\0';
+	}
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
@@ -116,9 +127,13 @@ void vp_logfmt_adds(struct vp_strbuf *b, const char *key, const char *value)
 
 void vp_logfmt_addu(struct vp_strbuf *b, const char *key, unsigned long long value)
 {
-	char num[24];
+	char num[24], *p = num + sizeof(num);
 
-	vp_logfmt_add(b, key, num, (size_t)snprintf(num, sizeof(num), "%llu", value));
+	do {
+		*--p = (char)('0' + value % 10);
+		value /= 10;
+	} while (value);
+	vp_logfmt_add(b, key, p, (size_t)(num + sizeof(num) - p));
 }
 
 static int hexval(char c)

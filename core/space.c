@@ -236,14 +236,36 @@ static void real_pack(struct real_addr *r, const char *text)
 
 static void real_unpack(const struct real_addr *r, char out[VP_REAL_MAX])
 {
-	char ip[INET6_ADDRSTRLEN], port[8] = "";
+	char ip[VP_ADDR_STRLEN], digits[8], *d = digits + sizeof(digits);
+	struct vp_addr a;
+	size_t n = 0, len;
 
 	out[0] = '\0';
-	if (!r->family || !inet_ntop(r->family, r->ip, ip, sizeof(ip)))
+	if (!r->family)
 		return;
-	if (r->has_port)
-		snprintf(port, sizeof(port), "%u", r->port);
-	snprintf(out, VP_REAL_MAX, r->family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, port);
+	a = vp_addr_from_bytes(r->family == AF_INET ? VP_INET : VP_INET6, r->ip);
+	vp_addr_format(&a, ip);
+	len = strlen(ip);
+	if (len + 10 > VP_REAL_MAX)
+		return;
+	if (r->family == AF_INET6)
+		out[n++] = '[';
+	memcpy(out + n, ip, len);
+	n += len;
+	if (r->family == AF_INET6)
+		out[n++] = ']';
+	out[n++] = ':';
+	if (r->has_port) {
+		unsigned port = r->port;
+
+		do {
+			*--d = (char)('0' + port % 10);
+			port /= 10;
+		} while (port);
+		memcpy(out + n, d, (size_t)(digits + sizeof(digits) - d));
+		n += (size_t)(digits + sizeof(digits) - d);
+	}
+	out[n] = '\0';
 }
 
 static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
@@ -1344,15 +1366,19 @@ static bool lease_still_fits(const struct vp_space *s, const struct lease *l,
 	return true;
 }
 
-static uint16_t free_slot(const struct vp_space *s, const struct vp_request *req)
+/* The first slot of the identity without an online session, and its lease
+ * (NULL: none yet). */
+static uint16_t free_slot(const struct vp_space *s, const struct vp_request *req,
+			  struct lease **found)
 {
 	uint16_t slot = 0;
 
-	while (lease_find(s, req->identity, req->identity_len, slot) &&
-	       lease_find(s, req->identity, req->identity_len, slot)->state == VP_LEASE_ONLINE &&
-	       slot < UINT16_MAX)
+	for (;;) {
+		*found = lease_find(s, req->identity, req->identity_len, slot);
+		if (!*found || (*found)->state != VP_LEASE_ONLINE || slot == UINT16_MAX)
+			return slot;
 		slot++;
-	return slot;
+	}
 }
 
 static void fill_grant(const struct vp_space *s, const struct lease *l, struct vp_grant *g,
@@ -1495,10 +1521,9 @@ int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp
 	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
 		return -EINVAL;
 	st = static_find(s, req->identity, req->identity_len);
-	slot = free_slot(s, req);
+	slot = free_slot(s, req, &l);
 	if (slot == UINT16_MAX)
 		return -ENOSPC;
-	l = lease_find(s, req->identity, req->identity_len, slot);
 	if (l && lease_still_fits(s, l, req, st)) {
 		ret = connect_sticky(s, l, req, g, store_failed);
 		goto out;

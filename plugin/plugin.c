@@ -37,6 +37,7 @@ struct vp_plugin {
 	struct vp_server server;
 	struct vp_strbuf fields;	/* usage line being built */
 	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
+	bool writer_tried;		/* usage log writer thread started (or failed) */
 };
 
 struct vp_session {
@@ -460,6 +461,14 @@ static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *con
 	session_end(p, s, envp);	/* a second connect of one session: end the first */
 	if (!learn_server(p, envp, false))
 		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
+	if (!p->writer_tried) {
+		/* Now that OpenVPN has daemonized, if it does. */
+		p->writer_tried = true;
+		ret = vp_usage_start_writer(p->usage);
+		if (ret)
+			p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
+			       strerror(-ret));
+	}
 	if (!id || !*id) {
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
-#include <stdio.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,13 +12,30 @@
 
 #include "plugin/usage.h"
 
+#define BATCH_NS (50 * 1000 * 1000)	/* a busy writer gathers lines this long */
+#define HIGH_WATER (1 << 20)		/* past this many bytes pending: wake it now */
+#define MAX_PENDING (64 << 20)		/* past this: the caller writes itself */
+
 struct vp_usage {
-	int fd;
+	int fd;				/* owned by the writer thread once it runs */
 	dev_t dev;
 	ino_t ino;
 	int64_t checked;
 	char *path;
-	struct vp_strbuf line;
+	struct vp_strbuf line;		/* the line being formatted (caller's) */
+	int64_t when_t;			/* the second "when" shows */
+	char when[32];
+
+	/* Background writing (vp_usage_start_writer). */
+	bool running;			/* the thread exists */
+	pthread_t thread;
+	pthread_mutex_t mu;		/* pending, idle, stopping, error */
+	pthread_cond_t cv;
+	pthread_mutex_t io;		/* fd and rotation, while the thread runs */
+	struct vp_strbuf pending;	/* whole lines not yet written */
+	bool idle;			/* the thread waits for a first line */
+	bool stopping;
+	int error;			/* of a background write, not yet returned */
 };
 
 static int usage_reopen(struct vp_usage *u)
@@ -63,6 +82,9 @@ int vp_usage_open(struct vp_usage **out, const char *path)
 	if (!u)
 		return -ENOMEM;
 	u->fd = -1;
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_mutex_init(&u->io, NULL);
+	pthread_cond_init(&u->cv, NULL);
 	u->path = strdup(path);
 	if (!u->path) {
 		free(u);
@@ -78,10 +100,25 @@ int vp_usage_open(struct vp_usage **out, const char *path)
 	return 0;
 }
 
+static int write_lines(struct vp_usage *u, const char *s, size_t len);
+
 void vp_usage_close(struct vp_usage *u)
 {
 	if (!u)
 		return;
+	if (u->running) {
+		pthread_mutex_lock(&u->mu);
+		u->stopping = true;
+		pthread_cond_signal(&u->cv);
+		pthread_mutex_unlock(&u->mu);
+		pthread_join(u->thread, NULL);
+		if (u->pending.len)
+			(void)write_lines(u, u->pending.s, u->pending.len);
+	}
+	pthread_mutex_destroy(&u->mu);
+	pthread_mutex_destroy(&u->io);
+	pthread_cond_destroy(&u->cv);
+	vp_strbuf_free(&u->pending);
 	if (u->fd >= 0)
 		close(u->fd);
 	vp_strbuf_free(&u->line);
@@ -110,18 +147,125 @@ static void usage_check_rotation(struct vp_usage *u, int64_t now)
 		usage_reopen(u);
 }
 
+/* Append whole lines with as few write(2)s as the kernel allows.  A line cut
+ * by a failing write (disk full) is ended with a newline when possible, so
+ * that the next line starts a line of its own. */
+static int write_lines(struct vp_usage *u, const char *s, size_t len)
+{
+	usage_check_rotation(u, (int64_t)time(NULL));
+	while (len) {
+		ssize_t n = write(u->fd, s, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? -errno : -EIO;
+
+			return err;
+		}
+		s += n;
+		len -= (size_t)n;
+		if (len && s[-1] != '\n' && write(u->fd, "\n", 1) != 1)
+			return -EIO;
+		if (len && s[-1] != '\n') {
+			/* Skip the rest of the cut line. */
+			const char *nl = memchr(s, '\n', len);
+
+			len = nl ? len - (size_t)(nl + 1 - s) : 0;
+			s = nl ? nl + 1 : s;
+		}
+	}
+	return 0;
+}
+
+static void add_ns(struct timespec *t, long ns)
+{
+	t->tv_nsec += ns;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * The writer: sleeps until a first line arrives (the caller wakes it: one
+ * futex call on a quiet server), writes what is pending, then gathers lines
+ * for BATCH_NS before the next write, so that a busy server's connects never
+ * make a system call for the usage log.
+ */
+static void *writer_main(void *arg)
+{
+	struct vp_usage *u = arg;
+	struct vp_strbuf batch = { 0 };
+
+	pthread_mutex_lock(&u->mu);
+	for (;;) {
+		struct vp_strbuf swap;
+		struct timespec until;
+		int err;
+
+		while (!u->pending.len && !u->stopping) {
+			u->idle = true;
+			pthread_cond_wait(&u->cv, &u->mu);
+		}
+		u->idle = false;
+		if (u->stopping)
+			break;
+		swap = u->pending;
+		u->pending = batch;
+		batch = swap;
+		pthread_mutex_unlock(&u->mu);
+
+		pthread_mutex_lock(&u->io);
+		err = write_lines(u, batch.s, batch.len);
+		pthread_mutex_unlock(&u->io);
+		vp_strbuf_reset(&batch);
+
+		pthread_mutex_lock(&u->mu);
+		if (err && !u->error)
+			u->error = err;
+		clock_gettime(CLOCK_REALTIME, &until);
+		add_ns(&until, BATCH_NS);
+		while (!u->stopping && u->pending.len < HIGH_WATER &&
+		       pthread_cond_timedwait(&u->cv, &u->mu, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&u->mu);
+	vp_strbuf_free(&batch);
+	return NULL;
+}
+
+int vp_usage_start_writer(struct vp_usage *u)
+{
+	sigset_t all, old;
+	int ret;
+
+	if (!u || u->running)
+		return 0;
+	/* OpenVPN's signals stay with OpenVPN's thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&u->thread, NULL, writer_main, u);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return -ret;
+	u->running = true;
+	return 0;
+}
+
 int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
 		   const struct vp_strbuf *fields)
 {
-	char when[32];
-	ssize_t n;
+	int ret;
 
 	if (!u)
 		return 0;
-	usage_check_rotation(u, now);
-	vp_usage_time(now, when, sizeof(when));
+	if (now != u->when_t || !u->when[0]) {
+		vp_usage_time(now, u->when, sizeof(u->when));
+		u->when_t = now;
+	}
 	vp_strbuf_reset(&u->line);
-	vp_logfmt_adds(&u->line, "time", when);
+	vp_logfmt_adds(&u->line, "time", u->when);
 	vp_logfmt_adds(&u->line, "event", event);
 	if (fields->len) {
 		vp_strbuf_add(&u->line, " ", 1);
@@ -130,8 +274,33 @@ int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
 	vp_strbuf_add(&u->line, "\n", 1);
 	if (u->line.oom)
 		return -ENOMEM;
-	n = write(u->fd, u->line.s, u->line.len);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == u->line.len ? 0 : -EIO;
+	if (!u->running)
+		return write_lines(u, u->line.s, u->line.len);
+
+	pthread_mutex_lock(&u->mu);
+	if (u->pending.len + u->line.len > MAX_PENDING) {
+		/* The disk cannot keep up: write what is pending and this line
+		 * ourselves, in order, after the batch being written. */
+		struct vp_strbuf mine = u->pending;
+
+		u->pending = (struct vp_strbuf){ 0 };
+		pthread_mutex_unlock(&u->mu);
+		vp_strbuf_add(&mine, u->line.s, u->line.len);
+		pthread_mutex_lock(&u->io);
+		ret = mine.oom ? -ENOMEM : write_lines(u, mine.s, mine.len);
+		pthread_mutex_unlock(&u->io);
+		vp_strbuf_free(&mine);
+		return ret;
+	}
+	vp_strbuf_add(&u->pending, u->line.s, u->line.len);
+	ret = u->pending.oom ? -ENOMEM : u->error;
+	if (u->pending.oom)
+		u->pending.oom = false;
+	u->error = 0;
+	if (u->idle || u->pending.len >= HIGH_WATER) {
+		u->idle = false;
+		pthread_cond_signal(&u->cv);
+	}
+	pthread_mutex_unlock(&u->mu);
+	return ret;
 }

@@ -157,8 +157,8 @@ int main(int argc, char **argv)
 	a.dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
 	snprintf(conf, sizeof(conf), "%s/vpnpool.conf", dir);
 	f = fopen(conf, "w");
-	fprintf(f, "state-dir = \"%s/state\"\nfsync = %s\npool \"big\" { network = \"10.0.0.0/8\" }\n",
-		dir, fsync_opt);
+	fprintf(f, "state-dir = \"%s/state\"\nfsync = %s\n%spool \"big\" { network = \"10.0.0.0/8\" }\n",
+		dir, fsync_opt, getenv("VP_BENCH_NO_USAGE") ? "usage-log = \"\"\n" : "");
 	fclose(f);
 	printf("vpnpool plugin entry points, %" PRIu64 " clients, /8 pool, journal on, fsync %s\n", n,
 	       fsync_opt);

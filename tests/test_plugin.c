@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The plugin's pure parts: OpenVPN's environment in, config lines and log
  * lines out, and the escaping that keeps client data out of both. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "logfmt.h"
@@ -225,6 +227,87 @@ static void usage__write__one_line_per_event_with_utc_time(void **state)
 	free(dir);
 }
 
+static size_t count_lines(const char *path, size_t *in_order)
+{
+	char line[256];
+	size_t n = 0;
+	FILE *fp = fopen(path, "r");
+
+	*in_order = 0;
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp)) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "identity=client-%zu\n", n);
+		if (strstr(line, want))
+			++*in_order;
+		n++;
+	}
+	fclose(fp);
+	return n;
+}
+
+/* With the writer thread: every line, in order, whole; one alone shows up
+ * without waiting for the close; nothing left behind at close. */
+static void usage__writer_thread__lines_in_order_and_flushed(void **state)
+{
+	char *dir = tl_tmpdir(), path[512];
+	struct vp_usage *u;
+	struct vp_strbuf f = { 0 };
+	size_t ordered, seen = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/usage.log", dir);
+	assert_int_equal(vp_usage_open(&u, path), 0);
+	assert_int_equal(vp_usage_start_writer(u), 0);
+	assert_int_equal(vp_usage_start_writer(u), 0);	/* once only */
+	vp_logfmt_adds(&f, "identity", "client-0");
+	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	for (int i = 0; i < 500 && seen == 0; ++i) {	/* up to 5 s */
+		seen = count_lines(path, &ordered);
+		if (!seen)
+			usleep(10000);
+	}
+	assert_int_equal(seen, 1);
+	for (size_t i = 1; i < 200000; ++i) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "client-%zu", i);
+		vp_strbuf_reset(&f);
+		vp_logfmt_adds(&f, "identity", id);
+		assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	}
+	vp_usage_close(u);
+	assert_int_equal(count_lines(path, &ordered), 200000);
+	assert_int_equal(ordered, 200000);
+	vp_strbuf_free(&f);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+/* A write that fails in the background is reported by a later write. */
+static void usage__writer_thread__failure_reported_later(void **state)
+{
+	struct vp_usage *u;
+	struct vp_strbuf f = { 0 };
+	int ret = 0;
+
+	(void)state;
+	if (access("/dev/full", W_OK))
+		skip();
+	assert_int_equal(vp_usage_open(&u, "/dev/full"), 0);
+	assert_int_equal(vp_usage_start_writer(u), 0);
+	vp_logfmt_adds(&f, "identity", "x");
+	for (int i = 0; i < 500 && !ret; ++i) {
+		ret = vp_usage_write(u, 1795579289, "connect", &f);
+		usleep(10000);
+	}
+	assert_int_equal(ret, -ENOSPC);
+	vp_usage_close(u);
+	vp_strbuf_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +321,8 @@ int main(void)
 		cmocka_unit_test(logfmt__hostile_values__quoted_escaped_and_round_trip),
 		cmocka_unit_test(logfmt_next__malformed_lines__rejected),
 		cmocka_unit_test(usage__write__one_line_per_event_with_utc_time),
+		cmocka_unit_test(usage__writer_thread__lines_in_order_and_flushed),
+		cmocka_unit_test(usage__writer_thread__failure_reported_later),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
