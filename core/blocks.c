@@ -11,14 +11,79 @@ struct span {
 	uint64_t first, last;
 };
 
+/*
+ * Blocks are handed out lowest first, so a big space is used from its start:
+ * the first LOW_BLOCKS blocks get a bitset of their own, four levels deep like
+ * a /8's, and only the rest (of an IPv6 /64, say) the deep one.  Up to 2^24
+ * clients an IPv6 pool then costs what an IPv4 /8 costs.
+ */
+#define LOW_BLOCKS ((uint64_t)1 << 24)
+
 struct vp_blocks {
 	struct vp_addr base;		/* first block */
 	unsigned block_len, shift;
 	uint64_t nblocks, excluded, allocated, last_alloc;
-	struct vp_bitset *taken;	/* allocated or excluded */
+	struct vp_bitset *low;		/* blocks [0, nlow): allocated or excluded */
+	struct vp_bitset *high;		/* blocks [nlow, nblocks), or NULL */
+	uint64_t nlow;
 	struct span *excl;		/* sorted, disjoint, not adjacent */
 	size_t nexcl, excl_cap;
 };
+
+/* ---- the two bitsets as one ------------------------------------------ */
+
+static int taken_test(const struct vp_blocks *b, uint64_t i)
+{
+	return i < b->nlow ? vp_bitset_test(b->low, i) : vp_bitset_test(b->high, i - b->nlow);
+}
+
+static int taken_set(struct vp_blocks *b, uint64_t i)
+{
+	return i < b->nlow ? vp_bitset_set(b->low, i) : vp_bitset_set(b->high, i - b->nlow);
+}
+
+static int taken_clear(struct vp_blocks *b, uint64_t i)
+{
+	return i < b->nlow ? vp_bitset_clear(b->low, i) : vp_bitset_clear(b->high, i - b->nlow);
+}
+
+static int taken_set_range(struct vp_blocks *b, uint64_t first, uint64_t last)
+{
+	int ret = 0;
+
+	if (first < b->nlow)
+		ret = vp_bitset_set_range(b->low, first, last < b->nlow ? last : b->nlow - 1);
+	if (!ret && last >= b->nlow)
+		ret = vp_bitset_set_range(b->high, (first > b->nlow ? first : b->nlow) - b->nlow,
+					  last - b->nlow);
+	return ret;
+}
+
+static uint64_t taken_find_clear(const struct vp_blocks *b)
+{
+	uint64_t i = vp_bitset_find_clear(b->low, 0);
+
+	if (i != VP_BITSET_NONE || !b->high)
+		return i;
+	i = vp_bitset_find_clear(b->high, 0);
+	return i == VP_BITSET_NONE ? i : i + b->nlow;
+}
+
+static uint64_t taken_find_set(const struct vp_blocks *b, uint64_t from)
+{
+	uint64_t i;
+
+	if (from < b->nlow) {
+		i = vp_bitset_find_set(b->low, from);
+		if (i != VP_BITSET_NONE || !b->high)
+			return i;
+		from = b->nlow;
+	}
+	if (!b->high)
+		return VP_BITSET_NONE;
+	i = vp_bitset_find_set(b->high, from - b->nlow);
+	return i == VP_BITSET_NONE ? i : i + b->nlow;
+}
 
 /* The last address of the block starting at a. */
 static struct vp_addr block_last(const struct vp_addr *a, unsigned block_len)
@@ -88,9 +153,11 @@ int vp_blocks_new(struct vp_blocks **out, const struct vp_range *range, unsigned
 	b->shift = bits - block_len;
 	b->nblocks = n;
 	b->last_alloc = UINT64_MAX;
-	b->taken = vp_bitset_new(n);
-	if (!b->taken) {
-		free(b);
+	b->nlow = n > LOW_BLOCKS ? LOW_BLOCKS : n;
+	b->low = vp_bitset_new(b->nlow);
+	b->high = n > LOW_BLOCKS ? vp_bitset_new(n - LOW_BLOCKS) : NULL;
+	if (!b->low || (n > LOW_BLOCKS && !b->high)) {
+		vp_blocks_free(b);
 		return -ENOMEM;
 	}
 	*out = b;
@@ -101,7 +168,8 @@ void vp_blocks_free(struct vp_blocks *b)
 {
 	if (!b)
 		return;
-	vp_bitset_free(b->taken);
+	vp_bitset_free(b->low);
+	vp_bitset_free(b->high);
 	free(b->excl);
 	free(b);
 }
@@ -148,7 +216,7 @@ static uint64_t allocated_between(const struct vp_blocks *b, uint64_t first, uin
 	while (b->allocated && i <= last) {
 		size_t k;
 
-		i = vp_bitset_find_set(b->taken, i);
+		i = taken_find_set(b, i);
 		if (i == VP_BITSET_NONE || i > last)
 			break;
 		k = span_at_or_after(b, i);
@@ -218,7 +286,7 @@ int vp_blocks_exclude(struct vp_blocks *b, const struct vp_range *r)
 	was_allocated = allocated_between(b, first, last);
 	ret = add_span(b, first, last);
 	if (!ret)
-		ret = vp_bitset_set_range(b->taken, first, last);
+		ret = taken_set_range(b, first, last);
 	if (ret)
 		return ret;
 	b->allocated -= was_allocated;
@@ -244,17 +312,18 @@ unsigned vp_blocks_block_len(const struct vp_blocks *b)
 
 size_t vp_blocks_memory(const struct vp_blocks *b)
 {
-	return sizeof(*b) + vp_bitset_memory(b->taken) + b->excl_cap * sizeof(*b->excl);
+	return sizeof(*b) + vp_bitset_memory(b->low) + (b->high ? vp_bitset_memory(b->high) : 0) +
+	       b->excl_cap * sizeof(*b->excl);
 }
 
 int vp_blocks_alloc(struct vp_blocks *b, struct vp_prefix *out)
 {
-	uint64_t i = vp_bitset_find_clear(b->taken, 0);
+	uint64_t i = taken_find_clear(b);
 	int ret;
 
 	if (i == VP_BITSET_NONE)
 		return -ENOSPC;
-	ret = vp_bitset_set(b->taken, i);
+	ret = taken_set(b, i);
 	if (ret)
 		return ret;
 	b->allocated++;
@@ -271,9 +340,9 @@ int vp_blocks_take(struct vp_blocks *b, const struct vp_addr *a)
 
 	if (i == UINT64_MAX || is_excluded(b, i))
 		return -EDOM;
-	if (vp_bitset_test(b->taken, i))
+	if (taken_test(b, i))
 		return -EEXIST;
-	ret = vp_bitset_set(b->taken, i);
+	ret = taken_set(b, i);
 	if (ret)
 		return ret;
 	b->allocated++;
@@ -287,9 +356,9 @@ static int release_index(struct vp_blocks *b, uint64_t i)
 
 	if (i == UINT64_MAX || is_excluded(b, i))
 		return -EDOM;
-	if (!vp_bitset_test(b->taken, i))
+	if (!taken_test(b, i))
 		return -ENOENT;
-	ret = vp_bitset_clear(b->taken, i);
+	ret = taken_clear(b, i);
 	if (ret)
 		return ret;
 	b->allocated--;
@@ -321,5 +390,5 @@ bool vp_blocks_is_used(const struct vp_blocks *b, const struct vp_addr *a)
 {
 	uint64_t i = block_index(b, a);
 
-	return i != UINT64_MAX && !is_excluded(b, i) && vp_bitset_test(b->taken, i);
+	return i != UINT64_MAX && !is_excluded(b, i) && taken_test(b, i);
 }

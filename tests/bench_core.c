@@ -193,7 +193,8 @@ int main(int argc, char **argv)
 	bench_pool("IPv4 /8 at 99%", "10.0.0.1-10.255.255.254", 32, 0.99);
 	bench_pool("IPv6 /64, none in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -0.0);
 	bench_pool("IPv6 /64, 1M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -1e6);
-	bench_pool("IPv6 /64, 16M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -16777216.0);
+	bench_pool("IPv6 /64, 16M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -16000000.0);
+	bench_pool("IPv6 /64, 2^24+1M in use", "fd00::1-fd00::ffff:ffff:ffff:ffff", 128, -17777216.0);
 	bench_pool("IPv6 /112 at 99%", "fd00::/112", 128, 0.99);
 	bench_pool("/30s of a /16 at 99%", "10.0.0.0/16", 30, 0.99);
 	bench_pool("/64s of a /48 at 99%", "fd00:9::/48", 64, 0.99);

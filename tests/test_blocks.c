@@ -292,6 +292,52 @@ static void blocks__ipv6_slash64__huge_but_cheap(void **state)
 	vp_blocks_free(b);
 }
 
+/* Blocks past the first 2^24 live in a second bitset: every operation
+ * crosses that line as if it were not there. */
+static void blocks__ipv6_slash64__past_the_first_2_24_blocks(void **state)
+{
+	struct vp_blocks *b;
+	struct vp_range r = range("fd00:8::1-fd00:8::ffff:ffff:ffff:ffff");
+	struct vp_range low = range("fd00:8::1-fd00:8::100:2");	/* blocks 0 .. 2^24 + 1 */
+	struct vp_range one = range("fd00:8::100:3-fd00:8::100:3");
+	struct vp_range across = range("fd00:8::ff:fff0-fd00:8::100:10");
+	struct vp_addr a;
+
+	(void)state;
+	assert_int_equal(vp_blocks_new(&b, &r, 128), 0);
+	assert_int_equal(vp_blocks_exclude(b, &low), 0);
+	assert_int_equal(vp_blocks_size(b), UINT64_MAX - (((uint64_t)1 << 24) + 2));
+	assert_string_equal(next(b), "fd00:8::100:3/128");
+	a = addr("fd00:8::100:4");
+	assert_int_equal(vp_blocks_take(b, &a), 0);
+	assert_int_equal(vp_blocks_take(b, &a), -EEXIST);
+	assert_true(vp_blocks_is_used(b, &a));
+	assert_string_equal(next(b), "fd00:8::100:5/128");
+	assert_int_equal(vp_blocks_release(b, &a), 0);
+	assert_false(vp_blocks_is_used(b, &a));
+	assert_string_equal(next(b), "fd00:8::100:4/128");
+	assert_int_equal(vp_blocks_used(b), 3);
+	assert_int_equal(vp_blocks_exclude(b, &one), 0);	/* an allocated one */
+	assert_int_equal(vp_blocks_used(b), 2);
+	a = addr("fd00:8::ffff:ffff:ffff:ffff");		/* the very last block */
+	assert_int_equal(vp_blocks_take(b, &a), 0);
+	assert_int_equal(vp_blocks_used(b), 3);
+	vp_blocks_free(b);
+
+	/* Allocated blocks on both sides, then one exclusion over both. */
+	assert_int_equal(vp_blocks_new(&b, &r, 128), 0);
+	a = addr("fd00:8::ff:ffff");				/* block 2^24 - 2 */
+	assert_int_equal(vp_blocks_take(b, &a), 0);
+	a = addr("fd00:8::100:1");				/* block 2^24 */
+	assert_int_equal(vp_blocks_take(b, &a), 0);
+	assert_int_equal(vp_blocks_used(b), 2);
+	assert_int_equal(vp_blocks_exclude(b, &across), 0);
+	assert_int_equal(vp_blocks_used(b), 0);
+	assert_int_equal(vp_blocks_release(b, &a), -EDOM);
+	assert_string_equal(next(b), "fd00:8::1/128");
+	vp_blocks_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +353,7 @@ int main(void)
 		cmocka_unit_test(blocks__new__rejects_bad_ranges),
 		cmocka_unit_test(blocks__bad_geometry__errors),
 		cmocka_unit_test(blocks__ipv6_slash64__huge_but_cheap),
+		cmocka_unit_test(blocks__ipv6_slash64__past_the_first_2_24_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
