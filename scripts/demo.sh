@@ -56,7 +56,7 @@ for n in 0 1 2 3 4; do
 	case $(e2e_client_wait $n) in
 	PUSH_REPLY) printf '    %-11s ifconfig %-26s %s\n' "$name" "$(e2e_pushed_ifconfig_full $n)" \
 		"$(e2e_push_reply $n | tr ',' '\n' | grep '^route ' | tr '\n' ' ')" ;;
-	*) printf '    %-11s REFUSED (%s)\n' "$name" "$(grep -o 'AUTH_FAILED[^ ]*' "$E2E_DIR/c$n.log" | head -n 1)" ;;
+	*) printf '    %-11s REFUSED (%s)\n' "$name" "$(grep -o 'AUTH_FAILED[^ ]*' "$(e2e_client_log "$n")" | head -n 1)" ;;
 	esac
 done
 echo "== OpenVPN's log: what the plugin said, and the routes it learnt"
