@@ -76,13 +76,29 @@ static openvpn_plugin_handle_t plugin_open(struct api *a, const char *conf)
 	return out.handle;
 }
 
+/*
+ * The environment of a client connect as OpenVPN 2.6 hands it to a plugin
+ * (tests/e2e/NOTES.md): the server's own variables, the client's certificate
+ * and TLS variables, its peer info; common_name in the middle, as there.
+ */
 static int call(struct api *a, openvpn_plugin_handle_t h, int type, void *session, const char *id)
 {
-	char cn[64], port[24];
+	char cn[64], x509cn[64], tlsid[64], port[24], uport[32];
 	const char *envp[] = {
-		cn, "username=", "trusted_ip=203.0.113.7", port, "ifconfig_local=10.0.0.1",
-		"ifconfig_netmask=255.0.0.0", "IV_VER=2.6.14", "IV_PLAT=linux", "IV_PROTO=990",
-		"IV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305", "X509_0_CN=x",
+		"time_unix=1795579289", "time_ascii=2026-11-25 04:01:29", "trusted_ip=203.0.113.7",
+		port, "untrusted_ip=203.0.113.7", uport, "redirect_gateway=0",
+		"IV_VER=2.6.14", "IV_PLAT=linux", "IV_TCPNL=1", "IV_MTU=1600", "IV_NCP=2",
+		"IV_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305", "IV_PROTO=990",
+		"IV_LZO_STUB=1", "IV_COMP_STUB=1", "IV_COMP_STUBv2=1", "IV_SSL=OpenSSL_3.0.17",
+		"IV_HWADDR=52:54:00:12:34:56", "tls_serial_hex_1=4d:2a:11", "tls_serial_1=5057041",
+		"tls_digest_sha256_1=aa:bb:cc:dd", "tls_digest_1=aa:bb:cc", "tls_id_1=CN=vpnpool CA",
+		"X509_1_CN=vpnpool CA", "tls_serial_hex_0=02", "tls_serial_0=2",
+		"tls_digest_sha256_0=11:22:33:44", "tls_digest_0=11:22:33", tlsid, x509cn, cn,
+		"ifconfig_netmask=255.0.0.0", "ifconfig_local=10.0.0.1", "route_net_gateway=192.0.2.1",
+		"script_context=init", "tun_mtu=1500", "dev_type=tun", "dev=tun0", "link_mtu=1622",
+		"remote_port_1=1194", "local_port_1=1194", "proto_1=udp", "daemon_pid=4242",
+		"daemon_start_time=1795570000", "daemon_log_redirect=0", "daemon=0", "verb=3",
+		"config=/etc/openvpn/server/server.conf", "script_type=client-connect",
 		"bytes_received=12345", "bytes_sent=54321", "time_duration=60", NULL,
 	};
 	const char *argv[] = { "plugin", NULL };
@@ -94,7 +110,10 @@ static int call(struct api *a, openvpn_plugin_handle_t h, int type, void *sessio
 	int ret;
 
 	snprintf(cn, sizeof(cn), "common_name=%s", id);
+	snprintf(x509cn, sizeof(x509cn), "X509_0_CN=%s", id);
+	snprintf(tlsid, sizeof(tlsid), "tls_id_0=CN=%s", id);
 	snprintf(port, sizeof(port), "trusted_port=%d", 1024 + (int)(strlen(id) * 7 % 60000));
+	snprintf(uport, sizeof(uport), "un%s", port);
 	ret = a->func(OPENVPN_PLUGINv3_STRUCTVER, &in, &out);
 	if (list) {	/* OpenVPN frees the returned list */
 		free(list->name);
