@@ -38,6 +38,10 @@ struct vp_plugin {
 	struct vp_strbuf fields;	/* usage line being built */
 	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
 	bool writer_tried;		/* usage log writer thread started (or failed) */
+	/* Thresholds a connect crosses are logged after its own connect line. */
+	bool in_connect;
+	size_t n_warns;
+	struct vp_event warns[8];
 };
 
 struct vp_session {
@@ -109,6 +113,10 @@ static void on_event(void *ud, const struct vp_event *ev)
 		usage(p, "reclaim");
 		break;
 	case VP_EV_WARN:
+		if (p->in_connect && p->n_warns < sizeof(p->warns) / sizeof(p->warns[0])) {
+			p->warns[p->n_warns++] = *ev;
+			break;
+		}
 		vp_logfmt_adds(&p->fields, "pool", ev->pool);
 		vp_logfmt_addu(&p->fields, "in_use", ev->in_use);
 		vp_logfmt_addu(&p->fields, "size", ev->size);
@@ -442,8 +450,27 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 	usage(p, "connect");
 }
 
+static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
+			  struct openvpn_plugin_string_list **list);
+
+/* A connect, then the warnings it caused, in that order in both logs. */
 static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
 		      struct openvpn_plugin_string_list **list)
+{
+	int ret;
+
+	p->in_connect = true;
+	p->n_warns = 0;
+	ret = connect_client(p, s, envp, list);
+	p->in_connect = false;
+	for (size_t i = 0; i < p->n_warns; ++i)
+		on_event(p, &p->warns[i]);
+	p->n_warns = 0;
+	return ret;
+}
+
+static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
+			  struct openvpn_plugin_string_list **list)
 {
 	const char *id = vp_env_get(envp, p->config.identity);
 	struct vp_strbuf lines = { 0 };
