@@ -357,13 +357,24 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 static void maybe_compact(struct vp_space *s)
 {
 	uint64_t limit = s->opts.compact_min ? s->opts.compact_min : 65536;
+	uint64_t fork_min = s->opts.compact_fork_min ? s->opts.compact_fork_min : 50000;
 	int ret;
 
+	if (vp_store_compacting(s->store)) {
+		ret = vp_store_compact_poll(s->store, false);
+		if (ret && ret != -EINPROGRESS)
+			emit_store_error(s, "compacting the journal in the background failed", ret);
+		return;
+	}
 	/* The journal stays under about twice the live leases, so a load
 	 * after a crash reads at most that. */
 	if (limit < (uint64_t)s->nleases)
 		limit = (uint64_t)s->nleases;
 	if (vp_store_appended(s->store) <= limit)
+		return;
+	/* A big table is written by a child process, so that this call does
+	 * not wait for it; a small one (or a failed fork) right here. */
+	if (s->nleases >= fork_min && !vp_store_compact_start(s->store, lease_each_emit, s))
 		return;
 	ret = vp_store_compact(s->store, lease_each_emit, s);
 	if (ret)

@@ -51,6 +51,8 @@ struct vp_space_options {
 	uint64_t compact_min;			/* compact when appended records exceed
 						 * max(compact_min, leases); 0: 65536.
 						 * Closing compacts past leases / 4. */
+	uint64_t compact_fork_min;		/* from this many leases on, compaction
+						 * runs in a child process; 0: 50000 */
 };
 
 /* What the server itself uses, learnt from OpenVPN. */

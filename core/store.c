@@ -17,11 +17,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +55,13 @@ struct vp_store {
 	uint64_t end;			/* end of the last whole record */
 	uint64_t appended;
 	struct vp_store_io io;
+	/* A compaction in a child process (vp_store_compact_start). */
+	pid_t bg_pid;			/* 0: none running */
+	int bg_pipe;			/* read end: one byte once the child is done */
+	int bg_fd;			/* the new journal, written by the child */
+	uint64_t bg_from;		/* journal offset the child's snapshot covers */
+	uint64_t bg_appended;		/* appended at that moment */
+	pid_t reap[8];			/* finished children not waited for yet */
 	uint32_t crc_table[256];
 	uint8_t buf[MAX_RECORD];
 };
@@ -853,10 +866,15 @@ out_close_store:
 	return ret;
 }
 
+static void bg_abandon(struct vp_store *s);
+static void bg_reap(struct vp_store *s, bool block);
+
 void vp_store_close(struct vp_store *s)
 {
 	if (!s)
 		return;
+	bg_abandon(s);
+	bg_reap(s, true);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->lock_fd >= 0)
@@ -972,6 +990,7 @@ int vp_store_compact(struct vp_store *s,
 	struct compact c = { .s = s };
 	int ret;
 
+	bg_abandon(s);		/* the snapshot written here supersedes it */
 	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
 	    path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
@@ -1007,6 +1026,218 @@ out_unlink_tmp:
 out_free_buf:
 	free(c.buf);
 	return ret;
+}
+
+/* ---- compaction in a child process ------------------------------------------- */
+
+/* Wait for finished children that are gone (an exiting child with a big
+ * address space takes a while to go); block: for all of them. */
+static void bg_reap(struct vp_store *s, bool block)
+{
+	for (size_t i = 0; i < sizeof(s->reap) / sizeof(s->reap[0]); ++i)
+		if (s->reap[i] && waitpid(s->reap[i], NULL, block ? 0 : WNOHANG) != 0)
+			s->reap[i] = 0;	/* reaped, or not ours to reap (ECHILD) */
+}
+
+static void bg_reap_later(struct vp_store *s, pid_t pid)
+{
+	size_t n = sizeof(s->reap) / sizeof(s->reap[0]);
+
+	bg_reap(s, false);
+	for (size_t i = 0; i < n; ++i)
+		if (!s->reap[i]) {
+			s->reap[i] = pid;
+			return;
+		}
+	/* All taken by children that take long to go: wait for them. */
+	bg_reap(s, true);
+	s->reap[0] = pid;
+}
+
+/* Forget a running compaction: stop the child, drop its file.  The journal
+ * as it is holds every record. */
+static void bg_abandon(struct vp_store *s)
+{
+	char tmp[PATH_MAX];
+
+	if (!s->bg_pid) {
+		bg_reap(s, false);
+		return;
+	}
+	kill(s->bg_pid, SIGKILL);
+	bg_reap_later(s, s->bg_pid);
+	s->bg_pid = 0;
+	bg_reap(s, true);
+	close(s->bg_pipe);
+	close(s->bg_fd);
+	if (!path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
+		unlink(tmp);
+}
+
+int vp_store_compact_start(struct vp_store *s,
+			   int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
+{
+	char tmp[PATH_MAX];
+	struct compact c = { .s = s };
+	int fds[2], ret;
+	pid_t pid;
+
+	if (s->bg_pid)
+		return -EALREADY;
+	bg_reap(s, false);
+	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
+		return -ENAMETOOLONG;
+	c.buf = malloc(CHUNK);
+	if (!c.buf)
+		return -ENOMEM;
+	c.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (c.fd < 0) {
+		ret = -errno;
+		free(c.buf);
+		return ret;
+	}
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
+		ret = -errno;
+		goto out_unlink;
+	}
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		goto out_unlink;
+	}
+	if (pid == 0) {
+		/* The child: its memory is the snapshot.  It writes the new
+		 * journal, says so with one byte, and leaves without running
+		 * anything of its parent's (no atexit, no stdio flush). */
+		close(fds[0]);
+		close(s->lock_fd);	/* the lock stays with the parent alone */
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* and dies with it */
+		if (getppid() == 1)
+			_exit(1);
+#endif
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		ret = compact_write(&c, each, ud);
+		if (!ret && write(fds[1], "", 1) == 1)
+			_exit(0);
+		_exit(1);
+	}
+	close(fds[1]);
+	free(c.buf);
+	s->bg_pid = pid;
+	s->bg_pipe = fds[0];
+	s->bg_fd = c.fd;
+	s->bg_from = s->end;
+	s->bg_appended = s->appended;
+	return 0;
+
+out_unlink:
+	close(c.fd);
+	unlink(tmp);
+	free(c.buf);
+	return ret;
+}
+
+/* The child is done: append what the parent wrote since the snapshot to the
+ * new journal, make it durable, and put it in place. */
+static int bg_finish(struct vp_store *s)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	uint8_t *buf;
+	uint64_t at = s->bg_from, size;
+	off_t end;
+	int ret = 0, in;
+
+	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
+	    path_in(path, sizeof(path), s->dir, JOURNAL))
+		return -ENAMETOOLONG;
+	end = lseek(s->bg_fd, 0, SEEK_END);
+	if (end < HEADER_LEN)
+		return end < 0 ? -errno : -EIO;
+	size = (uint64_t)end;
+	in = open(path, O_RDONLY | O_CLOEXEC);	/* the journal's fd only appends */
+	if (in < 0)
+		return -errno;
+	buf = malloc(CHUNK);
+	if (!buf) {
+		close(in);
+		return -ENOMEM;
+	}
+	while (!ret && at < s->end) {
+		size_t want = s->end - at < CHUNK ? (size_t)(s->end - at) : CHUNK;
+		ssize_t n = pread(in, buf, want, (off_t)at);
+
+		if (n <= 0)
+			ret = n < 0 ? -errno : -EIO;
+		else
+			ret = write_all(&s->io, s->bg_fd, buf, (size_t)n);
+		at += n > 0 ? (uint64_t)n : 0;
+	}
+	free(buf);
+	close(in);
+	if (!ret)
+		ret = sync_fd(&s->io, s->bg_fd);
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		return ret;
+	fsync_dir(s->dir);
+	close(s->fd);
+	s->fd = s->bg_fd;
+	s->bg_fd = -1;
+	s->end = size + (s->end - s->bg_from);
+	s->tail_dirty = false;
+	s->appended -= s->bg_appended;
+	return 0;
+}
+
+int vp_store_compact_poll(struct vp_store *s, bool wait)
+{
+	char done;
+	ssize_t n;
+	int ret;
+
+	if (!s->bg_pid) {
+		bg_reap(s, false);
+		return 0;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = s->bg_pipe, .events = POLLIN };
+
+		n = read(s->bg_pipe, &done, 1);
+		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+			break;
+		if (!wait)
+			return -EINPROGRESS;
+		poll(&pfd, 1, -1);
+	}
+	if (n != 1) {
+		bg_abandon(s);		/* the child failed or died */
+		return -EIO;
+	}
+	bg_reap_later(s, s->bg_pid);
+	s->bg_pid = 0;
+	close(s->bg_pipe);
+	ret = bg_finish(s);
+	if (ret) {
+		char tmp[PATH_MAX];
+
+		if (s->bg_fd >= 0)
+			close(s->bg_fd);
+		if (!path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
+			unlink(tmp);
+	}
+	s->bg_fd = -1;
+	return ret;
+}
+
+bool vp_store_compacting(const struct vp_store *s)
+{
+	return s->bg_pid != 0;
 }
 
 /* ---- reading without the lock ------------------------------------------------- */

@@ -112,6 +112,22 @@ typedef int (*vp_store_emit_fn)(void *emit_ctx, const struct vp_lease_rec *rec);
 int vp_store_compact(struct vp_store *store,
 		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud);
 
+/* The same rewrite without stopping the caller: a child process (fork)
+ * writes the snapshot of the lease table as it is now, while the caller goes
+ * on appending to the old journal; vp_store_compact_poll() then adds what was
+ * appended since and renames the new journal into place.  Until then the old
+ * journal is complete, so a crash or vp_store_close() at any moment loses
+ * nothing (close stops the child and drops its file).  A synchronous
+ * vp_store_compact() also drops a running one.  0, -EALREADY (one is
+ * running), -errno (nothing started: fall back to vp_store_compact). */
+int vp_store_compact_start(struct vp_store *store,
+			   int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud);
+/* Whether the child is done, and if so finish: 0 (done, or none running),
+ * -EINPROGRESS (not yet; only without wait), -EIO (the child failed: the old
+ * journal stays), -errno (finishing failed: the old journal stays). */
+int vp_store_compact_poll(struct vp_store *store, bool wait);
+bool vp_store_compacting(const struct vp_store *store);
+
 /* Read-only replay of dir's journal without the lock, for the command: a
  * consistent view even while a plugin appends (a record still being written
  * reads as a torn tail and is skipped).  Mid-file damage ends the replay and is

@@ -1025,6 +1025,117 @@ static void compact__fails__old_journal_kept_and_tmp_removed(void **state)
 	free(after);
 }
 
+/* ---- compaction in a child process ------------------------------------------------ */
+
+static void fill_rounds(struct fx *f)
+{
+	char id[16];
+
+	for (int round = 0; round < 5; ++round)
+		for (int i = 0; i < 20; ++i) {
+			snprintf(id, sizeof(id), "client-%d", i);
+			put_v4(f, id, 0, 0x0a080000U + (uint32_t)(round * 20 + i));
+		}
+}
+
+static void compact_start__records_appended_meanwhile__kept(void **state)
+{
+	struct fx *f = *state;
+	char tmp[160];
+	off_t before;
+
+	fx_open(f);
+	fill_rounds(f);
+	before = file_size(f->journal);
+	fx_open(f);				/* the model: the 20 live leases */
+	assert_int_equal(vp_store_compact_start(f->store, model_each, &f->m), 0);
+	assert_true(vp_store_compacting(f->store));
+	assert_int_equal(vp_store_compact_start(f->store, model_each, &f->m), -EALREADY);
+	/* After the snapshot: one more lease, one fewer. */
+	put_v4(f, "late", 0, 0x0a0900ff);
+	assert_int_equal(vp_store_del(f->store, (const uint8_t *)"client-3", 8, 0), 0);
+	assert_int_equal(vp_store_compact_poll(f->store, true), 0);
+	assert_false(vp_store_compacting(f->store));
+	assert_int_equal(vp_store_compact_poll(f->store, false), 0);	/* nothing running */
+	assert_int_equal(vp_store_appended(f->store), 2);
+	assert_true(file_size(f->journal) < before / 3);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->journal);
+	assert_int_equal(access(tmp, F_OK), -1);
+	put_v4(f, "later", 0, 0x0a0900fe);	/* appends go to the new journal */
+	/* Once more, from the journal the last one put in place (whose fd
+	 * only appends); the model catches up with the live set first. */
+	{
+		struct vp_lease_rec late = lease_v4("late", 0, 0x0a0900ff);
+		struct vp_lease_rec later = lease_v4("later", 0, 0x0a0900fe);
+
+		assert_int_equal(model_put(&f->m, &late), 0);
+		assert_int_equal(model_put(&f->m, &later), 0);
+		assert_int_equal(model_del(&f->m, (const uint8_t *)"client-3", 8, 0), 0);
+	}
+	assert_int_equal(vp_store_compact_start(f->store, model_each, &f->m), 0);
+	put_v4(f, "latest", 0, 0x0a0900fd);
+	assert_int_equal(vp_store_compact_poll(f->store, true), 0);
+	assert_int_equal(vp_store_appended(f->store), 1);
+	assert_int_equal(vp_store_del(f->store, (const uint8_t *)"latest", 6, 0), 0);
+	fx_open(f);
+	assert_false(f->report.torn || f->report.corrupt);
+	assert_int_equal(f->report.records, 23);
+	assert_int_equal(f->m.n, 21);
+	assert_null(model_get(&f->m, "client-3", 0));
+	assert_non_null(model_get(&f->m, "late", 0));
+	assert_non_null(model_get(&f->m, "later", 0));
+	assert_int_equal(vp_addr_to_v4(&model_get(&f->m, "client-19", 0)->addr4),
+			 0x0a080000U + 4 * 20 + 19);
+}
+
+static void compact_start__child_fails__old_journal_kept(void **state)
+{
+	struct fx *f = *state;
+	char tmp[160];
+	size_t len, alen;
+	uint8_t *before, *after;
+
+	fx_open(f);
+	fill_rounds(f);
+	before = file_read(f->journal, &len);
+	assert_int_equal(vp_store_compact_start(f->store, each_fails, NULL), 0);
+	assert_int_equal(vp_store_compact_poll(f->store, true), -EIO);
+	assert_false(vp_store_compacting(f->store));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->journal);
+	assert_int_equal(access(tmp, F_OK), -1);
+	after = file_read(f->journal, &alen);
+	assert_int_equal(alen, len);
+	assert_memory_equal(after, before, len);
+	fx_open(f);
+	assert_int_equal(f->m.n, 20);
+	free(before);
+	free(after);
+}
+
+static void compact_start__closed_or_superseded__nothing_lost(void **state)
+{
+	struct fx *f = *state;
+	char tmp[160];
+
+	fx_open(f);
+	fill_rounds(f);
+	fx_open(f);
+	assert_int_equal(vp_store_compact_start(f->store, model_each, &f->m), 0);
+	put_v4(f, "late", 0, 0x0a0900ff);
+	fx_close(f);				/* the child is stopped, its file dropped */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f->journal);
+	assert_int_equal(access(tmp, F_OK), -1);
+	fx_open(f);
+	assert_int_equal(f->m.n, 21);
+	assert_int_equal(vp_store_compact_start(f->store, model_each, &f->m), 0);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);	/* wins */
+	assert_false(vp_store_compacting(f->store));
+	assert_int_equal(vp_store_appended(f->store), 0);
+	fx_open(f);
+	assert_int_equal(f->report.records, 21);
+	assert_int_equal(f->m.n, 21);
+}
+
 /* ---- the lock-free reader -------------------------------------------------------- */
 
 static void read__store_open__sees_every_put(void **state)
@@ -1150,6 +1261,9 @@ int main(void)
 		T(put__fsync_fails__error_and_record_gone),
 		T(compact__live_set_only__survives_reopen),
 		T(compact__fails__old_journal_kept_and_tmp_removed),
+		T(compact_start__records_appended_meanwhile__kept),
+		T(compact_start__child_fails__old_journal_kept),
+		T(compact_start__closed_or_superseded__nothing_lost),
 		T(read__store_open__sees_every_put),
 		T(read__no_journal__enoent),
 		T(read__torn_tail_or_damage__reported_file_untouched),
