@@ -78,6 +78,22 @@ struct load {
  * global anyway): the load in progress on this thread. */
 static _Thread_local struct load *active;
 
+/* Append in to out (of size bytes, NUL-terminated) with control bytes as
+ * \xNN: values are quoted in messages, and a quoted string may hold a
+ * newline, which would break the one-line "FILE:LINE: message". */
+static void append_escaped(char *out, size_t size, const char *in)
+{
+	size_t n = strlen(out);
+
+	for (; *in && n + 5 < size; ++in) {
+		if ((unsigned char)*in < ' ' || *in == 0x7f)
+			n += (size_t)snprintf(out + n, 5, "\\x%02x", (unsigned char)*in);
+		else
+			out[n++] = *in;
+	}
+	out[n] = '\0';
+}
+
 __attribute__((format(printf, 3, 0)))
 static int vfail_at(struct load *ld, int line, const char *fmt, va_list ap)
 {
@@ -86,7 +102,8 @@ static int vfail_at(struct load *ld, int line, const char *fmt, va_list ap)
 	if (ld->err[0])
 		return -1;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	snprintf(ld->err, sizeof(ld->err), "%s:%d: %s", ld->file, line, msg);
+	snprintf(ld->err, sizeof(ld->err), "%s:%d: ", ld->file, line);
+	append_escaped(ld->err, sizeof(ld->err), msg);
 	ld->err_line = line;
 	return -1;
 }
