@@ -128,16 +128,12 @@ static bool is_word_char(char c)
 	return c && !strchr(" #\"'\t\n\r={}()+,*", c);
 }
 
-/* "//" starts a comment unless the slashes run on into a longer word. */
+/* "//" where a token starts is a comment, whatever follows ("//x" too:
+ * libconfuse 3.3 reads it so); inside a word ("/var//x") it is not, and
+ * the word loop never looks there. */
 static bool is_slash_comment(const char *p)
 {
-	size_t k = 0;
-
-	if (p[0] != '/' || p[1] != '/')
-		return false;
-	while (p[k] == '/')
-		++k;
-	return !is_word_char(p[k]);
+	return p[0] == '/' && p[1] == '/';
 }
 
 /* A word or string.  At top level and not a value, it may be a section
