@@ -78,6 +78,22 @@ struct load {
  * global anyway): the load in progress on this thread. */
 static _Thread_local struct load *active;
 
+/* Append in to out (of size bytes, NUL-terminated) with control bytes as
+ * \xNN: values are quoted in messages, and a quoted string may hold a
+ * newline, which would break the one-line "FILE:LINE: message". */
+static void append_escaped(char *out, size_t size, const char *in)
+{
+	size_t n = strlen(out);
+
+	for (; *in && n + 5 < size; ++in) {
+		if ((unsigned char)*in < ' ' || *in == 0x7f)
+			n += (size_t)snprintf(out + n, 5, "\\x%02x", (unsigned char)*in);
+		else
+			out[n++] = *in;
+	}
+	out[n] = '\0';
+}
+
 __attribute__((format(printf, 3, 0)))
 static int vfail_at(struct load *ld, int line, const char *fmt, va_list ap)
 {
@@ -86,7 +102,8 @@ static int vfail_at(struct load *ld, int line, const char *fmt, va_list ap)
 	if (ld->err[0])
 		return -1;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	snprintf(ld->err, sizeof(ld->err), "%s:%d: %s", ld->file, line, msg);
+	snprintf(ld->err, sizeof(ld->err), "%s:%d: ", ld->file, line);
+	append_escaped(ld->err, sizeof(ld->err), msg);
 	ld->err_line = line;
 	return -1;
 }
@@ -111,16 +128,12 @@ static bool is_word_char(char c)
 	return c && !strchr(" #\"'\t\n\r={}()+,*", c);
 }
 
-/* "//" starts a comment unless the slashes run on into a longer word. */
+/* "//" where a token starts is a comment, whatever follows ("//x" too:
+ * libconfuse 3.3 reads it so); inside a word ("/var//x") it is not, and
+ * the word loop never looks there. */
 static bool is_slash_comment(const char *p)
 {
-	size_t k = 0;
-
-	if (p[0] != '/' || p[1] != '/')
-		return false;
-	while (p[k] == '/')
-		++k;
-	return !is_word_char(p[k]);
+	return p[0] == '/' && p[1] == '/';
 }
 
 /* A word or string.  At top level and not a value, it may be a section

@@ -99,6 +99,20 @@ static const char *show_char(char c, char buf[8])
 	return buf;
 }
 
+/* Up to 8 bytes of text fit to quote, unprintable ones as \xNN, "..." after. */
+static const char *show_text(const char *p, char buf[40])
+{
+	size_t n = 0, k;
+
+	for (k = 0; p[k] && k < 8; ++k)
+		if (p[k] >= ' ' && p[k] < 0x7f)
+			buf[n++] = p[k];
+		else
+			n += (size_t)snprintf(buf + n, 5, "\\x%02x", (unsigned char)p[k]);
+	snprintf(buf + n, 4, "%s", p[k] ? "..." : "");
+	return buf;
+}
+
 /* One decimal octet of a dotted quad at text[*i]; advances *i. */
 static bool parse_octet(const char *text, size_t len, size_t *i, unsigned *out, char msg[VP_ERRLEN])
 {
@@ -291,16 +305,17 @@ static bool parse_prefix_len(const char *p, unsigned bits, unsigned *out, char m
 {
 	unsigned len = 0;
 	size_t n = strlen(p);
+	char q[40];
 
 	if (!n)
 		return why(msg, "the prefix length is missing");
 	for (size_t k = 0; k < n; ++k)
 		if (!isdigit((unsigned char)p[k]))
-			return why(msg, "prefix length `%.8s' is not a decimal number", p);
+			return why(msg, "prefix length `%s' is not a decimal number", show_text(p, q));
 	if (n > 1 && p[0] == '0')
-		return why(msg, "prefix length `%.8s' has a leading zero", p);
+		return why(msg, "prefix length `%s' has a leading zero", show_text(p, q));
 	if (n > 3)
-		return why(msg, "prefix length `%.8s' is above %u", p, bits);
+		return why(msg, "prefix length `%s' is above %u", show_text(p, q), bits);
 	for (size_t k = 0; k < n; ++k)
 		len = len * 10 + (unsigned)(p[k] - '0');
 	if (len > bits)
