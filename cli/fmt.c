@@ -54,26 +54,54 @@ static void civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-/* ISO 8601 UTC without strftime (the leases listing prints millions). */
+static char *put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
+/* ISO 8601 UTC without printf (the leases listing prints millions), for
+ * years 1-9999. */
 static char *fmt_iso(int64_t t, char buf[VP_FMT_LEN], bool short_form)
 {
 	int64_t days = t / 86400, secs = t % 86400, y;
 	unsigned m, d;
-	char tmp[96];
+	char *p = buf;
 
 	if (secs < 0) {
 		secs += 86400;
 		days--;
 	}
 	civil(days, &y, &m, &d);
-	if (short_form)
-		snprintf(tmp, sizeof(tmp), "%04lld-%02u-%02u %02u:%02u", (long long)y, m, d,
-			 (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60));
-	else
-		snprintf(tmp, sizeof(tmp), "%04lld-%02u-%02uT%02u:%02u:%02uZ", (long long)y, m, d,
-			 (unsigned)(secs / 3600), (unsigned)(secs / 60 % 60), (unsigned)(secs % 60));
-	snprintf(buf, VP_FMT_LEN, "%.31s", tmp);
+	p = put2(p, (unsigned)(y / 100));
+	p = put2(p, (unsigned)(y % 100));
+	*p++ = '-';
+	p = put2(p, m);
+	*p++ = '-';
+	p = put2(p, d);
+	*p++ = short_form ? ' ' : 'T';
+	p = put2(p, (unsigned)(secs / 3600));
+	*p++ = ':';
+	p = put2(p, (unsigned)(secs / 60 % 60));
+	if (!short_form) {
+		*p++ = ':';
+		p = put2(p, (unsigned)(secs % 60));
+		*p++ = 'Z';
+	}
+	*p = '\0';
 	return buf;
+}
+
+void vp_strbuf_addu(struct vp_strbuf *b, uint64_t v)
+{
+	char digits[20], *p = digits + sizeof(digits);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	vp_strbuf_add(b, p, (size_t)(digits + sizeof(digits) - p));
 }
 
 static char *fmt_tm(int64_t t, bool short_form, char buf[VP_FMT_LEN])

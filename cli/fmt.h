@@ -18,6 +18,8 @@
 #define VP_FMT_LEN 32
 #define VP_CELL_MAX 48			/* characters of a client-given value in a table */
 
+/* Append v in decimal (without printf: fast). */
+void vp_strbuf_addu(struct vp_strbuf *b, uint64_t v);
 /* "0 B", "999 B", "1.0 KiB", "1.2 GiB" (binary units, one decimal). */
 char *vp_fmt_bytes(uint64_t bytes, char buf[VP_FMT_LEN]);
 /* "0s", "59s", "3m12s", "3h12m", "2d4h" (two largest units). */

@@ -11,6 +11,11 @@
 #include "conf/load.h"
 #include "core/view.h"
 
+static void vp_strbuf_adds(struct vp_strbuf *b, const char *s)
+{
+	vp_strbuf_add(b, s, strlen(s));
+}
+
 /* Append a string literal. */
 #define ADD_LIT(b, lit) vp_strbuf_add(b, lit, sizeof(lit) - 1)
 
@@ -255,51 +260,98 @@ static bool wanted(struct listing *ls, const struct vp_view_lease *l)
 	return true;
 }
 
-static void json_addr(struct vp_strbuf *b, const char *key, const struct vp_addr *a)
+static void add_ipv4(struct vp_strbuf *b, uint32_t v)
+{
+	char text[16], *p = text;
+
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		unsigned o = (v >> shift) & 255;
+
+		if (o >= 100)
+			*p++ = (char)('0' + o / 100);
+		if (o >= 10)
+			*p++ = (char)('0' + o / 10 % 10);
+		*p++ = (char)('0' + o % 10);
+		*p++ = '.';
+	}
+	vp_strbuf_add(b, text, (size_t)(p - text - 1));
+}
+
+/* ,"key":"ADDR" or ,"key":null; with the prefix length for len >= 0. */
+static void json_addr(struct vp_strbuf *b, const char *key, const struct vp_addr *a, int len)
 {
 	char t[VP_ADDR_STRLEN];
 
-	vp_strbuf_addf(b, ",\"%s\":", key);
-	if (a->family)
-		vp_strbuf_addf(b, "\"%s\"", vp_addr_format(a, t));
-	else
+	ADD_LIT(b, ",\"");
+	vp_strbuf_add(b, key, strlen(key));
+	ADD_LIT(b, "\":");
+	if (!a->family) {
 		ADD_LIT(b, "null");
+		return;
+	}
+	ADD_LIT(b, "\"");
+	if (a->family == VP_INET)
+		add_ipv4(b, vp_addr_to_v4(a));
+	else
+		vp_strbuf_adds(b, vp_addr_format(a, t));
+	if (len >= 0) {
+		ADD_LIT(b, "/");
+		vp_strbuf_addu(b, (unsigned)len);
+	}
+	ADD_LIT(b, "\"");
 }
 
-static void json_prefix(struct vp_strbuf *b, const char *key, const struct vp_prefix *p)
+static void json_time(struct vp_strbuf *b, const char *key, int64_t t)
 {
-	char t[VP_PREFIX_STRLEN];
+	char text[VP_FMT_LEN];
 
-	vp_strbuf_addf(b, ",\"%s\":", key);
-	if (p->addr.family)
-		vp_strbuf_addf(b, "\"%s\"", vp_prefix_format(p, t));
-	else
-		ADD_LIT(b, "null");
+	ADD_LIT(b, ",\"");
+	vp_strbuf_add(b, key, strlen(key));
+	ADD_LIT(b, "\":\"");
+	vp_strbuf_adds(b, vp_fmt_time(t, text));
+	ADD_LIT(b, "\",\"");
+	vp_strbuf_add(b, key, strlen(key));
+	ADD_LIT(b, "_unix\":");
+	if (t < 0)
+		ADD_LIT(b, "-");
+	vp_strbuf_addu(b, t < 0 ? (uint64_t)-t : (uint64_t)t);
 }
 
 static void lease_json(struct listing *ls, const struct vp_view_lease *l)
 {
 	const struct vp_lease_rec *r = &l->rec;
 	struct vp_strbuf *b = &ls->line;
-	char t1[VP_FMT_LEN], t2[VP_FMT_LEN];
 
 	vp_strbuf_reset(b);
-	vp_strbuf_addf(b, "%s{\"identity\":", ls->count ? ",\n" : "\n");
+	if (ls->count)
+		ADD_LIT(b, ",\n{\"identity\":");
+	else
+		ADD_LIT(b, "\n{\"identity\":");
 	vp_json_add(b, r->identity, r->identity_len);
-	vp_strbuf_addf(b, ",\"slot\":%u,\"state\":\"%s\",\"pool\":", r->slot,
-		       r->state == VP_LEASE_ONLINE ? "online" : "held");
+	ADD_LIT(b, ",\"slot\":");
+	vp_strbuf_addu(b, r->slot);
+	if (r->state == VP_LEASE_ONLINE)
+		ADD_LIT(b, ",\"state\":\"online\",\"pool\":");
+	else
+		ADD_LIT(b, ",\"state\":\"held\",\"pool\":");
 	vp_json_adds(b, pool_name(ls->config, l));
 	ADD_LIT(b, ",\"router_pool\":");
 	vp_json_adds(b, router_name(ls->config, l));
-	json_addr(b, "address", &r->addr4);
-	json_addr(b, "address6", &r->addr6);
-	json_prefix(b, "subnet", &r->subnet4);
-	json_prefix(b, "subnet6", &r->subnet6);
-	vp_strbuf_addf(b, ",\"static\":%s,\"since\":\"%s\",\"since_unix\":%lld,\"created\":\"%s\",\"created_unix\":%lld,\"real\":",
-		       l->static4 || l->static_subnet ? "true" : "false", vp_fmt_time(r->since, t1),
-		       (long long)r->since, vp_fmt_time(r->created, t2), (long long)r->created);
+	json_addr(b, "address", &r->addr4, -1);
+	json_addr(b, "address6", &r->addr6, -1);
+	json_addr(b, "subnet", &r->subnet4.addr, r->subnet4.len);
+	json_addr(b, "subnet6", &r->subnet6.addr, r->subnet6.len);
+	if (l->static4 || l->static_subnet)
+		ADD_LIT(b, ",\"static\":true");
+	else
+		ADD_LIT(b, ",\"static\":false");
+	json_time(b, "since", r->since);
+	json_time(b, "created", r->created);
+	ADD_LIT(b, ",\"real\":");
 	vp_json_adds(b, r->real[0] ? r->real : NULL);
-	vp_strbuf_addf(b, ",\"sessions\":%u}", r->sessions);
+	ADD_LIT(b, ",\"sessions\":");
+	vp_strbuf_addu(b, r->sessions);
+	ADD_LIT(b, "}");
 	out(b);
 }
 

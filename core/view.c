@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "blocks.h"
 #include "siphash.h"
@@ -433,6 +435,33 @@ static int figures(struct vp_view *v, const struct vp_server *server)
 	return 0;
 }
 
+/* Room for the leases a journal of its size can hold, so that the replay
+ * does not copy and rehash as it grows (records take 60 bytes and more). */
+static int presize(struct vp_view *v, const char *dir)
+{
+	char path[4096];
+	struct stat st;
+	size_t est, size = 1024;
+
+	snprintf(path, sizeof(path), "%s/leases.journal", dir);
+	if (stat(path, &st) || st.st_size < 65536)
+		return 0;
+	est = (size_t)(st.st_size / 60);
+	if (est > (1u << 26))
+		est = 1u << 26;
+	v->entries = malloc(est * sizeof(*v->entries));
+	if (!v->entries)
+		return -ENOMEM;
+	v->cap = est;
+	while (size < est * 2)
+		size *= 2;
+	v->table = calloc(size, sizeof(*v->table));
+	if (!v->table)
+		return -ENOMEM;
+	v->table_size = size;
+	return 0;
+}
+
 int vp_view_open(struct vp_view **out, const struct vp_config *config,
 		 const struct vp_server *server, struct vp_store_report *report)
 {
@@ -453,7 +482,9 @@ int vp_view_open(struct vp_view **out, const struct vp_config *config,
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	ret = vp_store_read(config->state_dir, &replay, report);
+	ret = presize(v, config->state_dir);
+	if (!ret)
+		ret = vp_store_read(config->state_dir, &replay, report);
 	if (ret == -ENOENT)
 		ret = 0;
 	if (!ret)
