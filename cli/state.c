@@ -17,7 +17,7 @@ static void vp_strbuf_adds(struct vp_strbuf *b, const char *s)
 }
 
 /* Append a string literal. */
-#define ADD_LIT(b, lit) vp_strbuf_add(b, lit, sizeof(lit) - 1)
+#define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
 
 struct state {
 	struct vp_config config;
