@@ -337,6 +337,7 @@ void vp_table_row(struct vp_table *t, const char *const *cells)
 
 int vp_table_print(const struct vp_table *t, FILE *out)
 {
+	struct vp_strbuf line = { 0 };
 	size_t *width;
 
 	if (t->oom || t->n % t->ncols)
@@ -351,21 +352,27 @@ int vp_table_print(const struct vp_table *t, FILE *out)
 			width[i % t->ncols] = len;
 	}
 	for (size_t i = 0; i < t->n; ++i) {
-		size_t c = i % t->ncols;
-		bool last = c == t->ncols - 1;
+		size_t c = i % t->ncols, len = strlen(t->cells[i]);
 
 		if (c)
-			fputs("  ", out);
-		if (t->right[c])
-			fprintf(out, "%*s", (int)width[c], t->cells[i]);
-		else if (last)
-			fputs(t->cells[i], out);
-		else
-			fprintf(out, "%-*s", (int)width[c], t->cells[i]);
-		if (last)
+			vp_strbuf_add(&line, "  ", 2);
+		for (size_t k = len; t->right[c] && k < width[c]; ++k)
+			vp_strbuf_add(&line, " ", 1);
+		vp_strbuf_add(&line, t->cells[i], len);
+		for (size_t k = len; !t->right[c] && k < width[c]; ++k)
+			vp_strbuf_add(&line, " ", 1);
+		if (c == t->ncols - 1) {
+			while (line.len && line.s[line.len - 1] == ' ')
+				line.len--;
+			if (line.oom)
+				break;
+			fwrite(line.s, 1, line.len, out);
 			putc('\n', out);
+			vp_strbuf_reset(&line);
+		}
 	}
 	free(width);
+	vp_strbuf_free(&line);
 	return 0;
 }
 
