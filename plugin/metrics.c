@@ -78,15 +78,13 @@ static void by_pool(struct vp_strbuf *b, const char *metric, const char *pool, c
 	vp_strbuf_addf(b, "\"} %llu\n", (unsigned long long)value);
 }
 
-static void area_lines(struct vp_strbuf *b, const char *base, const char *what, bool routers,
-		       const struct vp_config *c, const struct vp_pool_usage *u)
+static void area_lines(struct vp_strbuf *b, const char *base, const char *name, const char *what,
+		       bool routers, const struct vp_config *c, const struct vp_pool_usage *u)
 {
 	size_t n = routers ? c->n_routers : c->n_pools;
-	char name[64];
 
 	if (!n)
 		return;
-	snprintf(name, sizeof(name), "%s_size", base);
 	vp_strbuf_addf(b, "# HELP %s %s a %s hands out, after exclusions and reservations.\n# TYPE %s gauge\n",
 		       name, what, routers ? "router pool" : "pool", name);
 	for (size_t i = 0; i < n; ++i)
@@ -105,8 +103,9 @@ static void area_lines(struct vp_strbuf *b, const char *base, const char *what, 
 static void render(struct vp_strbuf *b, const struct vp_config *c, const struct figures *f)
 {
 	vp_strbuf_reset(b);
-	area_lines(b, "vpnpool_pool_addresses", "Addresses", false, c, f->pools);
-	area_lines(b, "vpnpool_router_pool_subnets", "Subnets", true, c, f->routers);
+	area_lines(b, "vpnpool_pool_addresses", "vpnpool_pool_size", "Addresses", false, c, f->pools);
+	area_lines(b, "vpnpool_router_pool_subnets", "vpnpool_router_pool_size", "Subnets", true, c,
+		   f->routers);
 	help(b, "vpnpool_leases", "gauge", "Leases in the state, online and held.");
 	vp_strbuf_addf(b, "vpnpool_leases %llu\n", (unsigned long long)f->leases);
 	help(b, "vpnpool_connects_total", "counter", "Clients given an address since the plugin started.");
