@@ -203,7 +203,7 @@ int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
 	}
 	if (state_open(&st, cli->config_path))
 		return VP_EXIT_FAIL;
-	vp_view_each(st.view, count_lease, &t);
+	vp_view_each(st.view, false, count_lease, &t);
 	if (json)
 		status_json(&st, &t);
 	else
@@ -443,7 +443,7 @@ static int leases_table(struct state *st, struct listing *ls)
 	ls->tab = vp_table_new(n, head);
 	if (!ls->tab)
 		return -ENOMEM;
-	ret = vp_view_each(st->view, each_lease, ls);
+	ret = vp_view_each(st->view, true, each_lease, ls);
 	if (!ret && ls->count)
 		ret = vp_table_print(ls->tab, stdout);
 	if (!ret)
@@ -456,8 +456,11 @@ static int leases_json(struct state *st, struct listing *ls)
 {
 	int ret;
 
+	static char buf[1 << 20];
+
+	setvbuf(stdout, buf, _IOFBF, sizeof(buf));
 	fputs("{\"leases\":[", stdout);
-	ret = vp_view_each(st->view, each_lease, ls);
+	ret = vp_view_each(st->view, false, each_lease, ls);
 	printf("%s],\"count\":%zu,\"total\":%zu}\n", ls->count ? "\n" : "", ls->count,
 	       vp_view_leases(st->view));
 	return ret;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -435,6 +436,14 @@ static int figures(struct vp_view *v, const struct vp_server *server)
 	return 0;
 }
 
+static void huge_pages(void *p, size_t len)
+{
+	uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+
+	if (len > 8192)
+		madvise((void *)start, len - (start - (uintptr_t)p), MADV_HUGEPAGE);
+}
+
 /* Room for the leases a journal of its size can hold, so that the replay
  * does not copy and rehash as it grows (records take 60 bytes and more). */
 static int presize(struct vp_view *v, const char *dir)
@@ -459,6 +468,9 @@ static int presize(struct vp_view *v, const char *dir)
 	if (!v->table)
 		return -ENOMEM;
 	v->table_size = size;
+	/* Huge pages: fewer faults and TLB misses for a table read at random. */
+	huge_pages(v->entries, est * sizeof(*v->entries));
+	huge_pages(v->table, size * sizeof(*v->table));
 	return 0;
 }
 
@@ -558,12 +570,35 @@ static int order_cmp(const void *a, const void *b, void *ud)
 	return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
-int vp_view_each(struct vp_view *v, int (*fn)(void *ud, const struct vp_view_lease *l),
-		 void *ud)
+static int visit(const struct vp_view *v, const struct entry *e,
+		 int (*fn)(void *ud, const struct vp_view_lease *l), void *ud)
+{
+	struct vp_view_lease l;
+
+	entry_to_rec(v, e, &l.rec);
+	l.pool = e->pool;
+	l.router = e->router;
+	l.static4 = (e->flags & STATIC4) != 0;
+	l.static_subnet = (e->flags & STATIC_SUBNET) != 0;
+	return fn(ud, &l);
+}
+
+int vp_view_each(struct vp_view *v, bool sorted,
+		 int (*fn)(void *ud, const struct vp_view_lease *l), void *ud)
 {
 	size_t n = 0;
 	int ret;
 
+	if (!sorted) {
+		for (size_t i = 0; i < v->n; ++i) {
+			if (!(v->entries[i].flags & LIVE))
+				continue;
+			ret = visit(v, &v->entries[i], fn, ud);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
 	if (!v->order) {
 		v->order = malloc((v->live + 1) * sizeof(*v->order));
 		if (!v->order)
@@ -574,15 +609,7 @@ int vp_view_each(struct vp_view *v, int (*fn)(void *ud, const struct vp_view_lea
 		qsort_r(v->order, n, sizeof(*v->order), order_cmp, v);
 	}
 	for (size_t i = 0; i < v->live; ++i) {
-		const struct entry *e = &v->entries[v->order[i]];
-		struct vp_view_lease l;
-
-		entry_to_rec(v, e, &l.rec);
-		l.pool = e->pool;
-		l.router = e->router;
-		l.static4 = (e->flags & STATIC4) != 0;
-		l.static_subnet = (e->flags & STATIC_SUBNET) != 0;
-		ret = fn(ud, &l);
+		ret = visit(v, &v->entries[v->order[i]], fn, ud);
 		if (ret)
 			return ret;
 	}

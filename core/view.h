@@ -45,11 +45,12 @@ size_t vp_view_leases(const struct vp_view *v);
 void vp_view_pool_usage(const struct vp_view *v, size_t pool, struct vp_pool_usage *u);
 void vp_view_router_usage(const struct vp_view *v, size_t router, struct vp_pool_usage *u);
 
-/* Visit every lease, sorted by pool (file order; none last), then address,
- * identity and slot.  Stops when fn returns non-zero, and returns it;
- * -ENOMEM when the order cannot be made. */
-int vp_view_each(struct vp_view *v, int (*fn)(void *ud, const struct vp_view_lease *l),
-		 void *ud);
+/* Visit every lease: sorted by pool (file order; none last), then address,
+ * identity and slot; or, unsorted, in the order the journal first named
+ * them (faster: memory is read in order).  Stops when fn returns non-zero,
+ * and returns it; -ENOMEM when the order cannot be made. */
+int vp_view_each(struct vp_view *v, bool sorted,
+		 int (*fn)(void *ud, const struct vp_view_lease *l), void *ud);
 
 /* Blocks a pool hands out, computed as the engine does for a topology
  * (VP_TOPO_NET30: /30 blocks) and server (may be NULL).  0 or -errno. */

@@ -278,7 +278,7 @@ static void view__last_record_wins_counts_by_network_not_reservations(void **sta
 	vp_view_pool_usage(v, 1, &u);
 	assert_int_equal(u.size, 154);		/* 254 minus 100 excluded */
 	assert_int_equal(u.online, 1);
-	assert_int_equal(vp_view_each(v, collect, &seen), 0);
+	assert_int_equal(vp_view_each(v, true, collect, &seen), 0);
 	assert_int_equal(seen.n, 4);
 	assert_string_equal(seen.ids[0], "carol#0");	/* pool a by address */
 	assert_string_equal(seen.ids[1], "bob#1");
