@@ -317,7 +317,8 @@ static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
 
 static void entry_to_rec(const struct vp_view *v, const struct entry *e, struct vp_lease_rec *r)
 {
-	memset(r, 0, sizeof(*r));
+	static const struct vp_addr none;
+
 	r->identity = (const uint8_t *)v->arena + e->id_off;
 	r->identity_len = e->id_len;
 	r->slot = e->slot;
@@ -326,18 +327,19 @@ static void entry_to_rec(const struct vp_view *v, const struct entry *e, struct 
 	r->created = e->created;
 	r->since = e->since;
 	memcpy(r->real, v->arena + e->real_off, e->real_len);
-	if (e->flags & HAS_ADDR4)
-		r->addr4 = vp_addr_v4(e->addr4);
+	r->real[e->real_len] = '\0';
+	r->addr4 = (e->flags & HAS_ADDR4) ? vp_addr_v4(e->addr4) : none;
+	r->addr6 = none;
 	if (e->flags & HAS_ADDR6)
 		r->addr6 = (struct vp_addr){ e->addr6[0], e->addr6[1], VP_INET6 };
-	if (e->flags & HAS_SUBNET4) {
-		r->subnet4.addr = vp_addr_v4(e->subnet4);
-		r->subnet4.len = e->subnet4_len;
-	}
-	if (e->flags & HAS_SUBNET6) {
-		r->subnet6.addr = (struct vp_addr){ e->subnet6[0], e->subnet6[1], VP_INET6 };
-		r->subnet6.len = e->subnet6_len;
-	}
+	r->subnet4 = (struct vp_prefix){ none, 0 };
+	if (e->flags & HAS_SUBNET4)
+		r->subnet4 = (struct vp_prefix){ vp_addr_v4(e->subnet4), e->subnet4_len };
+	r->subnet6 = (struct vp_prefix){ none, 0 };
+	if (e->flags & HAS_SUBNET6)
+		r->subnet6 = (struct vp_prefix){
+			{ e->subnet6[0], e->subnet6[1], VP_INET6 }, e->subnet6_len
+		};
 }
 
 static int pool_of(const struct vp_config *c, const struct vp_addr *a)
