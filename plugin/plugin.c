@@ -24,6 +24,7 @@
 #include "core/space.h"
 #include "plugin/env.h"
 #include "plugin/lines.h"
+#include "plugin/metrics.h"
 #include "plugin/usage.h"
 
 #define VP_EXPORT __attribute__((visibility("default")))
@@ -34,6 +35,7 @@ struct vp_plugin {
 	struct vp_config config;
 	struct vp_space *space;
 	struct vp_usage *usage;
+	struct vp_metrics *metrics;	/* NULL: metrics-file off */
 	struct vp_server server;
 	struct vp_strbuf fields;	/* usage line being built */
 	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
@@ -75,6 +77,7 @@ static void usage(struct vp_plugin *p, const char *event)
 	if (ret)
 		p->log(PLOG_ERR, NAME, "cannot write the usage log %s: %s", p->config.usage_log,
 		       strerror(-ret));
+	vp_metrics_event(p->metrics, p->space, event, &p->fields);
 	vp_strbuf_reset(&p->fields);
 }
 
@@ -235,6 +238,7 @@ static void report_load(struct vp_plugin *p, const struct vp_store_report *r)
 
 static void plugin_free(struct vp_plugin *p)
 {
+	vp_metrics_close(p->metrics, p->space);
 	vp_space_close(p->space);
 	vp_usage_close(p->usage);
 	vp_config_free(&p->config);
@@ -276,6 +280,14 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		return -1;
 	}
 	report_load(p, &report);
+	if (p->config.metrics_file) {
+		ret = vp_metrics_open(&p->metrics, &p->config, p->space);
+		if (ret) {
+			p->log(PLOG_ERR, NAME, "cannot write the metrics file %s: %s",
+			       p->config.metrics_file, strerror(-ret));
+			return -1;
+		}
+	}
 	if (!learn_server(p, envp, true))
 		log_config(p);
 	vp_logfmt_adds(&p->fields, "config", path);

@@ -67,8 +67,15 @@ e2e_wait_usage 1 'event=disconnect identity=laptop-2 ' || true
 e2e_client_start 2
 e2e_client_wait 2 >/dev/null
 printf '    laptop-3    ifconfig %s\n' "$(e2e_pushed_ifconfig_full 2)"
+vp() { ./vpnpool -c "$E2E_DIR/vpnpool.conf" "$@" | sed 's/^/    /'; }
+echo "== vpnpool status (read from the state while OpenVPN runs)"
+vp status
+echo "== vpnpool leases"
+vp leases
 for n in 0 2 3 4; do e2e_client_stop $n; done
 e2e_server_stop
 echo "== the usage log ($E2E_DIR/usage.log)"
 sed 's/^/    /' "$E2E_DIR/usage.log"
+echo "== vpnpool usage (the same log, summed up per identity)"
+vp usage
 echo "== done; scratch folder removed"

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The vpnpool command: one function per subcommand. */
+#ifndef VP_CLI_H
+#define VP_CLI_H
+
+#include <stdbool.h>
+
+#define VP_DEFAULT_CONFIG "/etc/openvpn/vpnpool.conf"
+
+/* Exit codes: 0 fine, 1 config or state problem, 2 wrong usage. */
+enum { VP_EXIT_OK = 0, VP_EXIT_FAIL = 1, VP_EXIT_USAGE = 2 };
+
+struct vp_cli {
+	const char *config_path;
+	const char *prog;
+};
+
+struct vp_command {
+	const char *name;
+	int (*run)(const struct vp_cli *cli, int argc, char **argv);
+	const char *summary;
+	const char *help;		/* printed by "vpnpool CMD --help" */
+};
+
+int vp_cmd_check(const struct vp_cli *cli, int argc, char **argv);
+int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv);
+int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv);
+int vp_cmd_usage(const struct vp_cli *cli, int argc, char **argv);
+
+/* Whether argv holds -h or --help (before a "--"). */
+bool vp_cli_wants_help(int argc, char **argv);
+/* Print "vpnpool: " and the message to stderr. */
+void vp_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vpnpool: check the config, show pools and leases read from the state
+ * directory, and summarise the usage log.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct vp_command commands[] = {
+	{ "check", vp_cmd_check, "validate the config; print pools and the server.conf lines",
+	  "usage: vpnpool [-c FILE] check\n"
+	  "\n"
+	  "Validate the config exactly as the plugin does.  Print each pool (network,\n"
+	  "range, size after exclusions, IPv6 part, match rules), each router pool,\n"
+	  "the static reservations and the server.conf lines the setup needs.\n"
+	  "Errors are printed as FILE:LINE: message, with exit status 1.\n" },
+	{ "status", vp_cmd_status, "per pool: size, online, held, free, percent",
+	  "usage: vpnpool [-c FILE] status [--json]\n"
+	  "\n"
+	  "Read the state directory (no lock: fine while OpenVPN runs) and print, per\n"
+	  "pool and router pool, its size after exclusions and how many leases are\n"
+	  "online, held (disconnected, kept for the client) and free.\n"
+	  "\n"
+	  "  --json   one JSON document (see vpnpool(8) for the fields)\n" },
+	{ "leases", vp_cmd_leases, "the leases: who has which address since when",
+	  "usage: vpnpool [-c FILE] leases [--json] [--online|--held] [--pool NAME] [IDENTITY-GLOB]\n"
+	  "\n"
+	  "Print the leases the plugin has written: identity, state, pool, addresses,\n"
+	  "routed subnets, since when, the client's real address and its sessions.\n"
+	  "\n"
+	  "  --json         one JSON document\n"
+	  "  --online       only leases of connected clients\n"
+	  "  --held         only leases kept for disconnected clients\n"
+	  "  --pool NAME    only leases of this pool or router pool\n"
+	  "  IDENTITY-GLOB  only identities matching this fnmatch(3) pattern\n" },
+	{ "usage", vp_cmd_usage, "from the usage log: sessions, time and bytes per identity",
+	  "usage: vpnpool [-c FILE] usage [--json] [--since TIME] [--log FILE] [--rotated]\n"
+	  "\n"
+	  "Summarise the usage log per identity: sessions, time online, bytes\n"
+	  "received and sent, last seen; then refusals and pool warnings.\n"
+	  "\n"
+	  "  --json         one JSON document\n"
+	  "  --since TIME   only events from TIME on: 2026-11-25, \"2026-11-25 04:00\",\n"
+	  "                 2026-11-25T04:00:00Z, @UNIXTIME, or an age: 90m, 12h, 7d\n"
+	  "  --log FILE     read FILE instead of the configured usage-log\n"
+	  "  --rotated      also read the rotated files FILE.1, FILE.2.gz, ... (oldest first)\n" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+void vp_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vpnpool: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+bool vp_cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); ++i)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	return false;
+}
+
+static void usage_all(FILE *out)
+{
+	fputs("usage: vpnpool [-c FILE] COMMAND [ARGS]\n"
+	      "\n"
+	      "The address-space manager of an OpenVPN server (openvpn-plugin-vpnpool).\n"
+	      "\n"
+	      "  -c FILE   the config file (default " VP_DEFAULT_CONFIG ")\n"
+	      "\n"
+	      "Commands:\n", out);
+	for (size_t i = 0; i < N_COMMANDS; ++i)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("  help     this text, or \"vpnpool help COMMAND\"\n"
+	      "\n"
+	      "\"vpnpool COMMAND --help\" explains a command; see also vpnpool(8).\n", out);
+}
+
+static const struct vp_command *command_find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; ++i)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int help(int argc, char **argv)
+{
+	const struct vp_command *cmd;
+
+	if (argc < 2) {
+		usage_all(stdout);
+		return VP_EXIT_OK;
+	}
+	cmd = command_find(argv[1]);
+	if (!cmd) {
+		vp_cli_error("no command `%s'; try vpnpool help", argv[1]);
+		return VP_EXIT_USAGE;
+	}
+	fputs(cmd->help, stdout);
+	return VP_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct vp_cli cli = { .config_path = VP_DEFAULT_CONFIG, .prog = "vpnpool" };
+	const struct vp_command *cmd;
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+			cli.config_path = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "-c", 2) && argv[i][2]) {
+			cli.config_path = argv[i] + 2;
+			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage_all(stdout);
+			return VP_EXIT_OK;
+		} else {
+			vp_cli_error("unknown option `%s'", argv[i]);
+			usage_all(stderr);
+			return VP_EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		usage_all(stderr);
+		return VP_EXIT_USAGE;
+	}
+	if (!strcmp(argv[i], "help"))
+		return help(argc - i, argv + i);
+	cmd = command_find(argv[i]);
+	if (!cmd) {
+		vp_cli_error("no command `%s'; try vpnpool help", argv[i]);
+		return VP_EXIT_USAGE;
+	}
+	if (vp_cli_wants_help(argc - i, argv + i)) {
+		fputs(cmd->help, stdout);
+		return VP_EXIT_OK;
+	}
+	return cmd->run(&cli, argc - i, argv + i);
+}

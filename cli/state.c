@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* vpnpool status and vpnpool leases: the state as the plugin wrote it. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/fmt.h"
+#include "conf/load.h"
+#include "core/view.h"
+
+static void vp_strbuf_adds(struct vp_strbuf *b, const char *s)
+{
+	vp_strbuf_add(b, s, strlen(s));
+}
+
+/* Append a string literal. */
+#define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
+
+struct state {
+	struct vp_config config;
+	struct vp_view *view;
+	struct vp_store_report report;
+};
+
+static int state_open(struct state *st, const char *path)
+{
+	char err[2048];
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	if (vp_conf_load(&st->config, path, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	ret = vp_view_open(&st->view, &st->config, NULL, &st->report);
+	if (ret) {
+		vp_cli_error("cannot read the state in %s: %s", st->config.state_dir,
+			     ret == -EPROTONOSUPPORT ? "written by a newer vpnpool" : strerror(-ret));
+		vp_config_free(&st->config);
+		return -1;
+	}
+	if (st->report.corrupt)
+		vp_cli_error("warning: %s/leases.journal is damaged at offset %llu (%s): showing the records before it",
+			     st->config.state_dir, (unsigned long long)st->report.corrupt_offset,
+			     st->report.detail);
+	return 0;
+}
+
+static void state_close(struct state *st)
+{
+	vp_view_free(st->view);
+	vp_config_free(&st->config);
+}
+
+static void out(const struct vp_strbuf *b)
+{
+	if (b->len)
+		fwrite(b->s, 1, b->len, stdout);
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+struct totals {
+	uint64_t online, held;
+};
+
+static int count_lease(void *ud, const struct vp_view_lease *l)
+{
+	struct totals *t = ud;
+
+	*(l->rec.state == VP_LEASE_ONLINE ? &t->online : &t->held) += 1;
+	return 0;
+}
+
+static double percent(const struct vp_pool_usage *u)
+{
+	return u->size ? 100.0 * (double)(u->online + u->held) / (double)u->size : 0.0;
+}
+
+static void json_usage(struct vp_strbuf *b, const char *name, const struct vp_prefix *net,
+		       const struct vp_prefix *net6, unsigned prefix, unsigned prefix6,
+		       const struct vp_pool_usage *u)
+{
+	char n[VP_PREFIX_STRLEN];
+
+	ADD_LIT(b, "{\"name\":");
+	vp_json_adds(b, name);
+	vp_strbuf_addf(b, ",\"network\":");
+	vp_json_adds(b, net && net->addr.family ? vp_prefix_format(net, n) : NULL);
+	vp_strbuf_addf(b, ",\"network6\":");
+	vp_json_adds(b, net6 ? vp_prefix_format(net6, n) : NULL);
+	if (prefix)
+		vp_strbuf_addf(b, ",\"prefix\":%u", prefix);
+	if (prefix6)
+		vp_strbuf_addf(b, ",\"prefix6\":%u", prefix6);
+	vp_strbuf_addf(b, ",\"size\":%llu,\"online\":%llu,\"held\":%llu,\"free\":%llu,\"percent\":%.2f}",
+		       (unsigned long long)u->size, (unsigned long long)u->online,
+		       (unsigned long long)u->held, (unsigned long long)u->free, percent(u));
+}
+
+static void status_json(struct state *st, const struct totals *t)
+{
+	const struct vp_config *c = &st->config;
+	struct vp_strbuf b = { 0 };
+	struct vp_pool_usage u;
+
+	ADD_LIT(&b, "{\"config\":");
+	vp_json_adds(&b, c->path);
+	ADD_LIT(&b, ",\"state_dir\":");
+	vp_json_adds(&b, c->state_dir);
+	vp_strbuf_addf(&b, ",\"leases\":%zu,\"online\":%llu,\"held\":%llu", vp_view_leases(st->view),
+		       (unsigned long long)t->online, (unsigned long long)t->held);
+	vp_strbuf_addf(&b, ",\"journal\":{\"records\":%llu,\"bytes\":%llu,\"torn\":%s,\"corrupt\":%s}",
+		       (unsigned long long)st->report.records, (unsigned long long)st->report.bytes,
+		       st->report.torn ? "true" : "false", st->report.corrupt ? "true" : "false");
+	ADD_LIT(&b, ",\"pools\":[");
+	for (size_t i = 0; i < c->n_pools; ++i) {
+		const struct vp_pool_config *pc = &c->pools[i];
+
+		vp_view_pool_usage(st->view, i, &u);
+		if (i)
+			ADD_LIT(&b, ",");
+		json_usage(&b, pc->name, &pc->network, pc->has_network6 ? &pc->network6 : NULL, 0, 0, &u);
+	}
+	ADD_LIT(&b, "],\"router_pools\":[");
+	for (size_t i = 0; i < c->n_routers; ++i) {
+		const struct vp_router_config *rc = &c->routers[i];
+
+		vp_view_router_usage(st->view, i, &u);
+		if (i)
+			ADD_LIT(&b, ",");
+		json_usage(&b, rc->name, &rc->network, rc->has_network6 ? &rc->network6 : NULL,
+			   rc->prefix, rc->has_network6 ? rc->prefix6 : 0, &u);
+	}
+	ADD_LIT(&b, "]}\n");
+	out(&b);
+	vp_strbuf_free(&b);
+}
+
+static void usage_row(struct vp_table *tab, const char *name, const char *kind, const char *net,
+		      const struct vp_pool_usage *u)
+{
+	char size[24], on[24], held[24], fr[24], pc[24];
+	const char *cells[] = { name, kind, net, size, on, held, fr, pc };
+
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)u->size);
+	snprintf(on, sizeof(on), "%llu", (unsigned long long)u->online);
+	snprintf(held, sizeof(held), "%llu", (unsigned long long)u->held);
+	snprintf(fr, sizeof(fr), "%llu", (unsigned long long)u->free);
+	snprintf(pc, sizeof(pc), "%.1f%%", percent(u));
+	vp_table_row(tab, cells);
+}
+
+static int status_table(struct state *st, const struct totals *t)
+{
+	static const char *const head[] = { "POOL", "KIND", "NETWORK", ">SIZE", ">ONLINE",
+					    ">HELD", ">FREE", ">USED" };
+	const struct vp_config *c = &st->config;
+	struct vp_table *tab = vp_table_new(8, head);
+	struct vp_pool_usage u;
+	char n[VP_PREFIX_STRLEN], net[VP_PREFIX_STRLEN + 8];
+	int ret;
+
+	if (!tab)
+		return -1;
+	printf("%s: %zu leases, %llu online, %llu held\n\n", c->state_dir, vp_view_leases(st->view),
+	       (unsigned long long)t->online, (unsigned long long)t->held);
+	for (size_t i = 0; i < c->n_pools; ++i) {
+		vp_view_pool_usage(st->view, i, &u);
+		usage_row(tab, c->pools[i].name, "pool", vp_prefix_format(&c->pools[i].network, n), &u);
+	}
+	for (size_t i = 0; i < c->n_routers; ++i) {
+		const struct vp_router_config *rc = &c->routers[i];
+		bool v4 = rc->network.addr.family;
+
+		vp_view_router_usage(st->view, i, &u);
+		snprintf(net, sizeof(net), "%s /%u", vp_prefix_format(v4 ? &rc->network : &rc->network6, n),
+			 v4 ? rc->prefix : rc->prefix6);
+		usage_row(tab, rc->name, "router-pool", net, &u);
+	}
+	ret = vp_table_print(tab, stdout);
+	vp_table_free(tab);
+	return ret;
+}
+
+int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
+{
+	struct state st;
+	struct totals t = { 0 };
+	bool json = false;
+	int ret;
+
+	for (int i = 1; i < argc; ++i) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else {
+			vp_cli_error("status: unknown argument `%s' (try vpnpool status --help)", argv[i]);
+			return VP_EXIT_USAGE;
+		}
+	}
+	if (state_open(&st, cli->config_path))
+		return VP_EXIT_FAIL;
+	vp_view_each(st.view, false, count_lease, &t);
+	if (json)
+		status_json(&st, &t);
+	else
+		ret = status_table(&st, &t);
+	ret = fflush(stdout) ? -1 : 0;
+	state_close(&st);
+	return ret ? VP_EXIT_FAIL : VP_EXIT_OK;
+}
+
+/* ---- leases --------------------------------------------------------------- */
+
+struct filter {
+	int state;			/* -1: any */
+	const char *pool, *glob;
+	char *id;			/* NUL-terminated copy of an identity */
+};
+
+struct listing {
+	const struct vp_config *config;
+	struct filter f;
+	bool json, has6, hassub;
+	size_t count;
+	struct vp_strbuf line, cell;
+	struct vp_table *tab;
+};
+
+static const char *pool_name(const struct vp_config *c, const struct vp_view_lease *l)
+{
+	return l->pool >= 0 ? c->pools[l->pool].name : NULL;
+}
+
+static const char *router_name(const struct vp_config *c, const struct vp_view_lease *l)
+{
+	return l->router >= 0 ? c->routers[l->router].name : NULL;
+}
+
+static bool wanted(struct listing *ls, const struct vp_view_lease *l)
+{
+	const struct vp_config *c = ls->config;
+	const char *p = pool_name(c, l), *r = router_name(c, l);
+
+	if (ls->f.state >= 0 && l->rec.state != ls->f.state)
+		return false;
+	if (ls->f.pool && !(p && !strcmp(p, ls->f.pool)) && !(r && !strcmp(r, ls->f.pool)))
+		return false;
+	if (ls->f.glob) {
+		if (memchr(l->rec.identity, 0, l->rec.identity_len))
+			return false;
+		memcpy(ls->f.id, l->rec.identity, l->rec.identity_len);
+		ls->f.id[l->rec.identity_len] = '\0';
+		if (fnmatch(ls->f.glob, ls->f.id, 0))
+			return false;
+	}
+	return true;
+}
+
+static void add_ipv4(struct vp_strbuf *b, uint32_t v)
+{
+	char text[16], *p = text;
+
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		unsigned o = (v >> shift) & 255;
+
+		if (o >= 100)
+			*p++ = (char)('0' + o / 100);
+		if (o >= 10)
+			*p++ = (char)('0' + o / 10 % 10);
+		*p++ = (char)('0' + o % 10);
+		*p++ = '.';
+	}
+	vp_strbuf_add(b, text, (size_t)(p - text - 1));
+}
+
+/* ,"key":"ADDR" or ,"key":null; with the prefix length for len >= 0. */
+static void json_addr(struct vp_strbuf *b, const char *key, const struct vp_addr *a, int len)
+{
+	char t[VP_ADDR_STRLEN];
+
+	ADD_LIT(b, ",\"");
+	vp_strbuf_add(b, key, strlen(key));
+	ADD_LIT(b, "\":");
+	if (!a->family) {
+		ADD_LIT(b, "null");
+		return;
+	}
+	ADD_LIT(b, "\"");
+	if (a->family == VP_INET)
+		add_ipv4(b, vp_addr_to_v4(a));
+	else
+		vp_strbuf_adds(b, vp_addr_format(a, t));
+	if (len >= 0) {
+		ADD_LIT(b, "/");
+		vp_strbuf_addu(b, (unsigned)len);
+	}
+	ADD_LIT(b, "\"");
+}
+
+static void json_time(struct vp_strbuf *b, const char *key, int64_t t)
+{
+	char text[VP_FMT_LEN];
+
+	ADD_LIT(b, ",\"");
+	vp_strbuf_add(b, key, strlen(key));
+	ADD_LIT(b, "\":\"");
+	vp_strbuf_adds(b, vp_fmt_time(t, text));
+	ADD_LIT(b, "\",\"");
+	vp_strbuf_add(b, key, strlen(key));
+	ADD_LIT(b, "_unix\":");
+	if (t < 0)
+		ADD_LIT(b, "-");
+	vp_strbuf_addu(b, t < 0 ? (uint64_t)-t : (uint64_t)t);
+}
+
+static void lease_json(struct listing *ls, const struct vp_view_lease *l)
+{
+	const struct vp_lease_rec *r = &l->rec;
+	struct vp_strbuf *b = &ls->line;
+
+	vp_strbuf_reset(b);
+	if (ls->count)
+		ADD_LIT(b, ",\n{\"identity\":");
+	else
+		ADD_LIT(b, "\n{\"identity\":");
+	vp_json_add(b, r->identity, r->identity_len);
+	ADD_LIT(b, ",\"slot\":");
+	vp_strbuf_addu(b, r->slot);
+	if (r->state == VP_LEASE_ONLINE)
+		ADD_LIT(b, ",\"state\":\"online\",\"pool\":");
+	else
+		ADD_LIT(b, ",\"state\":\"held\",\"pool\":");
+	vp_json_adds(b, pool_name(ls->config, l));
+	ADD_LIT(b, ",\"router_pool\":");
+	vp_json_adds(b, router_name(ls->config, l));
+	json_addr(b, "address", &r->addr4, -1);
+	json_addr(b, "address6", &r->addr6, -1);
+	json_addr(b, "subnet", &r->subnet4.addr, r->subnet4.len);
+	json_addr(b, "subnet6", &r->subnet6.addr, r->subnet6.len);
+	if (l->static4 || l->static_subnet)
+		ADD_LIT(b, ",\"static\":true");
+	else
+		ADD_LIT(b, ",\"static\":false");
+	json_time(b, "since", r->since);
+	json_time(b, "created", r->created);
+	ADD_LIT(b, ",\"real\":");
+	vp_json_adds(b, r->real[0] ? r->real : NULL);
+	ADD_LIT(b, ",\"sessions\":");
+	vp_strbuf_addu(b, r->sessions);
+	ADD_LIT(b, "}");
+	out(b);
+}
+
+static void lease_row(struct listing *ls, const struct vp_view_lease *l)
+{
+	const struct vp_lease_rec *r = &l->rec;
+	char a4[VP_ADDR_STRLEN + 4] = "-", a6[VP_ADDR_STRLEN] = "-", sn[2 * VP_PREFIX_STRLEN] = "-";
+	char since[VP_FMT_LEN], sessions[16];
+	const char *pool = pool_name(ls->config, l), *router = router_name(ls->config, l);
+	char where[256];
+	const char *cells[] = { NULL, r->state == VP_LEASE_ONLINE ? "online" : "held", where, a4,
+				a6, sn, since, r->real[0] ? r->real : "-", sessions };
+	size_t ncells = 0;
+	const char *row[9];
+
+	if (r->addr4.family) {
+		vp_addr_format(&r->addr4, a4);
+		if (l->static4)
+			strcat(a4, " (s)");
+	}
+	if (r->addr6.family)
+		vp_addr_format(&r->addr6, a6);
+	if (r->subnet4.addr.family || r->subnet6.addr.family) {
+		char p4[VP_PREFIX_STRLEN] = "", p6[VP_PREFIX_STRLEN] = "";
+
+		if (r->subnet4.addr.family)
+			vp_prefix_format(&r->subnet4, p4);
+		if (r->subnet6.addr.family)
+			vp_prefix_format(&r->subnet6, p6);
+		snprintf(sn, sizeof(sn), "%s%s%s", p4, *p4 && *p6 ? " " : "", p6);
+	}
+	snprintf(where, sizeof(where), "%s%s%s", pool ? pool : "-", router ? "+" : "", router ? router : "");
+	vp_fmt_time_short(r->since, since);
+	snprintf(sessions, sizeof(sessions), "%u", r->sessions);
+	if (r->slot) {
+		vp_fmt_cell(&ls->line, r->identity, r->identity_len);
+		vp_strbuf_addf(&ls->line, "#%u", r->slot);
+		cells[0] = ls->line.oom ? "?" : ls->line.s;
+	} else {
+		cells[0] = vp_fmt_cell(&ls->line, r->identity, r->identity_len);
+	}
+	for (size_t i = 0; i < 9; ++i) {
+		if ((i == 4 && !ls->has6) || (i == 5 && !ls->hassub))
+			continue;
+		row[ncells++] = cells[i];
+	}
+	vp_table_row(ls->tab, row);
+}
+
+static int each_lease(void *ud, const struct vp_view_lease *l)
+{
+	struct listing *ls = ud;
+
+	if (!wanted(ls, l))
+		return 0;
+	if (ls->json)
+		lease_json(ls, l);
+	else
+		lease_row(ls, l);
+	ls->count++;
+	return 0;
+}
+
+static void columns_needed(struct listing *ls)
+{
+	const struct vp_config *c = ls->config;
+
+	for (size_t i = 0; i < c->n_pools; ++i)
+		ls->has6 |= c->pools[i].has_network6;
+	ls->hassub = c->n_routers > 0;
+	for (size_t i = 0; i < c->n_statics; ++i) {
+		ls->has6 |= c->statics[i].has_address6;
+		ls->hassub |= c->statics[i].has_subnet || c->statics[i].has_subnet6;
+	}
+}
+
+static int leases_table(struct state *st, struct listing *ls)
+{
+	static const char *const all[] = { "IDENTITY", "STATE", "POOL", "ADDRESS", "ADDRESS6",
+					   "SUBNET", "SINCE (UTC)", "REAL", ">SESSIONS" };
+	const char *head[9];
+	size_t n = 0;
+	int ret;
+
+	columns_needed(ls);
+	for (size_t i = 0; i < 9; ++i)
+		if (!((i == 4 && !ls->has6) || (i == 5 && !ls->hassub)))
+			head[n++] = all[i];
+	ls->tab = vp_table_new(n, head);
+	if (!ls->tab)
+		return -ENOMEM;
+	ret = vp_view_each(st->view, true, each_lease, ls);
+	if (!ret && ls->count)
+		ret = vp_table_print(ls->tab, stdout);
+	if (!ret)
+		printf("%s%zu of %zu leases\n", ls->count ? "\n" : "", ls->count, vp_view_leases(st->view));
+	vp_table_free(ls->tab);
+	return ret;
+}
+
+static int leases_json(struct state *st, struct listing *ls)
+{
+	int ret;
+
+	static char buf[1 << 20];
+
+	setvbuf(stdout, buf, _IOFBF, sizeof(buf));
+	fputs("{\"leases\":[", stdout);
+	ret = vp_view_each(st->view, false, each_lease, ls);
+	printf("%s],\"count\":%zu,\"total\":%zu}\n", ls->count ? "\n" : "", ls->count,
+	       vp_view_leases(st->view));
+	return ret;
+}
+
+static int parse_filter(int argc, char **argv, struct listing *ls)
+{
+	for (int i = 1; i < argc; ++i) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--json")) {
+			ls->json = true;
+		} else if (!strcmp(a, "--online")) {
+			ls->f.state = VP_LEASE_ONLINE;
+		} else if (!strcmp(a, "--held")) {
+			ls->f.state = VP_LEASE_HELD;
+		} else if (!strcmp(a, "--pool") && i + 1 < argc) {
+			ls->f.pool = argv[++i];
+		} else if (!strncmp(a, "--pool=", 7)) {
+			ls->f.pool = a + 7;
+		} else if (!strcmp(a, "--") && i + 2 == argc && !ls->f.glob) {
+			ls->f.glob = argv[++i];
+		} else if (a[0] != '-' && !ls->f.glob) {
+			ls->f.glob = a;
+		} else {
+			vp_cli_error("leases: unexpected argument `%s' (try vpnpool leases --help)", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv)
+{
+	struct listing ls = { .f = { .state = -1 } };
+	struct state st;
+	int ret;
+
+	if (parse_filter(argc, argv, &ls))
+		return VP_EXIT_USAGE;
+	ls.f.id = malloc(VP_IDENTITY_MAX + 1);
+	if (!ls.f.id || state_open(&st, cli->config_path)) {
+		free(ls.f.id);
+		return VP_EXIT_FAIL;
+	}
+	ls.config = &st.config;
+	if (ls.f.pool && !ls.json) {
+		bool known = false;
+
+		for (size_t i = 0; i < st.config.n_pools; ++i)
+			known |= !strcmp(st.config.pools[i].name, ls.f.pool);
+		for (size_t i = 0; i < st.config.n_routers; ++i)
+			known |= !strcmp(st.config.routers[i].name, ls.f.pool);
+		if (!known)
+			vp_cli_error("warning: %s has no pool named `%s'", st.config.path, ls.f.pool);
+	}
+	ret = ls.json ? leases_json(&st, &ls) : leases_table(&st, &ls);
+	if (fflush(stdout))
+		ret = -EIO;
+	if (ret)
+		vp_cli_error("leases: %s", strerror(ret < 0 ? -ret : ENOMEM));
+	vp_strbuf_free(&ls.line);
+	vp_strbuf_free(&ls.cell);
+	free(ls.f.id);
+	state_close(&st);
+	return ret ? VP_EXIT_FAIL : VP_EXIT_OK;
+}

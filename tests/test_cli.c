@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What the command prints: units, durations, times, table cells and columns,
+ * JSON strings, Prometheus labels; and the state view it reads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cli/fmt.h"
+#include "conf/load.h"
+#include "core/view.h"
+#include "plugin/metrics.h"
+
+static char *captured(void (*fn)(FILE *, const void *), const void *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	fn(f, arg);
+	fclose(f);
+	return text;
+}
+
+static void bytes__binary_units_one_decimal(void **state)
+{
+	char b[VP_FMT_LEN];
+
+	assert_string_equal(vp_fmt_bytes(0, b), "0 B");
+	assert_string_equal(vp_fmt_bytes(1023, b), "1023 B");
+	assert_string_equal(vp_fmt_bytes(1024, b), "1.0 KiB");
+	assert_string_equal(vp_fmt_bytes(1536, b), "1.5 KiB");
+	assert_string_equal(vp_fmt_bytes(1288490189, b), "1.2 GiB");
+	assert_string_equal(vp_fmt_bytes(1048575, b), "1.0 MiB");	/* not "1024.0 KiB" */
+	assert_string_equal(vp_fmt_bytes(UINT64_MAX, b), "16.0 EiB");
+}
+
+static void duration__two_largest_units(void **state)
+{
+	char b[VP_FMT_LEN];
+
+	assert_string_equal(vp_fmt_duration(0, b), "0s");
+	assert_string_equal(vp_fmt_duration(59, b), "59s");
+	assert_string_equal(vp_fmt_duration(60, b), "1m00s");
+	assert_string_equal(vp_fmt_duration(192, b), "3m12s");
+	assert_string_equal(vp_fmt_duration(3 * 3600 + 12 * 60 + 5, b), "3h12m");
+	assert_string_equal(vp_fmt_duration(2 * 86400 + 4 * 3600, b), "2d04h");
+	assert_string_equal(vp_fmt_duration(-5, b), "0s");
+}
+
+static void time__iso_utc_and_short(void **state)
+{
+	char b[VP_FMT_LEN];
+
+	assert_string_equal(vp_fmt_time(1795579289, b), "2026-11-25T04:01:29Z");
+	assert_string_equal(vp_fmt_time_short(1795579289, b), "2026-11-25 04:01");
+	assert_string_equal(vp_fmt_time(951782400, b), "2000-02-29T00:00:00Z");
+	assert_string_equal(vp_fmt_time(-1, b), "1969-12-31T23:59:59Z");
+	assert_string_equal(vp_fmt_time(0, b), "-");
+}
+
+static void parse_time__absolute_unix_and_ages(void **state)
+{
+	int64_t t;
+
+	assert_true(vp_parse_time("2026-11-25T04:01:29Z", 0, &t));
+	assert_int_equal(t, 1795579289);
+	assert_true(vp_parse_time("2026-11-25 04:01", 0, &t));
+	assert_int_equal(t, 1795579260);
+	assert_true(vp_parse_time("2026-11-25", 0, &t));
+	assert_int_equal(t, 1795564800);
+	assert_true(vp_parse_time("@1795579289", 0, &t));
+	assert_int_equal(t, 1795579289);
+	assert_true(vp_parse_time("12h", 100000, &t));
+	assert_int_equal(t, 100000 - 12 * 3600);
+	assert_true(vp_parse_time("7d", 1000000, &t));
+	assert_int_equal(t, 1000000 - 7 * 86400);
+	assert_false(vp_parse_time("yesterday", 0, &t));
+	assert_false(vp_parse_time("12x", 0, &t));
+	assert_false(vp_parse_time("2026-11-25T04:01:29Zjunk", 0, &t));
+	assert_false(vp_parse_time("", 0, &t));
+}
+
+static void cell__hostile_identity__quoted_escaped_and_cut(void **state)
+{
+	struct vp_strbuf b = { 0 };
+	char longid[5000];
+
+	assert_string_equal(vp_fmt_cell(&b, "alice", 5), "alice");
+	assert_string_equal(vp_fmt_cell(&b, "evil \"cn\"\n\\", 11), "\"evil \\\"cn\\\"\\x0a\\\\\"");
+	assert_string_equal(vp_fmt_cell(&b, "caf\xc3\xa9", 5), "\"caf\\xc3\\xa9\"");
+	assert_string_equal(vp_fmt_cell(&b, "a\0b", 3), "\"a\\x00b\"");
+	memset(longid, 'x', sizeof(longid));
+	vp_fmt_cell(&b, longid, sizeof(longid));
+	assert_int_equal(strlen(b.s), VP_CELL_MAX);
+	assert_string_equal(b.s + VP_CELL_MAX - 3, "...");
+	vp_strbuf_free(&b);
+}
+
+static void print_table(FILE *f, const void *arg)
+{
+	static const char *const head[] = { "NAME", ">SIZE", "NOTE" };
+	static const char *const r1[] = { "staff", "65279", "x" };
+	static const char *const r2[] = { "a", "4", "" };
+	struct vp_table *t = vp_table_new(3, head);
+
+	(void)arg;
+	vp_table_row(t, r1);
+	vp_table_row(t, r2);
+	assert_int_equal(vp_table_print(t, f), 0);
+	vp_table_free(t);
+}
+
+static void table__columns_aligned_numbers_right_no_trailing_blanks(void **state)
+{
+	char *text = captured(print_table, NULL);
+
+	assert_string_equal(text, "NAME    SIZE  NOTE\n"
+				  "staff  65279  x\n"
+				  "a          4\n");
+	free(text);
+}
+
+static char *json_of(const void *v, size_t len)
+{
+	struct vp_strbuf b = { 0 };
+	char *s;
+
+	vp_json_add(&b, v, len);
+	s = strdup(b.s);
+	vp_strbuf_free(&b);
+	return s;
+}
+
+/* Valid UTF-8 with no raw control byte, as a JSON string must be. */
+static void assert_json_clean(const char *s)
+{
+	for (const uint8_t *p = (const uint8_t *)s; *p; ++p) {
+		assert_true(*p >= 0x20 && *p != 0x7f);
+		if (*p >= 0x80) {
+			size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
+
+			for (size_t k = 1; k < n; ++k)
+				assert_int_equal(p[k] & 0xc0, 0x80);
+			p += n - 1;
+		}
+	}
+}
+
+static void json__escapes_controls_quotes_and_backslash(void **state)
+{
+	char *s = json_of("a\"b\\c\nd\te\x01\x7f", 11);
+
+	assert_string_equal(s, "\"a\\\"b\\\\c\\nd\\te\\u0001\\u007f\"");
+	free(s);
+}
+
+static void json__valid_utf8_passes_invalid_bytes_become_u00xx(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} cases[] = {
+		{ "caf\xc3\xa9", 5, "\"caf\xc3\xa9\"" },
+		{ "\xe2\x82\xac", 3, "\"\xe2\x82\xac\"" },
+		{ "\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"" },
+		{ "\xff", 1, "\"\\u00ff\"" },
+		{ "\xc3", 1, "\"\\u00c3\"" },			/* cut short */
+		{ "\xc0\xaf", 2, "\"\\u00c0\\u00af\"" },	/* overlong */
+		{ "\xed\xa0\x80", 3, "\"\\u00ed\\u00a0\\u0080\"" },	/* surrogate */
+		{ "\xf4\x90\x80\x80", 4, "\"\\u00f4\\u0090\\u0080\\u0080\"" },	/* > U+10FFFF */
+		{ "a\0b", 3, "\"a\\u0000b\"" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+		char *s = json_of(cases[i].in, cases[i].len);
+
+		assert_string_equal(s, cases[i].out);
+		assert_json_clean(s);
+		free(s);
+	}
+}
+
+static void json__every_byte__clean_output(void **state)
+{
+	uint8_t all[256];
+	char *s;
+
+	for (int i = 0; i < 256; ++i)
+		all[i] = (uint8_t)i;
+	s = json_of(all, sizeof(all));
+	assert_json_clean(s);
+	free(s);
+}
+
+static void metrics_label__escaped_per_prometheus(void **state)
+{
+	struct vp_strbuf b = { 0 };
+
+	vp_metrics_label(&b, "st\"a\\ff\nx");
+	assert_string_equal(b.s, "st\\\"a\\\\ff\\nx");
+	vp_strbuf_reset(&b);
+	vp_metrics_label(&b, "caf\xc3\xa9\xff");
+	assert_string_equal(b.s, "caf\xc3\xa9\xef\xbf\xbd");
+	vp_strbuf_free(&b);
+}
+
+/* ---- the state view --------------------------------------------------------- */
+
+static void put(struct vp_store *s, const char *id, uint16_t slot, uint8_t state, uint32_t a4)
+{
+	struct vp_lease_rec r = {
+		.identity = (const uint8_t *)id, .identity_len = strlen(id), .slot = slot,
+		.state = state, .sessions = 1, .created = 100, .since = 200,
+		.addr4 = vp_addr_v4(a4),
+	};
+
+	assert_int_equal(vp_store_put(s, &r), 0);
+}
+
+struct seen {
+	char ids[16][32];
+	int pools[16];
+	size_t n;
+};
+
+static int collect(void *ud, const struct vp_view_lease *l)
+{
+	struct seen *s = ud;
+
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%.*s#%u", (int)l->rec.identity_len,
+		 (const char *)l->rec.identity, l->rec.slot);
+	s->pools[s->n++] = l->pool;
+	return 0;
+}
+
+static void view__last_record_wins_counts_by_network_not_reservations(void **state)
+{
+	char dir[] = "/tmp/vpnpool-test-cli.XXXXXX", text[1024], err[512];
+	struct vp_config c;
+	struct vp_store *st;
+	struct vp_view *v;
+	struct vp_pool_usage u;
+	struct seen seen = { 0 };
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(text, sizeof(text),
+		 "state-dir = \"%s\"\n"
+		 "pool \"a\" { network = \"10.8.0.0/24\" }\n"
+		 "pool \"b\" { network = \"10.8.1.0/24\"\n exclude = {\"10.8.1.100-10.8.1.199\"} }\n"
+		 "client \"alice\" { address = \"10.8.0.50\" }\n", dir);
+	assert_int_equal(vp_conf_load_buf(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(vp_store_open(&st, dir, false, NULL, NULL, NULL, NULL), 0);
+	put(st, "bob", 0, VP_LEASE_ONLINE, 0x0a080105);
+	put(st, "carol", 0, VP_LEASE_ONLINE, 0x0a080006);
+	put(st, "carol", 0, VP_LEASE_HELD, 0x0a080006);		/* wins */
+	put(st, "alice", 0, VP_LEASE_ONLINE, 0x0a080032);	/* reserved: not counted */
+	put(st, "dave", 0, VP_LEASE_ONLINE, 0x0a080007);
+	assert_int_equal(vp_store_del(st, (const uint8_t *)"dave", 4, 0), 0);
+	put(st, "bob", 1, VP_LEASE_ONLINE, 0x0a080008);		/* a second session */
+	vp_store_close(st);
+
+	assert_int_equal(vp_view_open(&v, &c, NULL, NULL), 0);
+	assert_int_equal(vp_view_leases(v), 4);
+	vp_view_pool_usage(v, 0, &u);
+	assert_int_equal(u.size, 253);		/* 254 hosts minus alice's reservation */
+	assert_int_equal(u.online, 1);
+	assert_int_equal(u.held, 1);
+	assert_int_equal(u.free, 251);
+	vp_view_pool_usage(v, 1, &u);
+	assert_int_equal(u.size, 154);		/* 254 minus 100 excluded */
+	assert_int_equal(u.online, 1);
+	assert_int_equal(vp_view_each(v, true, collect, &seen), 0);
+	assert_int_equal(seen.n, 4);
+	assert_string_equal(seen.ids[0], "carol#0");	/* pool a by address */
+	assert_string_equal(seen.ids[1], "bob#1");
+	assert_string_equal(seen.ids[2], "alice#0");
+	assert_string_equal(seen.ids[3], "bob#0");
+	assert_int_equal(seen.pools[3], 1);
+	vp_view_free(v);
+	vp_config_free(&c);
+	snprintf(text, sizeof(text), "rm -rf '%s'", dir);
+	assert_int_equal(system(text), 0);
+}
+
+static void view__no_journal_yet__empty(void **state)
+{
+	char text[256], err[512];
+	struct vp_config c;
+	struct vp_view *v;
+
+	snprintf(text, sizeof(text), "state-dir = \"/nonexistent/vpnpool-%d\"\n"
+		 "pool \"a\" { network = \"10.8.0.0/24\" }\n", (int)getpid());
+	assert_int_equal(vp_conf_load_buf(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(vp_view_open(&v, &c, NULL, NULL), 0);
+	assert_int_equal(vp_view_leases(v), 0);
+	vp_view_free(v);
+	vp_config_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(bytes__binary_units_one_decimal),
+		cmocka_unit_test(duration__two_largest_units),
+		cmocka_unit_test(time__iso_utc_and_short),
+		cmocka_unit_test(parse_time__absolute_unix_and_ages),
+		cmocka_unit_test(cell__hostile_identity__quoted_escaped_and_cut),
+		cmocka_unit_test(table__columns_aligned_numbers_right_no_trailing_blanks),
+		cmocka_unit_test(json__escapes_controls_quotes_and_backslash),
+		cmocka_unit_test(json__valid_utf8_passes_invalid_bytes_become_u00xx),
+		cmocka_unit_test(json__every_byte__clean_output),
+		cmocka_unit_test(metrics_label__escaped_per_prometheus),
+		cmocka_unit_test(view__last_record_wins_counts_by_network_not_reservations),
+		cmocka_unit_test(view__no_journal_yet__empty),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
