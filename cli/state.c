@@ -203,12 +203,13 @@ int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
 	}
 	if (state_open(&st, cli->config_path))
 		return VP_EXIT_FAIL;
-	vp_view_each(st.view, false, count_lease, &t);
-	if (json)
+	ret = vp_view_each(st.view, false, count_lease, &t);
+	if (!ret && json)
 		status_json(&st, &t);
-	else
+	else if (!ret)
 		ret = status_table(&st, &t);
-	ret = fflush(stdout) ? -1 : 0;
+	if (fflush(stdout))
+		ret = -1;
 	state_close(&st);
 	return ret ? VP_EXIT_FAIL : VP_EXIT_OK;
 }

@@ -394,8 +394,8 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 		vp_table_free(t);
 	}
 	if (s->reclaims)
-		printf("\n%llu leases reclaimed from clients offline longest\n",
-		       (unsigned long long)s->reclaims);
+		printf("\n%llu lease%s reclaimed from clients offline longest\n",
+		       (unsigned long long)s->reclaims, s->reclaims == 1 ? "" : "s");
 	vp_strbuf_free(&cell);
 }
 

@@ -30,6 +30,7 @@ struct vp_metrics {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool dirty, stop, running;
+	pid_t pid;			/* the process the writer runs in */
 	struct figures now;		/* under lock */
 	struct figures copy;		/* the writer's */
 	struct vp_strbuf text;
@@ -229,13 +230,6 @@ int vp_metrics_open(struct vp_metrics **out, const struct vp_config *config,
 		goto out_free;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->wake, NULL);
-	if (pthread_create(&m->thread, NULL, writer, m)) {
-		ret = -EAGAIN;
-		pthread_cond_destroy(&m->wake);
-		pthread_mutex_destroy(&m->lock);
-		goto out_free;
-	}
-	m->running = true;
 	*out = m;
 	return 0;
 
@@ -263,6 +257,22 @@ static size_t reason_of(const struct vp_strbuf *fields)
 	return found;
 }
 
+/* The writer starts at the first client event, not at open: OpenVPN opens
+ * plugins before --daemon forks, and a fork keeps no thread.  A writer left
+ * behind in a parent process is replaced. */
+static void writer_start(struct vp_metrics *m)
+{
+	if (m->running && m->pid == getpid())
+		return;
+	if (m->running) {
+		pthread_mutex_init(&m->lock, NULL);
+		pthread_cond_init(&m->wake, NULL);
+	}
+	m->stop = false;
+	m->running = pthread_create(&m->thread, NULL, writer, m) == 0;
+	m->pid = getpid();
+}
+
 void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const char *event,
 		      const struct vp_strbuf *fields)
 {
@@ -270,6 +280,8 @@ void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const 
 
 	if (!m)
 		return;
+	if (strcmp(event, "start") && strcmp(event, "stop"))
+		writer_start(m);
 	if (!strcmp(event, "reject"))
 		reason = reason_of(fields);
 	pthread_mutex_lock(&m->lock);
@@ -292,14 +304,21 @@ void vp_metrics_close(struct vp_metrics *m, const struct vp_space *space)
 {
 	if (!m)
 		return;
-	pthread_mutex_lock(&m->lock);
-	if (space)
-		take_figures(m, space);
-	m->dirty = true;
-	m->stop = true;
-	pthread_cond_signal(&m->wake);
-	pthread_mutex_unlock(&m->lock);
-	pthread_join(m->thread, NULL);
+	if (!m->running || m->pid != getpid()) {
+		if (space)
+			take_figures(m, space);
+		copy_figures(m);
+		write_file(m);
+	} else {
+		pthread_mutex_lock(&m->lock);
+		if (space)
+			take_figures(m, space);
+		m->dirty = true;
+		m->stop = true;
+		pthread_cond_signal(&m->wake);
+		pthread_mutex_unlock(&m->lock);
+		pthread_join(m->thread, NULL);
+	}
 	pthread_cond_destroy(&m->wake);
 	pthread_mutex_destroy(&m->lock);
 	metrics_free(m);

@@ -5,7 +5,8 @@
  * reader (node_exporter's textfile collector) never sees half a file.
  *
  * The connect path only copies the pools' figures under a mutex and wakes a
- * writer thread; the thread rewrites the file at most once a second, and
+ * writer thread (started at the first client event: OpenVPN opens plugins
+ * before its --daemon fork, and a fork keeps no thread); the thread rewrites the file at most once a second, and
  * once more at close, so the file lags the state by at most a second.
  */
 #ifndef VP_PLUGIN_METRICS_H

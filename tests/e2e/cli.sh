@@ -93,6 +93,12 @@ for n in 0 1 2 3 4; do
 done
 e2e_assert_eq "usage: 5 identities" "$(vpj '.identities | length' usage --json)" 5
 e2e_assert_eq "usage --since the future: nothing" "$(vpj '.events' usage --json --since 2099-01-01)" 0
+cp "$E2E_DIR/usage.log" "$E2E_DIR/usage.log.1"
+gzip -c "$E2E_DIR/usage.log" >"$E2E_DIR/usage.log.2.gz"
+u=$(vp usage --json --rotated --log "$E2E_DIR/usage.log")
+e2e_assert_eq "usage --rotated reads FILE.2.gz, FILE.1, FILE" "$(jq -r '.files | length' <<<"$u")" 3
+e2e_assert_eq "usage --rotated: bob's sessions thrice" "$(jq -r '.identities[] | select(.identity == "bob") | .sessions' <<<"$u")" 3
+e2e_assert_match "usage table: bob's row, aligned units" "$(vp usage)" 'bob +1 +[0-9][0-9hms]* +[0-9.]+ (B|KiB) +[0-9.]+ (B|KiB) +0 +20[0-9-]+ [0-9:]+'
 e2e_assert_match "metrics at close: online 0" "$(cat "$E2E_DIR/metrics.prom")" 'vpnpool_pool_addresses\{pool="staff",state="online"\} 0'
 
 # check: the example config, and broken ones (FILE:LINE, exit 1).
