@@ -23,11 +23,13 @@ struct state {
 	struct vp_config config;
 	struct vp_view *view;
 	struct vp_store_report report;
+	struct vp_server server;
+	bool has_server;
 };
 
 static int state_open(struct state *st, const char *path)
 {
-	char err[2048];
+	char err[2048], line[512];
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -35,7 +37,12 @@ static int state_open(struct state *st, const char *path)
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
-	ret = vp_view_open(&st->view, &st->config, NULL, &st->report);
+	/* The server's own addresses, as the plugin last learnt them: pools
+	 * leave them out, as the plugin's do. */
+	st->has_server = !vp_store_read_server(st->config.state_dir, line, sizeof(line)) &&
+			 vp_server_parse(line, &st->server);
+	ret = vp_view_open(&st->view, &st->config, st->has_server ? &st->server : NULL,
+			   &st->report);
 	if (ret) {
 		vp_cli_error("cannot read the state in %s: %s", st->config.state_dir,
 			     ret == -EPROTONOSUPPORT ? "written by a newer vpnpool" : strerror(-ret));

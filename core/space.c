@@ -1065,6 +1065,90 @@ static int place_all(struct vp_space *s)
 	return 0;
 }
 
+static const char *const topology_names[] = { "auto", "subnet", "net30", "p2p" };
+
+size_t vp_server_format(const struct vp_server *sv, char *buf, size_t len)
+{
+	char l4[VP_ADDR_STRLEN] = "-", r4[VP_ADDR_STRLEN] = "-", l6[VP_ADDR_STRLEN] = "-";
+	int n;
+
+	if (sv->local4.family)
+		vp_addr_format(&sv->local4, l4);
+	if (sv->remote4.family)
+		vp_addr_format(&sv->remote4, r4);
+	if (sv->local6.family)
+		vp_addr_format(&sv->local6, l6);
+	n = snprintf(buf, len, "topology=%s local4=%s netbits4=%u remote4=%s local6=%s netbits6=%u",
+		     topology_names[sv->topology <= VP_TOPO_P2P ? sv->topology : 0], l4,
+		     sv->netbits4, r4, l6, sv->netbits6);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+static bool parse_server_addr(const char *v, enum vp_family family, struct vp_addr *out)
+{
+	char err[VP_ERRLEN];
+
+	memset(out, 0, sizeof(*out));
+	if (!strcmp(v, "-"))
+		return true;
+	return vp_addr_parse(out, v, err) && out->family == family;
+}
+
+static bool parse_bits(const char *v, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || end == v || n > max)
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
+bool vp_server_parse(const char *text, struct vp_server *out)
+{
+	char buf[512], *save = NULL;
+	unsigned seen = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(text) >= sizeof(buf))
+		return false;
+	strcpy(buf, text);
+	for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char *v = strchr(tok, '=');
+		bool ok = false;
+
+		if (!v)
+			return false;
+		*v++ = '\0';
+		if (!strcmp(tok, "topology")) {
+			for (int t = VP_TOPO_SUBNET; t <= VP_TOPO_P2P; ++t)
+				if (!strcmp(v, topology_names[t])) {
+					out->topology = (enum vp_topology)t;
+					ok = true;
+				}
+			seen |= 1;
+		} else if (!strcmp(tok, "local4")) {
+			ok = parse_server_addr(v, VP_INET, &out->local4);
+		} else if (!strcmp(tok, "netbits4")) {
+			ok = parse_bits(v, 32, &out->netbits4);
+		} else if (!strcmp(tok, "remote4")) {
+			ok = parse_server_addr(v, VP_INET, &out->remote4);
+		} else if (!strcmp(tok, "local6")) {
+			ok = parse_server_addr(v, VP_INET6, &out->local6);
+		} else if (!strcmp(tok, "netbits6")) {
+			ok = parse_bits(v, 128, &out->netbits6);
+		} else {
+			ok = true;	/* a later version's field */
+		}
+		if (!ok)
+			return false;
+	}
+	return seen && out->topology != VP_TOPO_AUTO;
+}
+
 static bool server_eq(const struct vp_server *a, const struct vp_server *b)
 {
 	return a->topology == b->topology && vp_addr_eq(&a->local4, &b->local4) &&
@@ -1111,6 +1195,15 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 	for (size_t i = 0; i < s->config->n_routers; ++i)
 		area_check_warn(s, &s->routers[i]);
 	s->has_server = true;
+	{
+		/* For the command, which cannot ask OpenVPN. */
+		char line[256];
+
+		vp_server_format(server, line, sizeof(line));
+		ret = vp_store_put_server(s->store, line);
+		if (ret)
+			emit_store_error(s, "writing the server file", ret);
+	}
 	return 0;
 }
 

@@ -65,6 +65,12 @@ struct vp_server {
 	unsigned netbits6;
 };
 
+/* The server as one line of text ("topology=subnet local4=10.8.0.1
+ * netbits4=16 ..."), kept in the state directory for the command; and
+ * back.  format returns the length (the text is cut at len - 1). */
+size_t vp_server_format(const struct vp_server *server, char *buf, size_t len);
+bool vp_server_parse(const char *text, struct vp_server *out);
+
 /* Open the state directory (taking its lock) and load the leases.  Online
  * leases become held.  0; -EBUSY (another process: *holder_pid), -errno.
  * The report says what the load found (torn tail, corruption). */

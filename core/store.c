@@ -1240,6 +1240,63 @@ bool vp_store_compacting(const struct vp_store *s)
 	return s->bg_pid != 0;
 }
 
+/* ---- the server file -------------------------------------------------------------- */
+
+#define SERVER_FILE "server"
+#define SERVER_TMP SERVER_FILE ".tmp"
+
+int vp_store_put_server(struct vp_store *s, const char *text)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t len = strlen(text);
+	int fd, ret;
+
+	if (memchr(text, '\n', len))
+		return -EINVAL;
+	if (path_in(tmp, sizeof(tmp), s->dir, SERVER_TMP) ||
+	    path_in(path, sizeof(path), s->dir, SERVER_FILE))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return -errno;
+	ret = write_all(&s->io, fd, text, len);
+	if (!ret)
+		ret = write_all(&s->io, fd, "\n", 1);
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+int vp_store_read_server(const char *dir, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd, ret = 0;
+
+	if (!len)
+		return -EINVAL;
+	if (path_in(path, sizeof(path), dir, SERVER_FILE))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len);
+	if (n < 0)
+		ret = -errno;
+	else if ((size_t)n == len)
+		ret = -EFBIG;
+	close(fd);
+	if (ret)
+		return ret;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
 /* ---- reading without the lock ------------------------------------------------- */
 
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,

@@ -9,6 +9,8 @@
  *   leases.journal   a header, then records; each record is appended with
  *                    one write(2) before vp_store_put() returns
  *   leases.journal.corrupt-<time>   a damaged journal set aside at load
+ *   server           one line: the addresses the server itself uses, for
+ *                    readers that cannot ask OpenVPN (the command)
  *
  * Replay is "last record of a key wins"; a DEL record removes the key.  A
  * record cut short at the end of the file (a crash mid-write) is dropped and
@@ -127,6 +129,12 @@ int vp_store_compact_start(struct vp_store *store,
  * journal stays), -errno (finishing failed: the old journal stays). */
 int vp_store_compact_poll(struct vp_store *store, bool wait);
 bool vp_store_compacting(const struct vp_store *store);
+
+/* Replace the server file with text (one line), atomically.  0 or -errno. */
+int vp_store_put_server(struct vp_store *store, const char *text);
+/* The server file's line (NUL-terminated, newline dropped).  0, -ENOENT,
+ * -EFBIG (longer than len - 1), -errno. */
+int vp_store_read_server(const char *dir, char *buf, size_t len);
 
 /* Read-only replay of dir's journal without the lock, for the command: a
  * consistent view even while a plugin appends (a record still being written

@@ -421,7 +421,8 @@ static int figures(struct vp_view *v, const struct vp_server *server)
 	int ret;
 
 	for (size_t i = 0; i < c->n_pools; ++i) {
-		ret = vp_view_pool_size(c, i, c->topology, server, &v->pools[i].size);
+		ret = vp_view_pool_size(c, i, server ? server->topology : c->topology, server,
+					&v->pools[i].size);
 		if (ret)
 			return ret;
 		v->pools[i].usable = true;

@@ -10,8 +10,10 @@
  * lease; static reservations are not part of a pool's size and are not
  * counted.  Sizes leave out the network and broadcast addresses, exclude
  * lists and reservations.  The server's own tunnel addresses are left out
- * only when the caller knows them (server may be NULL): then a pool that
- * holds the server's address reads one larger than the plugin's.
+ * when the caller knows them (server may be NULL; the plugin keeps them in
+ * the state directory, vp_store_read_server()), and its topology then decides
+ * the block size; without it a pool that holds the server's address reads one
+ * larger than the plugin's.
  */
 #ifndef VP_VIEW_H
 #define VP_VIEW_H

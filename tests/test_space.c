@@ -611,6 +611,41 @@ static void set_server__config_shrank__drops_leases_that_no_longer_fit(void **st
 	assert_int_equal(vp_space_leases(f->space), 5);
 }
 
+/* The command reads what the server uses from the state directory. */
+static void set_server__written_for_the_command__parses_back(void **state)
+{
+	struct fx *f = *state;
+	struct vp_server back, p2p = tl_server(VP_TOPO_P2P, "10.8.0.1", 0, NULL);
+	char line[512];
+
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, "fd00:8::/64", NULL);
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, "fd00:8::1");
+	fx_open(f);
+	assert_int_equal(vp_store_read_server(f->config->state_dir, line, sizeof(line)), 0);
+	assert_string_equal(line, "topology=subnet local4=10.8.0.1 netbits4=24 remote4=- "
+				  "local6=fd00:8::1 netbits6=64");
+	assert_true(vp_server_parse(line, &back));
+	assert_int_equal(back.topology, VP_TOPO_SUBNET);
+	assert_true(vp_addr_eq(&back.local4, &f->server.local4));
+	assert_true(vp_addr_eq(&back.local6, &f->server.local6));
+	assert_int_equal(back.netbits4, 24);
+	assert_int_equal(back.netbits6, 64);
+	assert_int_equal(back.remote4.family, 0);
+	assert_int_equal(vp_space_set_server(f->space, &p2p), 0);	/* another server */
+	assert_int_equal(vp_store_read_server(f->config->state_dir, line, 8), -EFBIG);
+	assert_int_equal(vp_store_read_server(f->config->state_dir, line, sizeof(line)), 0);
+	assert_true(vp_server_parse(line, &back));
+	assert_int_equal(back.topology, VP_TOPO_P2P);
+	assert_int_equal(back.local6.family, 0);
+	/* What the command must not believe. */
+	assert_false(vp_server_parse("", &back));
+	assert_false(vp_server_parse("topology=auto", &back));
+	assert_false(vp_server_parse("topology=subnet local4=fd00::1", &back));
+	assert_false(vp_server_parse("topology=subnet netbits4=33", &back));
+	assert_false(vp_server_parse("topology=subnet local4", &back));
+	assert_true(vp_server_parse("topology=net30 future=1", &back));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +675,7 @@ int main(void)
 		T(connect__hostile_identity__survives_restart_byte_for_byte),
 		T(connect__store_write_fails__refused_and_nothing_changes),
 		T(set_server__config_shrank__drops_leases_that_no_longer_fit),
+		T(set_server__written_for_the_command__parses_back),
 #undef T
 	};
 

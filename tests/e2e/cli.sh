@@ -53,6 +53,10 @@ e2e_assert_eq "leases: site-a's subnet is the one the server learnt" \
 e2e_assert_eq "leases: alice's reservation is marked static" \
 	"$(vp leases --json | jq -r '.leases[] | select(.identity == "alice") | .static')" true
 e2e_assert_eq "status: staff size (11 in range)" "$(vpj '.pools[0].size' status --json)" 11
+e2e_assert_eq "status: staff size is the plugin's (usage log)" "$(vpj '.pools[0].size' status --json)" \
+	"$(grep -o 'event=connect .* size=[0-9]*' "$E2E_DIR/usage.log" | tail -n 1 | sed 's/.*size=//')"
+e2e_assert_match "the plugin wrote what the server uses, for the command" \
+	"$(cat "$E2E_DIR/state/server")" '^topology=subnet local4=10\.8\.0\.1 netbits4=24 '
 e2e_assert_eq "status: staff online (alice's reservation is not counted)" "$(vpj '.pools[0].online' status --json)" 4
 e2e_assert_eq "status: staff free" "$(vpj '.pools[0].free' status --json)" 7
 e2e_assert_eq "status: sites online" "$(vpj '.router_pools[0].online' status --json)" 1
