@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "blocks.h"
+#include "layout.h"
 #include "siphash.h"
 #include "space.h"
 #include "store.h"
@@ -741,42 +742,6 @@ void vp_space_close(struct vp_space *s)
 
 /* ---- building the allocators ------------------------------------------ */
 
-static void range_of_addr(const struct vp_addr *a, struct vp_range *r)
-{
-	r->first = r->last = *a;
-}
-
-static struct vp_range prefix_hosts4(const struct vp_prefix *p)
-{
-	struct vp_range r = vp_prefix_range(p);
-
-	if (p->len <= 30) {
-		r.first = vp_addr_add(&r.first, 1, 0);
-		r.last = vp_addr_add(&r.last, UINT64_MAX, 0);	/* minus one */
-	}
-	return r;
-}
-
-static int blocks_exclude_addr(struct vp_blocks *b, const struct vp_addr *a)
-{
-	struct vp_range r;
-
-	if (!b || !a->family)
-		return 0;
-	range_of_addr(a, &r);
-	return vp_blocks_exclude(b, &r);
-}
-
-static int blocks_exclude_prefix(struct vp_blocks *b, const struct vp_prefix *p)
-{
-	struct vp_range r;
-
-	if (!b || !p->addr.family)
-		return 0;
-	r = vp_prefix_range(p);
-	return vp_blocks_exclude(b, &r);
-}
-
 static void report_unusable(const struct vp_space *s, const char *pool, const char *why)
 {
 	struct vp_event ev = { .type = VP_EV_POOL_UNUSABLE, .pool = pool, .message = why };
@@ -784,37 +749,11 @@ static void report_unusable(const struct vp_space *s, const char *pool, const ch
 	emit(s, &ev);
 }
 
-/* Exclusions every pool shares: the server's own addresses, and every
- * static address or subnet (of any client). */
-static int exclude_common(const struct vp_space *s, struct vp_blocks *b)
-{
-	const struct vp_config *c = s->config;
-	int ret = 0;
-
-	ret |= blocks_exclude_addr(b, &s->server.local4);
-	ret |= blocks_exclude_addr(b, &s->server.remote4);
-	ret |= blocks_exclude_addr(b, &s->server.local6);
-	for (size_t i = 0; i < c->n_statics; ++i) {
-		const struct vp_static_config *st = &c->statics[i];
-
-		if (st->has_address)
-			ret |= blocks_exclude_addr(b, &st->address);
-		if (st->has_address6)
-			ret |= blocks_exclude_addr(b, &st->address6);
-		if (st->has_subnet)
-			ret |= blocks_exclude_prefix(b, &st->subnet);
-		if (st->has_subnet6)
-			ret |= blocks_exclude_prefix(b, &st->subnet6);
-	}
-	return ret ? -ENOMEM : 0;
-}
-
 static int build_pool(struct vp_space *s, size_t i)
 {
 	const struct vp_pool_config *pc = &s->config->pools[i];
 	struct area *a = &s->pools[i];
 	unsigned len4 = s->server.topology == VP_TOPO_NET30 ? 30 : 32;
-	struct vp_range r4 = pc->has_range ? pc->range : prefix_hosts4(&pc->network);
 	struct vp_range net = vp_prefix_range(&pc->network);
 	int ret;
 
@@ -833,62 +772,23 @@ static int build_pool(struct vp_space *s, size_t i)
 			return 0;
 		}
 	}
-	ret = vp_blocks_new(&a->v4, &r4, len4);
+	ret = vp_layout_pool4(s->config, i, &s->server, len4, &a->v4);
 	if (ret == -ENOSPC) {
 		report_unusable(s, pc->name, "no whole address block fits its range");
 		a->usable = false;
 		return 0;
 	}
-	if (ret)
-		return ret;
-	/* Network and broadcast addresses, even inside an explicit range. */
-	if (pc->network.len <= 30) {
-		ret = blocks_exclude_addr(a->v4, &net.first);
-		ret = ret ? ret : blocks_exclude_addr(a->v4, &net.last);
-		if (ret)
-			return ret;
-	}
-	if (pc->has_network6) {
-		struct vp_range r6 = vp_prefix_range(&pc->network6);
-
-		r6.first = vp_addr_add(&r6.first, 1, 0);	/* the subnet-router anycast */
-		ret = vp_blocks_new(&a->v6, &r6, 128);
-		if (ret)
-			return ret;
-	}
-	for (size_t k = 0; k < pc->n_exclude; ++k) {
-		struct vp_blocks *b = area_blocks(a, pc->exclude[k].first.family);
-
-		if (b && vp_blocks_exclude(b, &pc->exclude[k]))
-			return -ENOMEM;
-	}
-	ret = exclude_common(s, a->v4);
-	return ret ? ret : exclude_common(s, a->v6);
+	return ret ? ret : vp_layout_pool6(s->config, i, &s->server, &a->v6);
 }
 
 static int build_router(struct vp_space *s, size_t i)
 {
-	const struct vp_router_config *rc = &s->config->routers[i];
 	struct area *a = &s->routers[i];
 	int ret;
 
 	a->usable = true;
-	if (rc->network.addr.family) {
-		struct vp_range r = vp_prefix_range(&rc->network);
-
-		ret = vp_blocks_new(&a->v4, &r, rc->prefix);
-		if (ret)
-			return ret;
-	}
-	if (rc->has_network6) {
-		struct vp_range r = vp_prefix_range(&rc->network6);
-
-		ret = vp_blocks_new(&a->v6, &r, rc->prefix6);
-		if (ret)
-			return ret;
-	}
-	ret = exclude_common(s, a->v4);
-	return ret ? ret : exclude_common(s, a->v6);
+	ret = vp_layout_router(s->config, i, VP_INET, &s->server, &a->v4);
+	return ret ? ret : vp_layout_router(s->config, i, VP_INET6, &s->server, &a->v6);
 }
 
 /* The pool whose network holds a, or -1. */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "blocks.h"
+#include "layout.h"
 #include "siphash.h"
 #include "view.h"
 
@@ -47,106 +48,36 @@ struct vp_view {
 
 /* ---- sizes ------------------------------------------------------------- */
 
-static int exclude_addr(struct vp_blocks *b, const struct vp_addr *a)
-{
-	struct vp_range r = { *a, *a };
-
-	return b && a->family ? vp_blocks_exclude(b, &r) : 0;
-}
-
-static int exclude_prefix(struct vp_blocks *b, const struct vp_prefix *p)
-{
-	struct vp_range r = vp_prefix_range(p);
-
-	return b && p->addr.family ? vp_blocks_exclude(b, &r) : 0;
-}
-
-/* What every pool leaves out: the server's addresses and the reservations. */
-static int exclude_common(const struct vp_config *c, const struct vp_server *server,
-			  struct vp_blocks *b)
-{
-	int ret = 0;
-
-	if (server) {
-		ret |= exclude_addr(b, &server->local4);
-		ret |= exclude_addr(b, &server->remote4);
-		ret |= exclude_addr(b, &server->local6);
-	}
-	for (size_t i = 0; i < c->n_statics; ++i) {
-		const struct vp_static_config *st = &c->statics[i];
-
-		if (st->has_address)
-			ret |= exclude_addr(b, &st->address);
-		if (st->has_address6)
-			ret |= exclude_addr(b, &st->address6);
-		if (st->has_subnet)
-			ret |= exclude_prefix(b, &st->subnet);
-		if (st->has_subnet6)
-			ret |= exclude_prefix(b, &st->subnet6);
-	}
-	return ret ? -ENOMEM : 0;
-}
-
-static struct vp_range hosts4(const struct vp_prefix *p)
-{
-	struct vp_range r = vp_prefix_range(p);
-
-	if (p->len <= 30) {
-		r.first = vp_addr_add(&r.first, 1, 0);
-		r.last = vp_addr_add(&r.last, UINT64_MAX, 0);
-	}
-	return r;
-}
-
+/* Sizes come from the allocators the engine builds (core/layout.c). */
 int vp_view_pool_size(const struct vp_config *config, size_t pool, enum vp_topology topology,
 		      const struct vp_server *server, uint64_t *size)
 {
-	const struct vp_pool_config *pc = &config->pools[pool];
-	struct vp_range r4 = pc->has_range ? pc->range : hosts4(&pc->network);
-	struct vp_range net = vp_prefix_range(&pc->network);
 	struct vp_blocks *b;
 	int ret;
 
 	*size = 0;
-	ret = vp_blocks_new(&b, &r4, topology == VP_TOPO_NET30 ? 30 : 32);
-	if (ret == -ENOSPC)
-		return 0;
+	ret = vp_layout_pool4(config, pool, server, topology == VP_TOPO_NET30 ? 30 : 32, &b);
 	if (ret)
-		return ret;
-	if (pc->network.len <= 30) {
-		ret |= exclude_addr(b, &net.first);
-		ret |= exclude_addr(b, &net.last);
-	}
-	for (size_t k = 0; k < pc->n_exclude; ++k)
-		if (pc->exclude[k].first.family == VP_INET)
-			ret |= vp_blocks_exclude(b, &pc->exclude[k]);
-	ret |= exclude_common(config, server, b);
+		return ret == -ENOSPC ? 0 : ret;
 	*size = vp_blocks_size(b);
 	vp_blocks_free(b);
-	return ret ? -ENOMEM : 0;
+	return 0;
 }
 
 int vp_view_router_size(const struct vp_config *config, size_t router,
 			const struct vp_server *server, uint64_t *size)
 {
-	const struct vp_router_config *rc = &config->routers[router];
-	bool v4 = rc->network.addr.family != 0;
-	struct vp_range r = vp_prefix_range(v4 ? &rc->network : &rc->network6);
+	bool v4 = config->routers[router].network.addr.family != 0;
 	struct vp_blocks *b;
 	int ret;
 
 	*size = 0;
-	if (!v4 && !rc->has_network6)
-		return 0;
-	ret = vp_blocks_new(&b, &r, v4 ? rc->prefix : rc->prefix6);
-	if (ret == -ENOSPC)
-		return 0;
-	if (ret)
-		return ret;
-	ret = exclude_common(config, server, b);
+	ret = vp_layout_router(config, router, v4 ? VP_INET : VP_INET6, server, &b);
+	if (ret || !b)
+		return ret == -ENOSPC ? 0 : ret;
 	*size = vp_blocks_size(b);
 	vp_blocks_free(b);
-	return ret;
+	return 0;
 }
 
 /* ---- the lease table ------------------------------------------------------ */
