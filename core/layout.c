@@ -134,3 +134,31 @@ int vp_layout_router(const struct vp_config *c, size_t i, enum vp_family family,
 		return ret;
 	return done(b, exclude_common(c, server, b), out);
 }
+
+int vp_layout_pool_of(const struct vp_config *c, const struct vp_addr *a)
+{
+	for (size_t i = 0; i < c->n_pools; ++i) {
+		const struct vp_pool_config *pc = &c->pools[i];
+
+		if (a->family == VP_INET && vp_prefix_contains(&pc->network, a))
+			return (int)i;
+		if (a->family == VP_INET6 && pc->has_network6 && vp_prefix_contains(&pc->network6, a))
+			return (int)i;
+	}
+	return -1;
+}
+
+int vp_layout_router_of(const struct vp_config *c, const struct vp_prefix *p)
+{
+	for (size_t i = 0; i < c->n_routers; ++i) {
+		const struct vp_router_config *rc = &c->routers[i];
+
+		if (p->addr.family == VP_INET && rc->network.addr.family &&
+		    vp_prefix_contains(&rc->network, &p->addr))
+			return (int)i;
+		if (p->addr.family == VP_INET6 && rc->has_network6 &&
+		    vp_prefix_contains(&rc->network6, &p->addr))
+			return (int)i;
+	}
+	return -1;
+}

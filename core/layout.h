@@ -27,4 +27,9 @@ int vp_layout_pool6(const struct vp_config *c, size_t i, const struct vp_server 
 int vp_layout_router(const struct vp_config *c, size_t i, enum vp_family family,
 		     const struct vp_server *server, struct vp_blocks **out);
 
+/* The pool whose network (or network6) holds a, the router pool whose
+ * network holds p: where a stored lease belongs.  -1: none. */
+int vp_layout_pool_of(const struct vp_config *c, const struct vp_addr *a);
+int vp_layout_router_of(const struct vp_config *c, const struct vp_prefix *p);
+
 #endif

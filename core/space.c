@@ -794,30 +794,12 @@ static int build_router(struct vp_space *s, size_t i)
 /* The pool whose network holds a, or -1. */
 static int pool_of(const struct vp_space *s, const struct vp_addr *a)
 {
-	for (size_t i = 0; i < s->config->n_pools; ++i) {
-		const struct vp_pool_config *pc = &s->config->pools[i];
-
-		if (a->family == VP_INET && vp_prefix_contains(&pc->network, a))
-			return (int)i;
-		if (a->family == VP_INET6 && pc->has_network6 && vp_prefix_contains(&pc->network6, a))
-			return (int)i;
-	}
-	return -1;
+	return vp_layout_pool_of(s->config, a);
 }
 
 static int router_of(const struct vp_space *s, const struct vp_prefix *p)
 {
-	for (size_t i = 0; i < s->config->n_routers; ++i) {
-		const struct vp_router_config *rc = &s->config->routers[i];
-
-		if (p->addr.family == VP_INET && rc->network.addr.family &&
-		    vp_prefix_contains(&rc->network, &p->addr))
-			return (int)i;
-		if (p->addr.family == VP_INET6 && rc->has_network6 &&
-		    vp_prefix_contains(&rc->network6, &p->addr))
-			return (int)i;
-	}
-	return -1;
+	return vp_layout_router_of(s->config, p);
 }
 
 static bool prefix_eq(const struct vp_prefix *a, const struct vp_prefix *b)

@@ -275,30 +275,12 @@ static void entry_to_rec(const struct vp_view *v, const struct entry *e, struct 
 
 static int pool_of(const struct vp_config *c, const struct vp_addr *a)
 {
-	for (size_t i = 0; i < c->n_pools; ++i) {
-		const struct vp_pool_config *pc = &c->pools[i];
-
-		if (a->family == VP_INET && vp_prefix_contains(&pc->network, a))
-			return (int)i;
-		if (a->family == VP_INET6 && pc->has_network6 && vp_prefix_contains(&pc->network6, a))
-			return (int)i;
-	}
-	return -1;
+	return vp_layout_pool_of(c, a);
 }
 
 static int router_of(const struct vp_config *c, const struct vp_prefix *p)
 {
-	for (size_t i = 0; i < c->n_routers; ++i) {
-		const struct vp_router_config *rc = &c->routers[i];
-
-		if (p->addr.family == VP_INET && rc->network.addr.family &&
-		    vp_prefix_contains(&rc->network, &p->addr))
-			return (int)i;
-		if (p->addr.family == VP_INET6 && rc->has_network6 &&
-		    vp_prefix_contains(&rc->network6, &p->addr))
-			return (int)i;
-	}
-	return -1;
+	return vp_layout_router_of(c, p);
 }
 
 static const struct vp_static_config *static_of(const struct vp_config *c, const uint8_t *id,
