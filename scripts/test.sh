@@ -21,7 +21,7 @@ mkdir -p build
 	make -s -j"$jobs" &&
 	make -s -j"$jobs" check) || {
 	echo "make check failed; logs:" >&2
-	for f in build/tests/*.log build/tests/e2e/*.log; do
+	for f in build/tests/*.log build/tests/fuzz/*.log build/tests/e2e/*.log; do
 		[ -f "$f" ] && grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
 			{ echo "==== $f" >&2; tail -n 60 "$f" >&2; }
 	done
@@ -33,7 +33,7 @@ if [ "${CI:-}" = true ] || [ "${VP_SANITIZE:-}" = 1 ]; then
 	mkdir -p build-san
 	(cd build-san && "$top/configure" -q --enable-sanitizers $werror CC=clang &&
 		make -s -j"$jobs" check TESTS='$(UNIT_TESTS)') || {
-		for f in build-san/tests/*.log; do
+		for f in build-san/tests/*.log build-san/tests/fuzz/*.log; do
 			grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
 				{ echo "==== $f" >&2; tail -n 60 "$f" >&2; }
 		done
@@ -42,8 +42,8 @@ if [ "${CI:-}" = true ] || [ "${VP_SANITIZE:-}" = 1 ]; then
 fi
 
 # One summary line for people and CI.
-pass=$(cat build/tests/*.trs build/tests/e2e/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)
-fail=$(cat build/tests/*.trs build/tests/e2e/*.trs 2>/dev/null | grep -cE '^:test-result: (FAIL|ERROR)' || true)
-skip=$(cat build/tests/*.trs build/tests/e2e/*.trs 2>/dev/null | grep -c '^:test-result: SKIP' || true)
+pass=$(cat build/tests/*.trs build/tests/fuzz/*.trs build/tests/e2e/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)
+fail=$(cat build/tests/*.trs build/tests/fuzz/*.trs build/tests/e2e/*.trs 2>/dev/null | grep -cE '^:test-result: (FAIL|ERROR)' || true)
+skip=$(cat build/tests/*.trs build/tests/fuzz/*.trs build/tests/e2e/*.trs 2>/dev/null | grep -c '^:test-result: SKIP' || true)
 echo "tests: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
