@@ -83,10 +83,15 @@ bool vp_env_server(const char *const *envp, enum vp_topology configured,
 	if (v6) {
 		char why[VP_ERRLEN];
 
-		if (!vp_addr_parse(&out->local6, v6, why) || out->local6.family != VP_INET6 ||
+		if (!vp_addr_parse(&out->local6, v6, why)) {
+			/* why quotes the value, escaped. */
+			snprintf(err, errlen, "OpenVPN's ifconfig_ipv6_local does not parse: %s", why);
+			return false;
+		}
+		if (out->local6.family != VP_INET6 ||
 		    !parse_bits(vp_env_get(envp, "ifconfig_ipv6_netbits"), 128, &out->netbits6)) {
-			snprintf(err, errlen, "OpenVPN's ifconfig_ipv6_local/netbits do not parse: %s",
-				 v6);
+			snprintf(err, errlen,
+				 "OpenVPN's ifconfig_ipv6_local is not IPv6 or ifconfig_ipv6_netbits is not 0..128");
 			return false;
 		}
 	}
