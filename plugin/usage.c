@@ -114,7 +114,9 @@ int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
 		   const struct vp_strbuf *fields)
 {
 	char when[32];
-	ssize_t n;
+	size_t done = 0;
+	off_t start;
+	int ret = 0;
 
 	if (!u)
 		return 0;
@@ -130,8 +132,22 @@ int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
 	vp_strbuf_add(&u->line, "\n", 1);
 	if (u->line.oom)
 		return -ENOMEM;
-	n = write(u->fd, u->line.s, u->line.len);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == u->line.len ? 0 : -EIO;
+	/* A full disk takes part of a line (the file's last page has room for
+	 * it) and fails the rest: cut such a part off again, or the next line
+	 * would be glued to it.  We are the only writer (the state lock). */
+	start = lseek(u->fd, 0, SEEK_END);
+	while (done < u->line.len) {
+		ssize_t n = write(u->fd, u->line.s + done, u->line.len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (ret && done && start >= 0 && ftruncate(u->fd, start))
+		ret = -errno;
+	return ret;
 }
