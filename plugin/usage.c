@@ -147,33 +147,35 @@ static void usage_check_rotation(struct vp_usage *u, int64_t now)
 		usage_reopen(u);
 }
 
-/* Append whole lines with as few write(2)s as the kernel allows.  A line cut
- * by a failing write (disk full) is ended with a newline when possible, so
- * that the next line starts a line of its own. */
+/* Append whole lines with as few write(2)s as the kernel allows.  A full
+ * disk takes the part of a line that fits the file's last page and fails the
+ * rest: such a part is cut off again, or the next line would be glued to it
+ * (the plugin is the log's only writer: the state lock).  Lines after the
+ * failure are lost; the error is returned. */
 static int write_lines(struct vp_usage *u, const char *s, size_t len)
 {
+	size_t done = 0, whole = 0;	/* bytes written; of them, whole lines */
+	off_t start;
+
 	usage_check_rotation(u, (int64_t)time(NULL));
-	while (len) {
-		ssize_t n = write(u->fd, s, len);
+	start = lseek(u->fd, 0, SEEK_END);
+	while (done < len) {
+		ssize_t n = write(u->fd, s + done, len - done);
+		const char *nl;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			int err = n < 0 ? -errno : -EIO;
 
+			if (done > whole && start >= 0 && ftruncate(u->fd, start + (off_t)whole))
+				err = -errno;
 			return err;
 		}
-		s += n;
-		len -= (size_t)n;
-		if (len && s[-1] != '\n' && write(u->fd, "\n", 1) != 1)
-			return -EIO;
-		if (len && s[-1] != '\n') {
-			/* Skip the rest of the cut line. */
-			const char *nl = memchr(s, '\n', len);
-
-			len = nl ? len - (size_t)(nl + 1 - s) : 0;
-			s = nl ? nl + 1 : s;
-		}
+		done += (size_t)n;
+		nl = memrchr(s + whole, '\n', done - whole);
+		if (nl)
+			whole = (size_t)(nl + 1 - s);
 	}
 	return 0;
 }

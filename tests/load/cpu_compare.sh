@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Server CPU per client, on demand: real OpenVPN with the plugin against real
 # OpenVPN with its own pool, on the same /16, measured in one run.  Both
-# servers run side by side; each round, in alternating order, N clients
-# connect to one of them, all get their PUSH_REPLY, leave, and the server
-# ends their sessions; the server's CPU time over that cycle (utime + stime
+# servers run side by side; each round N clients connect to each of them at
+# the same time (VP_CPU_MODE=alternate: to one, then the other), started in
+# turn in an order that alternates between rounds; all get their PUSH_REPLY,
+# leave, and the servers end their sessions; the server's CPU time over that cycle (utime + stime
 # from /proc/PID/stat, and the scheduler's nanoseconds from
 # /proc/PID/schedstat) is divided by N.  The ratio plugin / built-in is the
 # figure (goal: at most 1.05).  Then the same with the plugin on a /8, which
@@ -11,6 +12,7 @@
 #
 #   bash ../tests/load/cpu_compare.sh            (from build/, as root)
 #   VP_CPU_ROUNDS=6 VP_CPU_CLIENTS=100 VP_CPU_NET8=11.0.0.0 bash ../tests/load/cpu_compare.sh
+#   VP_CPU_MODE=alternate, VP_CPU_PERF=1 ...   also samples each server with perf and prints where its time went
 #
 # The /8 is 11.0.0.0/8 by default, not 10.0.0.0/8: a tun route over a whole
 # /8 on this host must not catch its DNS server or anything else it uses.
@@ -51,30 +53,63 @@ server_down() { e2e_stop_pid "${SPID[$1]}"; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 nanos() { awk '{ print $1 }' "/proc/$1/schedstat"; }
 
-# One round against server NAME: N clients connect at once, get their
-# address, leave; RT and RN: the ticks and nanoseconds the server spent.
+# One round: N clients connect at once to each server NAME given (several
+# servers: at the same time, clients started in turn, so that both see the
+# same load from the rest of the machine), get their address, leave.
+# RT[NAME], RN[NAME]: the ticks and nanoseconds that server spent.
+declare -A RT RN PREFIX=([plugin]=p [builtin]=b [plugin8]=e)
 round() {
-	local name=$1 pid=${SPID[$1]} t n c i
-	t=$(ticks "$pid")
-	n=$(nanos "$pid")
-	E2E_PORT=${SPORT[$name]}
+	local name pid i c perf=() t0=() n0=() k
+	for name in "$@"; do
+		pid=${SPID[$name]}
+		if [ -n "${VP_CPU_PERF:-}" ]; then
+			perf record -q -F 2000 -p "$pid" -o "$E2E_DIR/perf-$name-$r.data" >/dev/null 2>&1 &
+			perf+=($!)
+		fi
+	done
+	[ -z "${VP_CPU_PERF:-}" ] || sleep 0.5
+	for name in "$@"; do
+		t0+=("$(ticks "${SPID[$name]}")")
+		n0+=("$(nanos "${SPID[$name]}")")
+	done
 	for i in $(seq 0 $((N - 1))); do
-		e2e_client_start "$i" --verb 3 --server-poll-timeout 60 --hand-window 60
+		for name in "$@"; do
+			E2E_PORT=${SPORT[$name]}
+			e2e_client_start "${PREFIX[$name]}$i" --cert "$E2E_DIR/pki/c$i.crt" \
+				--key "$E2E_DIR/pki/c$i.key" --verb 3 --server-poll-timeout 60 --hand-window 60
+		done
 	done
-	for _ in $(seq 1 120); do
-		c=$(grep -l "PUSH_REPLY," "$E2E_DIR"/client-*.log 2>/dev/null | wc -l)
-		[ "$c" -ge "$N" ] && break
-		sleep 0.5
+	for name in "$@"; do
+		for _ in $(seq 1 240); do
+			c=$(grep -l "PUSH_REPLY," "$E2E_DIR/client-${PREFIX[$name]}"[0-9]*.log 2>/dev/null | wc -l)
+			[ "$c" -ge "$N" ] && break
+			sleep 0.5
+		done
+		[ "$c" -ge "$N" ] || e2e_fail "round on $name: only $c of $N clients served"
+		SERVED[$name]=$((${SERVED[$name]:-0} + c))
+		[ "$(grep -ho "PUSH_REPLY,[^']*" "$E2E_DIR/client-${PREFIX[$name]}"[0-9]*.log |
+			grep -o 'ifconfig [0-9.]*' | sort | uniq -d | wc -l)" = 0 ] ||
+			e2e_fail "round on $name: an address was given twice"
 	done
-	[ "$c" -ge "$N" ] || e2e_fail "round on $name: only $c of $N clients served"
-	SERVED[$name]=$((${SERVED[$name]:-0} + c))
-	# Addresses distinct within the round.
-	[ "$(grep -ho "PUSH_REPLY,[^']*" "$E2E_DIR"/client-*.log | grep -o 'ifconfig [0-9.]*' | sort | uniq -d | wc -l)" = 0 ] ||
-		e2e_fail "round on $name: an address was given twice"
-	e2e_client_stop $(seq 0 $((N - 1)))
+	for name in "$@"; do
+		e2e_client_stop $(for i in $(seq 0 $((N - 1))); do echo "${PREFIX[$name]}$i"; done)
+	done
 	sleep 7	# the server ends a session 5 s after the client's EXIT
-	RT=$(($(ticks "$pid") - t))
-	RN=$(($(nanos "$pid") - n))
+	k=0
+	for name in "$@"; do
+		RT[$name]=$(($(ticks "${SPID[$name]}") - t0[k]))
+		RN[$name]=$(($(nanos "${SPID[$name]}") - n0[k]))
+		k=$((k + 1))
+	done
+	k=0
+	for name in "$@"; do
+		[ -n "${VP_CPU_PERF:-}" ] || break
+		kill -INT "${perf[k]}"
+		wait "${perf[k]}"
+		perf report -q --stdio --sort dso -i "$E2E_DIR/perf-$name-$r.data" 2>/dev/null |
+			head -n 8 | sed "s/^/    perf $name: /"
+		k=$((k + 1))
+	done
 }
 
 e2e_vpnpool_conf '
@@ -99,13 +134,19 @@ server_up builtin || e2e_finish
 
 declare -A TICKS NANOS SERVED
 TCK=$(getconf CLK_TCK)
+# VP_CPU_MODE=parallel (default): each round loads both servers at once;
+# alternate: one server after the other.  Either way the order alternates.
 for r in $(seq 1 "$VP_CPU_ROUNDS"); do
 	if [ $((r % 2)) = 1 ]; then order="plugin builtin"; else order="builtin plugin"; fi
+	if [ "${VP_CPU_MODE:-parallel}" = parallel ]; then
+		round $order
+	else
+		for s in $order; do round "$s"; done
+	fi
 	for s in $order; do
-		round "$s"
-		TICKS[$s]=$((${TICKS[$s]:-0} + RT))
-		NANOS[$s]=$((${NANOS[$s]:-0} + RN))
-		e2e_log "round $r $s: $RT ticks, $((RN / 1000000)) ms CPU for $N clients"
+		TICKS[$s]=$((${TICKS[$s]:-0} + RT[$s]))
+		NANOS[$s]=$((${NANOS[$s]:-0} + RN[$s]))
+		e2e_log "round $r $s: ${RT[$s]} ticks, $((RN[$s] / 1000000)) ms CPU for $N clients"
 	done
 done
 per() { echo "scale=3; $1 / ($VP_CPU_ROUNDS * $N)" | bc; }
@@ -153,7 +194,7 @@ server_up plugin8 || e2e_finish
 t8=0 n8=0
 for r in $(seq 1 "$VP_CPU_ROUNDS"); do
 	round plugin8
-	t8=$((t8 + RT)) n8=$((n8 + RN))
+	t8=$((t8 + RT[plugin8])) n8=$((n8 + RN[plugin8]))
 done
 e2e_log "figures: /8 with the plugin: $(per "$n8 / 1000000") ms CPU per client ($t8 ticks for $((VP_CPU_ROUNDS * N)) clients); pool size $(grep -m1 -o 'pool all: [^,]*, size [0-9]*' "$E2E_DIR/server-plugin8.log")"
 e2e_assert_eq "clients served on the /8" "${SERVED[plugin8]}" "$((VP_CPU_ROUNDS * N))"
