@@ -444,11 +444,12 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 	s->subnet4 = g->subnet4;
 	s->subnet6 = g->subnet6;
 
-	p->log(PLOG_NOTE, NAME, "client %s: %s from pool %s%s%s%s", who(p, id, strlen(id)),
+	p->log(PLOG_NOTE, NAME, "client %s: %s from pool %s%s%s%s%s", who(p, id, strlen(id)),
 	       vp_addr_format(&g->addr4, a), g->pool->name,
 	       g->subnet4.addr.family ? ", routed subnet " : "",
 	       g->subnet4.addr.family ? vp_prefix_format(&g->subnet4, sn) : "",
-	       g->is_static ? " (reserved)" : g->sticky ? " (sticky)" : "");
+	       g->is_static ? " (reserved)" : g->sticky ? " (sticky)" : "",
+	       g->slot ? " (another session of a client already online: duplicate-cn)" : "");
 	vp_logfmt_adds(&p->fields, "identity", id);
 	vp_logfmt_adds(&p->fields, "pool", g->pool->name);
 	add_addr(&p->fields, "address", &g->addr4);

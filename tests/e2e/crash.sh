@@ -52,7 +52,7 @@ WORKERS=()
 crash_cleanup() {
 	: >"$E2E_DIR/stop"
 	for pid in "${WORKERS[@]}"; do kill "$pid" 2>/dev/null; done
-	while read -r pid; do kill -9 "$pid" 2>/dev/null; done <"$E2E_DIR/pids"
+	while read -r pid; do e2e_ours "$pid" && kill -9 "$pid" 2>/dev/null; done <"$E2E_DIR/pids"
 	return 0
 }
 trap 'crash_cleanup; e2e_cleanup' EXIT
@@ -157,7 +157,16 @@ e2e_assert_eq "leases lost" "$LOST" 0
 e2e_assert_eq "restarts that failed" "$RESTART_FAILS" 0
 
 # Stickiness as the clients saw it: one address per identity, always.
-moved=$(awk '$1 != "shared" { if ($1 in a && a[$1] != $3) { print $1 ": " a[$1] " then " $3 } a[$1] = $3 }' "$E2E_DIR/told")
+# With duplicate-cn a client that is back before the server has ended its
+# previous session gets a second session, with an address of its own: the
+# plugin logs those, and they do not count (SPEC: "the first keeps the sticky
+# one").
+cat "$E2E_DIR"/server.*.log 2>/dev/null | grep -o 'vpnpool: client [^ ]*: [0-9.]* from pool .*(another session' |
+	awk '{ sub(":", "", $3); print $3, $4 }' | sort -u >"$E2E_DIR/extra"
+moved=$(awk 'NR == FNR { extra[$1 " " $2] = 1; next }
+	$1 != "shared" && !(($1 " " $3) in extra) {
+		if ($1 in a && a[$1] != $3) { print $1 ": " a[$1] " then " $3 } a[$1] = $3 }' \
+	"$E2E_DIR/extra" "$E2E_DIR/told")
 e2e_assert_eq "clients told a different address on reconnect" "$moved" ""
 told=$(awk '$1 != "shared"' "$E2E_DIR/told" | wc -l)
 firsts=$(awk '$1 != "shared" && !seen[$1]++' "$E2E_DIR/told" | wc -l)

@@ -21,7 +21,7 @@ mount -t tmpfs -o size=64k,mode=0750 vpnpool-diskfull "$STATE" 2>"$E2E_DIR/mount
 LOOPIMG=
 df_cleanup() {
 	e2e_server_stop
-	for pid in "${E2E_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+	for pid in "${E2E_PIDS[@]}"; do e2e_ours "$pid" && kill -9 "$pid" 2>/dev/null; done
 	sleep 0.2
 	mountpoint -q "$STATE" && { umount "$STATE" 2>/dev/null || umount -l "$STATE"; }
 	[ -z "$LOOPIMG" ] || rm -f "$LOOPIMG"

@@ -200,7 +200,7 @@ if e2e_wait_log "$E2E_DIR/server.conf-biglist.log" 30 "Initialization Sequence C
 else
 	e2e_fail "config with a match list of 100000 entries: $(tail -n 2 "$E2E_DIR/server.conf-biglist.log")"
 fi
-kill "$pid" 2>/dev/null
+e2e_ours "$pid" && kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 head -c 100000 /dev/urandom >"$conf"
 bad_config binary ':[0-9]+: '

@@ -74,6 +74,15 @@ e2e_require() {
 	E2E_PORT=$(e2e_free_port)
 }
 
+# Whether pid is still a process of this run: pids are reused (pid_max may be
+# 32768, and tests running in parallel start hundreds of processes), so a
+# process of ours that has ended must not be signalled by its old pid.
+# Everything a run starts names its scratch directory on its command line.
+e2e_ours() {
+	[ -n "${1:-}" ] && [ -r "/proc/$1/cmdline" ] &&
+		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$E2E_DIR"
+}
+
 # Stops what the script started if the script dies without running its
 # trap (SIGKILL), and ends a run that takes longer than E2E_TIMEOUT.
 e2e_watchdog() {
@@ -91,7 +100,7 @@ e2e_watchdog() {
 			sleep 10
 		fi
 		[ -f "$dir/pids" ] || exit 0
-		while read -r pid; do kill -9 "$pid" 2>/dev/null; done <"$dir/pids"
+		while read -r pid; do e2e_ours "$pid" && kill -9 "$pid" 2>/dev/null; done <"$dir/pids"
 		[ "${E2E_KEEP:-}" = 1 ] || [ -e "$dir/keep" ] || rm -rf "$dir"
 	) </dev/null >/dev/null 2>&1 &
 	E2E_WATCHDOG=$!
@@ -99,7 +108,7 @@ e2e_watchdog() {
 
 e2e_stop_pid() { # pid: SIGTERM, then e2e_reap_pid
 	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null
+	e2e_ours "$1" && kill "$1" 2>/dev/null
 	e2e_reap_pid "$1"
 }
 
@@ -109,10 +118,10 @@ e2e_stop_pid() { # pid: SIGTERM, then e2e_reap_pid
 e2e_reap_pid() {
 	local pid=$1
 	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
+		e2e_ours "$pid" || break
 		sleep 0.1
 	done
-	kill -9 "$pid" 2>/dev/null
+	e2e_ours "$pid" && kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
 }
@@ -121,7 +130,7 @@ e2e_cleanup() {
 	local pid
 	trap - INT TERM
 	[ -n "$E2E_DIR" ] || return 0
-	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do kill "$pid" 2>/dev/null; done
+	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do e2e_ours "$pid" && kill "$pid" 2>/dev/null; done
 	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do e2e_reap_pid "$pid"; done
 	if [ "${E2E_KEEP:-}" = 1 ] || [ "$E2E_FAILS" -ne 0 ]; then
 		: >"$E2E_DIR/keep"
@@ -468,7 +477,7 @@ e2e_client_stop() {
 			e2e_client_log_new "$name" | grep -q "PUSH_REPLY,"; then
 			connected=$((connected + 1))
 		fi
-		kill "$pid" 2>/dev/null
+		e2e_ours "$pid" && kill "$pid" 2>/dev/null
 		pids+=("$pid")
 		eval "E2E_CLIENT_$name="
 	done
