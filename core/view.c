@@ -14,17 +14,18 @@
 /* A lease kept compactly: a million of them fit in about 100 MB. */
 enum {
 	HAS_ADDR4 = 1 << 0, HAS_ADDR6 = 1 << 1, HAS_SUBNET4 = 1 << 2, HAS_SUBNET6 = 1 << 3,
-	STATIC4 = 1 << 4, STATIC_SUBNET = 1 << 5, LIVE = 1 << 6,
+	STATIC4 = 1 << 4, STATIC_SUBNET = 1 << 5, LIVE = 1 << 6, ONLINE = 1 << 7,
 };
 
+/* 80 bytes: every byte of the entries is memory the kernel must clear. */
 struct entry {
-	size_t id_off, real_off;	/* into the arena */
+	uint32_t id_off, real_off;	/* into the arena (at most 4 GiB) */
 	int64_t created, since;
 	uint64_t addr6[2], subnet6[2];
 	uint32_t sessions, addr4, subnet4;
 	uint16_t id_len, slot;
 	int16_t pool, router;
-	uint8_t state, real_len, flags, subnet4_len, subnet6_len;
+	uint8_t real_len, flags, subnet4_len, subnet6_len;	/* flags: ONLINE is the state */
 };
 
 struct slot_ref {
@@ -151,8 +152,10 @@ int vp_view_router_size(const struct vp_config *config, size_t router,
 
 /* ---- the lease table ------------------------------------------------------ */
 
-static bool arena_add(struct vp_view *v, const void *data, size_t len, size_t *off)
+static bool arena_add(struct vp_view *v, const void *data, size_t len, uint32_t *off)
 {
+	if (v->arena_len + len > UINT32_MAX)
+		return false;
 	if (v->arena_len + len > v->arena_cap) {
 		size_t cap = v->arena_cap ? v->arena_cap : 1 << 16;
 		char *a;
@@ -166,7 +169,7 @@ static bool arena_add(struct vp_view *v, const void *data, size_t len, size_t *o
 		v->arena_cap = cap;
 	}
 	memcpy(v->arena + v->arena_len, data, len);
-	*off = v->arena_len;
+	*off = (uint32_t)v->arena_len;
 	v->arena_len += len;
 	return true;
 }
@@ -272,8 +275,7 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 			return -ENOMEM;
 		e->real_len = (uint8_t)real_len;
 	}
-	e->flags = LIVE;
-	e->state = rec->state;
+	e->flags = LIVE | (rec->state == VP_LEASE_ONLINE ? ONLINE : 0);
 	e->sessions = rec->sessions;
 	e->created = rec->created;
 	e->since = rec->since;
@@ -322,7 +324,7 @@ static void entry_to_rec(const struct vp_view *v, const struct entry *e, struct 
 	r->identity = (const uint8_t *)v->arena + e->id_off;
 	r->identity_len = e->id_len;
 	r->slot = e->slot;
-	r->state = e->state;
+	r->state = (e->flags & ONLINE) ? VP_LEASE_ONLINE : VP_LEASE_HELD;
 	r->sessions = e->sessions;
 	r->created = e->created;
 	r->since = e->since;
@@ -379,9 +381,9 @@ static const struct vp_static_config *static_of(const struct vp_config *c, const
 	return NULL;
 }
 
-static void count(struct vp_pool_usage *u, uint8_t state)
+static void count(struct vp_pool_usage *u, uint8_t flags)
 {
-	if (state == VP_LEASE_ONLINE)
+	if (flags & ONLINE)
 		u->online++;
 	else
 		u->held++;
@@ -410,9 +412,9 @@ static void place(struct vp_view *v, struct entry *e)
 	e->pool = (int16_t)pool;
 	e->router = (int16_t)router;
 	if (pool >= 0 && !(e->flags & STATIC4))
-		count(&v->pools[pool], e->state);
+		count(&v->pools[pool], e->flags);
 	if (router >= 0 && !(e->flags & STATIC_SUBNET))
-		count(&v->routers[router], e->state);
+		count(&v->routers[router], e->flags);
 }
 
 static int figures(struct vp_view *v, const struct vp_server *server)
@@ -465,7 +467,7 @@ static int presize(struct vp_view *v, const char *dir)
 	if (!v->entries)
 		return -ENOMEM;
 	v->cap = est;
-	while (size < est * 2)
+	while (size < est)	/* est is high: records mostly take more than 60 bytes */
 		size *= 2;
 	v->table = calloc(size, sizeof(*v->table));
 	if (!v->table)
