@@ -473,6 +473,15 @@ static int presize(struct vp_view *v, const char *dir)
 	if (!v->table)
 		return -ENOMEM;
 	v->table_size = size;
+	/* Identities and real addresses are parts of the records: the journal's
+	 * size is room enough (only what is used is ever touched). */
+	if (st.st_size <= UINT32_MAX) {
+		v->arena = malloc((size_t)st.st_size);
+		if (!v->arena)
+			return -ENOMEM;
+		v->arena_cap = (size_t)st.st_size;
+		huge_pages(v->arena, v->arena_cap);
+	}
 	/* Huge pages: fewer faults and TLB misses for a table read at random. */
 	huge_pages(v->entries, est * sizeof(*v->entries));
 	huge_pages(v->table, size * sizeof(*v->table));
