@@ -403,7 +403,7 @@ static char *put_time(struct jsonout *o, char *p, const char *unix_key, size_t u
 		unsigned secs = (unsigned)(t % 86400);
 
 		if (day != o->day) {
-			vp_fmt_time(day * 86400, text);
+			vp_fmt_time(day * 86400 + 43200, text);	/* noon: never 0 ("-") */
 			memcpy(o->date, text, 11);
 			o->day = day;
 		}
