@@ -44,6 +44,7 @@ struct vp_view {
 	uint64_t key[2];
 	struct vp_pool_usage *pools, *routers;
 	uint32_t *order;
+	struct ahead *ahead;		/* records not applied yet */
 };
 
 /* ---- sizes ------------------------------------------------------------- */
@@ -220,9 +221,9 @@ static struct slot_ref *table_find(struct vp_view *v, const uint8_t *id, size_t 
 	}
 }
 
-static struct entry *entry_get(struct vp_view *v, const uint8_t *id, size_t len, uint16_t slot)
+static struct entry *entry_get(struct vp_view *v, const uint8_t *id, size_t len, uint16_t slot,
+			       uint32_t h)
 {
-	uint32_t h = (uint32_t)key_hash(v, id, len, slot);
 	struct slot_ref *s;
 	struct entry *e;
 
@@ -257,15 +258,12 @@ static void put_addr6(uint64_t out[2], const struct vp_addr *a)
 	out[1] = a->lo;
 }
 
-static int replay_put(void *ud, const struct vp_lease_rec *rec)
+static int put_now(struct vp_view *v, const struct vp_lease_rec *rec, uint32_t h)
 {
-	struct vp_view *v = ud;
 	size_t real_len = strnlen(rec->real, VP_REAL_MAX - 1);
 	struct entry *e;
 
-	if (rec->identity_len > VP_IDENTITY_MAX)
-		return 0;
-	e = entry_get(v, rec->identity, rec->identity_len, rec->slot);
+	e = entry_get(v, rec->identity, rec->identity_len, rec->slot, h);
 	if (!e)
 		return -ENOMEM;
 	if (!(e->flags & LIVE))
@@ -300,19 +298,100 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	return 0;
 }
 
-static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+static void del_now(struct vp_view *v, const uint8_t *id, size_t len, uint16_t slot, uint32_t h)
 {
-	struct vp_view *v = ud;
 	struct slot_ref *s;
 
-	if (!v->table_size || len > VP_IDENTITY_MAX)
-		return 0;
-	s = table_find(v, id, len, slot, (uint32_t)key_hash(v, id, len, slot));
+	if (!v->table_size)
+		return;
+	s = table_find(v, id, len, slot, h);
 	if (s->index1 && (v->entries[s->index1 - 1].flags & LIVE)) {
 		v->entries[s->index1 - 1].flags = 0;
 		v->live--;
 	}
+}
+
+/*
+ * Records are applied AHEAD records late: each one's table slot is fetched
+ * into the cache when it arrives and used when it is applied, so the replay
+ * does not wait on a cache miss per record.  They are applied in order.
+ */
+#define AHEAD 8
+
+struct pending {
+	struct vp_lease_rec rec;	/* identity points at id */
+	uint32_t hash;
+	bool del;
+	uint8_t id[VP_IDENTITY_MAX];
+};
+
+struct ahead {
+	struct pending p[AHEAD];
+	size_t head, n;
+};
+
+static int apply_oldest(struct vp_view *v)
+{
+	struct ahead *a = v->ahead;
+	struct pending *p = &a->p[a->head];
+
+	a->head = (a->head + 1) % AHEAD;
+	a->n--;
+	if (p->del) {
+		del_now(v, p->rec.identity, p->rec.identity_len, p->rec.slot, p->hash);
+		return 0;
+	}
+	return put_now(v, &p->rec, p->hash);
+}
+
+static int drain(struct vp_view *v)
+{
+	int ret = 0;
+
+	while (v->ahead && v->ahead->n && !ret)
+		ret = apply_oldest(v);
+	return ret;
+}
+
+static int enqueue(struct vp_view *v, const struct vp_lease_rec *rec, const uint8_t *id,
+		   size_t len, uint16_t slot)
+{
+	struct ahead *a = v->ahead;
+	struct pending *p;
+	uint32_t h = (uint32_t)key_hash(v, id, len, slot);
+	int ret;
+
+	if (v->table_size)
+		__builtin_prefetch(&v->table[h & (v->table_size - 1)]);
+	if (a->n == AHEAD) {
+		ret = apply_oldest(v);
+		if (ret)
+			return ret;
+	}
+	p = &a->p[(a->head + a->n++) % AHEAD];
+	p->hash = h;
+	p->del = !rec;
+	if (rec)
+		p->rec = *rec;
+	memcpy(p->id, id, len);
+	p->rec.identity = p->id;
+	p->rec.identity_len = len;
+	p->rec.slot = slot;
 	return 0;
+}
+
+static int replay_put(void *ud, const struct vp_lease_rec *rec)
+{
+	if (rec->identity_len > VP_IDENTITY_MAX)
+		return 0;
+	return enqueue(ud, rec, rec->identity, rec->identity_len, rec->slot);
+}
+
+static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+{
+	if (len > VP_IDENTITY_MAX)
+		return 0;
+	return enqueue(ud, NULL, id, len, slot);
 }
 
 /* ---- placing leases in pools --------------------------------------------- */
@@ -508,11 +587,16 @@ int vp_view_open(struct vp_view **out, const struct vp_config *config,
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	ret = presize(v, config->state_dir);
+	v->ahead = calloc(1, sizeof(*v->ahead));
+	ret = v->ahead ? presize(v, config->state_dir) : -ENOMEM;
 	if (!ret)
 		ret = vp_store_read(config->state_dir, &replay, report);
 	if (ret == -ENOENT)
 		ret = 0;
+	if (!ret)
+		ret = drain(v);
+	free(v->ahead);
+	v->ahead = NULL;
 	if (!ret)
 		ret = figures(v, server);
 	if (ret)
@@ -535,6 +619,7 @@ void vp_view_free(struct vp_view *v)
 	free(v->pools);
 	free(v->routers);
 	free(v->order);
+	free(v->ahead);
 	free(v);
 }
 
