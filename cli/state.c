@@ -5,16 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/fmt.h"
 #include "conf/load.h"
 #include "core/view.h"
-
-static void vp_strbuf_adds(struct vp_strbuf *b, const char *s)
-{
-	vp_strbuf_add(b, s, strlen(s));
-}
 
 /* Append a string literal. */
 #define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
@@ -236,6 +232,7 @@ struct listing {
 	size_t count;
 	struct vp_strbuf line, cell;
 	struct vp_table *tab;
+	struct jsonout *out;		/* --json */
 };
 
 static const char *pool_name(const struct vp_config *c, const struct vp_view_lease *l)
@@ -268,99 +265,211 @@ static bool wanted(struct listing *ls, const struct vp_view_lease *l)
 	return true;
 }
 
-static void add_ipv4(struct vp_strbuf *b, uint32_t v)
+/* ---- leases --json: straight into a large buffer, written with write(2) ---- */
+
+#define JSON_BUF (1u << 20)		/* written out in chunks of about this */
+#define JSON_ROOM (64u << 10)		/* room for a lease besides its identity and real address */
+
+struct jsonout {
+	char *buf, *p;			/* p: where the next byte goes */
+	int fd;
+	int err;			/* first write error, -errno */
+	int64_t day;			/* the day whose date is in date[] */
+	char date[16];			/* "YYYY-MM-DDT" */
+	struct vp_strbuf tmp;		/* a string that needs escapes */
+	char **pools, **routers;	/* names as JSON strings, "null" for none */
+};
+
+static void jo_flush(struct jsonout *o)
 {
-	char text[16], *p = text;
+	const char *q = o->buf;
 
-	for (int shift = 24; shift >= 0; shift -= 8) {
-		unsigned o = (v >> shift) & 255;
+	while (q < o->p && !o->err) {
+		ssize_t n = write(o->fd, q, (size_t)(o->p - q));
 
-		if (o >= 100)
-			*p++ = (char)('0' + o / 100);
-		if (o >= 10)
-			*p++ = (char)('0' + o / 10 % 10);
-		*p++ = (char)('0' + o % 10);
-		*p++ = '.';
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			o->err = -errno;
+		else
+			q += n;
 	}
-	vp_strbuf_add(b, text, (size_t)(p - text - 1));
+	o->p = o->buf;
 }
 
-/* ,"key":"ADDR" or ,"key":null; with the prefix length for len >= 0. */
-static void json_addr(struct vp_strbuf *b, const char *key, const struct vp_addr *a, int len)
+/* Make room for need more bytes. */
+static void jo_room(struct jsonout *o, size_t need)
+{
+	if ((size_t)(o->buf + JSON_BUF + JSON_ROOM - o->p) < need)
+		jo_flush(o);
+}
+
+static char *put(char *p, const void *data, size_t len)
+{
+	memcpy(p, data, len);
+	return p + len;
+}
+
+#define PUT_LIT(p, lit) put(p, "" lit, sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char digits[20], *d = digits + sizeof(digits);
+
+	do {
+		*--d = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return put(p, d, (size_t)(digits + sizeof(digits) - d));
+}
+
+/* A JSON string; the common case (printable ASCII, no '"' or '\') is copied
+ * as it is, the rest goes through vp_json_add().  Room: 6 * len + 2. */
+static char *put_str(struct jsonout *o, char *p, const void *value, size_t len)
+{
+	const uint8_t *v = value;
+
+	for (size_t i = 0; i < len; ++i)
+		if (v[i] < 0x20 || v[i] >= 0x7f || v[i] == '"' || v[i] == '\\') {
+			vp_strbuf_reset(&o->tmp);
+			vp_json_add(&o->tmp, value, len);
+			if (o->tmp.oom)
+				return PUT_LIT(p, "\"\"");
+			return put(p, o->tmp.s, o->tmp.len);
+		}
+	*p++ = '"';
+	p = put(p, value, len);
+	*p++ = '"';
+	return p;
+}
+
+static char *put_ipv4(char *p, uint32_t v)
+{
+	for (int shift = 24; shift >= 0; shift -= 8) {
+		unsigned b = (v >> shift) & 255;
+
+		if (b >= 100)
+			*p++ = (char)('0' + b / 100);
+		if (b >= 10)
+			*p++ = (char)('0' + b / 10 % 10);
+		*p++ = (char)('0' + b % 10);
+		*p++ = '.';
+	}
+	return p - 1;
+}
+
+/* ,"key":"ADDR" or ,"key":null (key given with its punctuation); with the
+ * prefix length for len >= 0. */
+static char *put_addr(char *p, const char *key, size_t key_len, const struct vp_addr *a, int len)
 {
 	char t[VP_ADDR_STRLEN];
 
-	ADD_LIT(b, ",\"");
-	vp_strbuf_add(b, key, strlen(key));
-	ADD_LIT(b, "\":");
-	if (!a->family) {
-		ADD_LIT(b, "null");
-		return;
-	}
-	ADD_LIT(b, "\"");
+	p = put(p, key, key_len);
+	if (!a->family)
+		return PUT_LIT(p, "null");
+	*p++ = '"';
 	if (a->family == VP_INET)
-		add_ipv4(b, vp_addr_to_v4(a));
+		p = put_ipv4(p, vp_addr_to_v4(a));
 	else
-		vp_strbuf_adds(b, vp_addr_format(a, t));
+		p = put(p, t, strlen(vp_addr_format(a, t)));
 	if (len >= 0) {
-		ADD_LIT(b, "/");
-		vp_strbuf_addu(b, (unsigned)len);
+		*p++ = '/';
+		p = put_u64(p, (unsigned)len);
 	}
-	ADD_LIT(b, "\"");
+	*p++ = '"';
+	return p;
 }
 
-static void json_time(struct vp_strbuf *b, const char *key, int64_t t)
+static char *put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
+/* "TIME","key_unix":T as vp_fmt_time() writes it; the date is kept from
+ * the last time of the same day. */
+static char *put_time(struct jsonout *o, char *p, const char *unix_key, size_t unix_len,
+		      int64_t t)
 {
 	char text[VP_FMT_LEN];
 
-	ADD_LIT(b, ",\"");
-	vp_strbuf_add(b, key, strlen(key));
-	ADD_LIT(b, "\":\"");
-	vp_strbuf_adds(b, vp_fmt_time(t, text));
-	ADD_LIT(b, "\",\"");
-	vp_strbuf_add(b, key, strlen(key));
-	ADD_LIT(b, "_unix\":");
+	*p++ = '"';
+	if (t <= 0 || t > 253402300799LL) {	/* 0, before 1970, after 9999: as ever */
+		vp_fmt_time(t, text);
+		p = put(p, text, strlen(text));
+	} else {
+		int64_t day = t / 86400;
+		unsigned secs = (unsigned)(t % 86400);
+
+		if (day != o->day) {
+			vp_fmt_time(day * 86400 + 43200, text);	/* noon: never 0 ("-") */
+			memcpy(o->date, text, 11);
+			o->day = day;
+		}
+		p = put(p, o->date, 11);
+		p = put2(p, secs / 3600);
+		*p++ = ':';
+		p = put2(p, secs / 60 % 60);
+		*p++ = ':';
+		p = put2(p, secs % 60);
+		*p++ = 'Z';
+	}
+	*p++ = '"';
+	p = put(p, unix_key, unix_len);
 	if (t < 0)
-		ADD_LIT(b, "-");
-	vp_strbuf_addu(b, t < 0 ? (uint64_t)-t : (uint64_t)t);
+		*p++ = '-';
+	return put_u64(p, t < 0 ? (uint64_t)-t : (uint64_t)t);
 }
+
+#define PUT_KEY(p, k) put(p, "" k, sizeof(k) - 1)
 
 static void lease_json(struct listing *ls, const struct vp_view_lease *l)
 {
 	const struct vp_lease_rec *r = &l->rec;
-	struct vp_strbuf *b = &ls->line;
+	struct jsonout *o = ls->out;
+	size_t real_len = strlen(r->real);
+	const char *name;
+	char *p;
 
-	vp_strbuf_reset(b);
+	jo_room(o, JSON_ROOM + 6 * (r->identity_len + real_len));
+	p = o->p;
 	if (ls->count)
-		ADD_LIT(b, ",\n{\"identity\":");
+		p = PUT_LIT(p, ",\n{\"identity\":");
 	else
-		ADD_LIT(b, "\n{\"identity\":");
-	vp_json_add(b, r->identity, r->identity_len);
-	ADD_LIT(b, ",\"slot\":");
-	vp_strbuf_addu(b, r->slot);
+		p = PUT_LIT(p, "\n{\"identity\":");
+	p = put_str(o, p, r->identity, r->identity_len);
+	p = PUT_LIT(p, ",\"slot\":");
+	p = put_u64(p, r->slot);
 	if (r->state == VP_LEASE_ONLINE)
-		ADD_LIT(b, ",\"state\":\"online\",\"pool\":");
+		p = PUT_LIT(p, ",\"state\":\"online\",\"pool\":");
 	else
-		ADD_LIT(b, ",\"state\":\"held\",\"pool\":");
-	vp_json_adds(b, pool_name(ls->config, l));
-	ADD_LIT(b, ",\"router_pool\":");
-	vp_json_adds(b, router_name(ls->config, l));
-	json_addr(b, "address", &r->addr4, -1);
-	json_addr(b, "address6", &r->addr6, -1);
-	json_addr(b, "subnet", &r->subnet4.addr, r->subnet4.len);
-	json_addr(b, "subnet6", &r->subnet6.addr, r->subnet6.len);
+		p = PUT_LIT(p, ",\"state\":\"held\",\"pool\":");
+	name = l->pool >= 0 ? o->pools[l->pool] : "null";
+	p = put(p, name, strlen(name));
+	p = PUT_LIT(p, ",\"router_pool\":");
+	name = l->router >= 0 ? o->routers[l->router] : "null";
+	p = put(p, name, strlen(name));
+	p = put_addr(p, ",\"address\":", 11, &r->addr4, -1);
+	p = put_addr(p, ",\"address6\":", 12, &r->addr6, -1);
+	p = put_addr(p, ",\"subnet\":", 10, &r->subnet4.addr, r->subnet4.len);
+	p = put_addr(p, ",\"subnet6\":", 11, &r->subnet6.addr, r->subnet6.len);
 	if (l->static4 || l->static_subnet)
-		ADD_LIT(b, ",\"static\":true");
+		p = PUT_LIT(p, ",\"static\":true,\"since\":");
 	else
-		ADD_LIT(b, ",\"static\":false");
-	json_time(b, "since", r->since);
-	json_time(b, "created", r->created);
-	ADD_LIT(b, ",\"real\":");
-	vp_json_adds(b, r->real[0] ? r->real : NULL);
-	ADD_LIT(b, ",\"sessions\":");
-	vp_strbuf_addu(b, r->sessions);
-	ADD_LIT(b, "}");
-	out(b);
+		p = PUT_LIT(p, ",\"static\":false,\"since\":");
+	p = put_time(o, p, ",\"since_unix\":", 14, r->since);
+	p = PUT_LIT(p, ",\"created\":");
+	p = put_time(o, p, ",\"created_unix\":", 16, r->created);
+	p = PUT_LIT(p, ",\"real\":");
+	if (real_len)
+		p = put_str(o, p, r->real, real_len);
+	else
+		p = PUT_LIT(p, "null");
+	p = PUT_LIT(p, ",\"sessions\":");
+	p = put_u64(p, r->sessions);
+	*p++ = '}';
+	o->p = p;
 }
 
 static void lease_row(struct listing *ls, const struct vp_view_lease *l)
@@ -460,17 +569,81 @@ static int leases_table(struct state *st, struct listing *ls)
 	return ret;
 }
 
+/* Each name once as a JSON string (a pool's name is in every lease). */
+static char **json_names(size_t n, const char *(*name)(const struct vp_config *, size_t),
+			 const struct vp_config *c)
+{
+	char **out = calloc(n + 1, sizeof(*out));
+
+	for (size_t i = 0; out && i < n; ++i) {
+		struct vp_strbuf b = { 0 };
+
+		vp_json_adds(&b, name(c, i));
+		vp_strbuf_add(&b, "", 1);
+		if (b.oom || b.len > JSON_ROOM / 4) {
+			vp_strbuf_free(&b);
+			while (i)
+				free(out[--i]);
+			free(out);
+			return NULL;
+		}
+		out[i] = b.s;
+	}
+	return out;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; names && i < n; ++i)
+		free(names[i]);
+	free(names);
+}
+
+static const char *pool_at(const struct vp_config *c, size_t i)
+{
+	return c->pools[i].name;
+}
+
+static const char *router_at(const struct vp_config *c, size_t i)
+{
+	return c->routers[i].name;
+}
+
 static int leases_json(struct state *st, struct listing *ls)
 {
-	int ret;
+	struct jsonout o = { .fd = STDOUT_FILENO, .day = -1 };
+	const struct vp_config *c = ls->config;
+	char *p;
+	int ret = -ENOMEM;
 
-	static char buf[1 << 20];
-
-	setvbuf(stdout, buf, _IOFBF, sizeof(buf));
-	fputs("{\"leases\":[", stdout);
-	ret = vp_view_each(st->view, false, each_lease, ls);
-	printf("%s],\"count\":%zu,\"total\":%zu}\n", ls->count ? "\n" : "", ls->count,
-	       vp_view_leases(st->view));
+	if (fflush(stdout))
+		return -EIO;
+	o.buf = malloc(JSON_BUF + JSON_ROOM);
+	o.pools = json_names(c->n_pools, pool_at, c);
+	o.routers = json_names(c->n_routers, router_at, c);
+	if (o.buf && o.pools && o.routers) {
+		o.p = o.buf;
+		o.p = PUT_LIT(o.p, "{\"leases\":[");
+		ls->out = &o;
+		ret = vp_view_each(st->view, false, each_lease, ls);
+		jo_room(&o, 64);
+		p = o.p;
+		if (ls->count)
+			*p++ = '\n';
+		p = PUT_LIT(p, "],\"count\":");
+		p = put_u64(p, ls->count);
+		p = PUT_LIT(p, ",\"total\":");
+		p = put_u64(p, vp_view_leases(st->view));
+		p = PUT_LIT(p, "}\n");
+		o.p = p;
+		jo_flush(&o);
+		if (!ret)
+			ret = o.err;
+	}
+	free(o.buf);
+	free_names(o.pools, c->n_pools);
+	free_names(o.routers, c->n_routers);
+	vp_strbuf_free(&o.tmp);
 	return ret;
 }
 

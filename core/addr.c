@@ -414,16 +414,72 @@ static char *format_v4(uint32_t v, char *buf)
 	return buf;
 }
 
+/* IPv6 by hand, as glibc's inet_ntop writes it (which goes through sprintf
+ * for every group): the longest run of two or more zero groups (the first of
+ * equal ones) becomes "::", and ::a.b.c.d and ::ffff:a.b.c.d end in a dotted
+ * quad. */
+static char *format_v6(uint64_t hi, uint64_t lo, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned w[8];
+	int best = -1, best_len = 0, cur = -1, cur_len = 0;
+	char *p = buf;
+
+	for (int i = 0; i < 4; ++i) {
+		w[i] = (unsigned)(hi >> (48 - 16 * i)) & 0xffff;
+		w[i + 4] = (unsigned)(lo >> (48 - 16 * i)) & 0xffff;
+	}
+	for (int i = 0; i < 8; ++i) {
+		if (!w[i]) {
+			if (cur < 0)
+				cur = i, cur_len = 0;
+			cur_len++;
+		} else if (cur >= 0) {
+			if (best < 0 || cur_len > best_len)
+				best = cur, best_len = cur_len;
+			cur = -1;
+		}
+	}
+	if (cur >= 0 && (best < 0 || cur_len > best_len))
+		best = cur, best_len = cur_len;
+	if (best >= 0 && best_len < 2)
+		best = -1;
+	for (int i = 0; i < 8; ++i) {
+		unsigned v = w[i];
+
+		if (best >= 0 && i >= best && i < best + best_len) {
+			if (i == best)
+				*p++ = ':';
+			continue;
+		}
+		if (i)
+			*p++ = ':';
+		if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
+			format_v4((uint32_t)lo, p);
+			return buf;
+		}
+		if (v >= 0x1000)
+			*p++ = hex[v >> 12];
+		if (v >= 0x100)
+			*p++ = hex[(v >> 8) & 15];
+		if (v >= 0x10)
+			*p++ = hex[(v >> 4) & 15];
+		*p++ = hex[v & 15];
+	}
+	if (best >= 0 && best + best_len == 8)
+		*p++ = ':';
+	*p = '\0';
+	return buf;
+}
+
 char *vp_addr_format(const struct vp_addr *a, char buf[VP_ADDR_STRLEN])
 {
-	uint8_t bytes[16];
-
 	if (a->family == VP_INET)
 		return format_v4((uint32_t)a->lo, buf);
-	vp_addr_to_bytes(a, bytes);
-	if (!a->family || !inet_ntop(a->family == VP_INET ? AF_INET : AF_INET6, bytes, buf,
-				     VP_ADDR_STRLEN))
-		snprintf(buf, VP_ADDR_STRLEN, "-");
+	if (a->family == VP_INET6)
+		return format_v6(a->hi, a->lo, buf);
+	buf[0] = '-';
+	buf[1] = '\0';
 	return buf;
 }
 

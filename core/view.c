@@ -15,17 +15,18 @@
 /* A lease kept compactly: a million of them fit in about 100 MB. */
 enum {
 	HAS_ADDR4 = 1 << 0, HAS_ADDR6 = 1 << 1, HAS_SUBNET4 = 1 << 2, HAS_SUBNET6 = 1 << 3,
-	STATIC4 = 1 << 4, STATIC_SUBNET = 1 << 5, LIVE = 1 << 6,
+	STATIC4 = 1 << 4, STATIC_SUBNET = 1 << 5, LIVE = 1 << 6, ONLINE = 1 << 7,
 };
 
+/* 80 bytes: every byte of the entries is memory the kernel must clear. */
 struct entry {
-	size_t id_off, real_off;	/* into the arena */
+	uint32_t id_off, real_off;	/* into the arena (at most 4 GiB) */
 	int64_t created, since;
 	uint64_t addr6[2], subnet6[2];
 	uint32_t sessions, addr4, subnet4;
 	uint16_t id_len, slot;
 	int16_t pool, router;
-	uint8_t state, real_len, flags, subnet4_len, subnet6_len;
+	uint8_t real_len, flags, subnet4_len, subnet6_len;	/* flags: ONLINE is the state */
 };
 
 struct slot_ref {
@@ -44,6 +45,7 @@ struct vp_view {
 	uint64_t key[2];
 	struct vp_pool_usage *pools, *routers;
 	uint32_t *order;
+	struct ahead *ahead;		/* records not applied yet */
 };
 
 /* ---- sizes ------------------------------------------------------------- */
@@ -82,8 +84,10 @@ int vp_view_router_size(const struct vp_config *config, size_t router,
 
 /* ---- the lease table ------------------------------------------------------ */
 
-static bool arena_add(struct vp_view *v, const void *data, size_t len, size_t *off)
+static bool arena_add(struct vp_view *v, const void *data, size_t len, uint32_t *off)
 {
+	if (v->arena_len + len > UINT32_MAX)
+		return false;
 	if (v->arena_len + len > v->arena_cap) {
 		size_t cap = v->arena_cap ? v->arena_cap : 1 << 16;
 		char *a;
@@ -97,7 +101,7 @@ static bool arena_add(struct vp_view *v, const void *data, size_t len, size_t *o
 		v->arena_cap = cap;
 	}
 	memcpy(v->arena + v->arena_len, data, len);
-	*off = v->arena_len;
+	*off = (uint32_t)v->arena_len;
 	v->arena_len += len;
 	return true;
 }
@@ -148,9 +152,9 @@ static struct slot_ref *table_find(struct vp_view *v, const uint8_t *id, size_t 
 	}
 }
 
-static struct entry *entry_get(struct vp_view *v, const uint8_t *id, size_t len, uint16_t slot)
+static struct entry *entry_get(struct vp_view *v, const uint8_t *id, size_t len, uint16_t slot,
+			       uint32_t h)
 {
-	uint32_t h = (uint32_t)key_hash(v, id, len, slot);
 	struct slot_ref *s;
 	struct entry *e;
 
@@ -185,15 +189,12 @@ static void put_addr6(uint64_t out[2], const struct vp_addr *a)
 	out[1] = a->lo;
 }
 
-static int replay_put(void *ud, const struct vp_lease_rec *rec)
+static int put_now(struct vp_view *v, const struct vp_lease_rec *rec, uint32_t h)
 {
-	struct vp_view *v = ud;
 	size_t real_len = strnlen(rec->real, VP_REAL_MAX - 1);
 	struct entry *e;
 
-	if (rec->identity_len > VP_IDENTITY_MAX)
-		return 0;
-	e = entry_get(v, rec->identity, rec->identity_len, rec->slot);
+	e = entry_get(v, rec->identity, rec->identity_len, rec->slot, h);
 	if (!e)
 		return -ENOMEM;
 	if (!(e->flags & LIVE))
@@ -203,8 +204,7 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 			return -ENOMEM;
 		e->real_len = (uint8_t)real_len;
 	}
-	e->flags = LIVE;
-	e->state = rec->state;
+	e->flags = LIVE | (rec->state == VP_LEASE_ONLINE ? ONLINE : 0);
 	e->sessions = rec->sessions;
 	e->created = rec->created;
 	e->since = rec->since;
@@ -229,19 +229,100 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	return 0;
 }
 
-static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+static void del_now(struct vp_view *v, const uint8_t *id, size_t len, uint16_t slot, uint32_t h)
 {
-	struct vp_view *v = ud;
 	struct slot_ref *s;
 
-	if (!v->table_size || len > VP_IDENTITY_MAX)
-		return 0;
-	s = table_find(v, id, len, slot, (uint32_t)key_hash(v, id, len, slot));
+	if (!v->table_size)
+		return;
+	s = table_find(v, id, len, slot, h);
 	if (s->index1 && (v->entries[s->index1 - 1].flags & LIVE)) {
 		v->entries[s->index1 - 1].flags = 0;
 		v->live--;
 	}
+}
+
+/*
+ * Records are applied AHEAD records late: each one's table slot is fetched
+ * into the cache when it arrives and used when it is applied, so the replay
+ * does not wait on a cache miss per record.  They are applied in order.
+ */
+#define AHEAD 8
+
+struct pending {
+	struct vp_lease_rec rec;	/* identity points at id */
+	uint32_t hash;
+	bool del;
+	uint8_t id[VP_IDENTITY_MAX];
+};
+
+struct ahead {
+	struct pending p[AHEAD];
+	size_t head, n;
+};
+
+static int apply_oldest(struct vp_view *v)
+{
+	struct ahead *a = v->ahead;
+	struct pending *p = &a->p[a->head];
+
+	a->head = (a->head + 1) % AHEAD;
+	a->n--;
+	if (p->del) {
+		del_now(v, p->rec.identity, p->rec.identity_len, p->rec.slot, p->hash);
+		return 0;
+	}
+	return put_now(v, &p->rec, p->hash);
+}
+
+static int drain(struct vp_view *v)
+{
+	int ret = 0;
+
+	while (v->ahead && v->ahead->n && !ret)
+		ret = apply_oldest(v);
+	return ret;
+}
+
+static int enqueue(struct vp_view *v, const struct vp_lease_rec *rec, const uint8_t *id,
+		   size_t len, uint16_t slot)
+{
+	struct ahead *a = v->ahead;
+	struct pending *p;
+	uint32_t h = (uint32_t)key_hash(v, id, len, slot);
+	int ret;
+
+	if (v->table_size)
+		__builtin_prefetch(&v->table[h & (v->table_size - 1)]);
+	if (a->n == AHEAD) {
+		ret = apply_oldest(v);
+		if (ret)
+			return ret;
+	}
+	p = &a->p[(a->head + a->n++) % AHEAD];
+	p->hash = h;
+	p->del = !rec;
+	if (rec)
+		p->rec = *rec;
+	memcpy(p->id, id, len);
+	p->rec.identity = p->id;
+	p->rec.identity_len = len;
+	p->rec.slot = slot;
 	return 0;
+}
+
+static int replay_put(void *ud, const struct vp_lease_rec *rec)
+{
+	if (rec->identity_len > VP_IDENTITY_MAX)
+		return 0;
+	return enqueue(ud, rec, rec->identity, rec->identity_len, rec->slot);
+}
+
+static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+{
+	if (len > VP_IDENTITY_MAX)
+		return 0;
+	return enqueue(ud, NULL, id, len, slot);
 }
 
 /* ---- placing leases in pools --------------------------------------------- */
@@ -253,7 +334,7 @@ static void entry_to_rec(const struct vp_view *v, const struct entry *e, struct 
 	r->identity = (const uint8_t *)v->arena + e->id_off;
 	r->identity_len = e->id_len;
 	r->slot = e->slot;
-	r->state = e->state;
+	r->state = (e->flags & ONLINE) ? VP_LEASE_ONLINE : VP_LEASE_HELD;
 	r->sessions = e->sessions;
 	r->created = e->created;
 	r->since = e->since;
@@ -292,9 +373,9 @@ static const struct vp_static_config *static_of(const struct vp_config *c, const
 	return NULL;
 }
 
-static void count(struct vp_pool_usage *u, uint8_t state)
+static void count(struct vp_pool_usage *u, uint8_t flags)
 {
-	if (state == VP_LEASE_ONLINE)
+	if (flags & ONLINE)
 		u->online++;
 	else
 		u->held++;
@@ -323,9 +404,9 @@ static void place(struct vp_view *v, struct entry *e)
 	e->pool = (int16_t)pool;
 	e->router = (int16_t)router;
 	if (pool >= 0 && !(e->flags & STATIC4))
-		count(&v->pools[pool], e->state);
+		count(&v->pools[pool], e->flags);
 	if (router >= 0 && !(e->flags & STATIC_SUBNET))
-		count(&v->routers[router], e->state);
+		count(&v->routers[router], e->flags);
 }
 
 static int figures(struct vp_view *v, const struct vp_server *server)
@@ -378,12 +459,21 @@ static int presize(struct vp_view *v, const char *dir)
 	if (!v->entries)
 		return -ENOMEM;
 	v->cap = est;
-	while (size < est * 2)
+	while (size < est)	/* est is high: records mostly take more than 60 bytes */
 		size *= 2;
 	v->table = calloc(size, sizeof(*v->table));
 	if (!v->table)
 		return -ENOMEM;
 	v->table_size = size;
+	/* Identities and real addresses are parts of the records: the journal's
+	 * size is room enough (only what is used is ever touched). */
+	if (st.st_size <= UINT32_MAX) {
+		v->arena = malloc((size_t)st.st_size);
+		if (!v->arena)
+			return -ENOMEM;
+		v->arena_cap = (size_t)st.st_size;
+		huge_pages(v->arena, v->arena_cap);
+	}
 	/* Huge pages: fewer faults and TLB misses for a table read at random. */
 	huge_pages(v->entries, est * sizeof(*v->entries));
 	huge_pages(v->table, size * sizeof(*v->table));
@@ -410,11 +500,16 @@ int vp_view_open(struct vp_view **out, const struct vp_config *config,
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	ret = presize(v, config->state_dir);
+	v->ahead = calloc(1, sizeof(*v->ahead));
+	ret = v->ahead ? presize(v, config->state_dir) : -ENOMEM;
 	if (!ret)
 		ret = vp_store_read(config->state_dir, &replay, report);
 	if (ret == -ENOENT)
 		ret = 0;
+	if (!ret)
+		ret = drain(v);
+	free(v->ahead);
+	v->ahead = NULL;
 	if (!ret)
 		ret = figures(v, server);
 	if (ret)
@@ -437,6 +532,7 @@ void vp_view_free(struct vp_view *v)
 	free(v->pools);
 	free(v->routers);
 	free(v->order);
+	free(v->ahead);
 	free(v);
 }
 
