@@ -194,7 +194,7 @@ static void log_config(struct vp_plugin *p)
 	for (size_t i = 0; i < p->config.n_routers; ++i) {
 		const struct vp_router_config *rc = &p->config.routers[i];
 
-		p->log(PLOG_NOTE, NAME, "router-pool %s: %s/%u subnets%s%s", rc->name,
+		p->log(PLOG_NOTE, NAME, "router-pool %s: %s in /%u subnets%s%s", rc->name,
 		       rc->network.addr.family ? vp_prefix_format(&rc->network, n) : "-", rc->prefix,
 		       rc->has_network6 ? " + " : "",
 		       rc->has_network6 ? vp_prefix_format(&rc->network6, n6) : "");
