@@ -983,47 +983,76 @@ static int compact_write(struct compact *c, int (*each)(void *, vp_store_emit_fn
 	return ret;
 }
 
-int vp_store_compact(struct vp_store *s,
-		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
+/* The temporary journal a compaction writes, and its buffer.  0 or -errno. */
+static int compact_open(struct vp_store *s, struct compact *c)
 {
-	char tmp[PATH_MAX], path[PATH_MAX];
-	struct compact c = { .s = s };
+	char tmp[PATH_MAX];
 	int ret;
 
-	bg_abandon(s);		/* the snapshot written here supersedes it */
+	*c = (struct compact){ .s = s, .fd = -1 };
+	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
+		return -ENAMETOOLONG;
+	c->buf = malloc(CHUNK);
+	if (!c->buf)
+		return -ENOMEM;
+	c->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (c->fd >= 0)
+		return 0;
+	ret = -errno;
+	free(c->buf);
+	c->buf = NULL;
+	return ret;
+}
+
+/* Give up a temporary journal: close fd (if open) and remove the file. */
+static void tmp_drop(struct vp_store *s, int fd)
+{
+	char tmp[PATH_MAX];
+
+	if (fd >= 0)
+		close(fd);
+	if (!path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
+		unlink(tmp);
+}
+
+/* Rename the temporary journal (open on fd, size bytes, synced) over the
+ * journal and append to it from now on.  On failure nothing changed. */
+static int tmp_install(struct vp_store *s, int fd, uint64_t size)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+
 	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
 	    path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	c.buf = malloc(CHUNK);
-	if (!c.buf)
-		return -ENOMEM;
-	c.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (c.fd < 0) {
-		ret = -errno;
-		goto out_free_buf;
-	}
-	ret = compact_write(&c, each, ud);
-	if (ret)
-		goto out_unlink_tmp;
-	if (rename(tmp, path)) {
-		ret = -errno;
-		goto out_unlink_tmp;
-	}
+	if (rename(tmp, path))
+		return -errno;
 	/* The new journal is the journal from here on, whatever the directory
 	 * fsync says: the old file is gone from the directory. */
 	fsync_dir(s->dir);
 	close(s->fd);
-	s->fd = c.fd;
-	s->end = c.size;
+	s->fd = fd;
+	s->end = size;
 	s->tail_dirty = false;
-	s->appended = 0;
-	free(c.buf);
 	return 0;
+}
 
-out_unlink_tmp:
-	close(c.fd);
-	unlink(tmp);
-out_free_buf:
+int vp_store_compact(struct vp_store *s,
+		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
+{
+	struct compact c;
+	int ret;
+
+	bg_abandon(s);		/* the snapshot written here supersedes it */
+	ret = compact_open(s, &c);
+	if (ret)
+		return ret;
+	ret = compact_write(&c, each, ud);
+	if (!ret)
+		ret = tmp_install(s, c.fd, c.size);
+	if (ret)
+		tmp_drop(s, c.fd);
+	else
+		s->appended = 0;
 	free(c.buf);
 	return ret;
 }
@@ -1058,8 +1087,6 @@ static void bg_reap_later(struct vp_store *s, pid_t pid)
  * as it is holds every record. */
 static void bg_abandon(struct vp_store *s)
 {
-	char tmp[PATH_MAX];
-
 	if (!s->bg_pid) {
 		bg_reap(s, false);
 		return;
@@ -1069,33 +1096,22 @@ static void bg_abandon(struct vp_store *s)
 	s->bg_pid = 0;
 	bg_reap(s, true);
 	close(s->bg_pipe);
-	close(s->bg_fd);
-	if (!path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
-		unlink(tmp);
+	tmp_drop(s, s->bg_fd);
 }
 
 int vp_store_compact_start(struct vp_store *s,
 			   int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
 {
-	char tmp[PATH_MAX];
-	struct compact c = { .s = s };
+	struct compact c;
 	int fds[2], ret;
 	pid_t pid;
 
 	if (s->bg_pid)
 		return -EALREADY;
 	bg_reap(s, false);
-	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
-		return -ENAMETOOLONG;
-	c.buf = malloc(CHUNK);
-	if (!c.buf)
-		return -ENOMEM;
-	c.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (c.fd < 0) {
-		ret = -errno;
-		free(c.buf);
+	ret = compact_open(s, &c);
+	if (ret)
 		return ret;
-	}
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
 		ret = -errno;
 		goto out_unlink;
@@ -1136,8 +1152,7 @@ int vp_store_compact_start(struct vp_store *s,
 	return 0;
 
 out_unlink:
-	close(c.fd);
-	unlink(tmp);
+	tmp_drop(s, c.fd);
 	free(c.buf);
 	return ret;
 }
@@ -1146,14 +1161,13 @@ out_unlink:
  * new journal, make it durable, and put it in place. */
 static int bg_finish(struct vp_store *s)
 {
-	char tmp[PATH_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 	uint8_t *buf;
 	uint64_t at = s->bg_from, size;
 	off_t end;
 	int ret = 0, in;
 
-	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
-	    path_in(path, sizeof(path), s->dir, JOURNAL))
+	if (path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
 	end = lseek(s->bg_fd, 0, SEEK_END);
 	if (end < HEADER_LEN)
@@ -1181,16 +1195,11 @@ static int bg_finish(struct vp_store *s)
 	close(in);
 	if (!ret)
 		ret = sync_fd(&s->io, s->bg_fd);
-	if (!ret && rename(tmp, path))
-		ret = -errno;
+	if (!ret)
+		ret = tmp_install(s, s->bg_fd, size + (s->end - s->bg_from));
 	if (ret)
 		return ret;
-	fsync_dir(s->dir);
-	close(s->fd);
-	s->fd = s->bg_fd;
 	s->bg_fd = -1;
-	s->end = size + (s->end - s->bg_from);
-	s->tail_dirty = false;
 	s->appended -= s->bg_appended;
 	return 0;
 }
@@ -1223,14 +1232,8 @@ int vp_store_compact_poll(struct vp_store *s, bool wait)
 	s->bg_pid = 0;
 	close(s->bg_pipe);
 	ret = bg_finish(s);
-	if (ret) {
-		char tmp[PATH_MAX];
-
-		if (s->bg_fd >= 0)
-			close(s->bg_fd);
-		if (!path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
-			unlink(tmp);
-	}
+	if (ret)
+		tmp_drop(s, s->bg_fd);
 	s->bg_fd = -1;
 	return ret;
 }
