@@ -30,7 +30,7 @@ struct vp_metrics {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool dirty, stop, running;
-	pid_t pid;			/* the process the writer runs in */
+	bool idle;			/* the writer waits for a change (under lock) */
 	struct figures now;		/* under lock */
 	struct figures copy;		/* the writer's */
 	struct vp_strbuf text;
@@ -164,8 +164,11 @@ static void *writer(void *arg)
 
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
-		while (!m->dirty && !m->stop)
+		while (!m->dirty && !m->stop) {
+			m->idle = true;
 			pthread_cond_wait(&m->wake, &m->lock);
+		}
+		m->idle = false;
 		if (!m->dirty)
 			break;
 		copy_figures(m);
@@ -258,19 +261,14 @@ static size_t reason_of(const struct vp_strbuf *fields)
 }
 
 /* The writer starts at the first client event, not at open: OpenVPN opens
- * plugins before --daemon forks, and a fork keeps no thread.  A writer left
- * behind in a parent process is replaced. */
+ * plugins before --daemon forks, and a fork keeps no thread.  Without it
+ * (pthread_create failed) the file is written at close only. */
 static void writer_start(struct vp_metrics *m)
 {
-	if (m->running && m->pid == getpid())
+	if (m->running || m->stop)
 		return;
-	if (m->running) {
-		pthread_mutex_init(&m->lock, NULL);
-		pthread_cond_init(&m->wake, NULL);
-	}
-	m->stop = false;
 	m->running = pthread_create(&m->thread, NULL, writer, m) == 0;
-	m->pid = getpid();
+	m->stop = !m->running;		/* do not try again */
 }
 
 void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const char *event,
@@ -296,7 +294,12 @@ void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const 
 	if (space)
 		take_figures(m, space);
 	m->dirty = true;
-	pthread_cond_signal(&m->wake);
+	/* A writer in its one-second pause sees the change when the pause
+	 * ends: only one waiting for a change needs waking (a system call). */
+	if (m->idle) {
+		m->idle = false;
+		pthread_cond_signal(&m->wake);
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -304,7 +307,7 @@ void vp_metrics_close(struct vp_metrics *m, const struct vp_space *space)
 {
 	if (!m)
 		return;
-	if (!m->running || m->pid != getpid()) {
+	if (!m->running) {
 		if (space)
 			take_figures(m, space);
 		copy_figures(m);
