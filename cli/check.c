@@ -125,7 +125,28 @@ static void print_server_lines(const struct vp_config *c, const char *path)
 	}
 	printf("\nserver.conf needs:\n");
 	printf("    topology %s\n", c->topology == VP_TOPO_AUTO ? "subnet" : topo_name[c->topology]);
-	if (c->n_pools) {
+	if (c->n_pools && net4.len < 8)
+		printf("    # the pools lie far apart: the tun network must hold them all (%s)\n",
+		       vp_prefix_format(&net4, p));
+	if (c->n_pools && net4.len < 16) {
+		/* OpenVPN's "server" refuses a network wider than a /16, even
+		 * with nopool; what it stands for is written out instead. */
+		struct vp_addr mask = vp_addr_v4(vp_netmask4(net4.len));
+		struct vp_addr local = vp_addr_add(&net4.addr, 1, 0);
+
+		printf("    mode server                # \"server\" stops at a /16: its parts instead\n");
+		printf("    tls-server\n");
+		printf("    ifconfig %s %s\n", vp_addr_format(&local, a), vp_addr_format(&mask, m));
+		printf("    push \"topology %s\"\n",
+		       c->topology == VP_TOPO_AUTO ? "subnet" : topo_name[c->topology]);
+		printf("    push \"route-gateway %s\"\n", vp_addr_format(&local, a));
+		if (has6) {
+			struct vp_addr l6 = vp_addr_add(&net6.addr, 1, 0), r6 = vp_addr_add(&net6.addr, 2, 0);
+
+			printf("    ifconfig-ipv6 %s/%u %s\n", vp_addr_format(&l6, a), net6.len,
+			       vp_addr_format(&r6, m));
+		}
+	} else if (c->n_pools) {
 		struct vp_addr mask = vp_addr_v4(vp_netmask4(net4.len));
 
 		printf("    server %s %s%s\n", vp_addr_format(&net4.addr, a), vp_addr_format(&mask, m),

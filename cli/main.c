@@ -98,7 +98,8 @@ static int help(int argc, char **argv)
 {
 	const struct vp_command *cmd;
 
-	if (argc < 2) {
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "--help")) {
 		usage_all(stdout);
 		return VP_EXIT_OK;
 	}

@@ -22,7 +22,7 @@ mkdir -p build
 	make -s -j"$jobs" check) || {
 	echo "make check failed; logs:" >&2
 	for f in build/tests/*.log build/tests/fuzz/*.log build/tests/e2e/*.log; do
-		[ -f "$f" ] && grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
+		[ -f "$f" ] && grep -qE '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
 			{ echo "==== $f" >&2; tail -n 60 "$f" >&2; }
 	done
 	exit 1
@@ -34,7 +34,7 @@ if [ "${CI:-}" = true ] || [ "${VP_SANITIZE:-}" = 1 ]; then
 	(cd build-san && "$top/configure" -q --enable-sanitizers $werror CC=clang &&
 		make -s -j"$jobs" check TESTS='$(UNIT_TESTS)') || {
 		for f in build-san/tests/*.log build-san/tests/fuzz/*.log; do
-			grep -qE '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
+			grep -qE '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
 				{ echo "==== $f" >&2; tail -n 60 "$f" >&2; }
 		done
 		exit 1

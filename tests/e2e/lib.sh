@@ -208,10 +208,11 @@ e2e_pki() {
 	done
 }
 
-# e2e_issue STEM CN [EKU]: one more certificate ($E2E_DIR/pki/STEM.crt/.key);
-# "e2e_client_start STEM" uses it.  EKU defaults to clientAuth.
+# e2e_issue STEM CN [EKU [DN-LINES]]: one more certificate
+# ($E2E_DIR/pki/STEM.crt/.key); "e2e_client_start STEM" uses it.  EKU
+# defaults to clientAuth; DN-LINES adds to the subject ("OU=Staff").
 e2e_issue() {
-	local pki=$E2E_DIR/pki stem=$1 cn=$2 eku=${3:-clientAuth} conf
+	local pki=$E2E_DIR/pki stem=$1 cn=$2 eku=${3:-clientAuth} dn=${4:-} conf
 	conf=$pki/$stem.cnf
 	case $cn in *$'\n'*) e2e_fail "a CN cannot hold a newline"; return 1 ;; esac
 	# A config file carries the CN verbatim: inside double quotes OpenSSL
@@ -219,6 +220,7 @@ e2e_issue() {
 	{
 		printf '[req]\ndistinguished_name=dn\nprompt=no\nutf8=yes\nstring_mask=utf8only\n'
 		printf '[dn]\nCN="%s"\n' "$(printf '%s' "$cn" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+		[ -z "$dn" ] || printf '%s\n' "$dn"
 		printf '[ext]\nextendedKeyUsage=%s\nkeyUsage=critical,digitalSignature,keyAgreement\nbasicConstraints=CA:FALSE\n' "$eku"
 	} >"$conf"
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \

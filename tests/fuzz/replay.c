@@ -95,6 +95,12 @@ int main(int argc, char **argv)
 			printf("%s: %ld inputs replayed\n", dir, n);
 			total += n;
 		}
+		/* A corpus that went missing must not pass as "nothing failed". */
+		if (total == 0) {
+			fprintf(stderr, "fuzz_%s: no inputs found under %s\n", VP_FUZZ_TARGET,
+				VP_FUZZ_SRCDIR);
+			return 1;
+		}
 	}
 	printf("fuzz_%s: %ld inputs, all passed\n", VP_FUZZ_TARGET, total);
 	return 0;
