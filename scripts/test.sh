@@ -16,6 +16,8 @@ werror=
 [ "${CI:-}" = true ] && werror=--enable-werror
 
 mkdir -p build
+# A build/ configured without -Werror (by demo.sh, say) is configured again.
+[ -z "$werror" ] || grep -q -- --enable-werror build/config.status 2>/dev/null || rm -f build/Makefile
 (cd build && { [ -f Makefile ] && [ config.status -nt "$top/configure" ] ||
 	"$top/configure" -q $werror; } &&
 	make -s -j"$jobs" &&
@@ -27,6 +29,12 @@ mkdir -p build
 	done
 	exit 1
 }
+
+# Without cmocka configure only warns and make check has no unit tests.
+if [ "${CI:-}" = true ] && [ ! -x build/tests/test_addr ]; then
+	echo "CI=true: the unit tests were not built (cmocka missing?)" >&2
+	exit 1
+fi
 
 if [ "${CI:-}" = true ] || [ "${VP_SANITIZE:-}" = 1 ]; then
 	echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
