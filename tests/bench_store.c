@@ -2,15 +2,19 @@
 /*
  * The journal's speed: append 1,000,000 leases, replay them through
  * vp_store_open() and vp_store_read(), compact them; the cost of a put with
- * and without fsync.  Usage: bench_store [LEASES]
+ * and without fsync; and, to put those in scale, what this machine takes for a
+ * bare system call and for a 60-byte write(2).  Usage: bench_store [LEASES]
  */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -107,6 +111,32 @@ static int bench_puts(const char *dir, bool do_fsync, unsigned n, double *secs)
 	return ret;
 }
 
+/* The floor under every put: a system call, and an append of a record's size. */
+static void machine_baseline(const char *dir)
+{
+	char path[256], rec[60] = { 0 };
+	double t0, sys_ns, write_ns;
+	int fd;
+
+	t0 = now();
+	for (int i = 0; i < 1000000; ++i)
+		syscall(SYS_getppid);
+	sys_ns = (now() - t0) * 1e3;
+	snprintf(path, sizeof(path), "%s/baseline", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	t0 = now();
+	for (int i = 0; i < 200000; ++i)
+		if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec))
+			break;
+	write_ns = (now() - t0) * 1e9 / 200000;
+	close(fd);
+	unlink(path);
+	printf("machine a system call (getppid) %.0f ns, a 60-byte write(2) %.0f ns\n", sys_ns,
+	       write_ns);
+}
+
 static int run(const char *dir, unsigned n)
 {
 	struct tally t = { 0 };
@@ -119,6 +149,7 @@ static int run(const char *dir, unsigned n)
 	double t0, secs;
 	int ret;
 
+	machine_baseline(dir);
 	ret = bench_puts(dir, false, n, &secs);
 	if (ret)
 		return fail("put", ret);
