@@ -27,6 +27,8 @@ enum vp_event_type {
 	VP_EV_POOL_UNUSABLE,	/* pool outside the server's network: skipped */
 	VP_EV_LEASE_DROPPED,	/* a stored lease no longer fits the config */
 	VP_EV_STORE,		/* journal load found damage, or a write failed */
+	VP_EV_RESERVATION_UNUSABLE,	/* a client's reserved address is the
+					 * server's own: that part is not used */
 };
 
 struct vp_event {
@@ -36,7 +38,7 @@ struct vp_event {
 	size_t identity_len;
 	const uint8_t *from;			/* reclaim: previous holder */
 	size_t from_len;
-	struct vp_addr address;			/* reclaim/dropped: the address */
+	struct vp_addr address;			/* reclaim/dropped/reservation: the address */
 	uint64_t in_use, size;
 	unsigned percent;			/* warn: the threshold crossed */
 	const char *message;			/* unusable/dropped/store: why */
@@ -80,8 +82,10 @@ void vp_space_close(struct vp_space *space);
 
 /* Build the allocators for the server's topology and addresses, exclude the
  * server's own addresses, and place every loaded lease; leases that no
- * longer fit are dropped (VP_EV_LEASE_DROPPED) and pools outside the server
- * network are reported (VP_EV_POOL_UNUSABLE).  Must be called before the
+ * longer fit are dropped (VP_EV_LEASE_DROPPED), pools outside the server
+ * network are reported (VP_EV_POOL_UNUSABLE), and so is each reserved
+ * address that is one of the server's own (VP_EV_RESERVATION_UNUSABLE: that
+ * client then gets an address of that family from the pools, as any other).  Must be called before the
  * first connect; calling it again with the same server is a no-op, with
  * another one rebuilds.  0, -ENOMEM, -EIO. */
 int vp_space_set_server(struct vp_space *space, const struct vp_server *server);

@@ -140,6 +140,10 @@ static void on_event(void *ud, const struct vp_event *ev)
 	case VP_EV_STORE:
 		p->log(PLOG_ERR, NAME, "state directory %s: %s", p->config.state_dir, ev->message);
 		break;
+	case VP_EV_RESERVATION_UNUSABLE:
+		p->log(PLOG_ERR, NAME, "%s: client %s: %s", p->config.path,
+		       who(p, ev->identity, ev->identity_len), ev->message);
+		break;
 	}
 }
 

@@ -513,6 +513,95 @@ static void set_server__pool_outside_tun_network__reported_and_not_used(void **s
 	assert_string_equal(g.pool->name, "inside");
 }
 
+static void reservation__equal_to_server_address__is_not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	tl_add_static(f->config, "alice", "10.8.0.1", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "10.8.0.1");
+	assert_memory_equal(f->world.last[VP_EV_RESERVATION_UNUSABLE].identity, "alice", 5);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_false(g.is_static);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	/* Reported once per server, not at every call. */
+	assert_int_equal(vp_space_set_server(f->space, &f->server), 0);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	fx_disconnect(f, "alice", 0);
+	fx_reopen(f);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_true(g.sticky);
+}
+
+static void reservation__server_moves_onto_it__stored_lease_dropped_client_served_from_pool(
+	void **state)
+{
+	struct fx *f = *state;
+	struct vp_server moved = tl_server(VP_TOPO_SUBNET, "10.8.0.9", 16, NULL);
+	struct vp_grant g;
+
+	small_pool(f);
+	tl_add_static(f->config, "alice", "10.8.0.9", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.9");
+	assert_int_equal(fx_disconnect(f, "alice", 0), 0);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 0);
+	assert_int_equal(vp_space_set_server(f->space, &moved), 0);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 1);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.1");
+	assert_false(g.is_static);
+}
+
+static void reservation__inside_server_net30_block__is_not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_NET30, "10.8.0.1", 0, NULL);
+	f->server.remote4 = tl_addr("10.8.0.2");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	tl_add_static(f->config, "alice", "10.8.0.2", NULL, NULL, NULL);
+	tl_add_static(f->config, "bob", "10.8.0.10", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "10.8.0.2");
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.6");
+	assert_string_equal(fmt(&g.peer4), "10.8.0.5");
+	assert_false(g.is_static);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.10");
+	assert_true(g.is_static);
+}
+
+static void reservation6__equal_to_server_address6__is_not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, "fd00:8::1");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, "fd00:8::/64", NULL);
+	tl_add_static(f->config, "alice", "10.8.0.50", "fd00:8::1", NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "fd00:8::1");
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.50");	/* the IPv4 part still holds */
+	assert_true(g.is_static);
+	assert_string_equal(fmt(&g.addr6), "fd00:8::2");
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr6), "fd00:8::3");
+}
+
 static void connect__overlong_or_empty_identity__returns_einval(void **state)
 {
 	struct fx *f = *state;
@@ -671,6 +760,10 @@ int main(void)
 		T(connect__p2p__peer_is_server_local),
 		T(connect__filling_pool__warns_once_per_threshold_crossed_upward),
 		T(set_server__pool_outside_tun_network__reported_and_not_used),
+		T(reservation__equal_to_server_address__is_not_handed_out),
+		T(reservation__server_moves_onto_it__stored_lease_dropped_client_served_from_pool),
+		T(reservation__inside_server_net30_block__is_not_handed_out),
+		T(reservation6__equal_to_server_address6__is_not_handed_out),
 		T(connect__overlong_or_empty_identity__returns_einval),
 		T(connect__hostile_identity__survives_restart_byte_for_byte),
 		T(connect__store_write_fails__refused_and_nothing_changes),
