@@ -691,6 +691,7 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		  struct vp_store_report *report, pid_t *holder_pid)
 {
 	struct vp_store_replay replay = { .put = replay_put, .del = replay_del };
+	struct vp_store_io io = { 0 };
 	struct vp_space *s;
 	int ret;
 
@@ -698,7 +699,12 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 	if (ret)
 		return ret;
 	replay.ud = s;
-	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, opts->io, &replay,
+	/* The store keeps time by the engine's clock. */
+	if (opts->io)
+		io = *opts->io;
+	io.now = s->opts.now;
+	io.now_ud = s->opts.ud;
+	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, &io, &replay,
 			    report, holder_pid);
 	if (ret)
 		goto out_free;

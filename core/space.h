@@ -49,7 +49,8 @@ struct vp_space_options {
 	int64_t (*now)(void *ud);		/* seconds since the epoch */
 	void (*on_event)(void *ud, const struct vp_event *ev);	/* may be NULL */
 	void *ud;
-	const struct vp_store_io *io;		/* NULL: real system calls */
+	const struct vp_store_io *io;		/* NULL: real system calls; its clock
+						 * is replaced by now above */
 	uint64_t compact_min;			/* compact when appended records exceed
 						 * max(compact_min, leases); 0: 65536.
 						 * Closing compacts past leases / 4. */

@@ -71,10 +71,13 @@ struct vp_store_report {
 	char detail[256];		/* what was wrong, for the log */
 };
 
-/* System calls the store makes that tests may want to fail. */
+/* System calls the store makes that tests may want to fail, and its clock
+ * (seconds since the epoch; it names a damaged journal set aside). */
 struct vp_store_io {
 	ssize_t (*write)(int fd, const void *buf, size_t len);
 	int (*fsync)(int fd);
+	int64_t (*now)(void *now_ud);
+	void *now_ud;
 };
 
 struct vp_store;
@@ -88,7 +91,7 @@ struct vp_store;
  * corruption the journal starts afresh and vp_store_appended() returns a huge
  * value so that the caller compacts, writing back the records it was given
  * before the damage.  io and its members may be NULL for the real system calls
- * (write(2), fdatasync(2)); report and holder_pid may be NULL. */
+ * (write(2), fdatasync(2), time(2)); report and holder_pid may be NULL. */
 int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		  const struct vp_store_io *io, const struct vp_store_replay *replay,
 		  struct vp_store_report *report, pid_t *holder_pid);

@@ -646,6 +646,28 @@ static ssize_t failing_write(int fd, const void *buf, size_t len)
 	return write(fd, buf, len);
 }
 
+static void open__damaged_journal__set_aside_under_the_engine_clock_time(void **state)
+{
+	struct fx *f = *state;
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	char path[512], want[600];
+	pid_t holder;
+	FILE *fp;
+
+	small_pool(f);
+	snprintf(path, sizeof(path), "%s/leases.journal", f->config->state_dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("not a journal", fp);
+	fclose(fp);
+	f->world.now = 1700000000;
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_true(report.corrupt);
+	snprintf(want, sizeof(want), "%s.corrupt-1700000000", path);
+	assert_string_equal(report.set_aside, want);
+}
+
 static void connect__store_write_fails__refused_and_nothing_changes(void **state)
 {
 	struct fx *f = *state;
@@ -766,6 +788,7 @@ int main(void)
 		T(reservation6__equal_to_server_address6__is_not_handed_out),
 		T(connect__overlong_or_empty_identity__returns_einval),
 		T(connect__hostile_identity__survives_restart_byte_for_byte),
+		T(open__damaged_journal__set_aside_under_the_engine_clock_time),
 		T(connect__store_write_fails__refused_and_nothing_changes),
 		T(set_server__config_shrank__drops_leases_that_no_longer_fit),
 		T(set_server__written_for_the_command__parses_back),
