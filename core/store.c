@@ -1310,6 +1310,20 @@ int vp_store_read_server(const char *dir, char *buf, size_t len)
 
 /* ---- reading without the lock ------------------------------------------------- */
 
+int vp_store_journal_size(const char *dir, uint64_t *size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	*size = 0;
+	if (path_in(path, sizeof(path), dir, JOURNAL))
+		return -ENAMETOOLONG;
+	if (stat(path, &st))
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report)
 {

@@ -148,6 +148,12 @@ int vp_store_read_server(const char *dir, char *buf, size_t len);
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report);
 
+/* The size in bytes of dir's journal as it is now, for a reader that sizes
+ * its tables before vp_store_read() (it may have grown by the time that
+ * reads it).  Takes no lock, changes nothing.  0, -ENOENT (no journal yet),
+ * -errno. */
+int vp_store_journal_size(const char *dir, uint64_t *size);
+
 /* The records' checksum, CRC-32C: the fastest way this CPU has, or (portable)
  * the table-driven one every machine computes alike.  For tests. */
 uint32_t vp_store_crc32c(const void *data, size_t len, bool portable);

@@ -711,6 +711,23 @@ static void open__damaged_journal__set_aside_under_the_time_of_the_store_clock(v
 	assert_string_equal(f->report.set_aside, want);
 }
 
+static void journal_size__is_the_files_size_or_enoent_before_the_first_open(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec rec = { .identity = (const uint8_t *)"alice", .identity_len = 5 };
+	uint64_t size = 1;
+
+	assert_int_equal(vp_store_journal_size(f->dir, &size), -ENOENT);
+	assert_int_equal(size, 0);
+	fx_open(f);
+	assert_int_equal(vp_store_journal_size(f->dir, &size), 0);
+	assert_int_equal(size, HEADER_LEN);
+	assert_int_equal(vp_store_put(f->store, &rec), 0);
+	assert_int_equal(vp_store_journal_size(f->dir, &size), 0);
+	assert_int_equal(size, file_size(f->journal));
+	assert_true(size > HEADER_LEN);
+}
+
 static void open__newer_version__refused_and_left_alone(void **state)
 {
 	struct fx *f = *state;
@@ -1275,6 +1292,7 @@ int main(void)
 		T(open__damaged_twice_in_one_second__both_files_kept),
 		T(open__bad_magic__set_aside_and_fresh_journal),
 		T(open__damaged_journal__set_aside_under_the_time_of_the_store_clock),
+		T(journal_size__is_the_files_size_or_enoent_before_the_first_open),
 		T(open__newer_version__refused_and_left_alone),
 		T(open__garbage__never_crashes),
 		T(decoder__crafted_valid_record__accepted),
