@@ -1203,7 +1203,7 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 
 	if (!reclaimable(s, victim, s->opts.now(s->opts.ud)))
 		return -ENOSPC;
-	(void)which;
+	(void)which;	/* the whole lease goes, whichever area needed room */
 	ret = persist_del(s, victim);
 	if (ret)
 		return ret;
@@ -1211,7 +1211,9 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 	ev.identity_len = req->identity_len;
 	ev.from = victim->identity;
 	ev.from_len = victim->identity_len;
-	ev.address = which == LINK_POOL ? victim->addr4 : victim->subnet4.addr;
+	ev.address = victim->addr4;
+	ev.subnet4 = victim->subnet4;
+	ev.subnet6 = victim->subnet6;
 	emit(s, &ev);
 	lease_destroy(s, victim);
 	return 0;

@@ -22,7 +22,8 @@
 struct vp_space;
 
 enum vp_event_type {
-	VP_EV_RECLAIM,		/* identity took address from "from" */
+	VP_EV_RECLAIM,		/* identity took the lease of "from": its address
+				 * and, of a router, its subnet4/subnet6 */
 	VP_EV_WARN,		/* pool crossed percent upward */
 	VP_EV_POOL_UNUSABLE,	/* pool outside the server's network: skipped */
 	VP_EV_LEASE_DROPPED,	/* a stored lease no longer fits the config */
@@ -41,6 +42,8 @@ struct vp_event {
 	struct vp_addr address;			/* reclaim/dropped/reservation: the address */
 	uint64_t in_use, size;
 	unsigned percent;			/* warn: the threshold crossed */
+	struct vp_prefix subnet4, subnet6;	/* reclaim: the routed subnets freed
+						 * (family 0: none) */
 	const char *message;			/* unusable/dropped/store: why */
 };
 

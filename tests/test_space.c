@@ -217,6 +217,8 @@ static void connect__pool_full_nothing_held__returns_enospc_naming_pool(void **s
 	assert_string_equal(fmt(&g.addr4), "10.8.0.6");
 	assert_int_equal(f->world.events[VP_EV_RECLAIM], 1);
 	assert_string_equal(f->world.last_from, "c4");
+	assert_string_equal(fmt(&f->world.last[VP_EV_RECLAIM].address), "10.8.0.6");
+	assert_int_equal(f->world.last[VP_EV_RECLAIM].subnet4.addr.family, 0);
 }
 
 static void connect__hold_time_not_passed__rejects_then_reclaims_oldest(void **state)
@@ -392,6 +394,29 @@ static void connect__router__gets_distinct_subnets_and_static_one(void **state)
 	fx_reopen(f);
 	assert_int_equal(fx_connect(f, "site-a", &g), 0);
 	assert_string_equal(fmtp(&g.subnet4), "10.9.1.0/24");
+}
+
+static void reclaim__router_lease__reports_its_address_and_subnets(void **state)
+{
+	struct fx *f = *state;
+	const char *sites[] = { "common_name=site-*", NULL };
+	const struct vp_event *ev = &f->world.last[VP_EV_RECLAIM];
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	tl_add_router(f->config, "sites", "10.9.0.0/23", 24, "fd00:9::/63", 64, sites);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	assert_int_equal(fx_connect(f, "site-b", &g), 0);
+	assert_int_equal(fx_disconnect(f, "site-a", 0), 0);
+	assert_int_equal(fx_connect(f, "site-c", &g), 0);
+	assert_string_equal(fmtp(&g.subnet4), "10.9.0.0/24");
+	assert_int_equal(f->world.events[VP_EV_RECLAIM], 1);
+	assert_string_equal(f->world.last_from, "site-a");
+	assert_string_equal(ev->pool, "sites");
+	assert_string_equal(fmt(&ev->address), "10.8.0.2");
+	assert_string_equal(fmtp(&ev->subnet4), "10.9.0.0/24");
+	assert_string_equal(fmtp(&ev->subnet6), "fd00:9::/64");
 }
 
 static void connect__router_pool_full__rejects_naming_it(void **state)
@@ -777,6 +802,7 @@ int main(void)
 		T(connect__server_network_broadcast_and_excludes__never_handed_out),
 		T(connect__router__gets_distinct_subnets_and_static_one),
 		T(connect__router_pool_full__rejects_naming_it),
+		T(reclaim__router_lease__reports_its_address_and_subnets),
 		T(connect__ipv6_pool__gives_one_address_of_each_family),
 		T(connect__net30__gives_a_slash30_per_client),
 		T(connect__p2p__peer_is_server_local),
