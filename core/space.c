@@ -97,6 +97,8 @@ struct vp_space {
 
 	struct area *pools, *routers;
 	const struct vp_static_config **statics;	/* sorted by identity */
+	struct vp_static_config *in_force;	/* statics[i] less the parts that
+						 * collide with the server */
 	struct vp_server server;
 	bool has_server;
 };
@@ -566,7 +568,7 @@ static const struct vp_static_config *static_find(const struct vp_space *s, cons
 		if (!c)
 			c = nlen < len ? -1 : nlen > len;
 		if (!c)
-			return s->statics[mid];
+			return &s->in_force[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -663,7 +665,8 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	s->pools = calloc(c->n_pools + 1, sizeof(*s->pools));
 	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
 	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
-	if (!s->tab || !s->pools || !s->routers || !s->statics) {
+	s->in_force = calloc(c->n_statics + 1, sizeof(*s->in_force));
+	if (!s->tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
 		vp_space_close(s);
 		return -ENOMEM;
 	}
@@ -678,6 +681,8 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	for (size_t i = 0; i < c->n_statics; ++i)
 		s->statics[i] = &c->statics[i];
 	qsort(s->statics, c->n_statics, sizeof(*s->statics), static_cmp);
+	for (size_t i = 0; i < c->n_statics; ++i)
+		s->in_force[i] = *s->statics[i];
 	*out = s;
 	return 0;
 }
@@ -686,6 +691,7 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		  struct vp_store_report *report, pid_t *holder_pid)
 {
 	struct vp_store_replay replay = { .put = replay_put, .del = replay_del };
+	struct vp_store_io io = { 0 };
 	struct vp_space *s;
 	int ret;
 
@@ -693,7 +699,12 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 	if (ret)
 		return ret;
 	replay.ud = s;
-	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, opts->io, &replay,
+	/* The store keeps time by the engine's clock. */
+	if (opts->io)
+		io = *opts->io;
+	io.now = s->opts.now;
+	io.now_ud = s->opts.ud;
+	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, &io, &replay,
 			    report, holder_pid);
 	if (ret)
 		goto out_free;
@@ -737,6 +748,7 @@ void vp_space_close(struct vp_space *s)
 	free(s->pools);
 	free(s->routers);
 	free(s->statics);
+	free(s->in_force);
 	free(s);
 }
 
@@ -789,6 +801,75 @@ static int build_router(struct vp_space *s, size_t i)
 	a->usable = true;
 	ret = vp_layout_router(s->config, i, VP_INET, &s->server, &a->v4);
 	return ret ? ret : vp_layout_router(s->config, i, VP_INET6, &s->server, &a->v6);
+}
+
+/* Which of the server's own tunnel addresses a is (or, in net30, shares a
+ * /30 with): "ifconfig_local", "ifconfig_remote", "ifconfig_ipv6_local", or
+ * NULL when none. */
+static const char *server_owner(const struct vp_server *sv, const struct vp_addr *a)
+{
+	static const char *const names[] = {
+		"ifconfig_local", "ifconfig_remote", "ifconfig_ipv6_local",
+	};
+	const struct vp_addr *own[] = { &sv->local4, &sv->remote4, &sv->local6 };
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); ++i) {
+		if (own[i]->family != a->family)
+			continue;
+		if (a->family == VP_INET && sv->topology == VP_TOPO_NET30) {
+			struct vp_prefix block = vp_prefix_of(own[i], 30);
+
+			if (vp_prefix_contains(&block, a))
+				return names[i];
+		} else if (vp_addr_eq(own[i], a)) {
+			return names[i];
+		}
+	}
+	return NULL;
+}
+
+static void report_reservation_unusable(const struct vp_space *s,
+					const struct vp_static_config *st,
+					const struct vp_addr *a, const char *owner)
+{
+	char why[200], text[VP_ADDR_STRLEN];
+	bool net30 = s->server.topology == VP_TOPO_NET30 && a->family == VP_INET;
+	struct vp_event ev = {
+		.type = VP_EV_RESERVATION_UNUSABLE, .identity = (const uint8_t *)st->identity,
+		.identity_len = strlen(st->identity), .address = *a, .message = why,
+	};
+
+	snprintf(why, sizeof(why),
+		 "reserved address %s (line %u) is %sthe server's %s: not reserved, the client "
+		 "gets one from the pools",
+		 vp_addr_format(a, text), st->line, net30 ? "in the /30 of " : "", owner);
+	emit(s, &ev);
+}
+
+/* The reservations in force with this server.  A reserved address that is
+ * one of the server's own (in net30: inside the server's /30) is reported
+ * and set aside: the client keeps the rest of its reservation and gets an
+ * address of that family from the pools like any other client.  Serving it
+ * rather than refusing it keeps one slip in the config, which the log names,
+ * from locking a client out; the address itself stays out of the dynamic
+ * allocators, as every reservation and the server's addresses do. */
+static void reservations_for_server(struct vp_space *s)
+{
+	for (size_t i = 0; i < s->config->n_statics; ++i) {
+		const struct vp_static_config *st = s->statics[i];
+		struct vp_static_config *in = &s->in_force[i];
+		const char *owner;
+
+		*in = *st;
+		if (st->has_address && (owner = server_owner(&s->server, &st->address))) {
+			in->has_address = false;
+			report_reservation_unusable(s, st, &st->address, owner);
+		}
+		if (st->has_address6 && (owner = server_owner(&s->server, &st->address6))) {
+			in->has_address6 = false;
+			report_reservation_unusable(s, st, &st->address6, owner);
+		}
+	}
 }
 
 /* The pool whose network holds a, or -1. */
@@ -1063,6 +1144,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 	}
 	s->server = *server;
 	s->has_server = false;
+	reservations_for_server(s);
 	for (size_t i = 0; !ret && i < s->config->n_pools; ++i)
 		ret = build_pool(s, i);
 	for (size_t i = 0; !ret && i < s->config->n_routers; ++i)
@@ -1121,7 +1203,7 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 
 	if (!reclaimable(s, victim, s->opts.now(s->opts.ud)))
 		return -ENOSPC;
-	(void)which;
+	(void)which;	/* the whole lease goes, whichever area needed room */
 	ret = persist_del(s, victim);
 	if (ret)
 		return ret;
@@ -1129,7 +1211,9 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 	ev.identity_len = req->identity_len;
 	ev.from = victim->identity;
 	ev.from_len = victim->identity_len;
-	ev.address = which == LINK_POOL ? victim->addr4 : victim->subnet4.addr;
+	ev.address = victim->addr4;
+	ev.subnet4 = victim->subnet4;
+	ev.subnet6 = victim->subnet6;
 	emit(s, &ev);
 	lease_destroy(s, victim);
 	return 0;

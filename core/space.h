@@ -22,11 +22,14 @@
 struct vp_space;
 
 enum vp_event_type {
-	VP_EV_RECLAIM,		/* identity took address from "from" */
+	VP_EV_RECLAIM,		/* identity took the lease of "from": its address
+				 * and, of a router, its subnet4/subnet6 */
 	VP_EV_WARN,		/* pool crossed percent upward */
 	VP_EV_POOL_UNUSABLE,	/* pool outside the server's network: skipped */
 	VP_EV_LEASE_DROPPED,	/* a stored lease no longer fits the config */
 	VP_EV_STORE,		/* journal load found damage, or a write failed */
+	VP_EV_RESERVATION_UNUSABLE,	/* a client's reserved address is the
+					 * server's own: that part is not used */
 };
 
 struct vp_event {
@@ -36,9 +39,11 @@ struct vp_event {
 	size_t identity_len;
 	const uint8_t *from;			/* reclaim: previous holder */
 	size_t from_len;
-	struct vp_addr address;			/* reclaim/dropped: the address */
+	struct vp_addr address;			/* reclaim/dropped/reservation: the address */
 	uint64_t in_use, size;
 	unsigned percent;			/* warn: the threshold crossed */
+	struct vp_prefix subnet4, subnet6;	/* reclaim: the routed subnets freed
+						 * (family 0: none) */
 	const char *message;			/* unusable/dropped/store: why */
 };
 
@@ -47,7 +52,8 @@ struct vp_space_options {
 	int64_t (*now)(void *ud);		/* seconds since the epoch */
 	void (*on_event)(void *ud, const struct vp_event *ev);	/* may be NULL */
 	void *ud;
-	const struct vp_store_io *io;		/* NULL: real system calls */
+	const struct vp_store_io *io;		/* NULL: real system calls; its clock
+						 * is replaced by now above */
 	uint64_t compact_min;			/* compact when appended records exceed
 						 * max(compact_min, leases); 0: 65536.
 						 * Closing compacts past leases / 4. */
@@ -80,8 +86,10 @@ void vp_space_close(struct vp_space *space);
 
 /* Build the allocators for the server's topology and addresses, exclude the
  * server's own addresses, and place every loaded lease; leases that no
- * longer fit are dropped (VP_EV_LEASE_DROPPED) and pools outside the server
- * network are reported (VP_EV_POOL_UNUSABLE).  Must be called before the
+ * longer fit are dropped (VP_EV_LEASE_DROPPED), pools outside the server
+ * network are reported (VP_EV_POOL_UNUSABLE), and so is each reserved
+ * address that is one of the server's own (VP_EV_RESERVATION_UNUSABLE: that
+ * client then gets an address of that family from the pools, as any other).  Must be called before the
  * first connect; calling it again with the same server is a no-op, with
  * another one rebuilds.  0, -ENOMEM, -EIO. */
 int vp_space_set_server(struct vp_space *space, const struct vp_server *server);

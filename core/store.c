@@ -753,7 +753,7 @@ static int rename_noreplace(const char *from, const char *to)
 static int set_aside(struct vp_store *s, struct vp_store_report *report)
 {
 	char from[PATH_MAX], name[64];
-	long long now = (long long)time(NULL);
+	long long now = (long long)s->io.now(s->io.now_ud);
 	int ret = -EEXIST;
 
 	if (path_in(from, sizeof(from), s->dir, JOURNAL))
@@ -822,6 +822,12 @@ static int default_fsync(int fd)
 	return fdatasync(fd);
 }
 
+static int64_t default_now(void *ud)
+{
+	(void)ud;
+	return (int64_t)time(NULL);
+}
+
 int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		  const struct vp_store_io *io, const struct vp_store_replay *replay,
 		  struct vp_store_report *report, pid_t *holder_pid)
@@ -846,6 +852,8 @@ int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 	s->do_fsync = do_fsync;
 	s->io.write = io && io->write ? io->write : default_write;
 	s->io.fsync = io && io->fsync ? io->fsync : default_fsync;
+	s->io.now = io && io->now ? io->now : default_now;
+	s->io.now_ud = io && io->now ? io->now_ud : NULL;
 	crc32c_init(s->crc_table);
 	s->dir = strdup(dir);
 	if (!s->dir) {
@@ -1301,6 +1309,20 @@ int vp_store_read_server(const char *dir, char *buf, size_t len)
 }
 
 /* ---- reading without the lock ------------------------------------------------- */
+
+int vp_store_journal_size(const char *dir, uint64_t *size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	*size = 0;
+	if (path_in(path, sizeof(path), dir, JOURNAL))
+		return -ENAMETOOLONG;
+	if (stat(path, &st))
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
 
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report)

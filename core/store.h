@@ -71,10 +71,13 @@ struct vp_store_report {
 	char detail[256];		/* what was wrong, for the log */
 };
 
-/* System calls the store makes that tests may want to fail. */
+/* System calls the store makes that tests may want to fail, and its clock
+ * (seconds since the epoch; it names a damaged journal set aside). */
 struct vp_store_io {
 	ssize_t (*write)(int fd, const void *buf, size_t len);
 	int (*fsync)(int fd);
+	int64_t (*now)(void *now_ud);
+	void *now_ud;
 };
 
 struct vp_store;
@@ -88,7 +91,7 @@ struct vp_store;
  * corruption the journal starts afresh and vp_store_appended() returns a huge
  * value so that the caller compacts, writing back the records it was given
  * before the damage.  io and its members may be NULL for the real system calls
- * (write(2), fdatasync(2)); report and holder_pid may be NULL. */
+ * (write(2), fdatasync(2), time(2)); report and holder_pid may be NULL. */
 int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		  const struct vp_store_io *io, const struct vp_store_replay *replay,
 		  struct vp_store_report *report, pid_t *holder_pid);
@@ -144,6 +147,12 @@ int vp_store_read_server(const char *dir, char *buf, size_t len);
  * report may be NULL. */
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report);
+
+/* The size in bytes of dir's journal as it is now, for a reader that sizes
+ * its tables before vp_store_read() (it may have grown by the time that
+ * reads it).  Takes no lock, changes nothing.  0, -ENOENT (no journal yet),
+ * -errno. */
+int vp_store_journal_size(const char *dir, uint64_t *size);
 
 /* The records' checksum, CRC-32C: the fastest way this CPU has, or (portable)
  * the table-driven one every machine computes alike.  For tests. */

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 
 #include "blocks.h"
 #include "layout.h"
@@ -445,14 +444,13 @@ static void huge_pages(void *p, size_t len)
  * does not copy and rehash as it grows (records take 60 bytes and more). */
 static int presize(struct vp_view *v, const char *dir)
 {
-	char path[4096];
-	struct stat st;
+	uint64_t bytes;
 	size_t est, size = 1024;
 
-	snprintf(path, sizeof(path), "%s/leases.journal", dir);
-	if (stat(path, &st) || st.st_size < 65536)
+	/* No journal, or one not read: vp_store_read() says why. */
+	if (vp_store_journal_size(dir, &bytes) || bytes < 65536)
 		return 0;
-	est = (size_t)(st.st_size / 60);
+	est = (size_t)(bytes / 60);
 	if (est > (1u << 26))
 		est = 1u << 26;
 	v->entries = malloc(est * sizeof(*v->entries));
@@ -467,11 +465,11 @@ static int presize(struct vp_view *v, const char *dir)
 	v->table_size = size;
 	/* Identities and real addresses are parts of the records: the journal's
 	 * size is room enough (only what is used is ever touched). */
-	if (st.st_size <= UINT32_MAX) {
-		v->arena = malloc((size_t)st.st_size);
+	if (bytes <= UINT32_MAX) {
+		v->arena = malloc((size_t)bytes);
 		if (!v->arena)
 			return -ENOMEM;
-		v->arena_cap = (size_t)st.st_size;
+		v->arena_cap = (size_t)bytes;
 		huge_pages(v->arena, v->arena_cap);
 	}
 	/* Huge pages: fewer faults and TLB misses for a table read at random. */

@@ -102,16 +102,17 @@ static void add_prefix(struct vp_strbuf *b, const char *key, const struct vp_pre
 static void on_event(void *ud, const struct vp_event *ev)
 {
 	struct vp_plugin *p = ud;
-	char a[VP_ADDR_STRLEN];
+	char a[VP_ADDR_STRLEN], sn[VP_PREFIX_STRLEN], sn6[VP_PREFIX_STRLEN];
 
 	switch (ev->type) {
 	case VP_EV_RECLAIM:
-		vp_logfmt_add(&p->fields, "identity", ev->identity, ev->identity_len);
-		vp_logfmt_adds(&p->fields, "pool", ev->pool);
-		add_addr(&p->fields, "address", &ev->address);
-		vp_logfmt_add(&p->fields, "from", ev->from, ev->from_len);
-		p->log(PLOG_NOTE, NAME, "pool %s: reclaiming %s from %s, offline longest",
+		vp_usage_reclaim_fields(&p->fields, ev);
+		p->log(PLOG_NOTE, NAME, "pool %s: reclaiming %s%s%s%s%s from %s, offline longest",
 		       ev->pool, ev->address.family ? vp_addr_format(&ev->address, a) : "-",
+		       ev->subnet4.addr.family ? " and subnet " : "",
+		       ev->subnet4.addr.family ? vp_prefix_format(&ev->subnet4, sn) : "",
+		       ev->subnet6.addr.family ? " and subnet " : "",
+		       ev->subnet6.addr.family ? vp_prefix_format(&ev->subnet6, sn6) : "",
 		       who(p, ev->from, ev->from_len));
 		usage(p, "reclaim");
 		break;
@@ -139,6 +140,10 @@ static void on_event(void *ud, const struct vp_event *ev)
 		break;
 	case VP_EV_STORE:
 		p->log(PLOG_ERR, NAME, "state directory %s: %s", p->config.state_dir, ev->message);
+		break;
+	case VP_EV_RESERVATION_UNUSABLE:
+		p->log(PLOG_ERR, NAME, "%s: client %s: %s", p->config.path,
+		       who(p, ev->identity, ev->identity_len), ev->message);
 		break;
 	}
 }

@@ -306,3 +306,18 @@ int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
 	pthread_mutex_unlock(&u->mu);
 	return ret;
 }
+
+void vp_usage_reclaim_fields(struct vp_strbuf *b, const struct vp_event *ev)
+{
+	char a[VP_ADDR_STRLEN], p[VP_PREFIX_STRLEN];
+
+	vp_logfmt_add(b, "identity", ev->identity, ev->identity_len);
+	vp_logfmt_adds(b, "pool", ev->pool);
+	if (ev->address.family)
+		vp_logfmt_adds(b, "address", vp_addr_format(&ev->address, a));
+	if (ev->subnet4.addr.family)
+		vp_logfmt_adds(b, "subnet", vp_prefix_format(&ev->subnet4, p));
+	if (ev->subnet6.addr.family)
+		vp_logfmt_adds(b, "subnet6", vp_prefix_format(&ev->subnet6, p));
+	vp_logfmt_add(b, "from", ev->from, ev->from_len);
+}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "logfmt.h"
+#include "space.h"
 
 struct vp_usage;
 
@@ -33,6 +34,11 @@ int vp_usage_start_writer(struct vp_usage *u);
  * write. */
 int vp_usage_write(struct vp_usage *u, int64_t now, const char *event,
 		   const struct vp_strbuf *fields);
+
+/* The fields of an event=reclaim line for ev (a VP_EV_RECLAIM), appended
+ * to b: identity, pool, address, and a router's subnet and subnet6, then
+ * from.  Absent addresses and subnets are left out. */
+void vp_usage_reclaim_fields(struct vp_strbuf *b, const struct vp_event *ev);
 
 /* "2026-11-25T04:01:29Z" into buf (at least 21 bytes). */
 void vp_usage_time(int64_t t, char *buf, size_t len);

@@ -2,7 +2,11 @@
 /*
  * Benchmarks of the engine (run on demand: make bench, or
  * ./tests/bench_core [clients]).  Prints figures; asserts nothing.
- *   1. allocate+free pair on IPv4 pools /24../8 at 50% and 99% fill, IPv6 /64
+ *   1. free+allocate pair on IPv4 pools /24../8 at 50% and 99% fill, IPv6 /64:
+ *      the fill is fragmented (every block taken, then a seeded random
+ *      spread freed down to the fill; for the IPv6 counts, twice the count
+ *      taken and half freed), and a pair frees a random in-use block and
+ *      allocates the lowest free one
  *   2. memory of an empty and a full /8
  *   3. connect cost with N clients (default 1,000,000) online on a /8, with
  *      the journal on and fsync off, then churn (disconnect + connect)
@@ -50,14 +54,90 @@ static struct figures summarise(double *v, size_t n)
 	return f;
 }
 
+/* splitmix64: a fixed seed gives every run the same holes. */
+static uint64_t next_random(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n), n < 2^32 (Lemire's multiply-shift). */
+static uint32_t random_below(uint64_t *state, uint32_t n)
+{
+	return (uint32_t)(((next_random(state) >> 32) * n) >> 32);
+}
+
+/* Allocate the lowest `taken` blocks, then free a random spread of them until
+ * target are in use.  in_use gets the offsets (from first, in blocks) of
+ * those still taken. */
+static void fill_fragmented(struct vp_blocks *b, uint64_t taken, uint64_t target,
+			    const struct vp_addr *first, unsigned shift, uint32_t *in_use,
+			    uint64_t *rng)
+{
+	struct vp_prefix p;
+
+	for (uint64_t i = 0; i < taken; ++i) {
+		vp_blocks_alloc(b, &p);
+		in_use[i] = (uint32_t)vp_addr_offset(&p.addr, first, shift);
+	}
+	/* A partial Fisher-Yates shuffle picks which go. */
+	for (uint64_t i = 0; i < taken - target; ++i) {
+		uint64_t j = i + random_below(rng, (uint32_t)(taken - i));
+		uint32_t t = in_use[j];
+		struct vp_addr a = vp_addr_add(first, t, shift);
+
+		in_use[j] = in_use[i];
+		in_use[i] = t;
+		vp_blocks_release(b, &a);
+	}
+	memmove(in_use, in_use + (taken - target), target * sizeof(*in_use));
+}
+
+/* 256 pairs, timed: free a random in-use block, allocate the lowest free
+ * one (with nothing in use: allocate one, free it).  Per pair, in ns. */
+static double time_pairs(struct vp_blocks *b, uint64_t target, const struct vp_addr *first,
+			 unsigned shift, uint32_t *in_use, uint64_t *rng)
+{
+	uint32_t pick[256];
+	struct vp_prefix p;
+	double t0;
+
+	for (int j = 0; j < 256 && target; ++j)
+		pick[j] = random_below(rng, (uint32_t)target);
+	t0 = now_ns();
+	for (int j = 0; j < 256; ++j) {
+		uint32_t *slot = target ? &in_use[pick[j]] : NULL;
+
+		if (slot) {
+			struct vp_addr a = vp_addr_add(first, *slot, shift);
+
+			vp_blocks_release(b, &a);
+		}
+		vp_blocks_alloc(b, &p);
+		if (slot)
+			*slot = (uint32_t)vp_addr_offset(&p.addr, first, shift);
+		else
+			vp_blocks_release(b, &p.addr);
+	}
+	return (now_ns() - t0) / 256;
+}
+
+/* fill > 0: that share of the blocks in use, from all of them taken; fill
+ * <= 0: -fill in use, from twice as many taken (a /64 cannot be filled). */
 static void bench_pool(const char *label, const char *range_text, unsigned block_len, double fill)
 {
 	struct vp_range r;
 	struct vp_blocks *b;
 	char err[VP_ERRLEN];
-	uint64_t size, target;
+	uint64_t size, target, taken, rng = 0x5eed;
+	uint32_t *in_use;
 	double batches[4000];
 	struct vp_prefix p;
+	struct vp_addr first;
+	unsigned shift;
 
 	if (!vp_range_parse(&r, range_text, err) || vp_blocks_new(&b, &r, block_len)) {
 		printf("  %-24s cannot be made\n", label);
@@ -65,24 +145,27 @@ static void bench_pool(const char *label, const char *range_text, unsigned block
 	}
 	size = vp_blocks_size(b);
 	target = fill > 0 ? (uint64_t)(size * fill) : (uint64_t)(-fill);
-	/* Fill with holes spread out: take everything, free a spread set. */
-	for (uint64_t i = 0; i < target; ++i)
-		vp_blocks_alloc(b, &p);
-	for (size_t k = 0; k < 4000; ++k) {
-		double t0 = now_ns();
-
-		for (int j = 0; j < 256; ++j) {
-			vp_blocks_alloc(b, &p);
-			vp_blocks_release(b, &p.addr);
-		}
-		batches[k] = (now_ns() - t0) / 256;
+	taken = fill > 0 ? size : target * 2;
+	shift = vp_family_bits(r.first.family) - block_len;
+	vp_blocks_alloc(b, &p);			/* the lowest block: offsets count from it */
+	first = p.addr;
+	vp_blocks_release(b, &first);
+	in_use = taken <= UINT32_MAX ? malloc((taken ? taken : 1) * sizeof(*in_use)) : NULL;
+	if (!in_use) {
+		printf("  %-24s too big for this benchmark\n", label);
+		vp_blocks_free(b);
+		return;
 	}
+	fill_fragmented(b, taken, target, &first, shift, in_use, &rng);
+	for (size_t k = 0; k < 4000; ++k)
+		batches[k] = time_pairs(b, target, &first, shift, in_use, &rng);
 	{
 		struct figures f = summarise(batches, 4000);
 
-		printf("  %-24s %12" PRIu64 "  %8.1f  %8.1f  %10.3f\n", label, target, f.p50, f.p99,
-		       vp_blocks_memory(b) / 1048576.0);
+		printf("  %-24s %12" PRIu64 "  %8.1f  %8.1f  %10.3f\n", label, vp_blocks_used(b),
+		       f.p50, f.p99, vp_blocks_memory(b) / 1048576.0);
 	}
+	free(in_use);
 	vp_blocks_free(b);
 }
 
@@ -181,7 +264,8 @@ int main(int argc, char **argv)
 {
 	uint64_t clients = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000000;
 
-	printf("allocate + free pair (lowest free block, then give it back):\n");
+	printf("free + allocate pair (a random in-use block freed, the lowest free one taken;\n"
+	       "fill fragmented: random holes):\n");
 	printf("  %-24s %12s  %8s  %8s  %10s\n", "pool", "in use", "p50 ns", "p99 ns", "MiB");
 	bench_pool("IPv4 /24 at 50%", "10.0.0.1-10.0.0.254", 32, 0.50);
 	bench_pool("IPv4 /24 at 99%", "10.0.0.1-10.0.0.254", 32, 0.99);

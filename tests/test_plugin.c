@@ -202,6 +202,33 @@ static void logfmt_next__malformed_lines__rejected(void **state)
 	vp_strbuf_free(&val);
 }
 
+static void usage__reclaim_fields__router_lease_adds_subnet_and_subnet6(void **state)
+{
+	struct vp_event ev = {
+		.type = VP_EV_RECLAIM, .pool = "staff", .identity = (const uint8_t *)"carol",
+		.identity_len = 5, .from = (const uint8_t *)"dave", .from_len = 4,
+		.address = tl_addr("10.8.1.9"),
+	};
+	struct vp_strbuf f = { 0 };
+
+	(void)state;
+	vp_usage_reclaim_fields(&f, &ev);
+	assert_string_equal(f.s, "identity=carol pool=staff address=10.8.1.9 from=dave");
+	vp_strbuf_reset(&f);
+	ev.pool = "sites";
+	ev.subnet4 = tl_prefix("10.9.3.0/24");
+	ev.subnet6 = tl_prefix("fd00:9:3::/64");
+	vp_usage_reclaim_fields(&f, &ev);
+	assert_string_equal(f.s, "identity=carol pool=sites address=10.8.1.9 "
+				 "subnet=10.9.3.0/24 subnet6=fd00:9:3::/64 from=dave");
+	vp_strbuf_reset(&f);
+	memset(&ev.address, 0, sizeof(ev.address));
+	memset(&ev.subnet6, 0, sizeof(ev.subnet6));
+	vp_usage_reclaim_fields(&f, &ev);
+	assert_string_equal(f.s, "identity=carol pool=sites subnet=10.9.3.0/24 from=dave");
+	vp_strbuf_free(&f);
+}
+
 static void usage__write__one_line_per_event_with_utc_time(void **state)
 {
 	char *dir = tl_tmpdir(), path[512], line[512];
@@ -320,6 +347,7 @@ int main(void)
 		cmocka_unit_test(logfmt__plain_values__stay_bare),
 		cmocka_unit_test(logfmt__hostile_values__quoted_escaped_and_round_trip),
 		cmocka_unit_test(logfmt_next__malformed_lines__rejected),
+		cmocka_unit_test(usage__reclaim_fields__router_lease_adds_subnet_and_subnet6),
 		cmocka_unit_test(usage__write__one_line_per_event_with_utc_time),
 		cmocka_unit_test(usage__writer_thread__lines_in_order_and_flushed),
 		cmocka_unit_test(usage__writer_thread__failure_reported_later),

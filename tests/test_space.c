@@ -217,6 +217,8 @@ static void connect__pool_full_nothing_held__returns_enospc_naming_pool(void **s
 	assert_string_equal(fmt(&g.addr4), "10.8.0.6");
 	assert_int_equal(f->world.events[VP_EV_RECLAIM], 1);
 	assert_string_equal(f->world.last_from, "c4");
+	assert_string_equal(fmt(&f->world.last[VP_EV_RECLAIM].address), "10.8.0.6");
+	assert_int_equal(f->world.last[VP_EV_RECLAIM].subnet4.addr.family, 0);
 }
 
 static void connect__hold_time_not_passed__rejects_then_reclaims_oldest(void **state)
@@ -394,6 +396,29 @@ static void connect__router__gets_distinct_subnets_and_static_one(void **state)
 	assert_string_equal(fmtp(&g.subnet4), "10.9.1.0/24");
 }
 
+static void reclaim__router_lease__reports_its_address_and_subnets(void **state)
+{
+	struct fx *f = *state;
+	const char *sites[] = { "common_name=site-*", NULL };
+	const struct vp_event *ev = &f->world.last[VP_EV_RECLAIM];
+	struct vp_grant g;
+
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	tl_add_router(f->config, "sites", "10.9.0.0/23", 24, "fd00:9::/63", 64, sites);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	assert_int_equal(fx_connect(f, "site-b", &g), 0);
+	assert_int_equal(fx_disconnect(f, "site-a", 0), 0);
+	assert_int_equal(fx_connect(f, "site-c", &g), 0);
+	assert_string_equal(fmtp(&g.subnet4), "10.9.0.0/24");
+	assert_int_equal(f->world.events[VP_EV_RECLAIM], 1);
+	assert_string_equal(f->world.last_from, "site-a");
+	assert_string_equal(ev->pool, "sites");
+	assert_string_equal(fmt(&ev->address), "10.8.0.2");
+	assert_string_equal(fmtp(&ev->subnet4), "10.9.0.0/24");
+	assert_string_equal(fmtp(&ev->subnet6), "fd00:9::/64");
+}
+
 static void connect__router_pool_full__rejects_naming_it(void **state)
 {
 	struct fx *f = *state;
@@ -513,6 +538,95 @@ static void set_server__pool_outside_tun_network__reported_and_not_used(void **s
 	assert_string_equal(g.pool->name, "inside");
 }
 
+static void reservation__equal_to_server_address__is_not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	small_pool(f);
+	tl_add_static(f->config, "alice", "10.8.0.1", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "10.8.0.1");
+	assert_memory_equal(f->world.last[VP_EV_RESERVATION_UNUSABLE].identity, "alice", 5);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_false(g.is_static);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	/* Reported once per server, not at every call. */
+	assert_int_equal(vp_space_set_server(f->space, &f->server), 0);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	fx_disconnect(f, "alice", 0);
+	fx_reopen(f);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	assert_true(g.sticky);
+}
+
+static void reservation__server_moves_onto_it__stored_lease_dropped_client_served_from_pool(
+	void **state)
+{
+	struct fx *f = *state;
+	struct vp_server moved = tl_server(VP_TOPO_SUBNET, "10.8.0.9", 16, NULL);
+	struct vp_grant g;
+
+	small_pool(f);
+	tl_add_static(f->config, "alice", "10.8.0.9", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.9");
+	assert_int_equal(fx_disconnect(f, "alice", 0), 0);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 0);
+	assert_int_equal(vp_space_set_server(f->space, &moved), 0);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 1);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.1");
+	assert_false(g.is_static);
+}
+
+static void reservation__inside_server_net30_block__is_not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_NET30, "10.8.0.1", 0, NULL);
+	f->server.remote4 = tl_addr("10.8.0.2");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	tl_add_static(f->config, "alice", "10.8.0.2", NULL, NULL, NULL);
+	tl_add_static(f->config, "bob", "10.8.0.10", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "10.8.0.2");
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.6");
+	assert_string_equal(fmt(&g.peer4), "10.8.0.5");
+	assert_false(g.is_static);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.10");
+	assert_true(g.is_static);
+}
+
+static void reservation6__equal_to_server_address6__is_not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, "fd00:8::1");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, "fd00:8::/64", NULL);
+	tl_add_static(f->config, "alice", "10.8.0.50", "fd00:8::1", NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "fd00:8::1");
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.50");	/* the IPv4 part still holds */
+	assert_true(g.is_static);
+	assert_string_equal(fmt(&g.addr6), "fd00:8::2");
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr6), "fd00:8::3");
+}
+
 static void connect__overlong_or_empty_identity__returns_einval(void **state)
 {
 	struct fx *f = *state;
@@ -555,6 +669,28 @@ static ssize_t failing_write(int fd, const void *buf, size_t len)
 		return -1;
 	}
 	return write(fd, buf, len);
+}
+
+static void open__damaged_journal__set_aside_under_the_engine_clock_time(void **state)
+{
+	struct fx *f = *state;
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	char path[512], want[600];
+	pid_t holder;
+	FILE *fp;
+
+	small_pool(f);
+	snprintf(path, sizeof(path), "%s/leases.journal", f->config->state_dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("not a journal", fp);
+	fclose(fp);
+	f->world.now = 1700000000;
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_true(report.corrupt);
+	snprintf(want, sizeof(want), "%s.corrupt-1700000000", path);
+	assert_string_equal(report.set_aside, want);
 }
 
 static void connect__store_write_fails__refused_and_nothing_changes(void **state)
@@ -666,13 +802,19 @@ int main(void)
 		T(connect__server_network_broadcast_and_excludes__never_handed_out),
 		T(connect__router__gets_distinct_subnets_and_static_one),
 		T(connect__router_pool_full__rejects_naming_it),
+		T(reclaim__router_lease__reports_its_address_and_subnets),
 		T(connect__ipv6_pool__gives_one_address_of_each_family),
 		T(connect__net30__gives_a_slash30_per_client),
 		T(connect__p2p__peer_is_server_local),
 		T(connect__filling_pool__warns_once_per_threshold_crossed_upward),
 		T(set_server__pool_outside_tun_network__reported_and_not_used),
+		T(reservation__equal_to_server_address__is_not_handed_out),
+		T(reservation__server_moves_onto_it__stored_lease_dropped_client_served_from_pool),
+		T(reservation__inside_server_net30_block__is_not_handed_out),
+		T(reservation6__equal_to_server_address6__is_not_handed_out),
 		T(connect__overlong_or_empty_identity__returns_einval),
 		T(connect__hostile_identity__survives_restart_byte_for_byte),
+		T(open__damaged_journal__set_aside_under_the_engine_clock_time),
 		T(connect__store_write_fails__refused_and_nothing_changes),
 		T(set_server__config_shrank__drops_leases_that_no_longer_fit),
 		T(set_server__written_for_the_command__parses_back),

@@ -687,6 +687,47 @@ static void open__bad_magic__set_aside_and_fresh_journal(void **state)
 	assert_false(f->report.corrupt || f->report.torn);
 }
 
+static int64_t fixed_clock(void *ud)
+{
+	return *(const int64_t *)ud;
+}
+
+static void open__damaged_journal__set_aside_under_the_time_of_the_store_clock(void **state)
+{
+	struct fx *f = *state;
+	int64_t t = 1234567;
+	struct vp_store_io io = { .now = fixed_clock, .now_ud = &t };
+	char want[256];
+
+	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_LEN);
+	assert_int_equal(fx_open_io(f, &io), 0);
+	snprintf(want, sizeof(want), "%s.corrupt-1234567", f->journal);
+	assert_string_equal(f->report.set_aside, want);
+	vp_store_close(f->store);
+	f->store = NULL;
+	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_LEN);
+	assert_int_equal(fx_open_io(f, &io), 0);
+	snprintf(want, sizeof(want), "%s.corrupt-1234567-1", f->journal);
+	assert_string_equal(f->report.set_aside, want);
+}
+
+static void journal_size__is_the_files_size_or_enoent_before_the_first_open(void **state)
+{
+	struct fx *f = *state;
+	struct vp_lease_rec rec = { .identity = (const uint8_t *)"alice", .identity_len = 5 };
+	uint64_t size = 1;
+
+	assert_int_equal(vp_store_journal_size(f->dir, &size), -ENOENT);
+	assert_int_equal(size, 0);
+	fx_open(f);
+	assert_int_equal(vp_store_journal_size(f->dir, &size), 0);
+	assert_int_equal(size, HEADER_LEN);
+	assert_int_equal(vp_store_put(f->store, &rec), 0);
+	assert_int_equal(vp_store_journal_size(f->dir, &size), 0);
+	assert_int_equal(size, file_size(f->journal));
+	assert_true(size > HEADER_LEN);
+}
+
 static void open__newer_version__refused_and_left_alone(void **state)
 {
 	struct fx *f = *state;
@@ -1250,6 +1291,8 @@ int main(void)
 		T(open__byte_flipped_mid_file__set_aside_earlier_records_kept),
 		T(open__damaged_twice_in_one_second__both_files_kept),
 		T(open__bad_magic__set_aside_and_fresh_journal),
+		T(open__damaged_journal__set_aside_under_the_time_of_the_store_clock),
+		T(journal_size__is_the_files_size_or_enoent_before_the_first_open),
 		T(open__newer_version__refused_and_left_alone),
 		T(open__garbage__never_crashes),
 		T(decoder__crafted_valid_record__accepted),
