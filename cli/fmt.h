@@ -41,7 +41,8 @@ const char *vp_fmt_cell(struct vp_strbuf *b, const void *value, size_t len);
 /* A JSON string of len bytes, with its quotes.  Control characters, '"' and
  * '\' are escaped; valid UTF-8 passes through; a byte that is not part of
  * valid UTF-8 becomes \u00XX (the byte read as Latin-1), so the output is
- * always valid JSON and a reader sees which byte was there. */
+ * always valid JSON.  Lossy once parsed: a parser reads that \u00XX as the
+ * character U+00XX (documented in vpnpool(8)). */
 void vp_json_add(struct vp_strbuf *b, const void *value, size_t len);
 void vp_json_adds(struct vp_strbuf *b, const char *s);	/* NULL: null */
 void vp_json_string(FILE *out, const void *value, size_t len);

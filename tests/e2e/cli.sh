@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The vpnpool command against a real server: status, leases and usage (--json
 # parsed with jq) agree with what the clients were pushed, while the server
-# runs and after it stops; the metrics file follows; check on good and broken
-# configs.
+# runs and after it stops; usage agrees with the disconnect lines and --since
+# cuts a hand-made log at a given second; the metrics file follows; every
+# command's help; check on the example (values worked out by hand) and on
+# broken configs.
 . "$(dirname "$0")/lib.sh"
 e2e_require
 command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
@@ -34,6 +36,7 @@ lease_of() { vpj --arg id "$2" '.leases[] | select(.identity == $id) | '"$1" lea
 e2e_server_start || { e2e_fail "server did not start"; e2e_finish; }
 names=(bob carol site-a alice "$HOSTILE")
 declare -A got
+started=$(date +%s)
 for n in 0 1 2 3 4; do e2e_client_start $n; done
 for n in 0 1 2 3 4; do
 	e2e_assert_eq "client $n outcome" "$(e2e_client_wait $n)" PUSH_REPLY
@@ -95,8 +98,90 @@ e2e_assert_eq "after stop: 5 leases, all held" "$(vpj '[.leases[] | select(.stat
 for n in 0 1 2 3 4; do
 	e2e_assert_eq "after stop: ${names[$n]} keeps its address" "$(vp leases --json | jq -r --arg id "${names[$n]}" '.leases[] | select(.identity == $id) | .address')" "${got[$n]}"
 done
-e2e_assert_eq "usage: 5 identities" "$(vpj '.identities | length' usage --json)" 5
+# status after the stop: the counts are those of what the clients were given
+# (staff: the pushed addresses inside its range; alice's reservation is not).
+in_range=0
+for n in 0 1 2 3 4; do [[ ${got[$n]} =~ ^10\.8\.0\.(1[0-9]|20)$ ]] && in_range=$((in_range + 1)); done
+e2e_assert_eq "pushed addresses inside staff's range" "$in_range" 4
+s=$(vp status --json)
+e2e_assert_eq "after stop: status leases" "$(jq -r '.leases' <<<"$s")" 5
+e2e_assert_eq "after stop: status online" "$(jq -r '.online' <<<"$s")" 0
+e2e_assert_eq "after stop: status held" "$(jq -r '.held' <<<"$s")" 5
+e2e_assert_eq "after stop: staff online" "$(jq -r '.pools[0].online' <<<"$s")" 0
+e2e_assert_eq "after stop: staff held = addresses given in its range" "$(jq -r '.pools[0].held' <<<"$s")" "$in_range"
+e2e_assert_eq "after stop: staff free" "$(jq -r '.pools[0].free' <<<"$s")" $((11 - in_range))
+e2e_assert_eq "after stop: sites online" "$(jq -r '.router_pools[0].online' <<<"$s")" 0
+e2e_assert_eq "after stop: sites held (site-a's subnet)" "$(jq -r '.router_pools[0].held' <<<"$s")" 1
+e2e_assert_match "after stop: status table" "$(vp status)" 'staff +pool +10\.8\.0\.0/24 +11 +0 +4 +7 +36\.4%'
+
+# usage --json against the sessions themselves: one session each, bytes and
+# time online the sums of the identity's disconnect lines.
+logid=(bob carol site-a alice '"evil \"cn\" $(x);=\\ end \xc3\xa9"')
+u=$(vp usage --json)
+e2e_assert_eq "usage: 5 identities" "$(jq -r '.identities | length' <<<"$u")" 5
+elapsed=$(($(date +%s) - started + 1))
+for n in 0 1 2 3 4; do
+	id=${names[$n]}
+	w=$(jq -c --arg id "$id" '.identities[] | select(.identity == $id)' <<<"$u")
+	e2e_assert_eq "usage: $id sessions" "$(jq -r .sessions <<<"$w")" 1
+	e2e_assert_eq "usage: $id has one connect line" "$(grep -cF "event=connect identity=${logid[$n]} " "$E2E_DIR/usage.log")" 1
+	lines=$(grep -F "event=disconnect identity=${logid[$n]} " "$E2E_DIR/usage.log")
+	e2e_assert_eq "usage: $id has one disconnect line" "$(grep -c . <<<"$lines")" 1
+	for f in duration:seconds_online bytes_received:bytes_received bytes_sent:bytes_sent; do
+		want=$(grep -o " ${f%%:*}=[0-9]*" <<<"$lines" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }')
+		e2e_assert_eq "usage: $id ${f#*:} = the disconnect line's ${f%%:*}" "$(jq -r ".${f#*:}" <<<"$w")" "$want"
+	done
+	e2e_assert_match "usage: $id received bytes" "$(jq -r .bytes_received <<<"$w")" '^[1-9][0-9]*$'
+	e2e_assert_match "usage: $id sent bytes" "$(jq -r .bytes_sent <<<"$w")" '^[1-9][0-9]*$'
+	secs=$(jq -r .seconds_online <<<"$w")
+	t0=$(date -u -d "$(grep -F "event=connect identity=${logid[$n]} " "$E2E_DIR/usage.log" | sed 's/^time=\([^ ]*\) .*/\1/')" +%s)
+	t1=$(date -u -d "$(sed 's/^time=\([^ ]*\) .*/\1/' <<<"$lines")" +%s)
+	if [ $((secs - (t1 - t0))) -ge -2 ] && [ $((secs - (t1 - t0))) -le 2 ]; then
+		e2e_pass "usage: $id online ${secs}s, the time between its connect and disconnect lines ($((t1 - t0))s)"
+	else
+		e2e_fail "usage: $id online ${secs}s, but its connect and disconnect lines are $((t1 - t0))s apart"
+	fi
+	if [ "$secs" -le "$elapsed" ]; then
+		e2e_pass "usage: $id online ${secs}s, not longer than the clients ran (${elapsed}s)"
+	else
+		e2e_fail "usage: $id online ${secs}s, longer than the clients ran (${elapsed}s)"
+	fi
+done
+bob_secs=$(jq -r '.identities[] | select(.identity == "bob") | .seconds_online' <<<"$u")
+e2e_assert_eq "usage: bob, who left first, was online least" \
+	"$(jq -r '[.identities[].seconds_online] | min' <<<"$u")" "$bob_secs"
 e2e_assert_eq "usage --since the future: nothing" "$(vpj '.events' usage --json --since 2099-01-01)" 0
+
+# --since cuts a log in the middle: events before T left out, from T on
+# counted.  T = 2026-01-01 12:00:00 UTC = @1767268800.
+L=$E2E_DIR/cut.log
+cat >"$L" <<'EOF'
+time=2026-01-01T10:00:00Z event=connect identity=early pool=staff address=10.8.0.10 in_use=1 size=11
+time=2026-01-01T10:30:00Z event=disconnect identity=early pool=staff address=10.8.0.10 duration=1800 bytes_received=100 bytes_sent=200
+time=2026-01-01T11:00:00Z event=connect identity=both pool=staff address=10.8.0.11 in_use=1 size=11
+time=2026-01-01T11:59:59Z event=disconnect identity=both pool=staff address=10.8.0.11 duration=3599 bytes_received=1000 bytes_sent=2000
+time=2026-01-01T12:00:00Z event=connect identity=both pool=staff address=10.8.0.11 in_use=1 size=11
+time=2026-01-01T12:10:00Z event=disconnect identity=both pool=staff address=10.8.0.11 duration=600 bytes_received=10 bytes_sent=20
+time=2026-01-01T12:20:00Z event=connect identity=late pool=staff address=10.8.0.12 in_use=1 size=11
+time=2026-01-01T12:30:00Z event=connect identity=both pool=staff address=10.8.0.11 in_use=2 size=11
+time=2026-01-01T12:40:00Z event=reject identity=late2 reason=exhausted pool=staff in_use=11 size=11
+EOF
+sessions() { jq -r '[.identities[] | "\(.identity)=\(.sessions)"] | sort | join(",")' <<<"$1"; }
+u=$(vp usage --json --log "$L")
+e2e_assert_eq "usage of the whole hand-made log: events" "$(jq -r .events <<<"$u")" 9
+e2e_assert_eq "usage of the whole hand-made log: sessions" "$(sessions "$u")" both=3,early=1,late2=0,late=1
+for T in 2026-01-01T12:00:00Z "2026-01-01 12:00" @1767268800; do
+	u=$(vp usage --json --log "$L" --since "$T")
+	e2e_assert_eq "usage --since $T: events from T on" "$(jq -r .events <<<"$u")" 5
+	e2e_assert_eq "usage --since $T: sessions per identity" "$(sessions "$u")" both=2,late2=0,late=1
+	e2e_assert_eq "usage --since $T: both's time online (the session that ended before T left out)" \
+		"$(jq -r '.identities[] | select(.identity == "both") | .seconds_online' <<<"$u")" 600
+	e2e_assert_eq "usage --since $T: both's bytes received" \
+		"$(jq -r '.identities[] | select(.identity == "both") | .bytes_received' <<<"$u")" 10
+	e2e_assert_eq "usage --since $T: rejects" "$(jq -r '[.rejects[].count] | add' <<<"$u")" 1
+done
+u=$(vp usage --json --log "$L" --since 2026-01-01T12:00:01Z)
+e2e_assert_eq "usage --since one second after T: sessions" "$(sessions "$u")" both=1,late2=0,late=1
 cp "$E2E_DIR/usage.log" "$E2E_DIR/usage.log.1"
 gzip -c "$E2E_DIR/usage.log" >"$E2E_DIR/usage.log.2.gz"
 u=$(vp usage --json --rotated --log "$E2E_DIR/usage.log")
@@ -105,12 +190,60 @@ e2e_assert_eq "usage --rotated: bob's sessions thrice" "$(jq -r '.identities[] |
 e2e_assert_match "usage table: bob's row, aligned units" "$(vp usage)" 'bob +1 +[0-9][0-9hms]* +[0-9.]+ (B|KiB) +[0-9.]+ (B|KiB) +0 +20[0-9-]+ [0-9:]+'
 e2e_assert_match "metrics at close: online 0" "$(cat "$E2E_DIR/metrics.prom")" 'vpnpool_pool_addresses\{pool="staff",state="online"\} 0'
 
+# Help: every command answers --help and "help CMD" on stdout, exit 0.
+for cmd in check status leases usage help; do
+	for args in "$cmd --help" "help $cmd"; do
+		out=$("$VPNPOOL_BIN" $args 2>/dev/null); rc=$?
+		e2e_assert_eq "vpnpool $args: exit" "$rc" 0
+		e2e_assert_match "vpnpool $args: starts with usage" "$out" '^usage: vpnpool '
+	done
+done
+out=$("$VPNPOOL_BIN" --help 2>/dev/null); rc=$?
+e2e_assert_eq "vpnpool --help: exit" "$rc" 0
+e2e_assert_match "vpnpool --help: starts with usage" "$out" '^usage: vpnpool '
+out=$("$VPNPOOL_BIN" no-such-command 2>&1); rc=$?
+e2e_assert_match "an unknown command: exit non-zero ($rc)" "$rc" '^[1-9][0-9]*$'
+e2e_assert_match "an unknown command: says so" "$out" 'no command `no-such-command'"'"
+out=$("$VPNPOOL_BIN" help no-such-command 2>&1); rc=$?
+e2e_assert_match "help on an unknown command: exit non-zero ($rc)" "$rc" '^[1-9][0-9]*$'
+
 # check: the example config, and broken ones (FILE:LINE, exit 1).
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$("$VPNPOOL_BIN" -c "$top/examples/vpnpool.conf" check); rc=$?
 e2e_assert_eq "check examples/vpnpool.conf exit" "$rc" 0
-e2e_assert_match "check prints the route for the router pool" "$out" 'route 10\.9\.0\.0 255\.255\.0\.0'
-e2e_assert_match "check prints the server line" "$out" 'server 10\.8\.0\.0 255\.255\.0\.0'
+# The values worked out by hand from examples/vpnpool.conf: staff is
+# 10.8.1.1-10.8.127.254 (32510 addresses) minus 10.8.100.0/24 (256) = 32254,
+# alice's 10.8.0.50 and the server's 10.8.0.1 lie outside the range;
+# everyone is a /17 less network and broadcast = 32766; sites is 256 /24s of
+# which site-paris's 10.9.77.0/24 is reserved, and a /48 holds 65536 /64s.
+check_line() { # what LINE: LINE is one whole line of the output
+	if grep -qxF -- "$2" <<<"$out"; then e2e_pass "check: $1"; else e2e_fail "check: $1: no line '$2' in: $out"; fi
+}
+check_line "staff's header" 'pool "staff" (line 16)'
+check_line "staff's network" '    network    10.8.0.0/17'
+check_line "staff's range" '    range      10.8.1.1-10.8.127.254'
+check_line "staff's exclusion" '    exclude    10.8.100.0-10.8.100.255'
+check_line "staff's size after exclusions" '    size       32254 addresses after exclusions and reservations'
+check_line "staff's IPv6 part" '    network6   fd00:8::/64 (one IPv6 address per client too)'
+check_line "staff's match rule" '    match      X509_0_OU=Staff'
+check_line "everyone's header" 'pool "everyone" (line 24)'
+check_line "everyone's network" '    network    10.8.128.0/17'
+check_line "everyone's range: every usable host" '    range      10.8.128.1-10.8.255.254 (every usable host)'
+check_line "everyone's size" '    size       32766 addresses after exclusions and reservations'
+check_line "everyone matches every client" '    match      (every client)'
+check_line "sites' subnets" '    network    10.9.0.0/16: 256 subnets of /24 (255 after reservations)'
+check_line "sites' IPv6 subnets" '    network6   fd00:9::/48: 65536 subnets of /64'
+check_line "sites' match rule" '    match      common_name=site-*'
+check_line "sites pushes its route" '    push-route yes (every client gets the route)'
+check_line "alice's reservation" 'client alice (line 40): address 10.8.0.50 address6 fd00:8::50'
+check_line "site-paris's reservation" 'client site-paris (line 44): subnet 10.9.77.0/24 subnet6 fd00:9:0:77::/64'
+check_line "the hold-time" 'hold-time    3600s'
+e2e_assert_eq "check: the pools in file order" "$(grep -E '^(pool|router-pool) ' <<<"$out" | cut -d' ' -f2 | tr '\n' ' ')" '"staff" "everyone" "sites" '
+e2e_assert_eq "check: staff's only exclusion" "$(grep -c '^    exclude ' <<<"$out")" 1
+check_line "the route for the router pool" '    route 10.9.0.0 255.255.0.0'
+check_line "the IPv6 route for the router pool" '    route-ipv6 fd00:9::/48'
+e2e_assert_match "check prints the server line" "$out" $'\n    server 10\\.8\\.0\\.0 255\\.255\\.0\\.0 '
+check_line "the server-ipv6 line" '    server-ipv6 fd00:8::/64'
 printf 'pool "a" {\n    network = "10.8.0.0/24"\n    range = "10.9.0.1-10.9.0.9"\n}\n' >"$E2E_DIR/bad1.conf"
 out=$("$VPNPOOL_BIN" -c "$E2E_DIR/bad1.conf" check 2>&1); rc=$?
 e2e_assert_eq "check on a bad range: exit" "$rc" 1

@@ -13,26 +13,30 @@ pool "p" {
 e2e_server_conf "topology subnet
 server 10.8.0.0 255.255.255.0 nopool
 $(e2e_plugin_line)"
-if e2e_server_start; then
-	e2e_fail "server started with an invalid vpnpool.conf"
-else
-	e2e_pass "server refused to start"
-fi
-e2e_assert_match "OpenVPN's log names file, line and problem" "$(e2e_server_log)" \
+# run_server NAME: OpenVPN in the foreground (a hang ends after 30 s with
+# timeout's 124); prints its exit status, logs to server-NAME.log.
+run_server() {
+	local rc=0
+	timeout 30 openvpn --config "$E2E_DIR/server.conf" --log "$E2E_DIR/server-$1.log" \
+		</dev/null >/dev/null 2>&1 || rc=$?
+	echo "$rc"
+}
+e2e_assert_eq "invalid vpnpool.conf: OpenVPN exits with status 1" "$(run_server badconf)" 1
+e2e_assert_match "OpenVPN's log names file, line and problem" "$(cat "$E2E_DIR/server-badconf.log")" \
 	"vpnpool: $E2E_DIR/vpnpool.conf:6: range 10\\.9\\.0\\.1-10\\.9\\.0\\.9 is not inside network 10\\.8\\.0\\.0/24"
+e2e_assert_eq "invalid vpnpool.conf: never came up" \
+	"$(grep -c 'Initialization Sequence Completed' "$E2E_DIR/server-badconf.log")" 0
 
 e2e_vpnpool_conf 'pool "p" { network = "10.8.0.0/24" }'
 e2e_server_start || e2e_fail "first server did not start"
 first=$E2E_SERVER_PID
 E2E_SERVER_PID=
 sed -i "s/^port .*/port $(e2e_free_port)/; s/^dev vp.*/dev vq$$/; s/^writepid .*//" "$E2E_DIR/server.conf"
-if e2e_server_start; then
-	e2e_fail "a second server started on the same state-dir"
-else
-	e2e_pass "second server refused"
-fi
-e2e_assert_match "the refusal says why" "$(e2e_server_log)" \
+e2e_assert_eq "a second server on the same state-dir exits with status 1" "$(run_server second)" 1
+e2e_assert_match "the refusal says why" "$(cat "$E2E_DIR/server-second.log")" \
 	"state directory $E2E_DIR/state is in use by another process \\(pid $first\\)"
+e2e_assert_eq "the second server never came up" \
+	"$(grep -c 'Initialization Sequence Completed' "$E2E_DIR/server-second.log")" 0
 E2E_SERVER_PID=$first
 e2e_client_start 0
 e2e_assert_eq "first server still serves" "$(e2e_client_wait 0)" PUSH_REPLY

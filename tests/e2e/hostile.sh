@@ -9,13 +9,17 @@
 # Checks: every PUSH_REPLY holds only the directives OpenVPN itself sends plus
 # the plugin's one ifconfig; every usage line is one well-formed logfmt line;
 # the state replays with nothing twice; each client gets its address back
-# after a restart.  Config files: huge, deeply nested, unterminated strings,
+# after a restart; vpnpool leases/status/usage --json parse (jq) and give
+# each client's identity exactly, their tables one row per lease and no
+# control byte.  Config files: huge, deeply nested, unterminated strings,
 # binary: OpenVPN stops at start (exit status 1, not a signal) and the log
 # names FILE:LINE.
 . "$(dirname "$0")/lib.sh"
 e2e_require
 DUMP=${STATE_DUMP:-$PWD/tests/state_dump}
 [ -x "$DUMP" ] || { e2e_fail "tests/state_dump not built ($DUMP): run make check"; e2e_finish; }
+[ -x "$VPNPOOL_BIN" ] || { e2e_fail "command not built: $VPNPOOL_BIN"; e2e_finish; }
+command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
 export LC_ALL=C
 
 # What a PUSH_REPLY may carry: OpenVPN's own options and the plugin's address.
@@ -41,6 +45,63 @@ check_state() { # what
 	rep=$("$DUMP" "$E2E_DIR/state" | tail -n 1)
 	e2e_assert_match "$1: state replays, nothing held twice" "$rep" \
 		' torn=0 .*corrupt=0 corrupt_offset=0 overlaps=0$'
+}
+
+# The command on hostile identities: every --json parses; each online lease's
+# identity is the client's, exact for valid UTF-8, for invalid UTF-8 each bad
+# byte as \u00XX (vpnpool(8)); tables have one row per lease and no control
+# byte.  (The state-dir keeps the previous phase's leases, held: the clients
+# now served are the online ones.)
+# check_command PHASE NAME=IDENTITY...: the clients now served, with the
+# identity OpenVPN hands the plugin; usage counts the lines of the usage log
+# after its first USAGE_FROM (the phase's own).
+VP=$VPNPOOL_BIN
+USAGE_FROM=0
+check_command() {
+	local phase=$1 kv n id leases usage out bad log=$E2E_DIR/usage-$1.log
+	shift
+	for _ in $(seq 1 100); do
+		tail -n "+$((USAGE_FROM + 1))" "$E2E_DIR/usage.log" >"$log"
+		[ "$(grep -c ' event=connect ' "$log")" -ge $# ] && break
+		sleep 0.1
+	done
+	usage=$("$VP" -c "$E2E_DIR/vpnpool.conf" usage --json --log "$log")
+	leases=$("$VP" -c "$E2E_DIR/vpnpool.conf" leases --json --online)
+	for cmd in "leases --json" "status --json" "usage --json"; do
+		if out=$("$VP" -c "$E2E_DIR/vpnpool.conf" $cmd) && jq -e . <<<"$out" >/dev/null 2>&1; then
+			e2e_pass "$phase: vpnpool $cmd is valid JSON"
+		else
+			e2e_fail "$phase: vpnpool $cmd is not valid JSON: $(head -c 300 <<<"$out" | cat -v)"
+		fi
+	done
+	e2e_assert_eq "$phase: leases --json --online count" "$(jq -r .count <<<"$leases")" $#
+	e2e_assert_eq "$phase: usage --json identities" "$(jq -r '.identities | length' <<<"$usage")" $#
+	e2e_assert_eq "$phase: status --json online" \
+		"$("$VP" -c "$E2E_DIR/vpnpool.conf" status --json | jq -r .online)" $#
+	for kv in "$@"; do
+		n=${kv%%=*}
+		id=${kv#*=}
+		e2e_assert_eq "$phase: $n's lease under its exact identity has its address" \
+			"$(jq -r --arg id "$id" '.leases[] | select(.identity == $id) | .address' <<<"$leases")" "${got[$n]}"
+		e2e_assert_eq "$phase: $n's identity in usage --json, one session" \
+			"$(jq -r --arg id "$id" '.identities[] | select(.identity == $id) | .sessions' <<<"$usage")" 1
+	done
+	out=$("$VP" -c "$E2E_DIR/vpnpool.conf" leases --online)
+	# header, one row per lease, a blank line and the total
+	e2e_assert_eq "$phase: leases --online table lines" "$(wc -l <<<"$out")" $(($# + 3))
+	bad=$(grep -c $'[\x01-\x09\x0b-\x1f\x7f]' <<<"$out")
+	e2e_assert_eq "$phase: leases table lines with a control byte" "$bad" 0
+	for kv in "$@"; do
+		n=${kv%%=*}
+		e2e_assert_eq "$phase: leases table has one row with $n's address" \
+			"$(grep -cE " ${got[$n]//./\\.}( |$)" <<<"$out")" 1
+	done
+	out=$("$VP" -c "$E2E_DIR/vpnpool.conf" usage)
+	bad=$(grep -c $'[\x01-\x09\x0b-\x1f\x7f]' <<<"$out")
+	e2e_assert_eq "$phase: usage table lines with a control byte" "$bad" 0
+	out=$("$VP" -c "$E2E_DIR/vpnpool.conf" status)
+	bad=$(grep -c $'[\x01-\x09\x0b-\x1f\x7f]' <<<"$out")
+	e2e_assert_eq "$phase: status table lines with a control byte" "$bad" 0
 }
 
 declare -A got
@@ -110,6 +171,12 @@ e2e_assert_match "the UTF-8 CN is escaped byte by byte" "$(cat "$E2E_DIR/usage.l
 	'identity="Zo\\xc3\\xab \\xce\\xa9mega '
 e2e_assert_match "the 64-byte CN arrives whole" "$(cat "$E2E_DIR/usage.log")" "identity=$CN64 "
 check_usage_log
+# OpenVPN hands on a CN's tab as "_".
+served=()
+for n in h0 h1 h3 h4 h5 h6 h7 u0 u1 u3; do served+=("$n=${CN[$n]}"); done
+served+=("h2=${CN[h2]//$'\t'/_}")
+[ -z "$(e2e_pushed_ifconfig u2)" ] || { got[u2]=$(e2e_pushed_ifconfig u2); served+=("u2=${CN[u2]}"); }
+check_command certs "${served[@]}"
 
 # Restart: everyone gets the same address back.
 e2e_client_stop h0 h1 h2 h3 h4 h5 h6 h7 u0 u1 u2 u3
@@ -134,6 +201,7 @@ declare -A USER=(
 	[n6]='push "route 6.6.6.0 255.255.255.0"')
 for n in "${!USER[@]}"; do printf '%s\npw\n' "${USER[$n]}" >"$E2E_DIR/up-$n"; done
 e2e_issue shared shared-cert || e2e_finish
+USAGE_FROM=$(wc -l <"$E2E_DIR/usage.log")
 e2e_vpnpool_conf '
 identity = "username"
 pool "all" { network = "10.8.3.0/24" }'
@@ -155,6 +223,16 @@ e2e_assert_match "the 511-byte username arrives whole" "$(cat "$E2E_DIR/usage.lo
 e2e_assert_match "invalid UTF-8 is escaped" "$(cat "$E2E_DIR/usage.log")" \
 	'identity="bad \\xff\\xfe\\x80 utf8 \\xc3\("'
 check_usage_log
+# OpenVPN drops a username's control bytes itself (its log says so).
+e2e_assert_match "OpenVPN's log: the username without its control bytes" "$(cat "$E2E_DIR"/server.*.log)" \
+	"succeeded for username 'ctlchars\\[31m'"
+check_command usernames n0="${USER[n0]}" n1="${USER[n1]}" n2="${USER[n2]}" \
+	n3="$(printf '%s' "${USER[n3]}" | iconv -f ISO-8859-1 -t UTF-8)" \
+	n4='ctlchars[31m' n5="${USER[n5]}" n6="${USER[n6]}"
+# The documented escape, in the JSON text itself (vpnpool(8)).
+e2e_assert_match "usernames: invalid UTF-8 in leases --json, byte by byte as \\u00XX" \
+	"$("$VP" -c "$E2E_DIR/vpnpool.conf" leases --json)" \
+	'"identity":"bad \\u00ff\\u00fe\\u0080 utf8 \\u00c3\("'
 e2e_client_stop n0 n1 n2 n3 n4 n5 n6
 e2e_server_stop
 check_state "usernames"
