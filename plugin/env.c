@@ -114,3 +114,16 @@ void vp_env_real(const char *const *envp, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s:%s", ip, port ? port : "");
 }
+
+bool vp_env_request(const char *const *envp, const char *identity_var, struct vp_request *req,
+		    char real[VP_REAL_MAX])
+{
+	const char *id = vp_env_get(envp, identity_var);
+
+	vp_env_real(envp, real, VP_REAL_MAX);
+	*req = (struct vp_request){
+		.identity = (const uint8_t *)id, .identity_len = id ? strlen(id) : 0,
+		.getvar = vp_env_getvar, .getvar_ud = (void *)envp, .real = real,
+	};
+	return id && *id;
+}

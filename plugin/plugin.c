@@ -485,15 +485,13 @@ static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *con
 static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
 			  struct openvpn_plugin_string_list **list)
 {
-	const char *id = vp_env_get(envp, p->config.identity);
 	struct vp_strbuf lines = { 0 };
 	struct vp_grant g = { 0 };
 	char real[VP_REAL_MAX], detail[256];
 	bool store_failed;
-	struct vp_request req = {
-		.identity = (const uint8_t *)id, .identity_len = id ? strlen(id) : 0,
-		.getvar = vp_env_getvar, .getvar_ud = (void *)envp, .real = real,
-	};
+	struct vp_request req;
+	bool has_id = vp_env_request(envp, p->config.identity, &req, real);
+	const char *id = (const char *)req.identity;
 	int ret;
 
 	if (!s)
@@ -509,11 +507,10 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 			p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
 			       strerror(-ret));
 	}
-	if (!id || !*id) {
+	if (!has_id) {
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);
 	}
-	vp_env_real(envp, real, sizeof(real));
 	ret = vp_space_connect(p->space, &req, &g, &store_failed);
 	if (ret && store_failed) {
 		snprintf(detail, sizeof(detail), "cannot record its lease in %s: %s",

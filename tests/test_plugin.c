@@ -83,6 +83,64 @@ static void env_get__exact_names_only(void **state)
 	assert_string_equal(real, "");
 }
 
+static void env_request__identity_from_the_configured_variable(void **state)
+{
+	const char *envp[] = { "common_name=alice", "username=bob",
+			       "X509_0_emailAddress=carol@example.com", "X509_0_OU=Staff", NULL };
+	static const struct {
+		const char *var, *value;
+	} cases[] = {
+		{ "common_name", "alice" },
+		{ "username", "bob" },
+		{ "X509_0_emailAddress", "carol@example.com" },
+	};
+	struct vp_request req;
+	char real[VP_REAL_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+		assert_true(vp_env_request(envp, cases[i].var, &req, real));
+		assert_int_equal(req.identity_len, strlen(cases[i].value));
+		assert_memory_equal(req.identity, cases[i].value, req.identity_len);
+		assert_string_equal(req.getvar(req.getvar_ud, "X509_0_OU"), "Staff");
+		assert_null(req.getvar(req.getvar_ud, "X509_0_O"));
+	}
+}
+
+static void env_request__missing_or_empty_identity__false(void **state)
+{
+	const char *none[] = { "username=bob", NULL };
+	const char *empty[] = { "common_name=", NULL };
+	struct vp_request req;
+	char real[VP_REAL_MAX];
+
+	(void)state;
+	assert_false(vp_env_request(none, "common_name", &req, real));
+	assert_null(req.identity);
+	assert_int_equal(req.identity_len, 0);
+	assert_false(vp_env_request(empty, "common_name", &req, real));
+	assert_int_equal(req.identity_len, 0);
+	assert_false(vp_env_request(NULL, "common_name", &req, real));
+}
+
+static void env_request__real_address_from_trusted_ip_or_ip6(void **state)
+{
+	const char *v4[] = { "common_name=a", "untrusted_ip=198.51.100.1", "untrusted_port=9",
+			     "trusted_ip=203.0.113.7", "trusted_port=43208", NULL };
+	const char *v6[] = { "common_name=a", "trusted_ip6=2001:db8::7", "trusted_port=5", NULL };
+	const char *unknown[] = { "common_name=a", "untrusted_ip=198.51.100.1", NULL };
+	struct vp_request req;
+	char real[VP_REAL_MAX];
+
+	(void)state;
+	assert_true(vp_env_request(v4, "common_name", &req, real));
+	assert_string_equal(req.real, "203.0.113.7:43208");
+	assert_true(vp_env_request(v6, "common_name", &req, real));
+	assert_string_equal(req.real, "[2001:db8::7]:5");
+	assert_true(vp_env_request(unknown, "common_name", &req, real));
+	assert_string_equal(req.real, "");
+}
+
 static struct vp_config *lines_config(void)
 {
 	struct vp_config *c = tl_config_new("/nonexistent");
@@ -315,6 +373,9 @@ int main(void)
 		cmocka_unit_test(env_server__no_netmask__auto_is_net30_and_p2p_when_configured),
 		cmocka_unit_test(env_server__missing_or_bad_values__fail_with_reason),
 		cmocka_unit_test(env_get__exact_names_only),
+		cmocka_unit_test(env_request__identity_from_the_configured_variable),
+		cmocka_unit_test(env_request__missing_or_empty_identity__false),
+		cmocka_unit_test(env_request__real_address_from_trusted_ip_or_ip6),
 		cmocka_unit_test(lines__subnet_router_client__all_spec_lines),
 		cmocka_unit_test(lines__net30_and_p2p__peer_address_second),
 		cmocka_unit_test(logfmt__plain_values__stay_bare),
