@@ -42,8 +42,15 @@ static bool parse_v4(const char *const *envp, const char *name, struct vp_addr *
 
 	if (!v)
 		return true;
-	if (!vp_addr_parse(out, v, why) || out->family != VP_INET) {
+	if (!vp_addr_parse(out, v, why)) {
 		snprintf(err, errlen, "OpenVPN's %s is not an IPv4 address: %s", name, why);
+		return false;
+	}
+	if (out->family != VP_INET) {
+		char text[VP_ADDR_STRLEN];
+
+		snprintf(err, errlen, "OpenVPN's %s is not an IPv4 address: `%s' is IPv6", name,
+			 vp_addr_format(out, text));
 		return false;
 	}
 	return true;

@@ -53,6 +53,7 @@ static void env_server__missing_or_bad_values__fail_with_reason(void **state)
 	const char *none[] = { "common_name=x", NULL };
 	const char *bad_mask[] = { "ifconfig_local=10.8.0.1", "ifconfig_netmask=255.0.255.0", NULL };
 	const char *bad_local[] = { "ifconfig_local=10.8.0.300", NULL };
+	const char *v6_remote[] = { "ifconfig_local=10.8.0.1", "ifconfig_remote=fd00::2", NULL };
 	struct vp_server s;
 	char err[256];
 
@@ -62,6 +63,11 @@ static void env_server__missing_or_bad_values__fail_with_reason(void **state)
 	assert_false(vp_env_server(bad_mask, VP_TOPO_AUTO, &s, err, sizeof(err)));
 	assert_non_null(strstr(err, "not a netmask"));
 	assert_false(vp_env_server(bad_local, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_string_equal(err, "OpenVPN's ifconfig_local is not an IPv4 address: "
+				 "`10.8.0.300': octet 300 is above 255");
+	assert_false(vp_env_server(v6_remote, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_string_equal(err, "OpenVPN's ifconfig_remote is not an IPv4 address: "
+				 "`fd00::2' is IPv6");
 }
 
 static void env_get__exact_names_only(void **state)
