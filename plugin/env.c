@@ -57,7 +57,8 @@ static bool parse_v4(const char *const *envp, const char *name, struct vp_addr *
 }
 
 bool vp_env_server(const char *const *envp, enum vp_topology configured,
-		   struct vp_server *out, char *err, size_t errlen)
+		   enum vp_topology auto_without_netmask, struct vp_server *out, char *err,
+		   size_t errlen)
 {
 	struct vp_addr mask = { 0 };
 	const char *v6 = vp_env_get(envp, "ifconfig_ipv6_local");
@@ -82,7 +83,8 @@ bool vp_env_server(const char *const *envp, enum vp_topology configured,
 		out->netbits4 = (unsigned)len;
 	}
 	out->topology = configured != VP_TOPO_AUTO ? configured :
-			mask.family ? VP_TOPO_SUBNET : VP_TOPO_NET30;
+			mask.family ? VP_TOPO_SUBNET :
+			auto_without_netmask == VP_TOPO_P2P ? VP_TOPO_P2P : VP_TOPO_NET30;
 	if (out->topology == VP_TOPO_SUBNET && !mask.family) {
 		snprintf(err, errlen, "topology subnet, but OpenVPN reports no ifconfig_netmask");
 		return false;

@@ -25,6 +25,7 @@
 #include "plugin/env.h"
 #include "plugin/lines.h"
 #include "plugin/metrics.h"
+#include "plugin/server_conf.h"
 #include "plugin/usage.h"
 
 #define VP_EXPORT __attribute__((visibility("default")))
@@ -37,6 +38,7 @@ struct vp_plugin {
 	struct vp_usage *usage;
 	struct vp_metrics *metrics;	/* NULL: metrics-file off */
 	struct vp_server server;
+	enum vp_topology auto_without_netmask;	/* topology auto: net30, or p2p from server.conf */
 	struct vp_strbuf fields;	/* usage line being built */
 	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
 	bool writer_tried;		/* usage log writer thread started (or failed) */
@@ -209,7 +211,8 @@ static bool learn_server(struct vp_plugin *p, const char *const *envp, bool quie
 
 	if (vp_space_has_server(p->space))
 		return true;
-	if (!vp_env_server(envp, p->config.topology, &p->server, err, sizeof(err))) {
+	if (!vp_env_server(envp, p->config.topology, p->auto_without_netmask, &p->server, err,
+			   sizeof(err))) {
 		if (!quiet)
 			p->log(PLOG_ERR, NAME, "cannot assign addresses: %s", err);
 		return false;
@@ -234,6 +237,33 @@ static void report_load(struct vp_plugin *p, const struct vp_store_report *r)
 		       "%s/leases.journal is damaged at offset %llu (%s): set aside as %s; kept the %llu records before it",
 		       p->config.state_dir, (unsigned long long)r->corrupt_offset, r->detail,
 		       r->set_aside, (unsigned long long)r->records);
+}
+
+/* topology auto: net30 or p2p, which OpenVPN's env does not tell, from the
+ * "topology" of OpenVPN's own config file. */
+static void read_server_topology(struct vp_plugin *p, const char *const *envp)
+{
+	const char *path = vp_env_get(envp, "config");
+	int ret;
+
+	p->auto_without_netmask = VP_TOPO_NET30;
+	if (p->config.topology != VP_TOPO_AUTO)
+		return;
+	if (!path) {
+		p->log(PLOG_WARN, NAME,
+		       "topology auto: OpenVPN did not say its config file; net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
+		       p->config.path);
+		return;
+	}
+	ret = vp_server_conf_read_topology(path, &p->auto_without_netmask);
+	if (ret == -EFBIG)
+		p->log(PLOG_WARN, NAME, "topology auto: read only the first %u MiB of %s",
+		       VP_SERVER_CONF_MAX >> 20, who(p, path, strlen(path)));
+	else if (ret)
+		p->log(PLOG_WARN, NAME,
+		       "topology auto: cannot read OpenVPN's config %s (%s); net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
+		       who(p, path, strlen(path)), ret == -EINVAL ? "not a regular file" :
+		       strerror(-ret), p->config.path);
 }
 
 static void plugin_free(struct vp_plugin *p)
@@ -288,6 +318,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 			return -1;
 		}
 	}
+	read_server_topology(p, envp);
 	if (!learn_server(p, envp, true))
 		log_config(p);
 	vp_logfmt_adds(&p->fields, "config", path);

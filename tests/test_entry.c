@@ -49,28 +49,47 @@ struct server {
 	openvpn_plugin_handle_t handle;
 };
 
-/* A plugin opened on "state-dir = DIR" + body, as OpenVPN opens it. */
-static void server_open(struct server *s, const char *body)
+/* path holds a, then b. */
+static void write_file(const char *path, const char *a, const char *b)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(a, f);
+	fputs(b, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A plugin opened on "state-dir = DIR" + body, as OpenVPN opens it; with
+ * server_conf, OpenVPN's config= names a server.conf of that text. */
+static void server_open_with(struct server *s, const char *body, const char *server_conf)
 {
 	struct openvpn_plugin_callbacks cb = { .plugin_log = fake_plugin_log };
 	const char *argv[] = { "openvpn-plugin-vpnpool.so", s->conf, NULL };
-	const char *envp[] = { "verb=3", "daemon=0", NULL };
+	char config_var[4300];
+	const char *envp[] = { "verb=3", "daemon=0", server_conf ? config_var : NULL, NULL };
 	struct openvpn_plugin_args_open_in in = { .argv = argv, .envp = envp, .callbacks = &cb };
 	struct openvpn_plugin_args_open_return out = { 0 };
-	FILE *f;
 
 	plugin_log_text[0] = '\0';
 	s->dir = tl_tmpdir();
 	snprintf(s->conf, sizeof(s->conf), "%s/vpnpool.conf", s->dir);
-	f = fopen(s->conf, "w");
-	assert_non_null(f);
-	fprintf(f, "state-dir = \"%s/state\"\n%s", s->dir, body);
-	assert_int_equal(fclose(f), 0);
+	snprintf(config_var, sizeof(config_var), "state-dir = \"%s/state\"\n", s->dir);
+	write_file(s->conf, config_var, body);
+	if (server_conf) {
+		snprintf(config_var, sizeof(config_var), "config=%s/server.conf", s->dir);
+		write_file(config_var + strlen("config="), server_conf, "");
+	}
 	assert_int_equal(openvpn_plugin_open_v3(OPENVPN_PLUGINv3_STRUCTVER, &in, &out),
 			 OPENVPN_PLUGIN_FUNC_SUCCESS);
 	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2));
 	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT));
 	s->handle = out.handle;
+}
+
+static void server_open(struct server *s, const char *body)
+{
+	server_open_with(s, body, NULL);
 }
 
 /* Close the plugin (which writes out the usage log); the log's text. */
@@ -435,6 +454,37 @@ static void subnet_topology__config_is_the_spec_line(void **state)
 	free(log);
 }
 
+/* net30 and p2p look alike in OpenVPN's env: auto reads server.conf. */
+static void topology_auto__p2p_from_server_conf__remote_is_the_server(void **state)
+{
+	static const char *const confs[] = { "topology p2p\n", "topology net30\n", "dev tun\n",
+					     NULL };
+	static const char *const want[] = { "ifconfig-push 10.8.0.3 10.8.0.1\n",
+					     "ifconfig-push 10.8.0.6 10.8.0.5\n",
+					     "ifconfig-push 10.8.0.6 10.8.0.5\n",
+					     "ifconfig-push 10.8.0.6 10.8.0.5\n" };
+	const char *envp[] = { "ifconfig_local=10.8.0.1", "ifconfig_remote=10.8.0.2",
+			       "trusted_ip=203.0.113.7", "trusted_port=1000", "common_name=alice",
+			       NULL };
+
+	(void)state;
+	for (size_t i = 0; i < 4; ++i) {
+		struct server s;
+		char config[256];
+		void *a;
+
+		server_open_with(&s, "pool \"p\" { network = \"10.8.0.0/24\" }\n", confs[i]);
+		a = openvpn_plugin_client_constructor_v1(s.handle);
+		assert_int_equal(connect_env(&s, a, envp, config, sizeof(config)),
+				 OPENVPN_PLUGIN_FUNC_SUCCESS);
+		assert_string_equal(config, want[i]);
+		openvpn_plugin_client_destructor_v1(s.handle, a);
+		if (!confs[i])
+			assert_non_null(strstr(plugin_log_text, "did not say its config file"));
+		free(server_close(&s));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +496,7 @@ int main(void)
 		cmocka_unit_test(identity_at_the_limit__accepted),
 		cmocka_unit_test(identity_with_newline__one_escaped_log_line_and_not_in_config),
 		cmocka_unit_test(subnet_topology__config_is_the_spec_line),
+		cmocka_unit_test(topology_auto__p2p_from_server_conf__remote_is_the_server),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
