@@ -3,7 +3,9 @@
  * openvpn-plugin-vpnpool: the thin glue between OpenVPN's plugin API (v3)
  * and the engine.  One context per plugin instance, one session per client
  * (constructor/destructor); a session's lease is ended exactly once, by
- * CLIENT_DISCONNECT or by the destructor, whichever comes first.
+ * CLIENT_DISCONNECT or by the destructor, whichever comes first.  The
+ * server's tun addresses come from UP's env, or failing that from the first
+ * connect's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -178,7 +180,7 @@ static void log_pools(struct vp_plugin *p)
 	}
 }
 
-/* At start, before OpenVPN has told the tun address: what is configured. */
+/* At open, before OpenVPN has told the tun address: what is configured. */
 static void log_config(struct vp_plugin *p)
 {
 	char n[VP_PREFIX_STRLEN], n6[VP_PREFIX_STRLEN];
@@ -189,7 +191,7 @@ static void log_config(struct vp_plugin *p)
 	for (size_t i = 0; i < p->config.n_pools; ++i) {
 		const struct vp_pool_config *pc = &p->config.pools[i];
 
-		p->log(PLOG_NOTE, NAME, "pool %s: %s%s%s (sizes are logged at the first connect)",
+		p->log(PLOG_NOTE, NAME, "pool %s: %s%s%s (sizes are logged once the tun is up)",
 		       pc->name, vp_prefix_format(&pc->network, n), pc->has_network6 ? " + " : "",
 		       pc->has_network6 ? vp_prefix_format(&pc->network6, n6) : "");
 	}
@@ -346,7 +348,8 @@ VP_EXPORT int openvpn_plugin_open_v3(const int version,
 	}
 	if (plugin_start(p, args->argv[1], (const char *const *)args->envp))
 		goto out_free;
-	ret->type_mask = OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2) |
+	ret->type_mask = OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_UP) |
+			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2) |
 			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT);
 	ret->handle = p;
 	return OPENVPN_PLUGIN_FUNC_SUCCESS;
@@ -580,6 +583,12 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 
 	(void)version;
 	switch (args->type) {
+	case OPENVPN_PLUGIN_UP:
+		/* The tun is up: its addresses are in envp, so the pools' sizes
+		 * and a pool outside the tun network are logged now; a failure
+		 * is logged and retried at the first connect.  Never fatal. */
+		learn_server(p, envp, false);
+		return OPENVPN_PLUGIN_FUNC_SUCCESS;
 	case OPENVPN_PLUGIN_CLIENT_CONNECT_V2:
 		return on_connect(p, args->per_client_context, envp, ret ? ret->return_list : NULL);
 	case OPENVPN_PLUGIN_CLIENT_DISCONNECT:

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The plugin through OpenVPN's own entry points: open_v3, the client
- * constructor, func_v3 (CLIENT_CONNECT_V2, CLIENT_DISCONNECT), the client
+ * constructor, func_v3 (UP, CLIENT_CONNECT_V2, CLIENT_DISCONNECT), the client
  * destructor and close_v1, called in the orders OpenVPN uses
  * (tests/e2e/NOTES.md).  Asserts on what a user sees: the config handed
  * back, the usage log in a scratch state directory, OpenVPN's log.
@@ -485,6 +485,56 @@ static void topology_auto__p2p_from_server_conf__remote_is_the_server(void **sta
 	}
 }
 
+/* At UP (NOTES.md 1) the env holds the server's ifconfig_*. */
+static void up__logs_pool_sizes_and_unusable_pools_before_any_client(void **state)
+{
+	const char *up_env[] = { "script_context=init", "dev=tun0", "ifconfig_local=10.8.0.1",
+				 "ifconfig_netmask=255.255.0.0", NULL };
+	struct server s;
+	char config[256];
+	void *a;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n"
+			"pool \"far\" { network = \"10.20.0.0/24\" }\n");
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 0);
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size 65533, 0 held", NULL),
+			 1);
+	assert_int_equal(count_lines(plugin_log_text, "pool far is not used", NULL), 1);
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 1);
+	assert_int_equal(count_lines(plugin_log_text, "pool far is not used", NULL), 1);
+	free(server_close(&s));
+}
+
+/* An UP without the tun's addresses (or none at all): the first connect learns them. */
+static void up_without_addresses__first_connect_logs_the_sizes(void **state)
+{
+	const char *up_env[] = { "script_context=init", "dev=tun0", NULL };
+	struct server s;
+	char config[256];
+	void *a;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, "cannot assign addresses", "ifconfig_local"),
+			 1);
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.0.2 255.255.0.0\n");
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 1);
+	free(server_close(&s));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +547,8 @@ int main(void)
 		cmocka_unit_test(identity_with_newline__one_escaped_log_line_and_not_in_config),
 		cmocka_unit_test(subnet_topology__config_is_the_spec_line),
 		cmocka_unit_test(topology_auto__p2p_from_server_conf__remote_is_the_server),
+		cmocka_unit_test(up__logs_pool_sizes_and_unusable_pools_before_any_client),
+		cmocka_unit_test(up_without_addresses__first_connect_logs_the_sizes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

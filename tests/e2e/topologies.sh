@@ -11,6 +11,10 @@ e2e_server_conf "topology net30
 server 10.8.0.0 255.255.255.0 nopool
 $(e2e_plugin_line)"
 e2e_server_start || { e2e_fail "net30 server did not start"; e2e_finish; }
+# Logged at UP, before any client.
+e2e_assert_match "pool sizes logged at start" \
+	"$(e2e_server_log | grep -o 'vpnpool: pool p: 10\.8\.0\.0/24, size [0-9]*')" \
+	'^vpnpool: pool p: 10\.8\.0\.0/24, size [0-9]+$'
 e2e_client_start 0; e2e_client_start 1
 for n in 0 1; do e2e_assert_eq "net30 client$n outcome" "$(e2e_client_wait $n)" PUSH_REPLY; done
 got="$(e2e_pushed_ifconfig_full 0) / $(e2e_pushed_ifconfig_full 1)"
