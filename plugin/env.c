@@ -42,15 +42,23 @@ static bool parse_v4(const char *const *envp, const char *name, struct vp_addr *
 
 	if (!v)
 		return true;
-	if (!vp_addr_parse(out, v, why) || out->family != VP_INET) {
+	if (!vp_addr_parse(out, v, why)) {
 		snprintf(err, errlen, "OpenVPN's %s is not an IPv4 address: %s", name, why);
+		return false;
+	}
+	if (out->family != VP_INET) {
+		char text[VP_ADDR_STRLEN];
+
+		snprintf(err, errlen, "OpenVPN's %s is not an IPv4 address: `%s' is IPv6", name,
+			 vp_addr_format(out, text));
 		return false;
 	}
 	return true;
 }
 
 bool vp_env_server(const char *const *envp, enum vp_topology configured,
-		   struct vp_server *out, char *err, size_t errlen)
+		   enum vp_topology auto_without_netmask, struct vp_server *out, char *err,
+		   size_t errlen)
 {
 	struct vp_addr mask = { 0 };
 	const char *v6 = vp_env_get(envp, "ifconfig_ipv6_local");
@@ -75,7 +83,8 @@ bool vp_env_server(const char *const *envp, enum vp_topology configured,
 		out->netbits4 = (unsigned)len;
 	}
 	out->topology = configured != VP_TOPO_AUTO ? configured :
-			mask.family ? VP_TOPO_SUBNET : VP_TOPO_NET30;
+			mask.family ? VP_TOPO_SUBNET :
+			auto_without_netmask == VP_TOPO_P2P ? VP_TOPO_P2P : VP_TOPO_NET30;
 	if (out->topology == VP_TOPO_SUBNET && !mask.family) {
 		snprintf(err, errlen, "topology subnet, but OpenVPN reports no ifconfig_netmask");
 		return false;
@@ -113,4 +122,17 @@ void vp_env_real(const char *const *envp, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%s", ip, port ? port : "");
 	else
 		snprintf(buf, len, "%s:%s", ip, port ? port : "");
+}
+
+bool vp_env_request(const char *const *envp, const char *identity_var, struct vp_request *req,
+		    char real[VP_REAL_MAX])
+{
+	const char *id = vp_env_get(envp, identity_var);
+
+	vp_env_real(envp, real, VP_REAL_MAX);
+	*req = (struct vp_request){
+		.identity = (const uint8_t *)id, .identity_len = id ? strlen(id) : 0,
+		.getvar = vp_env_getvar, .getvar_ud = (void *)envp, .real = real,
+	};
+	return id && *id;
 }

@@ -3,7 +3,9 @@
  * openvpn-plugin-vpnpool: the thin glue between OpenVPN's plugin API (v3)
  * and the engine.  One context per plugin instance, one session per client
  * (constructor/destructor); a session's lease is ended exactly once, by
- * CLIENT_DISCONNECT or by the destructor, whichever comes first.
+ * CLIENT_DISCONNECT or by the destructor, whichever comes first.  The
+ * server's tun addresses come from UP's env, or failing that from the first
+ * connect's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include "plugin/env.h"
 #include "plugin/lines.h"
 #include "plugin/metrics.h"
+#include "plugin/server_conf.h"
 #include "plugin/usage.h"
 
 #define VP_EXPORT __attribute__((visibility("default")))
@@ -37,6 +40,7 @@ struct vp_plugin {
 	struct vp_usage *usage;
 	struct vp_metrics *metrics;	/* NULL: metrics-file off */
 	struct vp_server server;
+	enum vp_topology auto_without_netmask;	/* topology auto: net30, or p2p from server.conf */
 	struct vp_strbuf fields;	/* usage line being built */
 	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
 	bool writer_tried;		/* usage log writer thread started (or failed) */
@@ -181,7 +185,7 @@ static void log_pools(struct vp_plugin *p)
 	}
 }
 
-/* At start, before OpenVPN has told the tun address: what is configured. */
+/* At open, before OpenVPN has told the tun address: what is configured. */
 static void log_config(struct vp_plugin *p)
 {
 	char n[VP_PREFIX_STRLEN], n6[VP_PREFIX_STRLEN];
@@ -192,7 +196,7 @@ static void log_config(struct vp_plugin *p)
 	for (size_t i = 0; i < p->config.n_pools; ++i) {
 		const struct vp_pool_config *pc = &p->config.pools[i];
 
-		p->log(PLOG_NOTE, NAME, "pool %s: %s%s%s (sizes are logged at the first connect)",
+		p->log(PLOG_NOTE, NAME, "pool %s: %s%s%s (sizes are logged once the tun is up)",
 		       pc->name, vp_prefix_format(&pc->network, n), pc->has_network6 ? " + " : "",
 		       pc->has_network6 ? vp_prefix_format(&pc->network6, n6) : "");
 	}
@@ -214,7 +218,8 @@ static bool learn_server(struct vp_plugin *p, const char *const *envp, bool quie
 
 	if (vp_space_has_server(p->space))
 		return true;
-	if (!vp_env_server(envp, p->config.topology, &p->server, err, sizeof(err))) {
+	if (!vp_env_server(envp, p->config.topology, p->auto_without_netmask, &p->server, err,
+			   sizeof(err))) {
 		if (!quiet)
 			p->log(PLOG_ERR, NAME, "cannot assign addresses: %s", err);
 		return false;
@@ -239,6 +244,33 @@ static void report_load(struct vp_plugin *p, const struct vp_store_report *r)
 		       "%s/leases.journal is damaged at offset %llu (%s): set aside as %s; kept the %llu records before it",
 		       p->config.state_dir, (unsigned long long)r->corrupt_offset, r->detail,
 		       r->set_aside, (unsigned long long)r->records);
+}
+
+/* topology auto: net30 or p2p, which OpenVPN's env does not tell, from the
+ * "topology" of OpenVPN's own config file. */
+static void read_server_topology(struct vp_plugin *p, const char *const *envp)
+{
+	const char *path = vp_env_get(envp, "config");
+	int ret;
+
+	p->auto_without_netmask = VP_TOPO_NET30;
+	if (p->config.topology != VP_TOPO_AUTO)
+		return;
+	if (!path) {
+		p->log(PLOG_WARN, NAME,
+		       "topology auto: OpenVPN did not say its config file; net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
+		       p->config.path);
+		return;
+	}
+	ret = vp_server_conf_read_topology(path, &p->auto_without_netmask);
+	if (ret == -EFBIG)
+		p->log(PLOG_WARN, NAME, "topology auto: read only the first %u MiB of %s",
+		       VP_SERVER_CONF_MAX >> 20, who(p, path, strlen(path)));
+	else if (ret)
+		p->log(PLOG_WARN, NAME,
+		       "topology auto: cannot read OpenVPN's config %s (%s); net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
+		       who(p, path, strlen(path)), ret == -EINVAL ? "not a regular file" :
+		       strerror(-ret), p->config.path);
 }
 
 static void plugin_free(struct vp_plugin *p)
@@ -293,6 +325,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 			return -1;
 		}
 	}
+	read_server_topology(p, envp);
 	if (!learn_server(p, envp, true))
 		log_config(p);
 	vp_logfmt_adds(&p->fields, "config", path);
@@ -320,7 +353,8 @@ VP_EXPORT int openvpn_plugin_open_v3(const int version,
 	}
 	if (plugin_start(p, args->argv[1], (const char *const *)args->envp))
 		goto out_free;
-	ret->type_mask = OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2) |
+	ret->type_mask = OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_UP) |
+			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2) |
 			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT);
 	ret->handle = p;
 	return OPENVPN_PLUGIN_FUNC_SUCCESS;
@@ -490,15 +524,13 @@ static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *con
 static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
 			  struct openvpn_plugin_string_list **list)
 {
-	const char *id = vp_env_get(envp, p->config.identity);
 	struct vp_strbuf lines = { 0 };
 	struct vp_grant g = { 0 };
 	char real[VP_REAL_MAX], detail[256];
 	bool store_failed;
-	struct vp_request req = {
-		.identity = (const uint8_t *)id, .identity_len = id ? strlen(id) : 0,
-		.getvar = vp_env_getvar, .getvar_ud = (void *)envp, .real = real,
-	};
+	struct vp_request req;
+	bool has_id = vp_env_request(envp, p->config.identity, &req, real);
+	const char *id = (const char *)req.identity;
 	int ret;
 
 	if (!s)
@@ -514,11 +546,10 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 			p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
 			       strerror(-ret));
 	}
-	if (!id || !*id) {
+	if (!has_id) {
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);
 	}
-	vp_env_real(envp, real, sizeof(real));
 	ret = vp_space_connect(p->space, &req, &g, &store_failed);
 	if (ret && store_failed) {
 		snprintf(detail, sizeof(detail), "cannot record its lease in %s: %s",
@@ -557,6 +588,12 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 
 	(void)version;
 	switch (args->type) {
+	case OPENVPN_PLUGIN_UP:
+		/* The tun is up: its addresses are in envp, so the pools' sizes
+		 * and a pool outside the tun network are logged now; a failure
+		 * is logged and retried at the first connect.  Never fatal. */
+		learn_server(p, envp, false);
+		return OPENVPN_PLUGIN_FUNC_SUCCESS;
 	case OPENVPN_PLUGIN_CLIENT_CONNECT_V2:
 		return on_connect(p, args->per_client_context, envp, ret ? ret->return_list : NULL);
 	case OPENVPN_PLUGIN_CLIENT_DISCONNECT:

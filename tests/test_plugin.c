@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "logfmt.h"
 #include "plugin/env.h"
 #include "plugin/lines.h"
+#include "plugin/server_conf.h"
 #include "plugin/usage.h"
 #include "testlib.h"
 
@@ -26,7 +28,7 @@ static void env_server__subnet_topology__reads_netmask_and_ipv6(void **state)
 	char err[256];
 
 	(void)state;
-	assert_true(vp_env_server(envp, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_true(vp_env_server(envp, VP_TOPO_AUTO, VP_TOPO_NET30, &s, err, sizeof(err)));
 	assert_int_equal(s.topology, VP_TOPO_SUBNET);
 	assert_int_equal(s.netbits4, 16);
 	assert_int_equal(s.netbits6, 64);
@@ -40,11 +42,11 @@ static void env_server__no_netmask__auto_is_net30_and_p2p_when_configured(void *
 	char err[256];
 
 	(void)state;
-	assert_true(vp_env_server(envp, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_true(vp_env_server(envp, VP_TOPO_AUTO, VP_TOPO_NET30, &s, err, sizeof(err)));
 	assert_int_equal(s.topology, VP_TOPO_NET30);
-	assert_true(vp_env_server(envp, VP_TOPO_P2P, &s, err, sizeof(err)));
+	assert_true(vp_env_server(envp, VP_TOPO_P2P, VP_TOPO_NET30, &s, err, sizeof(err)));
 	assert_int_equal(s.topology, VP_TOPO_P2P);
-	assert_false(vp_env_server(envp, VP_TOPO_SUBNET, &s, err, sizeof(err)));
+	assert_false(vp_env_server(envp, VP_TOPO_SUBNET, VP_TOPO_NET30, &s, err, sizeof(err)));
 	assert_non_null(strstr(err, "ifconfig_netmask"));
 }
 
@@ -53,15 +55,21 @@ static void env_server__missing_or_bad_values__fail_with_reason(void **state)
 	const char *none[] = { "common_name=x", NULL };
 	const char *bad_mask[] = { "ifconfig_local=10.8.0.1", "ifconfig_netmask=255.0.255.0", NULL };
 	const char *bad_local[] = { "ifconfig_local=10.8.0.300", NULL };
+	const char *v6_remote[] = { "ifconfig_local=10.8.0.1", "ifconfig_remote=fd00::2", NULL };
 	struct vp_server s;
 	char err[256];
 
 	(void)state;
-	assert_false(vp_env_server(none, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_false(vp_env_server(none, VP_TOPO_AUTO, VP_TOPO_NET30, &s, err, sizeof(err)));
 	assert_non_null(strstr(err, "ifconfig_local"));
-	assert_false(vp_env_server(bad_mask, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_false(vp_env_server(bad_mask, VP_TOPO_AUTO, VP_TOPO_NET30, &s, err, sizeof(err)));
 	assert_non_null(strstr(err, "not a netmask"));
-	assert_false(vp_env_server(bad_local, VP_TOPO_AUTO, &s, err, sizeof(err)));
+	assert_false(vp_env_server(bad_local, VP_TOPO_AUTO, VP_TOPO_NET30, &s, err, sizeof(err)));
+	assert_string_equal(err, "OpenVPN's ifconfig_local is not an IPv4 address: "
+				 "`10.8.0.300': octet 300 is above 255");
+	assert_false(vp_env_server(v6_remote, VP_TOPO_AUTO, VP_TOPO_NET30, &s, err, sizeof(err)));
+	assert_string_equal(err, "OpenVPN's ifconfig_remote is not an IPv4 address: "
+				 "`fd00::2' is IPv6");
 }
 
 static void env_get__exact_names_only(void **state)
@@ -81,6 +89,179 @@ static void env_get__exact_names_only(void **state)
 	assert_string_equal(real, "[2001:db8::7]:5");
 	vp_env_real(envp, real, sizeof(real));
 	assert_string_equal(real, "");
+}
+
+static void env_request__identity_from_the_configured_variable(void **state)
+{
+	const char *envp[] = { "common_name=alice", "username=bob",
+			       "X509_0_emailAddress=carol@example.com", "X509_0_OU=Staff", NULL };
+	static const struct {
+		const char *var, *value;
+	} cases[] = {
+		{ "common_name", "alice" },
+		{ "username", "bob" },
+		{ "X509_0_emailAddress", "carol@example.com" },
+	};
+	struct vp_request req;
+	char real[VP_REAL_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+		assert_true(vp_env_request(envp, cases[i].var, &req, real));
+		assert_int_equal(req.identity_len, strlen(cases[i].value));
+		assert_memory_equal(req.identity, cases[i].value, req.identity_len);
+		assert_string_equal(req.getvar(req.getvar_ud, "X509_0_OU"), "Staff");
+		assert_null(req.getvar(req.getvar_ud, "X509_0_O"));
+	}
+}
+
+static void env_request__missing_or_empty_identity__false(void **state)
+{
+	const char *none[] = { "username=bob", NULL };
+	const char *empty[] = { "common_name=", NULL };
+	struct vp_request req;
+	char real[VP_REAL_MAX];
+
+	(void)state;
+	assert_false(vp_env_request(none, "common_name", &req, real));
+	assert_null(req.identity);
+	assert_int_equal(req.identity_len, 0);
+	assert_false(vp_env_request(empty, "common_name", &req, real));
+	assert_int_equal(req.identity_len, 0);
+	assert_false(vp_env_request(NULL, "common_name", &req, real));
+}
+
+static void env_request__real_address_from_trusted_ip_or_ip6(void **state)
+{
+	const char *v4[] = { "common_name=a", "untrusted_ip=198.51.100.1", "untrusted_port=9",
+			     "trusted_ip=203.0.113.7", "trusted_port=43208", NULL };
+	const char *v6[] = { "common_name=a", "trusted_ip6=2001:db8::7", "trusted_port=5", NULL };
+	const char *unknown[] = { "common_name=a", "untrusted_ip=198.51.100.1", NULL };
+	struct vp_request req;
+	char real[VP_REAL_MAX];
+
+	(void)state;
+	assert_true(vp_env_request(v4, "common_name", &req, real));
+	assert_string_equal(req.real, "203.0.113.7:43208");
+	assert_true(vp_env_request(v6, "common_name", &req, real));
+	assert_string_equal(req.real, "[2001:db8::7]:5");
+	assert_true(vp_env_request(unknown, "common_name", &req, real));
+	assert_string_equal(req.real, "");
+}
+
+static enum vp_topology conf_topology(const char *text)
+{
+	return vp_server_conf_topology(text, strlen(text));
+}
+
+static void server_conf__topology_line__last_one_wins(void **state)
+{
+	(void)state;
+	assert_int_equal(conf_topology("topology p2p\n"), VP_TOPO_P2P);
+	assert_int_equal(conf_topology("dev tun\ntopology subnet\nserver 10.8.0.0 255.255.0.0\n"),
+			 VP_TOPO_SUBNET);
+	assert_int_equal(conf_topology("topology p2p\ntopology net30"), VP_TOPO_NET30);
+	assert_int_equal(conf_topology("topology net30\r\n  \t topology\t p2p  \r\n"),
+			 VP_TOPO_P2P);
+	assert_int_equal(conf_topology("--topology \"p2p\"\n"), VP_TOPO_P2P);
+	assert_int_equal(conf_topology("topology 'p2p' # the old way\n"), VP_TOPO_P2P);
+	assert_int_equal(conf_topology("topology p2p ;why\n"), VP_TOPO_P2P);
+}
+
+static void server_conf__no_topology_line__net30(void **state)
+{
+	(void)state;
+	assert_int_equal(conf_topology(""), VP_TOPO_NET30);
+	assert_int_equal(conf_topology("dev tun\nserver 10.8.0.0 255.255.0.0\n"), VP_TOPO_NET30);
+	assert_int_equal(vp_server_conf_topology(NULL, 0), VP_TOPO_NET30);
+}
+
+static void server_conf__comments_blocks_and_other_words__not_read(void **state)
+{
+	static const char *const not_p2p[] = {
+		"# topology p2p\n",
+		"; topology p2p\n",
+		"   #topology p2p\n",
+		"push \"topology p2p\"\n",
+		"topology-x p2p\n",
+		"topologyp2p\n",
+		"topology\n",
+		"topology p2p extra\n",
+		"topology P2P\n",
+		"topology p2p2\n",
+		"topology \"p2p\n",
+		"<ca>\ntopology p2p\n</ca>\n",
+		"<connection>\n topology p2p\n</connection>\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(not_p2p) / sizeof(not_p2p[0]); ++i) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "topology net30\n%s", not_p2p[i]);
+		assert_int_equal(conf_topology(text), VP_TOPO_NET30);
+	}
+	/* A NUL is a byte of the word, not its end. */
+	assert_int_equal(vp_server_conf_topology("topology net30\ntopology p2p\0\n", 29),
+			 VP_TOPO_NET30);
+	assert_int_equal(vp_server_conf_topology("topology p2p\n\0topology net30\n", 13),
+			 VP_TOPO_P2P);
+	assert_int_equal(conf_topology("<ca>\nx\n</ca>\ntopology p2p\n"), VP_TOPO_P2P);
+}
+
+static void server_conf__any_bytes__no_crash(void **state)
+{
+	static const char bytes[] = "topology p2p\n\r\t \"'#;<>/-\0x\xff";
+	char text[4096];
+	unsigned seed = 7;
+
+	(void)state;
+	for (int round = 0; round < 200; ++round) {
+		enum vp_topology t;
+
+		for (size_t i = 0; i < sizeof(text); ++i) {
+			seed = seed * 1103515245u + 12345u;
+			text[i] = bytes[(seed >> 16) % (sizeof(bytes) - 1)];
+		}
+		t = vp_server_conf_topology(text, (seed >> 8) % sizeof(text));
+		assert_true(t == VP_TOPO_SUBNET || t == VP_TOPO_NET30 || t == VP_TOPO_P2P);
+	}
+}
+
+static void server_conf__read_file__regular_files_only(void **state)
+{
+	char *dir = tl_tmpdir(), path[4200], fifo[4200];
+	enum vp_topology t = VP_TOPO_AUTO;
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/server.conf", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("dev tun\ntopology p2p\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vp_server_conf_read_topology(path, &t), 0);
+	assert_int_equal(t, VP_TOPO_P2P);
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	t = VP_TOPO_AUTO;
+	assert_int_equal(vp_server_conf_read_topology(fifo, &t), -EINVAL);	/* no hang */
+	assert_int_equal(vp_server_conf_read_topology(dir, &t), -EINVAL);
+	assert_int_equal(vp_server_conf_read_topology("/nonexistent/server.conf", &t), -ENOENT);
+	assert_int_equal(t, VP_TOPO_AUTO);
+
+	/* Longer than the bound: the first VP_SERVER_CONF_MAX bytes count. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("topology p2p\n", f);
+	assert_int_equal(fseek(f, VP_SERVER_CONF_MAX, SEEK_SET), 0);
+	fputs("\ntopology subnet\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vp_server_conf_read_topology(path, &t), -EFBIG);
+	assert_int_equal(t, VP_TOPO_P2P);
+	tl_rmtree(dir);
+	free(dir);
 }
 
 static struct vp_config *lines_config(void)
@@ -342,6 +523,14 @@ int main(void)
 		cmocka_unit_test(env_server__no_netmask__auto_is_net30_and_p2p_when_configured),
 		cmocka_unit_test(env_server__missing_or_bad_values__fail_with_reason),
 		cmocka_unit_test(env_get__exact_names_only),
+		cmocka_unit_test(server_conf__topology_line__last_one_wins),
+		cmocka_unit_test(server_conf__no_topology_line__net30),
+		cmocka_unit_test(server_conf__comments_blocks_and_other_words__not_read),
+		cmocka_unit_test(server_conf__any_bytes__no_crash),
+		cmocka_unit_test(server_conf__read_file__regular_files_only),
+		cmocka_unit_test(env_request__identity_from_the_configured_variable),
+		cmocka_unit_test(env_request__missing_or_empty_identity__false),
+		cmocka_unit_test(env_request__real_address_from_trusted_ip_or_ip6),
 		cmocka_unit_test(lines__subnet_router_client__all_spec_lines),
 		cmocka_unit_test(lines__net30_and_p2p__peer_address_second),
 		cmocka_unit_test(logfmt__plain_values__stay_bare),

@@ -332,7 +332,7 @@ static void check_env_server(const char **envp)
 	char err[256], real[VP_REAL_MAX];
 
 	for (size_t i = 0; i < 4; ++i) {
-		if (!vp_env_server(envp, topos[i], &s, err, sizeof(err))) {
+		if (!vp_env_server(envp, topos[i], topos[3 - i], &s, err, sizeof(err))) {
 			FUZZ_CHECK(memchr(err, '\0', sizeof(err)));
 			continue;
 		}

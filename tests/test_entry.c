@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The plugin through OpenVPN's own entry points: open_v3, the client
+ * constructor, func_v3 (UP, CLIENT_CONNECT_V2, CLIENT_DISCONNECT), the client
+ * destructor and close_v1, called in the orders OpenVPN uses
+ * (tests/e2e/NOTES.md).  Asserts on what a user sees: the config handed
+ * back, the usage log in a scratch state directory, OpenVPN's log.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vp_autoconf.h"
+#ifdef HAVE_OPENVPN_SUBDIR_HEADER
+#include <openvpn/openvpn-plugin.h>
+#else
+#include <openvpn-plugin.h>
+#endif
+
+#include "testlib.h"
+
+/* ---- OpenVPN's side ------------------------------------------------------ */
+
+static char plugin_log_text[1 << 20];	/* every plugin_log line, '\n' after each */
+
+__attribute__((format(printf, 3, 4)))
+static void fake_plugin_log(openvpn_plugin_log_flags_t flags, const char *name, const char *fmt,
+			    ...)
+{
+	size_t used = strlen(plugin_log_text);
+	va_list ap;
+
+	(void)flags;
+	(void)name;
+	va_start(ap, fmt);
+	vsnprintf(plugin_log_text + used, sizeof(plugin_log_text) - used - 1, fmt, ap);
+	va_end(ap);
+	strcat(plugin_log_text, "\n");
+}
+
+struct server {
+	char *dir;
+	char conf[4200];
+	openvpn_plugin_handle_t handle;
+};
+
+/* path holds a, then b. */
+static void write_file(const char *path, const char *a, const char *b)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(a, f);
+	fputs(b, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A plugin opened on "state-dir = DIR" + body, as OpenVPN opens it; with
+ * server_conf, OpenVPN's config= names a server.conf of that text. */
+static void server_open_with(struct server *s, const char *body, const char *server_conf)
+{
+	struct openvpn_plugin_callbacks cb = { .plugin_log = fake_plugin_log };
+	const char *argv[] = { "openvpn-plugin-vpnpool.so", s->conf, NULL };
+	char config_var[4300];
+	const char *envp[] = { "verb=3", "daemon=0", server_conf ? config_var : NULL, NULL };
+	struct openvpn_plugin_args_open_in in = { .argv = argv, .envp = envp, .callbacks = &cb };
+	struct openvpn_plugin_args_open_return out = { 0 };
+
+	plugin_log_text[0] = '\0';
+	s->dir = tl_tmpdir();
+	snprintf(s->conf, sizeof(s->conf), "%s/vpnpool.conf", s->dir);
+	snprintf(config_var, sizeof(config_var), "state-dir = \"%s/state\"\n", s->dir);
+	write_file(s->conf, config_var, body);
+	if (server_conf) {
+		snprintf(config_var, sizeof(config_var), "config=%s/server.conf", s->dir);
+		write_file(config_var + strlen("config="), server_conf, "");
+	}
+	assert_int_equal(openvpn_plugin_open_v3(OPENVPN_PLUGINv3_STRUCTVER, &in, &out),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2));
+	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT));
+	s->handle = out.handle;
+}
+
+static void server_open(struct server *s, const char *body)
+{
+	server_open_with(s, body, NULL);
+}
+
+/* Close the plugin (which writes out the usage log); the log's text. */
+static char *server_close(struct server *s)
+{
+	char path[4300];
+	char *text = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	openvpn_plugin_close_v1(s->handle);
+	snprintf(path, sizeof(path), "%s/state/usage.log", s->dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_true(getdelim(&text, &cap, '\0', f) > 0);
+	fclose(f);
+	tl_rmtree(s->dir);
+	free(s->dir);
+	return text;
+}
+
+/* A client environment: the server's subnet ifconfig_* and the client's. */
+struct client_env {
+	char id[80], port[32];
+	const char *envp[8];
+};
+
+static const char *const *client_env(struct client_env *e, const char *identity_var,
+				     const char *identity, unsigned port)
+{
+	snprintf(e->id, sizeof(e->id), "%s=%s", identity_var, identity);
+	snprintf(e->port, sizeof(e->port), "trusted_port=%u", port);
+	e->envp[0] = "ifconfig_local=10.8.0.1";
+	e->envp[1] = "ifconfig_netmask=255.255.0.0";
+	e->envp[2] = "trusted_ip=203.0.113.7";
+	e->envp[3] = e->port;
+	e->envp[4] = identity ? e->id : "untrusted_ip=203.0.113.7";
+	e->envp[5] = NULL;
+	return e->envp;
+}
+
+static int call(struct server *s, void *session, int type, const char *const *envp,
+		struct openvpn_plugin_string_list **list)
+{
+	struct openvpn_plugin_args_func_in in = {
+		.type = type, .envp = (const char **)envp, .handle = s->handle,
+		.per_client_context = session,
+	};
+	struct openvpn_plugin_args_func_return out = { .return_list = list };
+
+	return openvpn_plugin_func_v3(OPENVPN_PLUGINv3_STRUCTVER, &in, &out);
+}
+
+static void free_list(struct openvpn_plugin_string_list *list)
+{
+	while (list) {
+		struct openvpn_plugin_string_list *next = list->next;
+
+		free(list->name);
+		free(list->value);
+		free(list);
+		list = next;
+	}
+}
+
+/* Connect: the plugin's return code; config gets the returned "config"
+ * value ("" when none). */
+static int connect_env(struct server *s, void *session, const char *const *envp,
+		       char *config, size_t len)
+{
+	struct openvpn_plugin_string_list *list = NULL;
+	int ret = call(s, session, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, envp, &list);
+
+	config[0] = '\0';
+	if (list) {
+		assert_string_equal(list->name, "config");
+		assert_null(list->next);
+		snprintf(config, len, "%s", list->value);
+	}
+	free_list(list);
+	return ret;
+}
+
+static int connect_cn(struct server *s, void *session, const char *cn, unsigned port,
+		      char *config, size_t len)
+{
+	struct client_env e;
+
+	return connect_env(s, session, client_env(&e, "common_name", cn, port), config, len);
+}
+
+static void disconnect_cn(struct server *s, void *session, const char *cn, unsigned port)
+{
+	struct client_env e;
+
+	assert_int_equal(call(s, session, OPENVPN_PLUGIN_CLIENT_DISCONNECT,
+			      client_env(&e, "common_name", cn, port), NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+}
+
+/* Lines of text holding every one of up to two needles (NULL: none). */
+static unsigned count_lines(const char *text, const char *a, const char *b)
+{
+	unsigned n = 0;
+
+	while (*text) {
+		const char *nl = strchr(text, '\n');
+		size_t len = nl ? (size_t)(nl - text) : strlen(text);
+		char *line = strndup(text, len);
+
+		assert_non_null(line);
+		n += (!a || strstr(line, a)) && (!b || strstr(line, b));
+		free(line);
+		text += len + (nl != NULL);
+	}
+	return n;
+}
+
+/* One address, kept for an hour after its client leaves. */
+static const char one_address[] =
+	"hold-time = 3600\n"
+	"pool \"p\" { network = \"10.8.0.0/16\" range = \"10.8.1.1-10.8.1.1\" }\n";
+
+/* ---- the tests ------------------------------------------------------------ */
+
+static void connect_disconnect_destructor__one_disconnect_and_the_lease_held(void **state)
+{
+	struct server s;
+	char config[256];
+	void *alice, *bob, *again;
+	char *log;
+
+	(void)state;
+	server_open(&s, one_address);
+	alice = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, alice, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	disconnect_cn(&s, alice, "alice", 1000);
+	openvpn_plugin_client_destructor_v1(s.handle, alice);
+
+	bob = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, bob, "bob", 1001, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_ERROR);	/* alice's address is held for her */
+	again = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, again, "alice", 1002, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.1.1 255.255.0.0\n");
+	openvpn_plugin_client_destructor_v1(s.handle, bob);
+	openvpn_plugin_client_destructor_v1(s.handle, again);
+	assert_null(strstr(plugin_log_text, "was not online"));
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=disconnect", NULL), 2);	/* one per session */
+	assert_int_equal(count_lines(log, "event=disconnect", "identity=alice"), 2);
+	assert_int_equal(count_lines(log, "event=reject", "identity=bob reason=exhausted"), 1);
+	assert_int_equal(count_lines(log, "event=connect", "identity=alice"), 2);
+	free(log);
+}
+
+static void connect_then_destructor_only__lease_ended_once(void **state)
+{
+	struct server s;
+	char config[256];
+	void *alice, *bob;
+	char *log;
+
+	(void)state;
+	server_open(&s, one_address);
+	alice = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, alice, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	/* OpenVPN's cipher setup failed: no CLIENT_DISCONNECT, only the destructor. */
+	openvpn_plugin_client_destructor_v1(s.handle, alice);
+
+	bob = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, bob, "bob", 1001, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_ERROR);	/* held for alice, not freed twice */
+	openvpn_plugin_client_destructor_v1(s.handle, bob);
+	assert_null(strstr(plugin_log_text, "was not online"));
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=disconnect", NULL), 1);
+	assert_int_equal(count_lines(log, "event=disconnect", "identity=alice"), 1);
+	free(log);
+}
+
+static void failed_connect_then_disconnect_and_destructor__releases_nothing(void **state)
+{
+	struct server s;
+	char config[256];
+	void *alice, *bob, *carol;
+	char *log;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" range = \"10.8.1.1-10.8.1.1\" }\n");
+	alice = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, alice, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	bob = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, bob, "bob", 1001, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_ERROR);
+	assert_string_equal(config, "");
+	/* What OpenVPN does after a failed connect: DISCONNECT at once, later the destructor. */
+	disconnect_cn(&s, bob, "bob", 1001);
+	openvpn_plugin_client_destructor_v1(s.handle, bob);
+
+	/* alice still holds the only address: a newcomer is refused. */
+	carol = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, carol, "carol", 1002, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_ERROR);
+	openvpn_plugin_client_destructor_v1(s.handle, carol);
+	disconnect_cn(&s, alice, "alice", 1000);
+	openvpn_plugin_client_destructor_v1(s.handle, alice);
+	assert_null(strstr(plugin_log_text, "was not online"));
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=disconnect", NULL), 1);
+	assert_int_equal(count_lines(log, "event=disconnect", "identity=alice"), 1);
+	assert_int_equal(count_lines(log, "event=reject", "identity=bob reason=exhausted"), 1);
+	assert_int_equal(count_lines(log, "event=reject", "identity=carol reason=exhausted"), 1);
+	free(log);
+}
+
+static void duplicate_sessions_of_one_cn__get_distinct_addresses(void **state)
+{
+	struct server s;
+	char first[256], second[256];
+	void *a, *b;
+	char *log;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" range = \"10.8.1.1-10.8.1.9\" }\n");
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	b = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, "alice", 1000, first, sizeof(first)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(connect_cn(&s, b, "alice", 1001, second, sizeof(second)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(first, "ifconfig-push 10.8.1.1 255.255.0.0\n");
+	assert_string_equal(second, "ifconfig-push 10.8.1.2 255.255.0.0\n");
+	disconnect_cn(&s, a, "alice", 1000);
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	disconnect_cn(&s, b, "alice", 1001);
+	openvpn_plugin_client_destructor_v1(s.handle, b);
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=connect", "address=10.8.1.1 "), 1);
+	assert_int_equal(count_lines(log, "event=connect", "address=10.8.1.2 "), 1);
+	assert_int_equal(count_lines(log, "event=disconnect", NULL), 2);
+	free(log);
+}
+
+/* A client with identity value id: the connect's return; config as handed back. */
+static int connect_identity(struct server *s, const char *id, char *config, size_t len)
+{
+	size_t n = strlen("common_name=") + strlen(id) + 1;
+	char *var = malloc(n);
+	const char *envp[] = { "ifconfig_local=10.8.0.1", "ifconfig_netmask=255.255.0.0",
+			       "trusted_ip=203.0.113.7", "trusted_port=1000", var, NULL };
+	void *session = openvpn_plugin_client_constructor_v1(s->handle);
+	int ret;
+
+	assert_non_null(var);
+	snprintf(var, n, "common_name=%s", id);
+	ret = connect_env(s, session, envp, config, len);
+	call(s, session, OPENVPN_PLUGIN_CLIENT_DISCONNECT, envp, NULL);
+	openvpn_plugin_client_destructor_v1(s->handle, session);
+	free(var);
+	return ret;
+}
+
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+static void identity_too_long__refused_with_bad_identity(void **state)
+{
+	static const size_t lengths[] = { 4097, 64 * 1024 };
+	char config[256];
+
+	(void)state;
+	for (size_t i = 0; i < 2; ++i) {
+		struct server s;
+		char *id = repeat('x', lengths[i]), *log;
+
+		server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+		assert_int_equal(connect_identity(&s, id, config, sizeof(config)),
+				 OPENVPN_PLUGIN_FUNC_ERROR);
+		assert_string_equal(config, "");
+		assert_int_equal(count_lines(plugin_log_text, "refusing client", "longer than 4096"),
+				 1);
+		log = server_close(&s);
+		assert_int_equal(count_lines(log, "event=reject", NULL), 1);
+		assert_int_equal(count_lines(log, "event=reject", "reason=bad-identity"), 1);
+		assert_int_equal(count_lines(log, "event=connect", NULL), 0);
+		assert_int_equal(count_lines(log, NULL, NULL), 3);	/* start, reject, stop */
+		free(log);
+		free(id);
+	}
+}
+
+static void identity_at_the_limit__accepted(void **state)
+{
+	struct server s;
+	char config[256], *id = repeat('x', 4096), *log;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+	assert_int_equal(connect_identity(&s, id, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.0.2 255.255.0.0\n");
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=connect", id), 1);
+	free(log);
+	free(id);
+}
+
+/* A newline is a byte like any other in an identity (a certificate may hold
+ * one): the client is served, its name escaped in the logs and absent from
+ * the config. */
+static void identity_with_newline__one_escaped_log_line_and_not_in_config(void **state)
+{
+	struct server s;
+	char config[256], *log;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+	assert_int_equal(connect_identity(&s, "eve\npush \"route 0.0.0.0 0.0.0.0\"", config,
+					  sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.0.2 255.255.0.0\n");
+	assert_null(strstr(plugin_log_text, "eve\npush"));
+	log = server_close(&s);
+	assert_null(strstr(log, "eve\npush"));
+	assert_int_equal(count_lines(log, "route", NULL), 2);	/* connect, disconnect */
+	assert_int_equal(count_lines(log, "event=connect",
+				     "identity=\"eve\\x0apush \\\"route 0.0.0.0 0.0.0.0\\\"\""),
+			 1);
+	assert_int_equal(count_lines(log, NULL, NULL), 4);	/* start, connect, disconnect, stop */
+	free(log);
+}
+
+static void subnet_topology__config_is_the_spec_line(void **state)
+{
+	struct server s;
+	char config[256], *log;
+	void *a;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" range = \"10.8.1.5-10.8.1.9\" }\n");
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.1.5 255.255.0.0\n");
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=connect",
+				     "identity=alice pool=p address=10.8.1.5 real=203.0.113.7:1000"),
+			 1);
+	free(log);
+}
+
+/* net30 and p2p look alike in OpenVPN's env: auto reads server.conf. */
+static void topology_auto__p2p_from_server_conf__remote_is_the_server(void **state)
+{
+	static const char *const confs[] = { "topology p2p\n", "topology net30\n", "dev tun\n",
+					     NULL };
+	static const char *const want[] = { "ifconfig-push 10.8.0.3 10.8.0.1\n",
+					     "ifconfig-push 10.8.0.6 10.8.0.5\n",
+					     "ifconfig-push 10.8.0.6 10.8.0.5\n",
+					     "ifconfig-push 10.8.0.6 10.8.0.5\n" };
+	const char *envp[] = { "ifconfig_local=10.8.0.1", "ifconfig_remote=10.8.0.2",
+			       "trusted_ip=203.0.113.7", "trusted_port=1000", "common_name=alice",
+			       NULL };
+
+	(void)state;
+	for (size_t i = 0; i < 4; ++i) {
+		struct server s;
+		char config[256];
+		void *a;
+
+		server_open_with(&s, "pool \"p\" { network = \"10.8.0.0/24\" }\n", confs[i]);
+		a = openvpn_plugin_client_constructor_v1(s.handle);
+		assert_int_equal(connect_env(&s, a, envp, config, sizeof(config)),
+				 OPENVPN_PLUGIN_FUNC_SUCCESS);
+		assert_string_equal(config, want[i]);
+		openvpn_plugin_client_destructor_v1(s.handle, a);
+		if (!confs[i])
+			assert_non_null(strstr(plugin_log_text, "did not say its config file"));
+		free(server_close(&s));
+	}
+}
+
+/* At UP (NOTES.md 1) the env holds the server's ifconfig_*. */
+static void up__logs_pool_sizes_and_unusable_pools_before_any_client(void **state)
+{
+	const char *up_env[] = { "script_context=init", "dev=tun0", "ifconfig_local=10.8.0.1",
+				 "ifconfig_netmask=255.255.0.0", NULL };
+	struct server s;
+	char config[256];
+	void *a;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n"
+			"pool \"far\" { network = \"10.20.0.0/24\" }\n");
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 0);
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size 65533, 0 held", NULL),
+			 1);
+	assert_int_equal(count_lines(plugin_log_text, "pool far is not used", NULL), 1);
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 1);
+	assert_int_equal(count_lines(plugin_log_text, "pool far is not used", NULL), 1);
+	free(server_close(&s));
+}
+
+/* An UP without the tun's addresses (or none at all): the first connect learns them. */
+static void up_without_addresses__first_connect_logs_the_sizes(void **state)
+{
+	const char *up_env[] = { "script_context=init", "dev=tun0", NULL };
+	struct server s;
+	char config[256];
+	void *a;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, "cannot assign addresses", "ifconfig_local"),
+			 1);
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.0.2 255.255.0.0\n");
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 1);
+	free(server_close(&s));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(connect_disconnect_destructor__one_disconnect_and_the_lease_held),
+		cmocka_unit_test(connect_then_destructor_only__lease_ended_once),
+		cmocka_unit_test(failed_connect_then_disconnect_and_destructor__releases_nothing),
+		cmocka_unit_test(duplicate_sessions_of_one_cn__get_distinct_addresses),
+		cmocka_unit_test(identity_too_long__refused_with_bad_identity),
+		cmocka_unit_test(identity_at_the_limit__accepted),
+		cmocka_unit_test(identity_with_newline__one_escaped_log_line_and_not_in_config),
+		cmocka_unit_test(subnet_topology__config_is_the_spec_line),
+		cmocka_unit_test(topology_auto__p2p_from_server_conf__remote_is_the_server),
+		cmocka_unit_test(up__logs_pool_sizes_and_unusable_pools_before_any_client),
+		cmocka_unit_test(up_without_addresses__first_connect_logs_the_sizes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
