@@ -32,6 +32,7 @@
 
 #define VP_EXPORT __attribute__((visibility("default")))
 #define NAME "vpnpool"
+#define VP_REFUSED_ID_SHOWN 256	/* bytes of an over-long identity logged */
 
 struct vp_plugin {
 	plugin_log_t log;
@@ -424,9 +425,20 @@ static int refuse(struct vp_plugin *p, const char *id, const char *reason,
 		  const struct vp_grant *g, const char *fmt_detail)
 {
 	const char *name = g->router ? g->router->name : g->pool ? g->pool->name : NULL;
+	size_t len = id ? strlen(id) : 0, shown = len;
+	char cut[64] = "";
 
-	if (id)
-		vp_logfmt_adds(&p->fields, "identity", id);
+	/* An identity too long to serve is named by its start and its length:
+	 * a line of 64 KiB helps nobody reading either log. */
+	if (len > VP_IDENTITY_MAX) {
+		shown = VP_REFUSED_ID_SHOWN;
+		snprintf(cut, sizeof(cut), "... (%zu bytes)", len);
+	}
+	if (id) {
+		vp_logfmt_add(&p->fields, "identity", id, shown);
+		if (shown < len)
+			vp_logfmt_addu(&p->fields, "identity_bytes", len);
+	}
 	vp_logfmt_adds(&p->fields, "reason", reason);
 	if (name) {
 		vp_logfmt_adds(&p->fields, "pool", name);
@@ -438,10 +450,10 @@ static int refuse(struct vp_plugin *p, const char *id, const char *reason,
 		p->log(PLOG_ERR, NAME,
 		       "%s %s is exhausted (%llu of %llu in use, nothing reclaimable): refusing client %s",
 		       g->router ? "router-pool" : "pool", name, (unsigned long long)g->in_use,
-		       (unsigned long long)g->size, id ? who(p, id, strlen(id)) : "(none)");
+		       (unsigned long long)g->size, id ? who(p, id, shown) : "(none)");
 	else
-		p->log(PLOG_ERR, NAME, "refusing client %s: %s", id ? who(p, id, strlen(id)) : "(none)",
-		       fmt_detail);
+		p->log(PLOG_ERR, NAME, "refusing client %s%s: %s", id ? who(p, id, shown) : "(none)",
+		       cut, fmt_detail);
 	return OPENVPN_PLUGIN_FUNC_ERROR;
 }
 

@@ -386,6 +386,19 @@ static void identity_too_long__refused_with_bad_identity(void **state)
 		log = server_close(&s);
 		assert_int_equal(count_lines(log, "event=reject", NULL), 1);
 		assert_int_equal(count_lines(log, "event=reject", "reason=bad-identity"), 1);
+		/* Named by its first 256 bytes and its length, not in full. */
+		{
+			char want[512], *first = repeat('x', 256);
+
+			snprintf(want, sizeof(want), "identity=%s identity_bytes=%zu reason=", first,
+				 lengths[i]);
+			assert_int_equal(count_lines(log, "event=reject", want), 1);
+			assert_null(strstr(log, id));
+			snprintf(want, sizeof(want), "%s... (%zu bytes): its common_name is longer",
+				 first, lengths[i]);
+			assert_int_equal(count_lines(plugin_log_text, "refusing client", want), 1);
+			free(first);
+		}
 		assert_int_equal(count_lines(log, "event=connect", NULL), 0);
 		assert_int_equal(count_lines(log, NULL, NULL), 3);	/* start, reject, stop */
 		free(log);

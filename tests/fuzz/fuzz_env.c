@@ -212,7 +212,7 @@ static void check_usage_log(void)
 	static const char *const keys[] = {
 		"time", "event", "identity", "pool", "address", "address6", "subnet", "subnet6",
 		"real", "in_use", "size", "duration", "bytes_received", "bytes_sent", "reason",
-		"from", "percent", "config", "leases",
+		"from", "percent", "config", "leases", "identity_bytes",
 	};
 	struct vp_strbuf val = { 0 };
 	char path[4300], key[32];
