@@ -85,8 +85,12 @@ static enum vp_topology line_topology(const char *p, const char *end, bool *in_b
 enum vp_topology vp_server_conf_topology(const char *text, size_t len)
 {
 	enum vp_topology topo = VP_TOPO_NET30;
-	const char *end = text + len;
+	const char *end;
 	bool in_block = false;
+
+	if (!text)
+		return topo;
+	end = text + len;
 
 	while (text < end) {
 		const char *nl = memchr(text, '\n', (size_t)(end - text));
