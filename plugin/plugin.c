@@ -104,6 +104,19 @@ static void add_prefix(struct vp_strbuf *b, const char *key, const struct vp_pre
 
 /* ---- engine events -------------------------------------------------------- */
 
+/* The line of the config file where the pool or router pool called name
+ * starts (0 if none has that name). */
+static unsigned pool_line(const struct vp_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_pools; ++i)
+		if (!strcmp(c->pools[i].name, name))
+			return c->pools[i].line;
+	for (size_t i = 0; i < c->n_routers; ++i)
+		if (!strcmp(c->routers[i].name, name))
+			return c->routers[i].line;
+	return 0;
+}
+
 static void on_event(void *ud, const struct vp_event *ev)
 {
 	struct vp_plugin *p = ud;
@@ -136,7 +149,8 @@ static void on_event(void *ud, const struct vp_event *ev)
 		usage(p, "warn");
 		break;
 	case VP_EV_POOL_UNUSABLE:
-		p->log(PLOG_ERR, NAME, "pool %s is not used: %s", ev->pool, ev->message);
+		p->log(PLOG_ERR, NAME, "%s:%u: pool %s is not used: %s", p->config.path,
+		       pool_line(&p->config, ev->pool), ev->pool, ev->message);
 		break;
 	case VP_EV_LEASE_DROPPED:
 		p->log(PLOG_WARN, NAME, "dropped the stored lease of %s (%s): %s",

@@ -515,13 +515,13 @@ static void up__logs_pool_sizes_and_unusable_pools_before_any_client(void **stat
 			 OPENVPN_PLUGIN_FUNC_SUCCESS);
 	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size 65533, 0 held", NULL),
 			 1);
-	assert_int_equal(count_lines(plugin_log_text, "pool far is not used", NULL), 1);
+	assert_int_equal(count_lines(plugin_log_text, "/vpnpool.conf:3: pool far is not used", NULL), 1);
 	a = openvpn_plugin_client_constructor_v1(s.handle);
 	assert_int_equal(connect_cn(&s, a, "alice", 1000, config, sizeof(config)),
 			 OPENVPN_PLUGIN_FUNC_SUCCESS);
 	openvpn_plugin_client_destructor_v1(s.handle, a);
 	assert_int_equal(count_lines(plugin_log_text, "pool p: 10.8.0.0/16, size ", NULL), 1);
-	assert_int_equal(count_lines(plugin_log_text, "pool far is not used", NULL), 1);
+	assert_int_equal(count_lines(plugin_log_text, "/vpnpool.conf:3: pool far is not used", NULL), 1);
 	free(server_close(&s));
 }
 

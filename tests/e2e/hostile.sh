@@ -273,8 +273,9 @@ bad_config string-8MB ':4: network: '
 rc=0
 timeout 60 openvpn --config "$E2E_DIR/server.conf" --log "$E2E_DIR/server.conf-biglist.log" </dev/null >/dev/null 2>&1 &
 pid=$!
-if e2e_wait_log "$E2E_DIR/server.conf-biglist.log" 30 "Initialization Sequence Completed|Exiting due to fatal error" "$pid" >/dev/null; then
-	e2e_pass "config with a match list of 100000 entries: OpenVPN came up or stopped cleanly"
+# A valid file, however long its list: OpenVPN must come up with it.
+if [ "$(e2e_wait_log "$E2E_DIR/server.conf-biglist.log" 30 "Initialization Sequence Completed" "$pid")" = found ]; then
+	e2e_pass "config with a match list of 100000 entries: OpenVPN came up"
 else
 	e2e_fail "config with a match list of 100000 entries: $(tail -n 2 "$E2E_DIR/server.conf-biglist.log")"
 fi
