@@ -77,6 +77,26 @@ m=$(cat "$E2E_DIR/metrics.prom" 2>/dev/null)
 e2e_assert_match "metrics: staff online" "$m" 'vpnpool_pool_addresses\{pool="staff",state="online"\} 4'
 e2e_assert_match "metrics: connects" "$m" 'vpnpool_connects_total 5'
 e2e_assert_match "metrics: HELP and TYPE" "$m" '# TYPE vpnpool_pool_addresses gauge'
+# The text format as Prometheus reads it: every sample's metric announced by
+# HELP and TYPE before it, gauges and counters only, counters named *_total,
+# labels quoted, values plain numbers; nothing else on a line.
+bad=$(printf '%s\n' "$m" | awk '
+	/^# HELP [a-z_]+ .+/ { help[$3] = 1; next }
+	/^# TYPE [a-z_]+ (gauge|counter)$/ {
+		if (!($3 in help)) print "TYPE before HELP: " $0
+		type[$3] = $4
+		if ($4 == "counter" && $3 !~ /_total$/) print "counter not *_total: " $0
+		next
+	}
+	/^$/ { next }
+	{
+		if ($0 !~ /^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9]+$/) { print "bad sample: " $0; next }
+		name = $0; sub(/[{ ].*/, "", name)
+		if (!(name in type)) print "sample without TYPE: " $0
+		samples++
+	}
+	END { if (samples < 10) print "only " samples + 0 " samples" }')
+e2e_assert_eq "metrics: valid Prometheus text format" "$bad" ""
 
 # bob leaves: held, and the usage log has his session.
 e2e_client_stop --wait 0
