@@ -178,6 +178,15 @@ live_dups=$(awk '
 	END { print d + 0 }' "$u")
 plugin_errors=$(grep -h 'vpnpool:' "$E2E_DIR"/server.*.log | grep -ciE 'cannot|damaged|not online|internal')
 e2e_assert_eq "duplicates (live sessions sharing an address, usage log)" "$live_dups" 0
+# What the clients were told, against the usage log: every address in a
+# client's PUSH_REPLYs (all its sessions, churn included) is one the plugin
+# logged as connected for that very client, so the log's "no two live
+# sessions share an address" covers what the clients saw.
+told_unlogged=$(for i in $(seq 0 $((N - 1))); do
+	grep -o "PUSH_REPLY,[^']*" "$E2E_DIR/lc-$i.log" | grep -o 'ifconfig [0-9.]*' |
+		sed "s/^ifconfig /load-$i /"
+done | sort -u | comm -23 - <(sed -n 's/.* event=connect identity=\([^ ]*\) .*address=\([0-9.]*\).*/\1 \2/p' "$u" | sort -u) | wc -l)
+e2e_assert_eq "addresses told to a client that the plugin did not log for it" "$told_unlogged" 0
 e2e_assert_eq "sessions with no answer (errors)" "$errors" 0
 e2e_assert_eq "plugin error lines in OpenVPN's log" "$plugin_errors" 0
 e2e_assert_eq "refusals other than exhausted" "$((s_reject - s_exhausted))" 0
