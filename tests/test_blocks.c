@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -338,6 +339,159 @@ static void blocks__ipv6_slash64__past_the_first_2_24_blocks(void **state)
 	vp_blocks_free(b);
 }
 
+/* ---- randomised: the allocator against a plain array ---------------------- */
+
+enum mstate { M_OUTSIDE, M_EXCLUDED, M_FREE, M_USED };
+
+#define M_MAX 1200
+
+struct mblocks {
+	struct vp_addr origin;		/* block 0: aligned, at or below the range */
+	unsigned len, shift;
+	size_t n;
+	enum mstate st[M_MAX];
+	long last;			/* what release_last frees, -1 none */
+};
+
+static uint64_t model_random(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static struct vp_range block_range(const struct mblocks *m, size_t k)
+{
+	struct vp_prefix p = { vp_addr_add(&m->origin, k, m->shift), (uint8_t)m->len };
+
+	return vp_prefix_range(&p);
+}
+
+/* The model of a range and its exclusions, from first principles: a block
+ * is in the pool iff it lies wholly in the range and meets no exclusion. */
+static void model_init(struct mblocks *m, const struct vp_range *r, unsigned len,
+		       const struct vp_range *ex, size_t n_ex)
+{
+	unsigned bits = vp_family_bits(r->first.family);
+
+	m->len = len;
+	m->shift = bits - len;
+	m->origin = vp_prefix_of(&r->first, len >= 6 ? len - 6 : 0).addr;
+	m->last = -1;
+	m->n = 0;
+	while (m->n < M_MAX) {
+		struct vp_range br = block_range(m, m->n);
+
+		if (vp_addr_cmp(&br.first, &r->last) > 0 && m->n % 64 == 8)
+			break;
+		m->st[m->n] = vp_range_within(&br, r) ? M_FREE : M_OUTSIDE;
+		for (size_t e = 0; e < n_ex && m->st[m->n] == M_FREE; ++e)
+			if (vp_range_overlaps(&br, &ex[e]))
+				m->st[m->n] = M_EXCLUDED;
+		m->n++;
+	}
+	assert_true(m->n < M_MAX);
+}
+
+static void model_run(const char *text, unsigned len, const char *const *excludes, unsigned ops,
+		      uint64_t seed)
+{
+	static struct mblocks m;
+	struct vp_range r = range(text), ex[8];
+	struct vp_blocks *b;
+	size_t n_ex = 0, free_now = 0, used_now = 0;
+
+	assert_int_equal(vp_blocks_new(&b, &r, len), 0);
+	for (; excludes && excludes[n_ex]; ++n_ex) {
+		ex[n_ex] = range(excludes[n_ex]);
+		assert_int_equal(vp_blocks_exclude(b, &ex[n_ex]), 0);
+	}
+	model_init(&m, &r, len, ex, n_ex);
+	for (size_t k = 0; k < m.n; ++k)
+		free_now += m.st[k] == M_FREE;
+	assert_int_equal(vp_blocks_size(b), free_now);
+
+	for (unsigned op = 0; op < ops; ++op) {
+		uint64_t x = model_random(&seed);
+		size_t k = (size_t)((x >> 8) % m.n);
+		struct vp_range br = block_range(&m, k);
+		/* Any address inside the block names it. */
+		struct vp_addr inside = vp_addr_add(&br.first,
+						    (x >> 40) & (m.shift < 20 ? (1u << m.shift) - 1 : 0xfffff), 0);
+		int want, got;
+
+		switch (x % 8) {
+		case 0: case 1: case 2: {		/* alloc: the lowest free */
+			struct vp_prefix p;
+			size_t lo = 0;
+
+			while (lo < m.n && m.st[lo] != M_FREE)
+				lo++;
+			got = vp_blocks_alloc(b, &p);
+			if (lo == m.n) {
+				assert_int_equal(got, -ENOSPC);
+				break;
+			}
+			assert_int_equal(got, 0);
+			assert_int_equal(p.len, len);
+			br = block_range(&m, lo);
+			assert_true(vp_addr_eq(&p.addr, &br.first));
+			m.st[lo] = M_USED;
+			m.last = (long)lo;
+			break;
+		}
+		case 3: case 4:				/* take a given one */
+			want = m.st[k] == M_FREE ? 0 : m.st[k] == M_USED ? -EEXIST : -EDOM;
+			assert_int_equal(vp_blocks_take(b, &inside), want);
+			if (!want) {
+				m.st[k] = M_USED;
+				m.last = (long)k;
+			}
+			break;
+		case 5: case 6:				/* free a given one */
+			want = m.st[k] == M_USED ? 0 : m.st[k] == M_FREE ? -ENOENT : -EDOM;
+			assert_int_equal(vp_blocks_release(b, &inside), want);
+			if (!want) {
+				m.st[k] = M_FREE;
+				if (m.last == (long)k)
+					m.last = -1;
+			}
+			break;
+		default:				/* undo the last allocation */
+			want = m.last >= 0 ? 0 : -ENOENT;
+			assert_int_equal(vp_blocks_release_last(b), want);
+			if (!want)
+				m.st[m.last] = M_FREE;
+			m.last = -1;
+			break;
+		}
+		assert_int_equal(vp_blocks_owns(b, &inside), m.st[k] == M_FREE || m.st[k] == M_USED);
+		assert_int_equal(vp_blocks_is_used(b, &inside), m.st[k] == M_USED);
+	}
+	for (size_t k = 0; k < m.n; ++k)
+		used_now += m.st[k] == M_USED;
+	assert_int_equal(vp_blocks_used(b), used_now);
+	vp_blocks_free(b);
+}
+
+static void blocks__random_operations__match_a_plain_array(void **state)
+{
+	static const char *const ex4[] = { "10.8.1.0/26", "10.8.2.5-10.8.2.9", "10.8.3.254", NULL };
+	static const char *const ex30[] = { "10.8.3.0/24", "10.8.7.7", NULL };
+	static const char *const ex6[] = { "fd00::100/120", "fd00::2-fd00::3", NULL };
+	static const char *const ex64[] = { "fd00:9:0:10::/60", NULL };
+	const char *env = getenv("VP_BLOCKS_OPS");
+	unsigned ops = env ? (unsigned)strtoul(env, NULL, 10) : 40000;
+
+	(void)state;
+	model_run("10.8.0.1-10.8.3.254", 32, ex4, ops, 0x1234567);
+	model_run("10.8.0.1-10.8.15.254", 30, ex30, ops, 0x2345678);
+	model_run("fd00::1-fd00::3ff", 128, ex6, ops, 0x3456789);
+	model_run("fd00:9::/56", 64, ex64, ops, 0x456789a);
+	model_run("10.8.0.0/16", 24, NULL, ops, 0x56789ab);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +508,7 @@ int main(void)
 		cmocka_unit_test(blocks__bad_geometry__errors),
 		cmocka_unit_test(blocks__ipv6_slash64__huge_but_cheap),
 		cmocka_unit_test(blocks__ipv6_slash64__past_the_first_2_24_blocks),
+		cmocka_unit_test(blocks__random_operations__match_a_plain_array),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
