@@ -68,11 +68,15 @@ struct api {
 	dtor_fn dtor;
 };
 
-static openvpn_plugin_handle_t plugin_open(struct api *a, const char *conf)
+/* Open as OpenVPN 2.6 does (tests/e2e/NOTES.md 1): its own config file's
+ * path and a few daemon variables, no ifconfig_* yet. */
+static openvpn_plugin_handle_t plugin_open(struct api *a, const char *conf, const char *config_var)
 {
 	struct openvpn_plugin_callbacks cb = { .plugin_log = quiet_log };
 	const char *argv[] = { "openvpn-plugin-vpnpool.so", conf, NULL };
-	const char *envp[] = { NULL };
+	const char *envp[] = { config_var, "verb=3", "daemon=0", "daemon_log_redirect=0",
+			       "daemon_start_time=1795570000", "daemon_pid=4242", "proto_1=udp",
+			       "local_port_1=1194", "remote_port_1=1194", NULL };
 	struct openvpn_plugin_args_open_in in = {
 		.type_mask = 0, .argv = argv, .envp = envp, .callbacks = &cb,
 	};
@@ -165,7 +169,7 @@ int main(int argc, char **argv)
 {
 	uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 0) : 1000000;
 	const char *fsync_opt = argc > 3 ? argv[3] : "false";
-	char dir[] = "/tmp/vpnpool-bench-XXXXXX", conf[256], id[32], cmd[300];
+	char dir[] = "/tmp/vpnpool-bench-XXXXXX", conf[256], config_var[300], id[32], cmd[300];
 	void *so, **sessions = calloc(n, sizeof(void *));
 	double *t = malloc(n * sizeof(double)), t0, t_open;
 	struct api a;
@@ -186,9 +190,13 @@ int main(int argc, char **argv)
 	fprintf(f, "state-dir = \"%s/state\"\nfsync = %s\n%spool \"big\" { network = \"10.0.0.0/8\" }\n",
 		dir, fsync_opt, getenv("VP_BENCH_NO_USAGE") ? "usage-log = \"\"\n" : "");
 	fclose(f);
+	snprintf(config_var, sizeof(config_var), "config=%s/server.conf", dir);
+	f = fopen(config_var + strlen("config="), "w");
+	fprintf(f, "topology subnet\nserver 10.0.0.0 255.0.0.0 nopool\n");
+	fclose(f);
 	printf("vpnpool plugin entry points, %" PRIu64 " clients, /8 pool, journal on, fsync %s\n", n,
 	       fsync_opt);
-	h = plugin_open(&a, conf);
+	h = plugin_open(&a, conf, config_var);
 	if (!h)
 		return 1;
 	for (uint64_t i = 0; i < n; ++i) {
@@ -223,7 +231,7 @@ int main(int argc, char **argv)
 	report("CLIENT_DISCONNECT + destructor:", t, n);
 	a.close(h);
 	t0 = now_ns();
-	h = plugin_open(&a, conf);
+	h = plugin_open(&a, conf, config_var);
 	t_open = (now_ns() - t0) / 1e9;
 	sessions[0] = a.ctor(h);
 	t0 = now_ns();
