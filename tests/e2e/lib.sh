@@ -80,7 +80,7 @@ e2e_require() {
 # Everything a run starts names its scratch directory on its command line.
 e2e_ours() {
 	[ -n "${1:-}" ] && [ -r "/proc/$1/cmdline" ] &&
-		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$E2E_DIR"
+		{ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$E2E_DIR"
 }
 
 # Stops what the script started if the script dies without running its
