@@ -30,6 +30,28 @@ mkdir -p build
 	exit 1
 }
 
+# make install, into a scratch DESTDIR: the plugin, the command and the
+# three manual pages land where the README says, and the plugin exports
+# nothing but OpenVPN's entry points.
+dest=$(mktemp -d)
+make -s -C build install DESTDIR="$dest" >"$dest.log" 2>&1 || { cat "$dest.log" >&2; exit 1; }
+rm -f "$dest.log"
+installed=0
+prefix=$(sed -n 's/^prefix = //p' build/Makefile)
+for f in bin/vpnpool lib/openvpn/plugins/openvpn-plugin-vpnpool.so share/man/man8/vpnpool.8 \
+	share/man/man5/vpnpool.conf.5 share/man/man8/openvpn-plugin-vpnpool.8; do
+	if [ -n "$(find "$dest$prefix" -path "*/${f#*/}" -type f 2>/dev/null)" ]; then
+		installed=$((installed + 1))
+	else
+		echo "make install did not install $f under $prefix" >&2
+	fi
+done
+exports=$(find "$dest" -name openvpn-plugin-vpnpool.so -type f -exec nm -D --defined-only {} + |
+	awk '$2 == "T" { print $3 }' | grep -cv '^openvpn_plugin_' || true)
+rm -rf "$dest"
+echo "== make install: $installed of 5 files; plugin symbols other than openvpn_plugin_*: $exports"
+[ "$installed" -eq 5 ] && [ "$exports" -eq 0 ] || exit 1
+
 # Without cmocka configure only warns and make check has no unit tests.
 if [ "${CI:-}" = true ] && [ ! -x build/tests/test_addr ]; then
 	echo "CI=true: the unit tests were not built (cmocka missing?)" >&2
