@@ -343,7 +343,7 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 					  ">REFUSED", "LAST SEEN (UTC)" };
 	static const char *const h2[] = { "REFUSED", "POOL", ">COUNT", "LAST (UTC)" };
 	static const char *const h3[] = { "WARNING", "POOL", ">COUNT", "LAST (UTC)" };
-	struct vp_strbuf cell = { 0 };
+	struct vp_strbuf cell = { 0 }, cell2 = { 0 };
 	char t1[VP_FMT_LEN], t2[VP_FMT_LEN];
 	struct vp_table *t;
 
@@ -379,14 +379,18 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 			continue;
 		putchar('\n');
 		for (size_t i = 0; i < n; ++i) {
-			char what[80], cnt[24], last[VP_FMT_LEN];
-			const char *row[] = { what, list[i].pool[0] ? list[i].pool : "-", cnt,
-					      vp_fmt_time_short(list[i].last, last) };
+			char full[24], cnt[24], last[VP_FMT_LEN];
+			/* Reasons and pool names come from the log as they are:
+			 * quoted and escaped like identities. */
+			const char *row[] = {
+				k ? full : vp_fmt_cell(&cell, list[i].reason, strlen(list[i].reason)),
+				list[i].pool[0] ? vp_fmt_cell(&cell2, list[i].pool, strlen(list[i].pool)) :
+						  "-",
+				cnt, vp_fmt_time_short(list[i].last, last)
+			};
 
 			if (k)
-				snprintf(what, sizeof(what), "%u%% full", list[i].percent);
-			else
-				snprintf(what, sizeof(what), "%s", list[i].reason);
+				snprintf(full, sizeof(full), "%u%% full", list[i].percent);
 			snprintf(cnt, sizeof(cnt), "%llu", (unsigned long long)list[i].count);
 			vp_table_row(t, row);
 		}
@@ -397,6 +401,7 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 		printf("\n%llu lease%s reclaimed from clients offline longest\n",
 		       (unsigned long long)s->reclaims, s->reclaims == 1 ? "" : "s");
 	vp_strbuf_free(&cell);
+	vp_strbuf_free(&cell2);
 }
 
 static void json_tally(struct vp_strbuf *b, const char *key, const struct tally *list, size_t n,
@@ -533,7 +538,8 @@ int vp_cmd_usage(const struct vp_cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < n_files; ++i)
 		if (!files[i] || read_file(&s, files[i]))
 			goto out;
-	qsort(s.who, s.n_who, sizeof(*s.who), by_time_online);
+	if (s.n_who)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(s.who, s.n_who, sizeof(*s.who), by_time_online);
 	if (json)
 		print_json(&s, files, n_files);
 	else

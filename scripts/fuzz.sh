@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz one target for a while, then fold what it found into the committed
-# corpus:   bash scripts/fuzz.sh TARGET SECONDS     (TARGET: addr conf store env)
+# corpus:   bash scripts/fuzz.sh TARGET SECONDS     (TARGET: addr conf store env usage)
 #
 # Builds the libFuzzer targets with clang under ASan + UBSan in build-fuzz/
 # (configure --enable-fuzzing), runs one fuzzer process (one core) seeded from
@@ -19,7 +19,8 @@ addr) max_len=128 ;;
 conf) max_len=2048 ;;
 store) max_len=4096 ;;
 env) max_len=1024 ;;
-*) echo "fuzz.sh: unknown target $target (addr, conf, store, env)" >&2; exit 2 ;;
+usage) max_len=4096 ;;
+*) echo "fuzz.sh: unknown target $target (addr, conf, store, env, usage)" >&2; exit 2 ;;
 esac
 
 bash scripts/deps.sh
