@@ -133,13 +133,23 @@ static void print_server_lines(const struct vp_config *c, const char *path)
 		 * with nopool; what it stands for is written out instead. */
 		struct vp_addr mask = vp_addr_v4(vp_netmask4(net4.len));
 		struct vp_addr local = vp_addr_add(&net4.addr, 1, 0);
+		struct vp_addr peer = vp_addr_add(&net4.addr, 2, 0);
+		bool subnet = c->topology == VP_TOPO_AUTO || c->topology == VP_TOPO_SUBNET;
+		char n[VP_ADDR_STRLEN];
 
 		printf("    mode server                # \"server\" stops at a /16: its parts instead\n");
 		printf("    tls-server\n");
-		printf("    ifconfig %s %s\n", vp_addr_format(&local, a), vp_addr_format(&mask, m));
-		printf("    push \"topology %s\"\n",
-		       c->topology == VP_TOPO_AUTO ? "subnet" : topo_name[c->topology]);
-		printf("    push \"route-gateway %s\"\n", vp_addr_format(&local, a));
+		printf("    push \"topology %s\"\n", subnet ? "subnet" : topo_name[c->topology]);
+		if (subnet) {
+			printf("    ifconfig %s %s\n", vp_addr_format(&local, a), vp_addr_format(&mask, m));
+			printf("    push \"route-gateway %s\"\n", vp_addr_format(&local, a));
+		} else {
+			/* net30 and p2p: ifconfig names the peer, the network is a route. */
+			printf("    ifconfig %s %s\n", vp_addr_format(&local, a), vp_addr_format(&peer, m));
+			printf("    route %s %s\n", vp_addr_format(&net4.addr, n), vp_addr_format(&mask, m));
+			if (c->topology == VP_TOPO_NET30)
+				printf("    push \"route %s\"\n", vp_addr_format(&local, a));
+		}
 		if (has6) {
 			struct vp_addr l6 = vp_addr_add(&net6.addr, 1, 0), r6 = vp_addr_add(&net6.addr, 2, 0);
 

@@ -177,7 +177,7 @@ static void *writer(void *arg)
 		write_file(m);
 		pthread_mutex_lock(&m->lock);
 		/* At most one rewrite a second (a stop cuts the pause short). */
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += 1;
 		while (!m->stop && pthread_cond_timedwait(&m->wake, &m->lock, &until) != ETIMEDOUT)
 			;
@@ -232,7 +232,16 @@ int vp_metrics_open(struct vp_metrics **out, const struct vp_config *config,
 	if (ret)
 		goto out_free;
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->wake, NULL);
+	{
+		/* The one-second pause on the monotonic clock: a clock set back
+		 * must not stop the file for as long. */
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&m->wake, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	*out = m;
 	return 0;
 

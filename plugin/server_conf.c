@@ -91,6 +91,8 @@ enum vp_topology vp_server_conf_topology(const char *text, size_t len)
 	if (!text)
 		return topo;
 	end = text + len;
+	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))	/* a UTF-8 byte-order mark */
+		text += 3;
 
 	while (text < end) {
 		const char *nl = memchr(text, '\n', (size_t)(end - text));

@@ -400,7 +400,7 @@ static void model_run(const char *text, unsigned len, const char *const *exclude
 	static struct mblocks m;
 	struct vp_range r = range(text), ex[8];
 	struct vp_blocks *b;
-	size_t n_ex = 0, free_now = 0, used_now = 0;
+	size_t n_ex = 0, size = 0, used_now = 0, max_used = 0;
 
 	assert_int_equal(vp_blocks_new(&b, &r, len), 0);
 	for (; excludes && excludes[n_ex]; ++n_ex) {
@@ -409,8 +409,8 @@ static void model_run(const char *text, unsigned len, const char *const *exclude
 	}
 	model_init(&m, &r, len, ex, n_ex);
 	for (size_t k = 0; k < m.n; ++k)
-		free_now += m.st[k] == M_FREE;
-	assert_int_equal(vp_blocks_size(b), free_now);
+		size += m.st[k] == M_FREE;
+	assert_int_equal(vp_blocks_size(b), size);
 
 	for (unsigned op = 0; op < ops; ++op) {
 		uint64_t x = model_random(&seed);
@@ -421,7 +421,16 @@ static void model_run(const char *text, unsigned len, const char *const *exclude
 						    (x >> 40) & (m.shift < 20 ? (1u << m.shift) - 1 : 0xfffff), 0);
 		int want, got;
 
-		switch (x % 8) {
+		/* The fill sweeps 0-100% and back in steps of 10%: the target
+		 * decides whether mostly allocations or mostly frees come. */
+		size_t phase = (op / 1000) % 20, target = size * (phase <= 10 ? phase : 20 - phase) / 10;
+		unsigned r8 = (unsigned)(x % 8), kind;
+
+		if (used_now < target)		/* alloc, take, undo */
+			kind = r8 < 5 ? 0 : r8 < 7 ? 3 : 7;
+		else				/* free, undo, alloc, take */
+			kind = r8 < 5 ? 5 : r8 == 5 ? 7 : r8 == 6 ? 0 : 3;
+		switch (kind) {
 		case 0: case 1: case 2: {		/* alloc: the lowest free */
 			struct vp_prefix p;
 			size_t lo = 0;
@@ -438,6 +447,7 @@ static void model_run(const char *text, unsigned len, const char *const *exclude
 			br = block_range(&m, lo);
 			assert_true(vp_addr_eq(&p.addr, &br.first));
 			m.st[lo] = M_USED;
+			used_now++;
 			m.last = (long)lo;
 			break;
 		}
@@ -447,6 +457,7 @@ static void model_run(const char *text, unsigned len, const char *const *exclude
 			if (!want) {
 				m.st[k] = M_USED;
 				m.last = (long)k;
+				used_now++;
 			}
 			break;
 		case 5: case 6:				/* free a given one */
@@ -456,22 +467,30 @@ static void model_run(const char *text, unsigned len, const char *const *exclude
 				m.st[k] = M_FREE;
 				if (m.last == (long)k)
 					m.last = -1;
+				used_now--;
 			}
 			break;
 		default:				/* undo the last allocation */
 			want = m.last >= 0 ? 0 : -ENOENT;
 			assert_int_equal(vp_blocks_release_last(b), want);
-			if (!want)
+			if (!want) {
 				m.st[m.last] = M_FREE;
+				used_now--;
+			}
 			m.last = -1;
 			break;
 		}
 		assert_int_equal(vp_blocks_owns(b, &inside), m.st[k] == M_FREE || m.st[k] == M_USED);
 		assert_int_equal(vp_blocks_is_used(b, &inside), m.st[k] == M_USED);
+		assert_int_equal(vp_blocks_used(b), used_now);
+		if (used_now > max_used)
+			max_used = used_now;
 	}
-	for (size_t k = 0; k < m.n; ++k)
-		used_now += m.st[k] == M_USED;
 	assert_int_equal(vp_blocks_used(b), used_now);
+	for (size_t k = 0; k < m.n; ++k)
+		used_now -= m.st[k] == M_USED;
+	assert_int_equal(used_now, 0);
+	assert_true(max_used == size);		/* the sweep filled it */
 	vp_blocks_free(b);
 }
 

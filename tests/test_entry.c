@@ -37,6 +37,8 @@ static void fake_plugin_log(openvpn_plugin_log_flags_t flags, const char *name, 
 
 	(void)flags;
 	(void)name;
+	if (used + 2 >= sizeof(plugin_log_text))
+		return;		/* full: keep what is there */
 	va_start(ap, fmt);
 	vsnprintf(plugin_log_text + used, sizeof(plugin_log_text) - used - 1, fmt, ap);
 	va_end(ap);
@@ -84,6 +86,7 @@ static void server_open_with(struct server *s, const char *body, const char *ser
 			 OPENVPN_PLUGIN_FUNC_SUCCESS);
 	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2));
 	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT));
+	assert_true(out.type_mask & OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_UP));
 	s->handle = out.handle;
 }
 

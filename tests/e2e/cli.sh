@@ -274,4 +274,21 @@ e2e_assert_eq "check on an unclosed section: exit" "$rc" 1
 e2e_assert_match "check on an unclosed section: FILE:LINE" "$out" "^$E2E_DIR/bad2.conf:2: "
 out=$("$VPNPOOL_BIN" -c "$E2E_DIR/missing.conf" status 2>&1); rc=$?
 e2e_assert_eq "status with a missing config: exit" "$rc" 1
+# A pool wider than a /16: OpenVPN's "server" refuses it, so check prints
+# what it stands for, per topology.
+for topo in subnet net30; do
+	printf 'state-dir = "%s/wide"\ntopology = "%s"\npool "big" { network = "10.0.0.0/12" }\n' \
+		"$E2E_DIR" "$topo" >"$E2E_DIR/wide.conf"
+	out=$("$VPNPOOL_BIN" -c "$E2E_DIR/wide.conf" check 2>&1)
+	e2e_assert_match "check, /12 $topo: mode server" "$out" $'\n    mode server '
+	case $out in *"    server 10.0.0.0"*) e2e_fail "check, /12 $topo: prints a server line OpenVPN refuses" ;; esac
+	e2e_assert_match "check, /12 $topo: push topology" "$out" "    push \"topology $topo\""
+done
+e2e_assert_match "check, /12 net30: ifconfig names the peer" "$out" $'\n    ifconfig 10\\.0\\.0\\.1 10\\.0\\.0\\.2\n'
+e2e_assert_match "check, /12 net30: the network as a route" "$out" $'\n    route 10\\.0\\.0\\.0 255\\.240\\.0\\.0\n'
+printf 'state-dir = "%s/wide"\npool "big" { network = "10.0.0.0/12" }\n' "$E2E_DIR" >"$E2E_DIR/wide.conf"
+out=$("$VPNPOOL_BIN" -c "$E2E_DIR/wide.conf" check 2>&1)
+e2e_assert_match "check, /12 subnet: ifconfig with the netmask" "$out" $'\n    ifconfig 10\\.0\\.0\\.1 255\\.240\\.0\\.0\n'
+e2e_assert_match "check, /12 subnet: route-gateway" "$out" '    push "route-gateway 10\.0\.0\.1"'
+
 e2e_finish

@@ -187,6 +187,8 @@ told_unlogged=$(for i in $(seq 0 $((N - 1))); do
 		sed "s/^ifconfig /load-$i /"
 done | sort -u | comm -23 - <(sed -n 's/.* event=connect identity=\([^ ]*\) .*address=\([0-9.]*\).*/\1 \2/p' "$u" | sort -u) | wc -l)
 e2e_assert_eq "addresses told to a client that the plugin did not log for it" "$told_unlogged" 0
+told_any=$(cat "$E2E_DIR"/lc-*.log | grep -o "PUSH_REPLY,[^']*" | grep -c 'ifconfig [0-9]')
+e2e_assert_eq "clients told an address at all" "$((told_any >= VP_LOAD_POOL))" 1
 e2e_assert_eq "sessions with no answer (errors)" "$errors" 0
 e2e_assert_eq "plugin error lines in OpenVPN's log" "$plugin_errors" 0
 e2e_assert_eq "refusals other than exhausted" "$((s_reject - s_exhausted))" 0
