@@ -828,6 +828,49 @@ static const char *server_owner(const struct vp_server *sv, const struct vp_addr
 	return NULL;
 }
 
+/* Which of the server's own addresses a routed subnet holds (in net30: meets
+ * the server's /30), or NULL: routed behind a client, it would take the
+ * server's own address away from it. */
+static const char *server_owner_in(const struct vp_server *sv, const struct vp_prefix *p)
+{
+	static const char *const names[] = {
+		"ifconfig_local", "ifconfig_remote", "ifconfig_ipv6_local",
+	};
+	const struct vp_addr *own[] = { &sv->local4, &sv->remote4, &sv->local6 };
+	struct vp_range r = vp_prefix_range(p);
+
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); ++i) {
+		struct vp_range mine = { *own[i], *own[i] };
+
+		if (own[i]->family != p->addr.family)
+			continue;
+		if (p->addr.family == VP_INET && sv->topology == VP_TOPO_NET30) {
+			struct vp_prefix block = vp_prefix_of(own[i], 30);
+
+			mine = vp_prefix_range(&block);
+		}
+		if (vp_range_overlaps(&r, &mine))
+			return names[i];
+	}
+	return NULL;
+}
+
+static void report_subnet_unusable(const struct vp_space *s, const struct vp_static_config *st,
+				   const struct vp_prefix *p, const char *owner)
+{
+	char why[200], text[VP_PREFIX_STRLEN];
+	struct vp_event ev = {
+		.type = VP_EV_RESERVATION_UNUSABLE, .identity = (const uint8_t *)st->identity,
+		.identity_len = strlen(st->identity), .address = p->addr, .message = why,
+	};
+
+	snprintf(why, sizeof(why),
+		 "reserved subnet %s (line %u) holds the server's %s: not reserved, the client "
+		 "gets one from its router pool, if one matches",
+		 vp_prefix_format(p, text), st->line, owner);
+	emit(s, &ev);
+}
+
 static void report_reservation_unusable(const struct vp_space *s,
 					const struct vp_static_config *st,
 					const struct vp_addr *a, const char *owner)
@@ -868,6 +911,14 @@ static void reservations_for_server(struct vp_space *s)
 		if (st->has_address6 && (owner = server_owner(&s->server, &st->address6))) {
 			in->has_address6 = false;
 			report_reservation_unusable(s, st, &st->address6, owner);
+		}
+		if (st->has_subnet && (owner = server_owner_in(&s->server, &st->subnet))) {
+			in->has_subnet = false;
+			report_subnet_unusable(s, st, &st->subnet, owner);
+		}
+		if (st->has_subnet6 && (owner = server_owner_in(&s->server, &st->subnet6))) {
+			in->has_subnet6 = false;
+			report_subnet_unusable(s, st, &st->subnet6, owner);
 		}
 	}
 }

@@ -608,6 +608,26 @@ static void reservation__inside_server_net30_block__is_not_handed_out(void **sta
 	assert_true(g.is_static);
 }
 
+static void reserved_subnet__holding_server_address__is_not_routed(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 16, NULL);
+	tl_add_pool(f->config, "p", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	tl_add_router(f->config, "r", "10.8.0.0/24", 28, NULL, 0, NULL);
+	tl_add_static(f->config, "site-a", NULL, NULL, "10.8.0.0/28", NULL);
+	tl_add_static(f->config, "site-b", NULL, NULL, "10.8.0.32/28", NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_RESERVATION_UNUSABLE], 1);
+	assert_string_equal(fmt(&f->world.last[VP_EV_RESERVATION_UNUSABLE].address), "10.8.0.0");
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	/* A subnet of the router pool instead, and never the one holding 10.8.0.1. */
+	assert_string_equal(fmtp(&g.subnet4), "10.8.0.16/28");
+	assert_int_equal(fx_connect(f, "site-b", &g), 0);
+	assert_string_equal(fmtp(&g.subnet4), "10.8.0.32/28");	/* its reservation */
+}
+
 static void reservation6__equal_to_server_address6__is_not_handed_out(void **state)
 {
 	struct fx *f = *state;
@@ -812,6 +832,7 @@ int main(void)
 		T(reservation__server_moves_onto_it__stored_lease_dropped_client_served_from_pool),
 		T(reservation__inside_server_net30_block__is_not_handed_out),
 		T(reservation6__equal_to_server_address6__is_not_handed_out),
+		T(reserved_subnet__holding_server_address__is_not_routed),
 		T(connect__overlong_or_empty_identity__returns_einval),
 		T(connect__hostile_identity__survives_restart_byte_for_byte),
 		T(open__damaged_journal__set_aside_under_the_engine_clock_time),
