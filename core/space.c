@@ -806,31 +806,9 @@ static int build_router(struct vp_space *s, size_t i)
 /* Which of the server's own tunnel addresses a is (or, in net30, shares a
  * /30 with): "ifconfig_local", "ifconfig_remote", "ifconfig_ipv6_local", or
  * NULL when none. */
-static const char *server_owner(const struct vp_server *sv, const struct vp_addr *a)
-{
-	static const char *const names[] = {
-		"ifconfig_local", "ifconfig_remote", "ifconfig_ipv6_local",
-	};
-	const struct vp_addr *own[] = { &sv->local4, &sv->remote4, &sv->local6 };
-
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); ++i) {
-		if (own[i]->family != a->family)
-			continue;
-		if (a->family == VP_INET && sv->topology == VP_TOPO_NET30) {
-			struct vp_prefix block = vp_prefix_of(own[i], 30);
-
-			if (vp_prefix_contains(&block, a))
-				return names[i];
-		} else if (vp_addr_eq(own[i], a)) {
-			return names[i];
-		}
-	}
-	return NULL;
-}
-
-/* Which of the server's own addresses a routed subnet holds (in net30: meets
- * the server's /30), or NULL: routed behind a client, it would take the
- * server's own address away from it. */
+/* Which of the server's own addresses a prefix holds (in net30: meets the
+ * server's /30), or NULL: a client given it would take the server's own
+ * address away from it. */
 static const char *server_owner_in(const struct vp_server *sv, const struct vp_prefix *p)
 {
 	static const char *const names[] = {
@@ -853,6 +831,15 @@ static const char *server_owner_in(const struct vp_server *sv, const struct vp_p
 			return names[i];
 	}
 	return NULL;
+}
+
+/* Which of the server's own addresses a is (in net30: inside the server's
+ * /30), or NULL. */
+static const char *server_owner(const struct vp_server *sv, const struct vp_addr *a)
+{
+	struct vp_prefix host = { *a, (uint8_t)vp_family_bits(a->family) };
+
+	return server_owner_in(sv, &host);
 }
 
 static void report_subnet_unusable(const struct vp_space *s, const struct vp_static_config *st,
