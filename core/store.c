@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "store.h"
 
 #define JOURNAL "leases.journal"
@@ -55,6 +56,7 @@ struct vp_store {
 	uint64_t end;			/* end of the last whole record */
 	uint64_t appended;
 	struct vp_store_io io;
+	const struct vp_fs *fs;
 	/* A compaction in a child process (vp_store_compact_start). */
 	pid_t bg_pid;			/* 0: none running */
 	int bg_pipe;			/* read end: one byte once the child is done */
@@ -596,40 +598,13 @@ static int path_in(char *buf, size_t size, const char *dir, const char *name)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* mkdir -p, mode 0750 for what it creates. */
-static int make_dirs(const char *dir)
+static int fsync_dir(const struct vp_store *s)
 {
-	char path[PATH_MAX];
-	size_t len = strlen(dir);
-
-	if (!len)
-		return -ENOENT;
-	if (len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; ; ++p) {
-		if (*p && *p != '/')
-			continue;
-		if (p[-1] != '/') {
-			char c = *p;
-
-			*p = '\0';
-			if (mkdir(path, 0750) && errno != EEXIST)
-				return -errno;
-			*p = c;
-		}
-		if (!*p)
-			return 0;
-	}
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = s->fs->open(s->fs->ud, s->dir, O_RDONLY | O_DIRECTORY, 0);
 	int ret = 0;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fsync(fd))
 		ret = -errno;
 	close(fd);
@@ -693,9 +668,13 @@ static int take_lock(struct vp_store *s, pid_t *holder_pid)
 
 	if (path_in(path, sizeof(path), s->dir, "lock"))
 		return -ENAMETOOLONG;
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (s->lock_fd < 0)
-		return -errno;
+	s->lock_fd = s->fs->open(s->fs->ud, path, O_RDWR | O_CREAT | O_NOFOLLOW, 0640);
+	if (s->lock_fd < 0) {
+		int err = s->lock_fd;
+
+		s->lock_fd = -1;
+		return err;
+	}
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
 		if (errno != EWOULDBLOCK)
 			return -errno;
@@ -722,7 +701,7 @@ static int write_header(struct vp_store *s)
 	if (!ret && s->do_fsync)
 		ret = sync_fd(&s->io, s->fd);
 	if (!ret && s->do_fsync)
-		ret = fsync_dir(s->dir);
+		ret = fsync_dir(s);
 	if (!ret)
 		s->end = HEADER_LEN;
 	return ret;
@@ -730,22 +709,26 @@ static int write_header(struct vp_store *s)
 
 static int open_journal(struct vp_store *s, const char *path, int flags)
 {
-	s->fd = open(path, flags | O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-	return s->fd < 0 ? -errno : 0;
+	s->fd = s->fs->open(s->fs->ud, path, flags | O_RDWR | O_APPEND | O_NOFOLLOW, 0640);
+	if (s->fd >= 0)
+		return 0;
+	flags = s->fd;
+	s->fd = -1;
+	return flags;
 }
 
-/* rename() that fails with EEXIST rather than replace to; link() and unlink()
- * where the filesystem has no RENAME_NOREPLACE. */
-static int rename_noreplace(const char *from, const char *to)
+/* rename() that fails with EEXIST rather than replace to.  The lock makes
+ * this process the directory's only writer, so a look first is enough. */
+static int rename_noreplace(const struct vp_store *s, const char *from, const char *to)
 {
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	if (link(from, to))
-		return -errno;
-	unlink(from);
-	return 0;
+	struct stat st;
+	int ret = s->fs->lstat(s->fs->ud, to, &st);
+
+	if (ret == 0)
+		return -EEXIST;
+	if (ret != -ENOENT)
+		return ret;
+	return s->fs->rename(s->fs->ud, from, to);
 }
 
 /* Rename the damaged journal to leases.journal.corrupt-<time>[-N], never over
@@ -766,7 +749,7 @@ static int set_aside(struct vp_store *s, struct vp_store_report *report)
 		ret = path_in(report->set_aside, sizeof(report->set_aside), s->dir, name);
 		if (ret)
 			break;
-		ret = rename_noreplace(from, report->set_aside);
+		ret = rename_noreplace(s, from, report->set_aside);
 		if (ret != -EEXIST)
 			break;
 	}
@@ -842,12 +825,15 @@ int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 	memset(report, 0, sizeof(*report));
 	if (holder_pid)
 		*holder_pid = 0;
-	ret = make_dirs(dir);
-	if (ret)
-		return ret;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->fs = vp_fs_or_direct(io ? io->fs : NULL);
+	ret = s->fs->mkdirs(s->fs->ud, dir, 0750);
+	if (ret) {
+		free(s);
+		return ret;
+	}
 	s->lock_fd = s->fd = -1;
 	s->do_fsync = do_fsync;
 	s->io.write = io && io->write ? io->write : default_write;
@@ -1003,10 +989,12 @@ static int compact_open(struct vp_store *s, struct compact *c)
 	c->buf = malloc(CHUNK);
 	if (!c->buf)
 		return -ENOMEM;
-	c->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	c->fd = s->fs->open(s->fs->ud, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW,
+			    0640);
 	if (c->fd >= 0)
 		return 0;
-	ret = -errno;
+	ret = c->fd;
+	c->fd = -1;
 	free(c->buf);
 	c->buf = NULL;
 	return ret;
@@ -1020,7 +1008,7 @@ static void tmp_drop(struct vp_store *s, int fd)
 	if (fd >= 0)
 		close(fd);
 	if (!path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
-		unlink(tmp);
+		s->fs->unlink(s->fs->ud, tmp);
 }
 
 /* Rename the temporary journal (open on fd, size bytes, synced) over the
@@ -1028,15 +1016,17 @@ static void tmp_drop(struct vp_store *s, int fd)
 static int tmp_install(struct vp_store *s, int fd, uint64_t size)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
+	int ret;
 
 	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
 	    path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	if (rename(tmp, path))
-		return -errno;
+	ret = s->fs->rename(s->fs->ud, tmp, path);
+	if (ret)
+		return ret;
 	/* The new journal is the journal from here on, whatever the directory
 	 * fsync says: the old file is gone from the directory. */
-	fsync_dir(s->dir);
+	fsync_dir(s);
 	close(s->fd);
 	s->fd = fd;
 	s->end = size;
@@ -1181,9 +1171,9 @@ static int bg_finish(struct vp_store *s)
 	if (end < HEADER_LEN)
 		return end < 0 ? -errno : -EIO;
 	size = (uint64_t)end;
-	in = open(path, O_RDONLY | O_CLOEXEC);	/* the journal's fd only appends */
+	in = s->fs->open(s->fs->ud, path, O_RDONLY, 0);	/* the journal's fd only appends */
 	if (in < 0)
-		return -errno;
+		return in;
 	buf = malloc(CHUNK);
 	if (!buf) {
 		close(in);
@@ -1267,18 +1257,18 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 	if (path_in(tmp, sizeof(tmp), s->dir, SERVER_TMP) ||
 	    path_in(path, sizeof(path), s->dir, SERVER_FILE))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	fd = s->fs->open(s->fs->ud, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0640);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	ret = write_all(&s->io, fd, text, len);
 	if (!ret)
 		ret = write_all(&s->io, fd, "\n", 1);
 	if (close(fd) && !ret)
 		ret = -errno;
-	if (!ret && rename(tmp, path))
-		ret = -errno;
+	if (!ret)
+		ret = s->fs->rename(s->fs->ud, tmp, path);
 	if (ret)
-		unlink(tmp);
+		s->fs->unlink(s->fs->ud, tmp);
 	return ret;
 }
 

@@ -73,7 +73,10 @@ struct vp_store_report {
 
 /* System calls the store makes that tests may want to fail, and its clock
  * (seconds since the epoch; it names a damaged journal set aside). */
+struct vp_fs;
 struct vp_store_io {
+	const struct vp_fs *fs;		/* opening, renaming, removing by path
+					 * (NULL: this process's own calls) */
 	ssize_t (*write)(int fd, const void *buf, size_t len);
 	int (*fsync)(int fd);
 	int64_t (*now)(void *now_ud);
