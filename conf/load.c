@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "conf/load.h"
+#include "core/fs.h"
 
 #define MAX_CONF_BYTES (16 << 20)
 
@@ -1084,14 +1085,20 @@ int vp_conf_load_buf(struct vp_config *out, const char *text, const char *name, 
 }
 
 /* The whole file, NUL-terminated, and its length; -1 with err set. */
-static int read_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
+static int read_file(const char *path, const struct vp_fs *fs, char **text, size_t *len,
+		     char *err, size_t errlen)
 {
 	struct stat st;
 	ssize_t n = -1;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
+	fs = vp_fs_or_direct(fs);
+	fd = fs->open(fs->ud, path, O_RDONLY, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-fd));
+		goto out_close;
+	}
+	if (fstat(fd, &st)) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		goto out_close;
 	}
@@ -1124,12 +1131,18 @@ out_close:
 
 int vp_conf_load(struct vp_config *out, const char *path, char *err, size_t errlen)
 {
+	return vp_conf_load_fs(out, path, NULL, err, errlen);
+}
+
+int vp_conf_load_fs(struct vp_config *out, const char *path, const struct vp_fs *fs, char *err,
+		    size_t errlen)
+{
 	char *text = NULL, *nul;
 	size_t len = 0;
 	int ret = -1, line = 1;
 
 	memset(out, 0, sizeof(*out));
-	if (read_file(path, &text, &len, err, errlen))
+	if (read_file(path, fs, &text, &len, err, errlen))
 		return -1;
 	nul = memchr(text, '\0', len);
 	if (nul) {

@@ -26,6 +26,10 @@
  * lexer keeps global state, so load from one thread at a time.
  */
 int vp_conf_load(struct vp_config *out, const char *path, char *err, size_t errlen);
+/* The same, the file opened through fs (NULL: directly; see core/fs.h). */
+struct vp_fs;
+int vp_conf_load_fs(struct vp_config *out, const char *path, const struct vp_fs *fs, char *err,
+		    size_t errlen);
 /* The same from a NUL-terminated text; name stands for the file in
  * messages and in out->path. */
 int vp_conf_load_buf(struct vp_config *out, const char *text, const char *name, char *err,

@@ -25,6 +25,7 @@
 #include "core/logfmt.h"
 #include "core/space.h"
 #include "plugin/env.h"
+#include "plugin/keeper.h"
 #include "plugin/lines.h"
 #include "plugin/metrics.h"
 #include "plugin/server_conf.h"
@@ -36,6 +37,9 @@
 
 struct vp_plugin {
 	plugin_log_t log;
+	struct vp_keeper *keeper;	/* NULL: files opened directly */
+	const struct vp_fs *fs;		/* the keeper's, or the direct one */
+	struct vp_store_io io;
 	struct vp_config config;
 	struct vp_space *space;
 	struct vp_usage *usage;
@@ -261,31 +265,51 @@ static void report_load(struct vp_plugin *p, const struct vp_store_report *r)
 		       r->set_aside, (unsigned long long)r->records);
 }
 
-/* topology auto: net30 or p2p, which OpenVPN's env does not tell, from the
- * "topology" of OpenVPN's own config file. */
-static void read_server_topology(struct vp_plugin *p, const char *const *envp)
+/* OpenVPN's own config: for topology auto, net30 or p2p (which OpenVPN's env
+ * does not tell); and whether OpenVPN drops its privileges after start. */
+static void read_server_conf(struct vp_plugin *p, const char *path)
 {
-	const char *path = vp_env_get(envp, "config");
+	struct vp_server_conf sc;
 	int ret;
 
 	p->auto_without_netmask = VP_TOPO_NET30;
-	if (p->config.topology != VP_TOPO_AUTO)
-		return;
 	if (!path) {
-		p->log(PLOG_WARN, NAME,
-		       "topology auto: OpenVPN did not say its config file; net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
-		       p->config.path);
+		if (p->config.topology == VP_TOPO_AUTO)
+			p->log(PLOG_WARN, NAME,
+			       "topology auto: OpenVPN did not say its config file; net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
+			       p->config.path);
 		return;
 	}
-	ret = vp_server_conf_read_topology(path, &p->auto_without_netmask);
+	ret = vp_server_conf_read(path, p->fs, &sc);
 	if (ret == -EFBIG)
-		p->log(PLOG_WARN, NAME, "topology auto: read only the first %u MiB of %s",
-		       VP_SERVER_CONF_MAX >> 20, who(p, path, strlen(path)));
-	else if (ret)
+		p->log(PLOG_WARN, NAME, "%s: read only its first %u MiB", who(p, path, strlen(path)),
+		       VP_SERVER_CONF_MAX >> 20);
+	else if (ret && p->config.topology == VP_TOPO_AUTO)
 		p->log(PLOG_WARN, NAME,
 		       "topology auto: cannot read OpenVPN's config %s (%s); net30 unless OpenVPN reports a netmask (set topology in %s for p2p)",
 		       who(p, path, strlen(path)), ret == -EINVAL ? "not a regular file" :
 		       strerror(-ret), p->config.path);
+	if (ret && ret != -EFBIG)
+		return;
+	p->auto_without_netmask = sc.topology;
+	if (p->keeper && (sc.user[0] || sc.group[0] || sc.chroot[0]))
+		p->log(PLOG_NOTE, NAME,
+		       "OpenVPN drops its privileges after start (%s%s%s%s%s%s): the vpnpool keeper, pid %ld, keeps them for the state, the usage log and the metrics file",
+		       sc.user[0] ? "user " : "", sc.user, sc.group[0] ? " group " : "", sc.group,
+		       sc.chroot[0] ? " chroot " : "", sc.chroot, (long)vp_keeper_pid(p->keeper));
+}
+
+/* The keeper, when OpenVPN runs as root now (or left one for this reload). */
+static void start_keeper(struct vp_plugin *p, const char *path, const char *server_conf)
+{
+	bool reused = false;
+	int ret = vp_keeper_get(&p->keeper, path, server_conf, &reused);
+
+	p->fs = p->keeper ? vp_keeper_fs(p->keeper) : vp_fs_direct();
+	if (ret && ret != -EPERM)
+		p->log(PLOG_WARN, NAME,
+		       "cannot start the vpnpool keeper (%s): files are opened as OpenVPN's own user, which may not be able to once it drops its privileges",
+		       strerror(-ret));
 }
 
 static void plugin_free(struct vp_plugin *p)
@@ -294,6 +318,7 @@ static void plugin_free(struct vp_plugin *p)
 	vp_space_close(p->space);
 	vp_usage_close(p->usage);
 	vp_config_free(&p->config);
+	vp_keeper_put(p->keeper);
 	vp_strbuf_free(&p->fields);
 	vp_strbuf_free(&p->who);
 	free(p);
@@ -301,13 +326,17 @@ static void plugin_free(struct vp_plugin *p)
 
 static int plugin_start(struct vp_plugin *p, const char *path, const char *const *envp)
 {
-	struct vp_space_options opts = { .config = &p->config, .on_event = on_event, .ud = p };
+	struct vp_space_options opts = { .config = &p->config, .on_event = on_event, .ud = p,
+					 .io = &p->io };
+	const char *server_conf = vp_env_get(envp, "config");
 	struct vp_store_report report;
 	char err[1024];
 	pid_t holder = 0;
 	int ret;
 
-	if (vp_conf_load(&p->config, path, err, sizeof(err))) {
+	start_keeper(p, path, server_conf);
+	p->io.fs = p->fs;
+	if (vp_conf_load_fs(&p->config, path, p->fs, err, sizeof(err))) {
 		p->log(PLOG_ERR, NAME, "%s", err);
 		return -1;
 	}
@@ -340,7 +369,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 			return -1;
 		}
 	}
-	read_server_topology(p, envp);
+	read_server_conf(p, server_conf);
 	if (!learn_server(p, envp, true))
 		log_config(p);
 	vp_logfmt_adds(&p->fields, "config", path);

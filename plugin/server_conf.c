@@ -50,46 +50,60 @@ static bool next_word(const char **at, const char *end, struct word *w)
 	return true;
 }
 
-/* One line [p, end): the topology it sets, or cur. */
-static enum vp_topology line_topology(const char *p, const char *end, bool *in_block,
-				      enum vp_topology cur)
+static void word_copy(char *dst, size_t size, const struct word *w)
+{
+	size_t n = w->len < size - 1 ? w->len : size - 1;
+
+	memcpy(dst, w->s, n);
+	dst[n] = '\0';
+}
+
+/* One line [p, end): what it sets of out. */
+static void line_parse(const char *p, const char *end, bool *in_block, struct vp_server_conf *out)
 {
 	struct word w, value, extra;
 
 	if (!next_word(&p, end, &w))
-		return cur;
+		return;
 	if (*in_block) {
 		*in_block = !(w.len >= 2 && !memcmp(w.s, "</", 2));
-		return cur;
+		return;
 	}
 	if (w.len >= 1 && w.s[0] == '<') {
 		*in_block = true;
-		return cur;
+		return;
 	}
 	if (w.len >= 2 && !memcmp(w.s, "--", 2)) {
 		w.s += 2;
 		w.len -= 2;
 	}
-	if (!word_is(&w, "topology") || !next_word(&p, end, &value) ||
-	    next_word(&p, end, &extra))
-		return cur;
-	if (word_is(&value, "subnet"))
-		return VP_TOPO_SUBNET;
-	if (word_is(&value, "net30"))
-		return VP_TOPO_NET30;
-	if (word_is(&value, "p2p"))
-		return VP_TOPO_P2P;
-	return cur;
+	if (!next_word(&p, end, &value) || next_word(&p, end, &extra))
+		return;
+	if (word_is(&w, "topology")) {
+		if (word_is(&value, "subnet"))
+			out->topology = VP_TOPO_SUBNET;
+		else if (word_is(&value, "net30"))
+			out->topology = VP_TOPO_NET30;
+		else if (word_is(&value, "p2p"))
+			out->topology = VP_TOPO_P2P;
+	} else if (word_is(&w, "user")) {
+		word_copy(out->user, sizeof(out->user), &value);
+	} else if (word_is(&w, "group")) {
+		word_copy(out->group, sizeof(out->group), &value);
+	} else if (word_is(&w, "chroot")) {
+		word_copy(out->chroot, sizeof(out->chroot), &value);
+	}
 }
 
-enum vp_topology vp_server_conf_topology(const char *text, size_t len)
+void vp_server_conf_parse(const char *text, size_t len, struct vp_server_conf *out)
 {
-	enum vp_topology topo = VP_TOPO_NET30;
 	const char *end;
 	bool in_block = false;
 
+	memset(out, 0, sizeof(*out));
+	out->topology = VP_TOPO_NET30;
 	if (!text)
-		return topo;
+		return;
 	end = text + len;
 	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))	/* a UTF-8 byte-order mark */
 		text += 3;
@@ -98,10 +112,17 @@ enum vp_topology vp_server_conf_topology(const char *text, size_t len)
 		const char *nl = memchr(text, '\n', (size_t)(end - text));
 		const char *eol = nl ? nl : end;
 
-		topo = line_topology(text, eol, &in_block, topo);
+		line_parse(text, eol, &in_block, out);
 		text = nl ? nl + 1 : end;
 	}
-	return topo;
+}
+
+enum vp_topology vp_server_conf_topology(const char *text, size_t len)
+{
+	struct vp_server_conf sc;
+
+	vp_server_conf_parse(text, len, &sc);
+	return sc.topology;
 }
 
 /* Up to max bytes of fd into a new buffer (*out, *len).  0, -EFBIG (the
@@ -148,17 +169,19 @@ static int read_bounded(int fd, size_t max, char **out, size_t *len)
 	return used > max ? -EFBIG : 0;
 }
 
-int vp_server_conf_read_topology(const char *path, enum vp_topology *out)
+int vp_server_conf_read(const char *path, const struct vp_fs *fs, struct vp_server_conf *out)
 {
 	/* O_NONBLOCK: a FIFO must not hang OpenVPN's start. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd;
 	struct stat st;
 	size_t len = 0;
 	char *text = NULL;
 	int ret;
 
+	fs = vp_fs_or_direct(fs);
+	fd = fs->open(fs->ud, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st)) {
 		ret = -errno;
 		goto out_close;
@@ -169,10 +192,20 @@ int vp_server_conf_read_topology(const char *path, enum vp_topology *out)
 	}
 	ret = read_bounded(fd, VP_SERVER_CONF_MAX, &text, &len);
 	if (ret == 0 || ret == -EFBIG) {
-		*out = vp_server_conf_topology(text, len);
+		vp_server_conf_parse(text, len, out);
 		free(text);
 	}
 out_close:
 	close(fd);
+	return ret;
+}
+
+int vp_server_conf_read_topology(const char *path, enum vp_topology *out)
+{
+	struct vp_server_conf sc;
+	int ret = vp_server_conf_read(path, NULL, &sc);
+
+	if (ret == 0 || ret == -EFBIG)
+		*out = sc.topology;
 	return ret;
 }

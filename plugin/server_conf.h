@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "core/fs.h"
 
 #define VP_SERVER_CONF_MAX (16u << 20)	/* bytes of server.conf read, at most */
 
@@ -21,6 +22,22 @@
  * OpenVPN's default, when no line sets it.  Any bytes, NUL included.
  * Neither "config" lines (files included) nor the command line are seen. */
 enum vp_topology vp_server_conf_topology(const char *text, size_t len);
+
+/* What the plugin takes from OpenVPN's config: the topology as above, and
+ * how OpenVPN runs once started ("user", "group", "chroot": the last line
+ * of each; "" when none). */
+struct vp_server_conf {
+	enum vp_topology topology;
+	char user[64], group[64];
+	char chroot[1024];
+};
+void vp_server_conf_parse(const char *text, size_t len, struct vp_server_conf *out);
+
+/* vp_server_conf_parse of the regular file at path, opened through fs (NULL:
+ * directly), of its first VP_SERVER_CONF_MAX bytes.  0, -EFBIG (a longer
+ * file: *out from its start), -errno (-EINVAL: not a regular file; *out
+ * untouched). */
+int vp_server_conf_read(const char *path, const struct vp_fs *fs, struct vp_server_conf *out);
 
 /* vp_server_conf_topology of the regular file at path, of its first
  * VP_SERVER_CONF_MAX bytes.  0 with *out set; -EFBIG with *out set from

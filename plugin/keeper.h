@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The keeper: a small process that keeps the privileges OpenVPN had when it
+ * opened the plugin, so that the plugin's files stay writable after OpenVPN
+ * drops them (user, group, chroot).
+ *
+ * Started at plugin open while OpenVPN still runs as root, it is forked from
+ * OpenVPN before anything else is opened, closes every descriptor but its
+ * end of a socket pair, and then only answers requests: open a file, rename,
+ * unlink, mkdir -p, lstat.  An opened file comes back as a descriptor
+ * (SCM_RIGHTS); every read and write after that is the plugin's own, so the
+ * journal's appends never wait for the keeper.  Paths are resolved by the
+ * keeper, outside any chroot.
+ *
+ * It serves only the files of one vpnpool.conf, the one named when it
+ * started (it reads the file itself, again at each plugin open):
+ *   - the state directory (mkdir -p; the directory itself read-only, for
+ *     fsync) and the files directly in it;
+ *   - the usage log and its directory (mkdir -p), appended to, never
+ *     truncated;
+ *   - the metrics file and its ".tmp" (written, renamed over it);
+ *   - vpnpool.conf and OpenVPN's own config file, read-only.
+ * Everything else is refused with EPERM.  Files it opens for writing are
+ * never reached through a symlink (O_NOFOLLOW).
+ *
+ * It lives as long as OpenVPN: a SIGHUP closes the plugin and opens it
+ * again as the unprivileged user, which finds the keeper through the
+ * environment variable VPNPOOL_KEEPER_FD; it ends when OpenVPN's end of the
+ * socket closes, i.e. when OpenVPN exits.
+ */
+#ifndef VP_PLUGIN_KEEPER_H
+#define VP_PLUGIN_KEEPER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core/fs.h"
+
+#define VP_KEEPER_ENV "VPNPOOL_KEEPER_FD"
+
+struct vp_keeper;
+
+/*
+ * The keeper for the vpnpool.conf at conf_path (and OpenVPN's own config at
+ * server_conf, may be NULL): the one this process already has, when it
+ * serves that same file and answers; else, when this process runs as root,
+ * a new one.  0 with *out set; -EPERM when not root and there is none to
+ * reuse (then use the direct fs); -errno.  *reused says which.
+ */
+int vp_keeper_get(struct vp_keeper **out, const char *conf_path, const char *server_conf,
+		  bool *reused);
+
+/* Its filesystem; valid until vp_keeper_put().  Safe from several threads
+ * (one request at a time). */
+const struct vp_fs *vp_keeper_fs(struct vp_keeper *k);
+/* The keeper process's pid. */
+pid_t vp_keeper_pid(const struct vp_keeper *k);
+
+/* Let go of the handle; the keeper process stays for the next plugin open
+ * (a SIGHUP).  NULL is fine. */
+void vp_keeper_put(struct vp_keeper *k);
+
+/* Whether the keeper would serve op on path under the rules above, for
+ * config (its paths) and the two config files: the policy, for tests.
+ * op: 'o' open (flags say how), 'r' rename source or target, 'u' unlink,
+ * 'm' mkdir -p, 's' lstat. */
+struct vp_config;
+bool vp_keeper_allows(const struct vp_config *config, const char *conf_path,
+		      const char *server_conf, char op, const char *path, int flags);
+
+#endif
