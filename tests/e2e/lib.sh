@@ -17,9 +17,11 @@
 # 2.6 does (envs, refusals, SIGHUP) that these helpers rely on.
 #
 # Environment: PLUGIN (the built .so; default .libs/ in the current dir),
-# VPNPOOL_BIN, E2E_KEEP=1 keeps the scratch directory (it is also kept when
-# a check failed), E2E_TIMEOUT (seconds, default 300) caps a whole run,
-# CI=true turns a missing prerequisite into a failure.
+# VPNPOOL_BIN, E2E_SERVER_WRAP (a command the server is started under, e.g.
+# setpriv with a capability bounding set), E2E_KEEP=1 keeps the scratch
+# directory (it is also kept when a check failed), E2E_TIMEOUT (seconds,
+# default 300) caps a whole run, CI=true turns a missing prerequisite into a
+# failure.
 
 set -u
 
@@ -280,7 +282,8 @@ e2e_server_start() {
 		log=$E2E_DIR/server.$E2E_SERVER_RUN.log
 		E2E_SERVER_LOG=$log
 		: >"$log"
-		openvpn --config "$E2E_DIR/server.conf" --log-append "$log" </dev/null >/dev/null 2>&1 &
+		${E2E_SERVER_WRAP:-} openvpn --config "$E2E_DIR/server.conf" --log-append "$log" \
+			</dev/null >/dev/null 2>&1 &
 		E2E_SERVER_PID=$!
 		echo "$E2E_SERVER_PID" >>"$E2E_DIR/pids"
 		up=$(e2e_wait_log "$log" 10 "Initialization Sequence Completed" "$E2E_SERVER_PID")
