@@ -1350,5 +1350,6 @@ int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 	crc32c_init(crc_table);
 	ret = replay_fd(fd, crc_table, replay, report, &good_end);
 	close(fd);
+	report->empty = !ret && report->bytes == 0;
 	return ret;
 }

@@ -155,7 +155,8 @@ int vp_store_read_server(const char *dir, char *buf, size_t len);
  * consistent view even while a plugin appends (a record still being written
  * reads as a torn tail and is skipped).  Mid-file damage ends the replay and is
  * reported (corrupt, corrupt_offset) but nothing is set aside or changed.  0,
- * -ENOENT (no journal yet), -EPROTONOSUPPORT, a callback's error, -errno.
+ * -ENOENT (no journal yet), -EPROTONOSUPPORT (report->version says which), a
+ * callback's error, -errno.  report->empty: a journal of 0 bytes.
  * report may be NULL. */
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report);
