@@ -89,11 +89,16 @@ e2e_assert_eq "usage log: one store-error reject per refused client" \
 	"$(grep -c 'event=reject .*reason=store-error' "$E2E_DIR/usage.log")" "${#refused[@]}"
 e2e_assert_eq "served clients have distinct addresses" \
 	"$(printf '%s\n' "${got[@]}" | sort | uniq -d)" ""
-# A disconnect that cannot be written is logged, the session still ends.
-e2e_client_stop a0
+# A disconnect that cannot be written is logged, the session still ends;
+# the same failure again is not logged again.
+e2e_client_stop a0 "${ok[@]}"
 e2e_wait_usage 1 'event=disconnect identity=user-a0-' || e2e_fail "no disconnect logged for a0"
+e2e_wait_usage $((1 + ${#ok[@]})) 'event=disconnect identity=user-(a0|b[0-9])-' ||
+	e2e_fail "not every disconnect logged"
 e2e_assert_match "a failed disconnect write is logged" "$(grep -m1 'vpnpool: state directory' "$E2E_SERVER_LOG")" \
-	"vpnpool: state directory $STATE: .*No space left on device"
+	"vpnpool: state directory $STATE: recording a disconnect: No space left on device"
+e2e_assert_eq "once for $((1 + ${#ok[@]})) failed disconnects" \
+	"$(grep -c 'vpnpool: state directory .*recording a disconnect' "$E2E_SERVER_LOG")" 1
 
 # ---- space again --------------------------------------------------------------
 rm -f "$STATE/fill"
@@ -101,6 +106,9 @@ e2e_client_stop "${refused[@]}"
 for n in "${refused[@]}"; do start "$n"; done
 start c0
 served "${refused[@]}" c0
+e2e_assert_match "once there is space: the failure cleared, with its count" \
+	"$(grep 'vpnpool: state directory' "$E2E_SERVER_LOG" | tail -n 1)" \
+	"recording a disconnect: No space left on device: cleared after $((1 + ${#ok[@]})) failures"
 start a0
 served a0
 e2e_assert_eq "every session has its own address" "$(printf '%s\n' "${got[@]}" | sort | uniq -d)" ""
