@@ -1352,17 +1352,18 @@ struct taking {
 	uint8_t flags;
 };
 
-/* The wall clock went back: leases that went offline "in the future" count
- * as offline from now, so a step back delays a reclaim by hold-time at most
- * (a step forward may reclaim early: the clock is all there is).  Every
+/* The wall clock went back: held leases that went offline "in the future"
+ * count as offline from now, so a step back delays a reclaim by hold-time at
+ * most (a step forward may reclaim early: the clock is all there is).  Every
  * such lease at once, so that none waits twice; the held lists keep their
- * order, which is the order the leases went offline. */
+ * order, which is the order the leases went offline.  In memory: after a
+ * restart the first reclaim looks again. */
 static void clock_stepped_back(struct vp_space *s, int64_t now)
 {
 	for (size_t i = 0; i <= s->tab_mask; ++i) {
 		struct lease *l = s->tab[i].lease;
 
-		if (l && l->since > now)
+		if (l && l->state == VP_LEASE_HELD && l->since > now)
 			l->since = now;
 	}
 }
