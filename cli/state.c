@@ -39,12 +39,18 @@ static int state_open(struct state *st, const char *path)
 			 vp_server_parse(line, &st->server);
 	ret = vp_view_open(&st->view, &st->config, st->has_server ? &st->server : NULL,
 			   &st->report);
+	if (ret == -EPROTONOSUPPORT)
+		vp_cli_error("%s/leases.journal is of format version %u; this vpnpool understands version %u: upgrade vpnpool, or move the file aside to start with no leases (every client then gets a new address)",
+			     st->config.state_dir, st->report.version, st->report.version_known);
+	else if (ret)
+		vp_cli_error("cannot read the state in %s: %s", st->config.state_dir, strerror(-ret));
 	if (ret) {
-		vp_cli_error("cannot read the state in %s: %s", st->config.state_dir,
-			     ret == -EPROTONOSUPPORT ? "written by a newer vpnpool" : strerror(-ret));
 		vp_config_free(&st->config);
 		return -1;
 	}
+	if (st->report.empty)
+		vp_cli_error("warning: %s/leases.journal is empty (0 bytes, not even its header: something cut it): the leases it held are lost",
+			     st->config.state_dir);
 	if (st->report.corrupt)
 		vp_cli_error("warning: %s/leases.journal is damaged at offset %llu (%s): showing the records before it",
 			     st->config.state_dir, (unsigned long long)st->report.corrupt_offset,

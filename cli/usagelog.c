@@ -18,11 +18,12 @@
 struct who {
 	char *id;
 	size_t len;
-	uint64_t sessions, seconds, rx, tx, rejects;
+	uint64_t sessions, seconds, rx, tx, rejects, drops;
 	int64_t last;
 };
 
-/* Refusals by reason and pool, warnings by pool and threshold. */
+/* Refusals by reason and pool, leases dropped at reload by reason, warnings
+ * by pool and threshold. */
 struct tally {
 	char *reason, *pool;		/* pool may be "" */
 	unsigned percent;
@@ -37,8 +38,8 @@ struct summary {
 	size_t n_who, cap_who;
 	size_t *slots;			/* hash table of who index + 1 */
 	size_t n_slots;
-	struct tally *rej, *warn;
-	size_t n_rej, n_warn;
+	struct tally *rej, *warn, *drop;
+	size_t n_rej, n_warn, n_drop;
 	uint64_t lines, events, malformed, reclaims;
 	int64_t first, last;
 };
@@ -250,6 +251,15 @@ static int account(struct summary *s, const struct event *ev)
 		t->count++;
 		if (ev->time > t->last)
 			t->last = ev->time;
+	} else if (!strcmp(ev->name, "drop")) {
+		if (w)
+			w->drops++;
+		t = tally_get(&s->drop, &s->n_drop, ev->reason[0] ? ev->reason : "unknown", "", 0);
+		if (!t)
+			return -ENOMEM;
+		t->count++;
+		if (ev->time > t->last)
+			t->last = ev->time;
 	} else if (!strcmp(ev->name, "reclaim")) {
 		s->reclaims++;
 	}
@@ -341,8 +351,16 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 {
 	static const char *const h1[] = { "IDENTITY", ">SESSIONS", ">ONLINE", ">RECEIVED", ">SENT",
 					  ">REFUSED", "LAST SEEN (UTC)" };
+	/* with a column of leases dropped at reload, when there are any */
+	static const char *const h1d[] = { "IDENTITY", ">SESSIONS", ">ONLINE", ">RECEIVED", ">SENT",
+					   ">REFUSED", ">DROPPED", "LAST SEEN (UTC)" };
 	static const char *const h2[] = { "REFUSED", "POOL", ">COUNT", "LAST (UTC)" };
 	static const char *const h3[] = { "WARNING", "POOL", ">COUNT", "LAST (UTC)" };
+	static const char *const h4[] = { "DROPPED AT RELOAD", ">COUNT", "LAST (UTC)" };
+	const struct tally *lists[] = { s->rej, s->warn, s->drop };
+	const size_t counts[] = { s->n_rej, s->n_warn, s->n_drop };
+	const char *const *heads[] = { h2, h3, h4 };
+	bool drops = s->n_drop > 0;
 	struct vp_strbuf cell = { 0 }, cell2 = { 0 };
 	char t1[VP_FMT_LEN], t2[VP_FMT_LEN];
 	struct vp_table *t;
@@ -355,27 +373,31 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 	if (s->malformed)
 		printf(", %llu lines not understood", (unsigned long long)s->malformed);
 	printf("\n");
-	if (s->n_who && (t = vp_table_new(7, h1))) {
+	if (s->n_who && (t = vp_table_new(drops ? 8 : 7, drops ? h1d : h1))) {
 		putchar('\n');
 		for (size_t i = 0; i < s->n_who; ++i) {
 			const struct who *w = &s->who[i];
-			char ses[24], on[VP_FMT_LEN], rx[VP_FMT_LEN], tx[VP_FMT_LEN], rej[24], last[VP_FMT_LEN];
+			char ses[24], on[VP_FMT_LEN], rx[VP_FMT_LEN], tx[VP_FMT_LEN], rej[24], drop[24],
+				last[VP_FMT_LEN];
 			const char *row[] = { vp_fmt_cell(&cell, w->id, w->len), ses,
 					      vp_fmt_duration((int64_t)w->seconds, on), vp_fmt_bytes(w->rx, rx),
-					      vp_fmt_bytes(w->tx, tx), rej, vp_fmt_time_short(w->last, last) };
+					      vp_fmt_bytes(w->tx, tx), rej, drops ? drop : last,
+					      vp_fmt_time_short(w->last, last) };
 
 			snprintf(ses, sizeof(ses), "%llu", (unsigned long long)w->sessions);
 			snprintf(rej, sizeof(rej), "%llu", (unsigned long long)w->rejects);
+			snprintf(drop, sizeof(drop), "%llu", (unsigned long long)w->drops);
 			vp_table_row(t, row);
 		}
 		vp_table_print(t, stdout);
 		vp_table_free(t);
 	}
-	for (int k = 0; k < 2; ++k) {
-		const struct tally *list = k ? s->warn : s->rej;
-		size_t n = k ? s->n_warn : s->n_rej;
+	for (int k = 0; k < 3; ++k) {
+		const struct tally *list = lists[k];
+		size_t n = counts[k];
 
-		if (!n || !(t = vp_table_new(4, k ? h3 : h2)))
+		/* drops name no pool: three columns */
+		if (!n || !(t = vp_table_new(k == 2 ? 3 : 4, heads[k])))
 			continue;
 		putchar('\n');
 		for (size_t i = 0; i < n; ++i) {
@@ -383,16 +405,17 @@ static void print_tables(const struct summary *s, char **files, size_t n_files)
 			/* Reasons and pool names come from the log as they are:
 			 * quoted and escaped like identities. */
 			const char *row[] = {
-				k ? full : vp_fmt_cell(&cell, list[i].reason, strlen(list[i].reason)),
+				k == 1 ? full : vp_fmt_cell(&cell, list[i].reason, strlen(list[i].reason)),
 				list[i].pool[0] ? vp_fmt_cell(&cell2, list[i].pool, strlen(list[i].pool)) :
 						  "-",
 				cnt, vp_fmt_time_short(list[i].last, last)
 			};
+			const char *row3[] = { row[0], row[2], row[3] };
 
-			if (k)
+			if (k == 1)
 				snprintf(full, sizeof(full), "%u%% full", list[i].percent);
 			snprintf(cnt, sizeof(cnt), "%llu", (unsigned long long)list[i].count);
-			vp_table_row(t, row);
+			vp_table_row(t, k == 2 ? row3 : row);
 		}
 		vp_table_print(t, stdout);
 		vp_table_free(t);
@@ -457,16 +480,18 @@ static void print_json(const struct summary *s, char **files, size_t n_files)
 			ADD_LIT(&b, ",");
 		ADD_LIT(&b, "\n{\"identity\":");
 		vp_json_add(&b, w->id, w->len);
-		vp_strbuf_addf(&b, ",\"sessions\":%llu,\"seconds_online\":%llu,\"bytes_received\":%llu,\"bytes_sent\":%llu,\"rejects\":%llu,\"last_seen\":\"%s\"}",
+		vp_strbuf_addf(&b, ",\"sessions\":%llu,\"seconds_online\":%llu,\"bytes_received\":%llu,\"bytes_sent\":%llu,\"rejects\":%llu,\"drops\":%llu,\"last_seen\":\"%s\"}",
 			       (unsigned long long)w->sessions, (unsigned long long)w->seconds,
 			       (unsigned long long)w->rx, (unsigned long long)w->tx,
-			       (unsigned long long)w->rejects, vp_fmt_time(w->last, t));
+			       (unsigned long long)w->rejects, (unsigned long long)w->drops,
+			       vp_fmt_time(w->last, t));
 		fwrite(b.s, 1, b.len, stdout);
 		vp_strbuf_reset(&b);
 	}
 	ADD_LIT(&b, "]");
 	json_tally(&b, "rejects", s->rej, s->n_rej, false);
 	json_tally(&b, "warnings", s->warn, s->n_warn, true);
+	json_tally(&b, "drops", s->drop, s->n_drop, false);
 	ADD_LIT(&b, "}\n");
 	fwrite(b.s, 1, b.len, stdout);
 	vp_strbuf_free(&b);
@@ -484,10 +509,15 @@ static void summary_free(struct summary *s)
 		free(s->warn[i].reason);
 		free(s->warn[i].pool);
 	}
+	for (size_t i = 0; i < s->n_drop; ++i) {
+		free(s->drop[i].reason);
+		free(s->drop[i].pool);
+	}
 	free(s->who);
 	free(s->slots);
 	free(s->rej);
 	free(s->warn);
+	free(s->drop);
 }
 
 int vp_cmd_usage(const struct vp_cli *cli, int argc, char **argv)

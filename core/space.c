@@ -101,6 +101,7 @@ struct vp_space {
 						 * collide with the server */
 	struct vp_server server;
 	bool has_server;
+	bool store_failing[VP_STORE_OP_COUNT];	/* reported, not recovered yet */
 };
 
 /* ---- lease table ------------------------------------------------------- */
@@ -330,12 +331,29 @@ static void emit(const struct vp_space *s, const struct vp_event *ev)
 		s->opts.on_event(s->opts.ud, ev);
 }
 
-static void emit_store_error(const struct vp_space *s, const char *what, int err)
+static void emit_store_error(struct vp_space *s, enum vp_store_op op, const char *what, int err)
 {
-	char msg[160];
-	struct vp_event ev = { .type = VP_EV_STORE, .message = msg };
+	char msg[320];
+	struct vp_event ev = { .type = VP_EV_STORE, .message = msg, .op = op, .error = err };
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(-err));
+	s->store_failing[op] = true;
+	emit(s, &ev);
+}
+
+/* An operation that had failed worked: say so once (error 0). */
+static void store_recovered(struct vp_space *s, enum vp_store_op op)
+{
+	static const char *const what[] = {
+		[VP_STORE_OP_COMPACT] = "compacting the journal works again",
+		[VP_STORE_OP_WRITE] = "writing the journal works again",
+		[VP_STORE_OP_SERVER_FILE] = "writing the server file works again",
+	};
+	struct vp_event ev = { .type = VP_EV_STORE, .message = what[op], .op = op };
+
+	if (!s->store_failing[op])
+		return;
+	s->store_failing[op] = false;
 	emit(s, &ev);
 }
 
@@ -366,7 +384,10 @@ static void maybe_compact(struct vp_space *s)
 	if (vp_store_compacting(s->store)) {
 		ret = vp_store_compact_poll(s->store, false);
 		if (ret && ret != -EINPROGRESS)
-			emit_store_error(s, "compacting the journal in the background failed", ret);
+			emit_store_error(s, VP_STORE_OP_COMPACT,
+					 "compacting the journal in the background failed", ret);
+		else if (!ret)
+			store_recovered(s, VP_STORE_OP_COMPACT);
 		return;
 	}
 	/* The journal stays under about twice the live leases, so a load
@@ -381,20 +402,30 @@ static void maybe_compact(struct vp_space *s)
 		return;
 	ret = vp_store_compact(s->store, lease_each_emit, s);
 	if (ret)
-		emit_store_error(s, "compacting the journal failed", ret);
+		emit_store_error(s, VP_STORE_OP_COMPACT, "compacting the journal failed", ret);
+	else
+		store_recovered(s, VP_STORE_OP_COMPACT);
 }
 
 static int persist_put(struct vp_space *s, const struct lease *l)
 {
 	struct vp_lease_rec rec;
+	int ret;
 
 	lease_to_rec(l, &rec);
-	return vp_store_put(s->store, &rec);
+	ret = vp_store_put(s->store, &rec);
+	if (!ret)
+		store_recovered(s, VP_STORE_OP_WRITE);
+	return ret;
 }
 
 static int persist_del(struct vp_space *s, const struct lease *l)
 {
-	return vp_store_del(s->store, l->identity, l->identity_len, l->slot);
+	int ret = vp_store_del(s->store, l->identity, l->identity_len, l->slot);
+
+	if (!ret)
+		store_recovered(s, VP_STORE_OP_WRITE);
+	return ret;
 }
 
 /* ---- areas (pools and router pools) ------------------------------------ */
@@ -708,10 +739,17 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 			    report, holder_pid);
 	if (ret)
 		goto out_free;
+	/* The journal as loaded replays to this state again (online leases
+	 * become held at every open), so a rewrite that fails (a full disk)
+	 * does not stop the start; only what comes after a damaged part
+	 * set aside lives in memory alone until a rewrite succeeds. */
 	if (settle_loaded(s, s->opts.now(s->opts.ud)) || report->torn || report->corrupt) {
 		ret = vp_store_compact(s->store, lease_each_emit, s);
 		if (ret)
-			goto out_free;
+			emit_store_error(s, VP_STORE_OP_COMPACT, report->corrupt ?
+					 "rewriting the journal at start failed (the leases kept from the damaged journal are in memory only until it succeeds)" :
+					 "rewriting the journal at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused)",
+					 ret);
 	}
 	*out = s;
 	return 0;
@@ -926,68 +964,156 @@ static bool prefix_eq(const struct vp_prefix *a, const struct vp_prefix *b)
 	return a->len == b->len && vp_addr_eq(&a->addr, &b->addr);
 }
 
-/* Place one address of a loaded lease: static, or taken from its pool.
- * Returns false when it does not fit. */
-static bool place_addr(struct vp_space *s, struct lease *l, const struct vp_addr *a,
-		       const struct vp_static_config *st, int *pool)
+/* Whether a (or, with len, the prefix a/len) is reserved for a client other
+ * than l's identity. */
+static bool reserved_for_other(const struct vp_space *s, const struct lease *l,
+			       const struct vp_addr *a, unsigned len)
 {
 	bool v4 = a->family == VP_INET;
+
+	for (size_t i = 0; i < s->config->n_statics; ++i) {
+		const struct vp_static_config *st = &s->in_force[i];
+		const struct vp_prefix *sn = v4 ? &st->subnet : &st->subnet6;
+		bool own = strlen(st->identity) == l->identity_len &&
+			   !memcmp(st->identity, l->identity, l->identity_len);
+
+		if (own && l->slot == 0)
+			continue;
+		if ((v4 ? st->has_address : st->has_address6) &&
+		    vp_addr_eq(a, v4 ? &st->address : &st->address6))
+			return true;
+		if ((v4 ? st->has_subnet : st->has_subnet6) && len) {
+			struct vp_range mine = vp_prefix_range(&(struct vp_prefix){ *a, (uint8_t)len });
+			struct vp_range theirs = vp_prefix_range(sn);
+
+			if (vp_range_overlaps(&mine, &theirs))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Why pool p's allocator refused a: a VP_DROP reason. */
+static const char *addr_refused(const struct vp_space *s, const struct lease *l,
+				const struct vp_addr *a, int p)
+{
+	const struct vp_pool_config *pc = &s->config->pools[p];
+
+	if (reserved_for_other(s, l, a, 0))
+		return "reserved";
+	if (server_owner(&s->server, a))
+		return "server-address";
+	if (a->family == VP_INET && pc->has_range && !vp_range_contains(&pc->range, a))
+		return "outside-range";
+	if (a->family == VP_INET && !vp_prefix_contains(&pc->network, a))
+		return "outside-range";
+	for (size_t i = 0; i < pc->n_exclude; ++i)
+		if (vp_range_contains(&pc->exclude[i], a))
+			return "excluded";
+	if (!vp_blocks_owns(area_blocks(&s->pools[p], a->family), a))
+		return "outside-range";
+	return "taken";
+}
+
+/* Place one address of a loaded lease: static, or taken from its pool.
+ * Returns NULL, or why it does not fit (a VP_DROP reason). */
+static const char *place_addr(struct vp_space *s, struct lease *l, const struct vp_addr *a,
+			      const struct vp_static_config *st, int *pool)
+{
+	bool v4 = a->family == VP_INET;
+	struct vp_blocks *b;
 	int p;
 
 	if (!a->family)
-		return true;
+		return NULL;
 	if (st && (v4 ? st->has_address : st->has_address6) &&
 	    vp_addr_eq(a, v4 ? &st->address : &st->address6) && l->slot == 0) {
 		l->flags |= v4 ? LEASE_STATIC4 : LEASE_STATIC6;
 		if (*pool < 0)
 			*pool = pool_of(s, a);
-		return true;
+		return NULL;
 	}
 	p = pool_of(s, a);
-	if (p < 0 || (*pool >= 0 && p != *pool) || !s->pools[p].usable)
-		return false;
+	if (p < 0 || (*pool >= 0 && p != *pool))
+		return "no-pool";
+	if (!s->pools[p].usable)
+		return "pool-unusable";
 	*pool = p;
-	return vp_blocks_take(area_blocks(&s->pools[p], a->family), a) == 0;
+	b = area_blocks(&s->pools[p], a->family);
+	if (!b)
+		return "no-pool";
+	return vp_blocks_take(b, a) == 0 ? NULL : addr_refused(s, l, a, p);
 }
 
-static bool place_subnet(struct vp_space *s, struct lease *l, const struct vp_prefix *sn,
-			 const struct vp_static_config *st, int *router)
+static const char *place_subnet(struct vp_space *s, struct lease *l, const struct vp_prefix *sn,
+				const struct vp_static_config *st, int *router)
 {
 	bool v4 = sn->addr.family == VP_INET;
 	struct vp_blocks *b;
 	int r;
 
 	if (!sn->addr.family)
-		return true;
+		return NULL;
 	if (st && (v4 ? st->has_subnet : st->has_subnet6) && l->slot == 0 &&
 	    prefix_eq(sn, v4 ? &st->subnet : &st->subnet6)) {
 		l->flags |= v4 ? LEASE_STATIC_SUBNET4 : LEASE_STATIC_SUBNET6;
 		if (*router < 0)
 			*router = router_of(s, sn);
-		return true;
+		return NULL;
 	}
 	r = router_of(s, sn);
 	if (r < 0 || (*router >= 0 && r != *router))
-		return false;
+		return "no-pool";
 	b = area_blocks(&s->routers[r], sn->addr.family);
-	if (!b || vp_blocks_block_len(b) != sn->len)
-		return false;
+	if (!b)
+		return "no-pool";
+	if (vp_blocks_block_len(b) != sn->len)
+		return "subnet-size";
 	*router = r;
-	return vp_blocks_take(b, &sn->addr) == 0;
+	if (vp_blocks_take(b, &sn->addr) == 0)
+		return NULL;
+	if (reserved_for_other(s, l, &sn->addr, sn->len))
+		return "reserved";
+	if (server_owner_in(&s->server, sn))
+		return "server-address";
+	return vp_blocks_owns(b, &sn->addr) ? "taken" : "excluded";
 }
 
-static void report_dropped(struct vp_space *s, const struct lease *l, const char *why)
+static const char *const drop_messages[][2] = {
+	{ "no-pool", "no pool's network holds it any more" },
+	{ "pool-unusable", "its pool is not used" },
+	{ "reserved", "its address is reserved for another client now" },
+	{ "server-address", "it is one of the server's own addresses now" },
+	{ "outside-range", "it is outside its pool's range now" },
+	{ "excluded", "its pool excludes it now" },
+	{ "subnet-size", "its router pool hands out subnets of another size now" },
+	{ "taken", "another stored lease holds it" },
+};
+
+/* The addresses of a lease as stored, before placing it cleared some. */
+struct stored_addrs {
+	struct vp_addr addr4, addr6;
+	struct vp_prefix subnet4, subnet6;
+};
+
+static void report_dropped(struct vp_space *s, const struct lease *l,
+			   const struct stored_addrs *stored, const char *reason)
 {
 	struct vp_event ev = {
 		.type = VP_EV_LEASE_DROPPED, .identity = l->identity,
-		.identity_len = l->identity_len, .address = l->addr4, .message = why,
+		.identity_len = l->identity_len, .address = stored->addr4,
+		.address6 = stored->addr6, .subnet4 = stored->subnet4, .subnet6 = stored->subnet6,
+		.reason = reason, .message = reason,
 	};
 	int ret;
 
+	for (size_t i = 0; i < sizeof(drop_messages) / sizeof(drop_messages[0]); ++i)
+		if (!strcmp(drop_messages[i][0], reason))
+			ev.message = drop_messages[i][1];
 	emit(s, &ev);
 	ret = persist_del(s, l);
 	if (ret)
-		emit_store_error(s, "dropping a lease", ret);
+		emit_store_error(s, VP_STORE_OP_WRITE, "dropping a lease", ret);
 }
 
 /* Sorting keys next to the pointers: no lease is touched while sorting. */
@@ -1004,33 +1130,29 @@ static int by_since_cmp(const void *a, const void *b)
 }
 
 /* Take one loaded lease's resources.  On a misfit, forget the parts not
- * taken so that only taken blocks are given back, and return false. */
-static bool place_lease(struct vp_space *s, struct lease *l)
+ * taken so that only taken blocks are given back, and return why (a VP_DROP
+ * reason); NULL when it fits. */
+static const char *place_lease(struct vp_space *s, struct lease *l)
 {
 	const struct vp_static_config *st = static_find(s, l->identity, l->identity_len);
 	int pool = -1, router = -1;
-	bool ok = true;
+	const char *why;
 
 	l->flags = 0;
-	if (!place_addr(s, l, &l->addr4, st, &pool)) {
-		ok = false;
+	why = place_addr(s, l, &l->addr4, st, &pool);
+	if (why)
 		l->addr4.family = 0;
-	}
-	if (!ok || !place_addr(s, l, &l->addr6, st, &pool)) {
-		ok = false;
+	if (why || (why = place_addr(s, l, &l->addr6, st, &pool)))
 		l->addr6.family = 0;
-	}
-	if (!ok || !place_subnet(s, l, &l->subnet4, st, &router)) {
-		ok = false;
+	if (why || (why = place_subnet(s, l, &l->subnet4, st, &router)))
 		l->subnet4.addr.family = 0;
-	}
-	if (!ok || !place_subnet(s, l, &l->subnet6, st, &router)) {
-		ok = false;
+	if (why || (why = place_subnet(s, l, &l->subnet6, st, &router)))
 		l->subnet6.addr.family = 0;
-	}
 	l->pool = pool;
 	l->router = router;
-	return ok && pool >= 0 && l->addr4.family;
+	if (!why && (pool < 0 || !l->addr4.family))
+		why = "no-pool";
+	return why;
 }
 
 /* Place every loaded lease, in the order they went offline, so the held
@@ -1049,9 +1171,11 @@ static int place_all(struct vp_space *s)
 	for (size_t i = 0; i < n; ++i) {
 		struct lease *l = all[i].lease;
 		uint8_t state = l->state;
+		struct stored_addrs stored = { l->addr4, l->addr6, l->subnet4, l->subnet6 };
+		const char *why = place_lease(s, l);
 
-		if (!place_lease(s, l)) {
-			report_dropped(s, l, "it no longer fits the configuration or collides");
+		if (why) {
+			report_dropped(s, l, &stored, why);
 			lease_release_blocks(s, l);
 			lease_unlink(s, l);
 			free(l);
@@ -1204,7 +1328,9 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		vp_server_format(server, line, sizeof(line));
 		ret = vp_store_put_server(s->store, line);
 		if (ret)
-			emit_store_error(s, "writing the server file", ret);
+			emit_store_error(s, VP_STORE_OP_SERVER_FILE, "writing the server file", ret);
+		else
+			store_recovered(s, VP_STORE_OP_SERVER_FILE);
 	}
 	return 0;
 }
@@ -1226,9 +1352,29 @@ struct taking {
 	uint8_t flags;
 };
 
-static bool reclaimable(const struct vp_space *s, const struct lease *l, int64_t now)
+/* The wall clock went back: held leases that went offline "in the future"
+ * count as offline from now, so a step back delays a reclaim by hold-time at
+ * most (a step forward may reclaim early: the clock is all there is).  Every
+ * such lease at once, so that none waits twice; the held lists keep their
+ * order, which is the order the leases went offline.  In memory: after a
+ * restart the first reclaim looks again. */
+static void clock_stepped_back(struct vp_space *s, int64_t now)
 {
-	return l && l->state == VP_LEASE_HELD && now - l->since >= s->config->hold_time;
+	for (size_t i = 0; i <= s->tab_mask; ++i) {
+		struct lease *l = s->tab[i].lease;
+
+		if (l && l->state == VP_LEASE_HELD && l->since > now)
+			l->since = now;
+	}
+}
+
+static bool reclaimable(struct vp_space *s, const struct lease *l, int64_t now)
+{
+	if (!l || l->state != VP_LEASE_HELD)
+		return false;
+	if (l->since > now)
+		clock_stepped_back(s, now);
+	return now - l->since >= s->config->hold_time;
 }
 
 /* Drop the oldest held lease of an area, if its hold-time has passed, and
@@ -1671,7 +1817,7 @@ int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t iden
 	/* The session is over whatever the disk says: a lease the journal
 	 * still shows online is made held at the next load anyway. */
 	if (ret)
-		emit_store_error(s, "recording a disconnect", ret);
+		emit_store_error(s, VP_STORE_OP_WRITE, "recording a disconnect", ret);
 	else
 		maybe_compact(s);
 	return 0;

@@ -26,11 +26,31 @@ enum vp_event_type {
 				 * and, of a router, its subnet4/subnet6 */
 	VP_EV_WARN,		/* pool crossed percent upward */
 	VP_EV_POOL_UNUSABLE,	/* pool outside the server's network: skipped */
-	VP_EV_LEASE_DROPPED,	/* a stored lease no longer fits the config */
-	VP_EV_STORE,		/* journal load found damage, or a write failed */
+	VP_EV_LEASE_DROPPED,	/* a stored lease no longer fits the config:
+				 * its addresses and subnets, reason and message */
+	VP_EV_STORE,		/* a write or compaction failed (error), or works
+				 * again after failing (error 0); op says which */
 	VP_EV_RESERVATION_UNUSABLE,	/* a client's reserved address is the
 					 * server's own: that part is not used */
 };
+
+/* What a VP_EV_STORE is about; each one fails and recovers on its own. */
+enum vp_store_op {
+	VP_STORE_OP_COMPACT,		/* rewriting the journal (also at open) */
+	VP_STORE_OP_WRITE,		/* recording a disconnect or a dropped lease */
+	VP_STORE_OP_SERVER_FILE,	/* the server file, for the command */
+	VP_STORE_OP_COUNT
+};
+
+/* Reasons of VP_EV_LEASE_DROPPED, as the usage log writes them:
+ *  no-pool         no pool's (or router pool's) network holds it now
+ *  pool-unusable   its pool is not used (outside the server's network)
+ *  reserved        its address or subnet is now reserved for another client
+ *  server-address  it is one of the server's own addresses now
+ *  outside-range   outside its pool's range now
+ *  excluded        in its pool's exclude list now
+ *  subnet-size     its router pool hands out subnets of another size now
+ *  taken           another stored lease holds it (a duplicate) */
 
 struct vp_event {
 	enum vp_event_type type;
@@ -40,11 +60,15 @@ struct vp_event {
 	const uint8_t *from;			/* reclaim: previous holder */
 	size_t from_len;
 	struct vp_addr address;			/* reclaim/dropped/reservation: the address */
+	struct vp_addr address6;		/* dropped: the IPv6 address (family 0: none) */
 	uint64_t in_use, size;
 	unsigned percent;			/* warn: the threshold crossed */
-	struct vp_prefix subnet4, subnet6;	/* reclaim: the routed subnets freed
-						 * (family 0: none) */
+	struct vp_prefix subnet4, subnet6;	/* reclaim/dropped: the routed subnets
+						 * freed (family 0: none) */
 	const char *message;			/* unusable/dropped/store: why */
+	const char *reason;			/* dropped: a short token (VP_DROP_*) */
+	enum vp_store_op op;			/* store: what failed or recovered */
+	int error;				/* store: -errno, 0: works again */
 };
 
 struct vp_space_options {

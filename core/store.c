@@ -549,8 +549,11 @@ static int scan_header(struct scan *sc)
 		report_end(sc->report, false, 0, "bad magic: not a vpnpool journal");
 		return 1;
 	}
-	if (le32(p + MAGIC_LEN) != VERSION)
+	if (le32(p + MAGIC_LEN) != VERSION) {
+		sc->report->version = le32(p + MAGIC_LEN);
+		sc->report->version_known = VERSION;
 		return -EPROTONOSUPPORT;
+	}
 	return 0;
 }
 
@@ -660,8 +663,11 @@ static void read_pid(int fd, pid_t *pid)
 		*pid = (pid_t)v;
 }
 
-/* Take dir/lock and write our pid into it; -EBUSY with *holder_pid. */
-static int take_lock(struct vp_store *s, pid_t *holder_pid)
+/* Take dir/lock and write our pid into it; -EBUSY with *holder_pid.  The
+ * pid is written over the old one before the rest is cut, so that a full
+ * disk (no new block to write into) still takes the lock: the pid only
+ * names the holder in messages. */
+static int take_lock(struct vp_store *s, pid_t *holder_pid, struct vp_store_report *report)
 {
 	char path[PATH_MAX], text[24];
 	int n;
@@ -673,6 +679,8 @@ static int take_lock(struct vp_store *s, pid_t *holder_pid)
 		int err = s->lock_fd;
 
 		s->lock_fd = -1;
+		if (err == -ELOOP)
+			snprintf(report->refused, sizeof(report->refused), "lock");
 		return err;
 	}
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
@@ -683,8 +691,10 @@ static int take_lock(struct vp_store *s, pid_t *holder_pid)
 		return -EBUSY;
 	}
 	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
-	if (ftruncate(s->lock_fd, 0) || pwrite(s->lock_fd, text, (size_t)n, 0) != n)
-		return -errno;
+	if (pwrite(s->lock_fd, text, (size_t)n, 0) != n)
+		n = 0;			/* no stale pid shown */
+	if (ftruncate(s->lock_fd, n))
+		n = 0;			/* messages only: nothing else to do */
 	return 0;
 }
 
@@ -769,7 +779,13 @@ static int load(struct vp_store *s, const struct vp_store_replay *replay,
 
 	if (path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	ret = open_journal(s, path, O_CREAT);
+	ret = open_journal(s, path, 0);
+	if (ret == -ENOENT)
+		ret = open_journal(s, path, O_CREAT | O_EXCL);
+	else if (!ret)
+		report->empty = lseek(s->fd, 0, SEEK_END) == 0;
+	if (ret == -ELOOP)
+		snprintf(report->refused, sizeof(report->refused), "%s", JOURNAL);
 	if (ret)
 		return ret;
 	ret = replay_fd(s->fd, s->crc_table, replay, report, &good_end);
@@ -846,7 +862,7 @@ int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		ret = -ENOMEM;
 		goto out_close_store;
 	}
-	ret = take_lock(s, holder_pid);
+	ret = take_lock(s, holder_pid, report);
 	if (ret)
 		goto out_close_store;
 	ret = load(s, replay, report);
@@ -1334,5 +1350,6 @@ int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 	crc32c_init(crc_table);
 	ret = replay_fd(fd, crc_table, replay, report, &good_end);
 	close(fd);
+	report->empty = !ret && report->bytes == 0;
 	return ret;
 }

@@ -69,6 +69,11 @@ struct vp_store_report {
 	char set_aside[4096];		/* path it was renamed to ("" if none;
 					 * vp_store_read() never sets one aside) */
 	char detail[256];		/* what was wrong, for the log */
+	bool empty;			/* the journal was there but held 0 bytes (not
+					 * even its header: something cut it) */
+	uint32_t version;		/* -EPROTONOSUPPORT: the version found ... */
+	uint32_t version_known;		/* ... and the one this code reads */
+	char refused[64];		/* -ELOOP: the file that is a symbolic link */
 };
 
 /* System calls the store makes that tests may want to fail, and its clock
@@ -89,8 +94,12 @@ struct vp_store;
  * through replay, and keep it open for appending.  0 on success; -EBUSY when
  * another store holds the lock, also one in this process (*holder_pid set when
  * known, else 0); -EPROTONOSUPPORT for a journal of a newer format (left as
- * it is); a callback's error; other -errno for I/O errors; -EBADMSG never
- * (corruption is reported, not fatal).  A torn tail is cut off the file.  After
+ * it is; report->version and version_known say which); -ELOOP when the lock
+ * or the journal is a symbolic link (never followed; report->refused names
+ * it); a callback's error; other -errno for I/O errors; -EBADMSG never
+ * (corruption is reported, not fatal).  A torn tail is cut off the file.  The
+ * pid written into the lock is for messages only: failing to write it (a full
+ * disk) is no error.  After
  * corruption the journal starts afresh and vp_store_appended() returns a huge
  * value so that the caller compacts, writing back the records it was given
  * before the damage.  io and its members may be NULL for the real system calls
@@ -146,7 +155,8 @@ int vp_store_read_server(const char *dir, char *buf, size_t len);
  * consistent view even while a plugin appends (a record still being written
  * reads as a torn tail and is skipped).  Mid-file damage ends the replay and is
  * reported (corrupt, corrupt_offset) but nothing is set aside or changed.  0,
- * -ENOENT (no journal yet), -EPROTONOSUPPORT, a callback's error, -errno.
+ * -ENOENT (no journal yet), -EPROTONOSUPPORT (report->version says which), a
+ * callback's error, -errno.  report->empty: a journal of 0 bytes.
  * report may be NULL. */
 int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 		  struct vp_store_report *report);

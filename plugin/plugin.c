@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "vp_autoconf.h"
@@ -28,6 +29,7 @@
 #include "plugin/keeper.h"
 #include "plugin/lines.h"
 #include "plugin/metrics.h"
+#include "plugin/once.h"
 #include "plugin/server_conf.h"
 #include "plugin/usage.h"
 
@@ -53,6 +55,9 @@ struct vp_plugin {
 	bool in_connect;
 	size_t n_warns;
 	struct vp_event warns[8];
+	/* Errors said once per site (a failure repeating per client is not
+	 * a line per client). */
+	struct vp_once store_once[VP_STORE_OP_COUNT], usage_once;
 };
 
 struct vp_session {
@@ -82,10 +87,15 @@ static const char *who(struct vp_plugin *p, const void *id, size_t len)
 static void usage(struct vp_plugin *p, const char *event)
 {
 	int ret = vp_usage_write(p->usage, now(), event, &p->fields);
+	char msg[4400], line[5000];
+	enum vp_once_say say;
 
 	if (ret)
-		p->log(PLOG_ERR, NAME, "cannot write the usage log %s: %s", p->config.usage_log,
-		       strerror(-ret));
+		snprintf(msg, sizeof(msg), "cannot write the usage log %s: %s", p->config.usage_log,
+			 strerror(-ret));
+	say = vp_once_report(&p->usage_once, ret ? msg : NULL, line, sizeof(line));
+	if (say != VP_ONCE_QUIET)
+		p->log(say == VP_ONCE_FAILED ? PLOG_ERR : PLOG_NOTE, NAME, "%s", line);
 	vp_metrics_event(p->metrics, p->space, event, &p->fields);
 	vp_strbuf_reset(&p->fields);
 }
@@ -119,6 +129,41 @@ static unsigned pool_line(const struct vp_config *c, const char *name)
 		if (!strcmp(c->routers[i].name, name))
 			return c->routers[i].line;
 	return 0;
+}
+
+/* A stored lease that no longer fits, at open or reload: both logs say
+ * whose, what it held and why. */
+static void on_dropped(struct vp_plugin *p, const struct vp_event *ev)
+{
+	struct vp_strbuf held = { 0 };
+
+	add_addr(&held, "address", &ev->address);
+	add_addr(&held, "address6", &ev->address6);
+	add_prefix(&held, "subnet", &ev->subnet4);
+	add_prefix(&held, "subnet6", &ev->subnet6);
+	p->log(PLOG_WARN, NAME, "dropped the stored lease of %s (%s): %s (reason=%s)",
+	       who(p, ev->identity, ev->identity_len), held.len && !held.oom ? held.s : "-",
+	       ev->message, ev->reason);
+	vp_strbuf_free(&held);
+	vp_logfmt_add(&p->fields, "identity", ev->identity, ev->identity_len);
+	add_addr(&p->fields, "address", &ev->address);
+	add_addr(&p->fields, "address6", &ev->address6);
+	add_prefix(&p->fields, "subnet", &ev->subnet4);
+	add_prefix(&p->fields, "subnet6", &ev->subnet6);
+	vp_logfmt_adds(&p->fields, "reason", ev->reason);
+	usage(p, "drop");
+}
+
+/* A write or compaction failing, or working again: once per change. */
+static void on_store(struct vp_plugin *p, const struct vp_event *ev)
+{
+	char line[1024];
+	enum vp_once_say say = vp_once_report(&p->store_once[ev->op], ev->error ? ev->message : NULL,
+					      line, sizeof(line));
+
+	if (say != VP_ONCE_QUIET)
+		p->log(say == VP_ONCE_FAILED ? PLOG_ERR : PLOG_NOTE, NAME, "state directory %s: %s",
+		       p->config.state_dir, line);
 }
 
 static void on_event(void *ud, const struct vp_event *ev)
@@ -157,12 +202,10 @@ static void on_event(void *ud, const struct vp_event *ev)
 		       pool_line(&p->config, ev->pool), ev->pool, ev->message);
 		break;
 	case VP_EV_LEASE_DROPPED:
-		p->log(PLOG_WARN, NAME, "dropped the stored lease of %s (%s): %s",
-		       who(p, ev->identity, ev->identity_len),
-		       ev->address.family ? vp_addr_format(&ev->address, a) : "-", ev->message);
+		on_dropped(p, ev);
 		break;
 	case VP_EV_STORE:
-		p->log(PLOG_ERR, NAME, "state directory %s: %s", p->config.state_dir, ev->message);
+		on_store(p, ev);
 		break;
 	case VP_EV_RESERVATION_UNUSABLE:
 		p->log(PLOG_ERR, NAME, "%s: client %s: %s", p->config.path,
@@ -254,6 +297,10 @@ static bool learn_server(struct vp_plugin *p, const char *const *envp, bool quie
 
 static void report_load(struct vp_plugin *p, const struct vp_store_report *r)
 {
+	if (r->empty)
+		p->log(PLOG_WARN, NAME,
+		       "%s/leases.journal is empty (0 bytes, not even its header: something cut it): the leases it held are lost; clients get new addresses",
+		       p->config.state_dir);
 	if (r->torn)
 		p->log(PLOG_WARN, NAME,
 		       "%s/leases.journal: dropped a record cut short at offset %llu (crash while writing)",
@@ -324,6 +371,71 @@ static void plugin_free(struct vp_plugin *p)
 	free(p);
 }
 
+/* Why the state directory cannot be opened, in words that say what to do. */
+static void report_open_error(struct vp_plugin *p, int err, const struct vp_store_report *r,
+			      pid_t holder)
+{
+	const char *dir = p->config.state_dir;
+
+	if (err == -EBUSY)
+		p->log(PLOG_ERR, NAME,
+		       "state directory %s is in use by another process (pid %ld): one OpenVPN server per state-dir",
+		       dir, (long)holder);
+	else if (err == -EPROTONOSUPPORT)
+		p->log(PLOG_ERR, NAME,
+		       "%s/leases.journal is of format version %u; this plugin understands version %u: upgrade vpnpool, or move the file aside to start with no leases (every client then gets a new address)",
+		       dir, r->version, r->version_known);
+	else if (err == -ELOOP && r->refused[0])
+		p->log(PLOG_ERR, NAME,
+		       "%s/%s is a symbolic link: vpnpool never writes through one; replace it with the file itself",
+		       dir, r->refused);
+	else
+		p->log(PLOG_ERR, NAME, "cannot open the state directory %s: %s", dir,
+		       strerror(-err));
+}
+
+/* A directory others may write to (o+w) can have its files swapped under
+ * the plugin: say so, naming it.  Group-writable is taken as intended. */
+static void warn_if_others_write(struct vp_plugin *p, const char *what, const char *dir)
+{
+	struct stat st;
+
+	if (!stat(dir, &st) && S_ISDIR(st.st_mode) && (st.st_mode & S_IWOTH))
+		p->log(PLOG_WARN, NAME,
+		       "%s %s may be written by any user (mode %04o): chmod o-w it",
+		       what, dir, (unsigned)(st.st_mode & 07777));
+}
+
+/* The directory part of path ("." when none). */
+static void dir_of(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(out, len, ".");
+	else if (slash == path)
+		snprintf(out, len, "/");
+	else
+		snprintf(out, len, "%.*s", (int)(slash - path), path);
+}
+
+static void check_dirs(struct vp_plugin *p)
+{
+	char dir[4096];
+
+	warn_if_others_write(p, "state directory", p->config.state_dir);
+	if (p->config.usage_log) {
+		dir_of(p->config.usage_log, dir, sizeof(dir));
+		if (strcmp(dir, p->config.state_dir))
+			warn_if_others_write(p, "the usage log's directory", dir);
+	}
+	if (p->config.metrics_file) {
+		dir_of(p->config.metrics_file, dir, sizeof(dir));
+		if (strcmp(dir, p->config.state_dir))
+			warn_if_others_write(p, "the metrics file's directory", dir);
+	}
+}
+
 static int plugin_start(struct vp_plugin *p, const char *path, const char *const *envp)
 {
 	struct vp_space_options opts = { .config = &p->config, .on_event = on_event, .ud = p,
@@ -340,6 +452,14 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		p->log(PLOG_ERR, NAME, "%s", err);
 		return -1;
 	}
+	/* The store first: it creates the state-dir with its parents, where
+	 * the usage log is by default. */
+	ret = vp_space_open(&p->space, &opts, &report, &holder);
+	if (ret) {
+		report_open_error(p, ret, &report, holder);
+		return -1;
+	}
+	report_load(p, &report);
 	if (p->config.usage_log) {
 		ret = vp_usage_open(&p->usage, p->config.usage_log);
 		if (ret) {
@@ -348,19 +468,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 			return -1;
 		}
 	}
-	ret = vp_space_open(&p->space, &opts, &report, &holder);
-	if (ret == -EBUSY) {
-		p->log(PLOG_ERR, NAME,
-		       "state directory %s is in use by another process (pid %ld): one OpenVPN server per state-dir",
-		       p->config.state_dir, (long)holder);
-		return -1;
-	}
-	if (ret) {
-		p->log(PLOG_ERR, NAME, "cannot open the state directory %s: %s",
-		       p->config.state_dir, strerror(-ret));
-		return -1;
-	}
-	report_load(p, &report);
+	check_dirs(p);
 	if (p->config.metrics_file) {
 		ret = vp_metrics_open(&p->metrics, &p->config, p->space);
 		if (ret) {
@@ -369,12 +477,14 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 			return -1;
 		}
 	}
-	read_server_conf(p, server_conf);
-	if (!learn_server(p, envp, true))
-		log_config(p);
+	/* The start line first: leases dropped as the pools are built
+	 * follow it. */
 	vp_logfmt_adds(&p->fields, "config", path);
 	vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
 	usage(p, "start");
+	read_server_conf(p, server_conf);
+	if (!learn_server(p, envp, true))
+		log_config(p);
 	return 0;
 }
 

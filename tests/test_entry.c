@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "vp_autoconf.h"
@@ -551,6 +553,203 @@ static void up_without_addresses__first_connect_logs_the_sizes(void **state)
 	free(server_close(&s));
 }
 
+/* ---- start-up: what the state directory holds ---------------------------- */
+
+/* open_v3 on the config file at conf: its return code; *handle on success. */
+static int open_conf(const char *conf, openvpn_plugin_handle_t *handle)
+{
+	struct openvpn_plugin_callbacks cb = { .plugin_log = fake_plugin_log };
+	const char *argv[] = { "openvpn-plugin-vpnpool.so", conf, NULL };
+	const char *envp[] = { "verb=3", "daemon=0", NULL };
+	struct openvpn_plugin_args_open_in in = { .argv = argv, .envp = envp, .callbacks = &cb };
+	struct openvpn_plugin_args_open_return out = { 0 };
+	int ret;
+
+	plugin_log_text[0] = '\0';
+	ret = openvpn_plugin_open_v3(OPENVPN_PLUGINv3_STRUCTVER, &in, &out);
+	*handle = out.handle;
+	return ret;
+}
+
+/* A scratch directory holding vpnpool.conf (state-dir = DIR/state + body)
+ * and an empty DIR/state; the paths into conf and state. */
+static char *scratch(const char *body, char conf[4200], char state[4200])
+{
+	char *dir = tl_tmpdir();
+	char line[4300];
+
+	snprintf(conf, 4200, "%s/vpnpool.conf", dir);
+	snprintf(state, 4200, "%s/state", dir);
+	snprintf(line, sizeof(line), "state-dir = \"%s\"\n", state);
+	write_file(conf, line, body);
+	assert_int_equal(mkdir(state, 0750), 0);
+	return dir;
+}
+
+static void journal_of_a_newer_version__start_refused_saying_versions_file_and_what_to_do(
+	void **state)
+{
+	char conf[4200], dir_state[4200], path[4300], want[4800];
+	openvpn_plugin_handle_t h;
+	char *dir = scratch(one_address, conf, dir_state);
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/leases.journal", dir_state);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite("VPNPOOL1\x07\0\0\0", 1, 12, f);
+	fclose(f);
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_ERROR);
+	snprintf(want, sizeof(want),
+		 "%s is of format version 7; this plugin understands version 1: upgrade vpnpool, or move the file aside to start with no leases",
+		 path);
+	assert_int_equal(count_lines(plugin_log_text, want, NULL), 1);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+static void empty_journal__started_with_a_warning_naming_it(void **state)
+{
+	char conf[4200], dir_state[4200], path[4300];
+	openvpn_plugin_handle_t h;
+	char *dir = scratch(one_address, conf, dir_state);
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/leases.journal", dir_state);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, path, "is empty (0 bytes"), 1);
+	assert_int_equal(count_lines(plugin_log_text, "leases it held are lost; clients get new addresses",
+				     NULL), 1);
+	openvpn_plugin_close_v1(h);
+	/* A journal the plugin wrote itself is no news. */
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, "is empty", NULL), 0);
+	openvpn_plugin_close_v1(h);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+static void symlinked_journal_or_lock__refused_and_not_followed(void **state)
+{
+	static const char *const names[] = { "leases.journal", "lock" };
+	char conf[4200], dir_state[4200], path[4300], target[4300], want[4400];
+	openvpn_plugin_handle_t h;
+	struct stat st;
+
+	(void)state;
+	for (size_t i = 0; i < 2; ++i) {
+		char *dir = scratch(one_address, conf, dir_state);
+
+		snprintf(path, sizeof(path), "%s/%s", dir_state, names[i]);
+		snprintf(target, sizeof(target), "%s/elsewhere", dir);
+		write_file(target, "precious\n", "");
+		assert_int_equal(symlink(target, path), 0);
+		assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_ERROR);
+		snprintf(want, sizeof(want),
+			 "%s is a symbolic link: vpnpool never writes through one", path);
+		assert_int_equal(count_lines(plugin_log_text, want, NULL), 1);
+		assert_int_equal(stat(target, &st), 0);
+		assert_int_equal(st.st_size, 9);
+		tl_rmtree(dir);
+		free(dir);
+	}
+}
+
+static void state_dir_writable_by_others__warned_naming_it(void **state)
+{
+	char conf[4200], dir_state[4200];
+	openvpn_plugin_handle_t h;
+	char *dir = scratch(one_address, conf, dir_state);
+
+	(void)state;
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, "may be written by any user", NULL), 0);
+	openvpn_plugin_close_v1(h);
+	assert_int_equal(chmod(dir_state, 0777), 0);
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text, dir_state,
+				     "may be written by any user (mode 0777)"), 1);
+	openvpn_plugin_close_v1(h);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+/* /var/lib/openvpn/vpnpool on a host without /var/lib/openvpn. */
+static void state_dir_with_missing_parents__created_with_its_usage_log(void **state)
+{
+	char conf[4200], dir_state[4200], deep[4300], line[4400];
+	openvpn_plugin_handle_t h;
+	char *dir = scratch(one_address, conf, dir_state);
+	struct stat st;
+
+	(void)state;
+	snprintf(deep, sizeof(deep), "%s/x/a/b/c", dir);
+	snprintf(line, sizeof(line), "state-dir = \"%s\"\n", deep);
+	write_file(conf, line, one_address);
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	openvpn_plugin_close_v1(h);
+	snprintf(line, sizeof(line), "%s/usage.log", deep);
+	assert_int_equal(stat(line, &st), 0);
+	assert_true(st.st_size > 0);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+/* A reload that reserves a stored lease's address for another client. */
+static void reservation_moved_onto_a_stored_lease__drop_logged_with_address_and_reason(
+	void **state)
+{
+	static const char pool[] =
+		"pool \"p\" { network = \"10.8.0.0/16\" range = \"10.8.1.1-10.8.1.9\" }\n";
+	const char *up_env[] = { "script_context=init", "dev=tun0", "ifconfig_local=10.8.0.1",
+				 "ifconfig_netmask=255.255.0.0", NULL };
+	char conf[4200], dir_state[4200], line[4400], config[256];
+	openvpn_plugin_handle_t h;
+	char *dir = scratch(pool, conf, dir_state), *log = NULL;
+	struct server s = { .dir = dir };
+	size_t cap = 0;
+	void *a;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	s.handle = h;
+	a = openvpn_plugin_client_constructor_v1(h);
+	assert_int_equal(connect_cn(&s, a, "a-1", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config, "ifconfig-push 10.8.1.1 255.255.0.0\n");
+	disconnect_cn(&s, a, "a-1", 1000);
+	openvpn_plugin_client_destructor_v1(h, a);
+	openvpn_plugin_close_v1(h);
+
+	snprintf(line, sizeof(line), "state-dir = \"%s\"\nclient \"b\" { address = \"10.8.1.1\" }\n",
+		 dir_state);
+	write_file(conf, line, pool);
+	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_SUCCESS);
+	s.handle = h;
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_int_equal(count_lines(plugin_log_text,
+				     "dropped the stored lease of a-1 (address=10.8.1.1): its address is reserved for another client now (reason=reserved)",
+				     NULL), 1);
+	openvpn_plugin_close_v1(h);
+	snprintf(line, sizeof(line), "%s/usage.log", dir_state);
+	f = fopen(line, "r");
+	assert_non_null(f);
+	assert_true(getdelim(&log, &cap, '\0', f) > 0);
+	fclose(f);
+	assert_int_equal(count_lines(log, "event=drop identity=a-1 address=10.8.1.1 reason=reserved",
+				     NULL), 1);
+	free(log);
+	tl_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +764,12 @@ int main(void)
 		cmocka_unit_test(topology_auto__p2p_from_server_conf__remote_is_the_server),
 		cmocka_unit_test(up__logs_pool_sizes_and_unusable_pools_before_any_client),
 		cmocka_unit_test(up_without_addresses__first_connect_logs_the_sizes),
+		cmocka_unit_test(journal_of_a_newer_version__start_refused_saying_versions_file_and_what_to_do),
+		cmocka_unit_test(empty_journal__started_with_a_warning_naming_it),
+		cmocka_unit_test(symlinked_journal_or_lock__refused_and_not_followed),
+		cmocka_unit_test(state_dir_writable_by_others__warned_naming_it),
+		cmocka_unit_test(state_dir_with_missing_parents__created_with_its_usage_log),
+		cmocka_unit_test(reservation_moved_onto_a_stored_lease__drop_logged_with_address_and_reason),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

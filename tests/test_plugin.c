@@ -16,6 +16,7 @@
 #include "logfmt.h"
 #include "plugin/env.h"
 #include "plugin/lines.h"
+#include "plugin/once.h"
 #include "plugin/server_conf.h"
 #include "plugin/usage.h"
 #include "testlib.h"
@@ -516,6 +517,51 @@ static void usage__writer_thread__failure_reported_later(void **state)
 	vp_strbuf_free(&f);
 }
 
+/* ---- errors said once ---------------------------------------------------- */
+
+static void once__same_failure_repeated__said_once_then_cleared_with_the_count(void **state)
+{
+	struct vp_once o = { 0 };
+	char line[512];
+
+	(void)state;
+	assert_int_equal(vp_once_report(&o, NULL, line, sizeof(line)), VP_ONCE_QUIET);
+	assert_int_equal(vp_once_report(&o, "compacting the journal failed: Permission denied",
+					line, sizeof(line)), VP_ONCE_FAILED);
+	assert_string_equal(line, "compacting the journal failed: Permission denied");
+	for (int i = 0; i < 123; ++i)
+		assert_int_equal(vp_once_report(&o, "compacting the journal failed: Permission denied",
+						line, sizeof(line)), VP_ONCE_QUIET);
+	assert_int_equal(vp_once_report(&o, NULL, line, sizeof(line)), VP_ONCE_CLEARED);
+	assert_string_equal(line,
+			    "compacting the journal failed: Permission denied: cleared after 124 failures");
+	assert_int_equal(vp_once_report(&o, NULL, line, sizeof(line)), VP_ONCE_QUIET);
+	/* After it cleared, the same failure is news again. */
+	assert_int_equal(vp_once_report(&o, "x: Permission denied", line, sizeof(line)),
+			 VP_ONCE_FAILED);
+	assert_int_equal(vp_once_report(&o, NULL, line, sizeof(line)), VP_ONCE_CLEARED);
+	assert_string_equal(line, "x: Permission denied: cleared after 1 failure");
+}
+
+static void once__failure_changes__new_one_said_with_the_old_count(void **state)
+{
+	struct vp_once o = { 0 };
+	char line[512];
+
+	(void)state;
+	assert_int_equal(vp_once_report(&o, "w: Permission denied", line, sizeof(line)),
+			 VP_ONCE_FAILED);
+	assert_int_equal(vp_once_report(&o, "w: No space left on device", line, sizeof(line)),
+			 VP_ONCE_FAILED);
+	assert_string_equal(line, "w: No space left on device");	/* the old one: once */
+	assert_int_equal(vp_once_report(&o, "w: No space left on device", line, sizeof(line)),
+			 VP_ONCE_QUIET);
+	assert_int_equal(vp_once_report(&o, "w: Permission denied", line, sizeof(line)),
+			 VP_ONCE_FAILED);
+	assert_string_equal(line, "w: Permission denied (before: w: No space left on device, 2 times)");
+	assert_int_equal(vp_once_report(&o, "w: Permission denied", NULL, 0), VP_ONCE_QUIET);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +586,8 @@ int main(void)
 		cmocka_unit_test(usage__write__one_line_per_event_with_utc_time),
 		cmocka_unit_test(usage__writer_thread__lines_in_order_and_flushed),
 		cmocka_unit_test(usage__writer_thread__failure_reported_later),
+		cmocka_unit_test(once__same_failure_repeated__said_once_then_cleared_with_the_count),
+		cmocka_unit_test(once__failure_changes__new_one_said_with_the_old_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -744,6 +744,191 @@ static void connect__store_write_fails__refused_and_nothing_changes(void **state
 	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
 }
 
+/* A server killed (online leases in the journal) restarts on a full disk:
+ * the rewrite at open fails, the start does not. */
+static void open__after_crash_on_a_full_disk__loads_every_lease_and_reports_the_rewrite(
+	void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_io io = { .write = failing_write };
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	struct vp_grant g;
+	struct vp_pool_usage u;
+	pid_t holder;
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	vp_space_close(f->space);	/* both still online in the journal: a crash */
+	f->space = NULL;
+
+	o.io = &io;
+	fail_writes = 1;
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_int_equal(vp_space_leases(f->space), 2);
+	assert_int_equal(f->world.events[VP_EV_STORE], 1);
+	assert_int_equal(f->world.last[VP_EV_STORE].op, VP_STORE_OP_COMPACT);
+	assert_int_equal(f->world.last[VP_EV_STORE].error, -ENOSPC);
+	assert_int_equal(vp_space_set_server(f->space, &f->server), 0);
+	vp_space_pool_usage(f->space, 0, &u);
+	assert_int_equal(u.held, 2);
+	assert_int_equal(fx_connect(f, "carol", &g), -ENOSPC);	/* a new lease: refused */
+	assert_int_equal(vp_space_leases(f->space), 2);
+
+	/* Killed again, still full: the journal replays to the same leases. */
+	vp_space_close(f->space);
+	f->space = NULL;
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_int_equal(vp_space_leases(f->space), 2);
+	vp_space_close(f->space);
+	f->space = NULL;
+
+	fail_writes = 0;
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.3");
+	assert_true(g.sticky);
+}
+
+static void store_error__when_it_clears__reported_once_with_error_zero(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_io io = { .write = failing_write };
+	struct vp_space_options o = tl_options(f->config, &f->world);
+	struct vp_store_report report;
+	struct vp_grant g;
+	pid_t holder;
+
+	small_pool(f);
+	o.io = &io;
+	fail_writes = 0;
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+	assert_int_equal(vp_space_set_server(f->space, &f->server), 0);
+	assert_int_equal(fx_connect(f, "alice", &g), 0);
+	assert_int_equal(fx_connect(f, "bob", &g), 0);
+	fail_writes = 1;
+	assert_int_equal(fx_disconnect(f, "alice", 0), 0);
+	assert_int_equal(f->world.events[VP_EV_STORE], 1);
+	assert_int_equal(f->world.last[VP_EV_STORE].op, VP_STORE_OP_WRITE);
+	assert_int_equal(f->world.last[VP_EV_STORE].error, -ENOSPC);
+	fail_writes = 0;
+	assert_int_equal(fx_disconnect(f, "bob", 0), 0);
+	assert_int_equal(f->world.events[VP_EV_STORE], 2);
+	assert_int_equal(f->world.last[VP_EV_STORE].op, VP_STORE_OP_WRITE);
+	assert_int_equal(f->world.last[VP_EV_STORE].error, 0);
+	assert_int_equal(fx_connect(f, "carol", &g), 0);
+	assert_int_equal(f->world.events[VP_EV_STORE], 2);	/* nothing to clear */
+}
+
+/* One address; its holder leaves, then the wall clock goes back a day. */
+static void reclaim__wall_clock_stepped_back__delayed_by_hold_time_at_most(void **state)
+{
+	struct fx *f = *state;
+	const char *const none[] = { NULL };
+	struct vp_grant g;
+
+	f->config->hold_time = 60;
+	tl_add_pool(f->config, "one", "10.8.0.0/24", "10.8.0.5-10.8.0.6", none, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "a", &g), 0);
+	f->world.now += 5;
+	assert_int_equal(fx_connect(f, "b", &g), 0);
+	assert_int_equal(fx_disconnect(f, "a", 0), 0);
+	f->world.now += 5;
+	assert_int_equal(fx_disconnect(f, "b", 0), 0);
+	f->world.now -= 86400;
+	assert_int_equal(fx_connect(f, "c", &g), -ENOSPC);
+	f->world.now += 59;
+	assert_int_equal(fx_connect(f, "c", &g), -ENOSPC);
+	f->world.now += 1;
+	assert_int_equal(fx_connect(f, "c", &g), 0);
+	assert_string_equal(f->world.last_from, "a");	/* offline longest */
+	assert_int_equal(fx_connect(f, "d", &g), 0);	/* b waited no longer */
+	assert_string_equal(f->world.last_from, "b");
+}
+
+static void reclaim__wall_clock_stepped_forward__may_reclaim_early(void **state)
+{
+	struct fx *f = *state;
+	const char *const none[] = { NULL };
+	struct vp_grant g;
+
+	f->config->hold_time = 3600;
+	tl_add_pool(f->config, "one", "10.8.0.0/24", "10.8.0.5-10.8.0.5", none, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "a", &g), 0);
+	assert_int_equal(fx_disconnect(f, "a", 0), 0);
+	f->world.now += 86400;
+	assert_int_equal(fx_connect(f, "c", &g), 0);
+	assert_string_equal(f->world.last_from, "a");
+}
+
+/* Stored leases that no longer fit say what they held and why. */
+static void set_server__reservation_takes_a_stored_address__dropped_as_reserved(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	const struct vp_event *ev = &f->world.last[VP_EV_LEASE_DROPPED];
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "a-1", &g), 0);
+	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
+	vp_space_close(f->space);
+	f->space = NULL;
+	tl_add_static(f->config, "b", "10.8.0.2", NULL, NULL, NULL);
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 1);
+	assert_string_equal(fmt(&ev->address), "10.8.0.2");
+	assert_int_equal(ev->address6.family, 0);
+	assert_string_equal(ev->reason, "reserved");
+	assert_int_equal(vp_space_leases(f->space), 0);
+}
+
+static void set_server__router_pool_with_other_subnet_size__drops_the_lease_with_its_subnet(
+	void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	const struct vp_event *ev = &f->world.last[VP_EV_LEASE_DROPPED];
+	const char *const gateways[] = { "common_name=gw", NULL };
+
+	small_pool(f);
+	tl_add_router(f->config, "r", "10.9.0.0/16", 24, NULL, 0, gateways);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "gw", &g), 0);
+	assert_int_equal(g.subnet4.addr.family, VP_INET);
+	vp_space_close(f->space);
+	f->space = NULL;
+	f->config->routers[0].prefix = 25;
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 1);
+	assert_string_equal(fmtp(&ev->subnet4), fmtp(&g.subnet4));
+	assert_string_equal(fmt(&ev->address), fmt(&g.addr4));
+	assert_string_equal(ev->reason, "subnet-size");
+}
+
+static void set_server__excluded_now__dropped_as_excluded(void **state)
+{
+	struct fx *f = *state;
+	struct vp_grant g;
+	const struct vp_event *ev = &f->world.last[VP_EV_LEASE_DROPPED];
+
+	small_pool(f);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "a", &g), 0);
+	vp_space_close(f->space);
+	f->space = NULL;
+	f->config->pools[0].exclude = malloc(sizeof(*f->config->pools[0].exclude));
+	f->config->pools[0].exclude[0] = (struct vp_range){ g.addr4, g.addr4 };
+	f->config->pools[0].n_exclude = 1;
+	fx_open(f);
+	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 1);
+	assert_string_equal(ev->reason, "excluded");
+}
+
 static void set_server__config_shrank__drops_leases_that_no_longer_fit(void **state)
 {
 	struct fx *f = *state;
@@ -763,6 +948,7 @@ static void set_server__config_shrank__drops_leases_that_no_longer_fit(void **st
 	fx_open(f);
 	assert_int_equal(vp_space_leases(f->space), 5);
 	assert_int_equal(f->world.events[VP_EV_LEASE_DROPPED], 5);
+	assert_string_equal(f->world.last[VP_EV_LEASE_DROPPED].reason, "outside-range");
 	fx_reopen(f);
 	assert_int_equal(vp_space_leases(f->space), 5);
 }
@@ -837,6 +1023,13 @@ int main(void)
 		T(connect__hostile_identity__survives_restart_byte_for_byte),
 		T(open__damaged_journal__set_aside_under_the_engine_clock_time),
 		T(connect__store_write_fails__refused_and_nothing_changes),
+		T(open__after_crash_on_a_full_disk__loads_every_lease_and_reports_the_rewrite),
+		T(store_error__when_it_clears__reported_once_with_error_zero),
+		T(reclaim__wall_clock_stepped_back__delayed_by_hold_time_at_most),
+		T(reclaim__wall_clock_stepped_forward__may_reclaim_early),
+		T(set_server__reservation_takes_a_stored_address__dropped_as_reserved),
+		T(set_server__router_pool_with_other_subnet_size__drops_the_lease_with_its_subnet),
+		T(set_server__excluded_now__dropped_as_excluded),
 		T(set_server__config_shrank__drops_leases_that_no_longer_fit),
 		T(set_server__written_for_the_command__parses_back),
 #undef T

@@ -202,6 +202,23 @@ for T in 2026-01-01T12:00:00Z "2026-01-01 12:00" @1767268800; do
 done
 u=$(vp usage --json --log "$L" --since 2026-01-01T12:00:01Z)
 e2e_assert_eq "usage --since one second after T: sessions" "$(sessions "$u")" both=1,late2=0,late=1
+# Leases dropped at a reload: counted per identity and by reason.
+D=$E2E_DIR/drops.log
+cat >"$D" <<'EOF'
+time=2026-01-02T10:00:00Z event=start config=/etc/openvpn/vpnpool.conf leases=3
+time=2026-01-02T10:00:00Z event=drop identity=a-1 address=10.8.0.10 reason=reserved
+time=2026-01-02T10:00:00Z event=drop identity=gw address=10.8.0.11 subnet=10.9.1.0/24 reason=subnet-size
+time=2026-01-03T10:00:00Z event=drop identity=a-1 address=10.8.0.12 reason=reserved
+EOF
+u=$(vp usage --json --log "$D")
+e2e_assert_eq "usage: drops per identity" \
+	"$(jq -r '[.identities[] | "\(.identity)=\(.drops)"] | sort | join(",")' <<<"$u")" a-1=2,gw=1
+e2e_assert_eq "usage: drops by reason" \
+	"$(jq -r '[.drops[] | "\(.reason)=\(.count)"] | sort | join(",")' <<<"$u")" reserved=2,subnet-size=1
+t=$(vp usage --log "$D")
+e2e_assert_match "usage table: a DROPPED column when leases were dropped" "$t" 'a-1 +0 +0s +0 B +0 B +0 +2 +2026-01-03'
+e2e_assert_match "usage table: drops by reason" "$t" 'reserved +2 +2026-01-03'
+e2e_assert_eq "usage table: no DROPPED column without drops" "$(vp usage --log "$L" | grep -c DROPPED)" 0
 cp "$E2E_DIR/usage.log" "$E2E_DIR/usage.log.1"
 gzip -c "$E2E_DIR/usage.log" >"$E2E_DIR/usage.log.2.gz"
 u=$(vp usage --json --rotated --log "$E2E_DIR/usage.log")

@@ -4,7 +4,8 @@
 # (AUTH_FAILED, one clear line in OpenVPN's log, event=reject
 # reason=store-error), the server goes on, nothing is given twice; once there
 # is space again new clients are served and the state is whole after a
-# restart.  Cases: a full 64 KiB tmpfs; a tmpfs remounted read-only between
+# restart.  Cases: a full 64 KiB tmpfs; a server killed (SIGKILL) and started
+# again on the full disk; a tmpfs remounted read-only between
 # runs (OpenVPN refuses to start, naming the directory); an ext4 image that
 # turns read-only while OpenVPN runs (errors=remount-ro, trigger_fs_error).
 # chmod is no case of its own: it does not stop root, and OpenVPN keeps the
@@ -88,11 +89,16 @@ e2e_assert_eq "usage log: one store-error reject per refused client" \
 	"$(grep -c 'event=reject .*reason=store-error' "$E2E_DIR/usage.log")" "${#refused[@]}"
 e2e_assert_eq "served clients have distinct addresses" \
 	"$(printf '%s\n' "${got[@]}" | sort | uniq -d)" ""
-# A disconnect that cannot be written is logged, the session still ends.
-e2e_client_stop a0
+# A disconnect that cannot be written is logged, the session still ends;
+# the same failure again is not logged again.
+e2e_client_stop a0 "${ok[@]}"
 e2e_wait_usage 1 'event=disconnect identity=user-a0-' || e2e_fail "no disconnect logged for a0"
+e2e_wait_usage $((1 + ${#ok[@]})) 'event=disconnect identity=user-(a0|b[0-9])-' ||
+	e2e_fail "not every disconnect logged"
 e2e_assert_match "a failed disconnect write is logged" "$(grep -m1 'vpnpool: state directory' "$E2E_SERVER_LOG")" \
-	"vpnpool: state directory $STATE: .*No space left on device"
+	"vpnpool: state directory $STATE: recording a disconnect: No space left on device"
+e2e_assert_eq "once for $((1 + ${#ok[@]})) failed disconnects" \
+	"$(grep -c 'vpnpool: state directory .*recording a disconnect' "$E2E_SERVER_LOG")" 1
 
 # ---- space again --------------------------------------------------------------
 rm -f "$STATE/fill"
@@ -100,6 +106,9 @@ e2e_client_stop "${refused[@]}"
 for n in "${refused[@]}"; do start "$n"; done
 start c0
 served "${refused[@]}" c0
+e2e_assert_match "once there is space: the failure cleared, with its count" \
+	"$(grep 'vpnpool: state directory' "$E2E_SERVER_LOG" | tail -n 1)" \
+	"recording a disconnect: No space left on device: cleared after $((1 + ${#ok[@]})) failures"
 start a0
 served a0
 e2e_assert_eq "every session has its own address" "$(printf '%s\n' "${got[@]}" | sort | uniq -d)" ""
@@ -114,6 +123,43 @@ start a1
 served a1
 e2e_assert_eq "a1 sticky after the full disk and a restart" "${got[a1]}" "$(e2e_pushed_ifconfig a1)"
 e2e_client_stop a1
+
+# ---- killed, then started again on a full disk ---------------------------------
+# A SIGKILL ends no session: the journal still shows k0 and k1 online.  The
+# start makes them held and would rewrite the journal, which a full disk
+# refuses; it must come up anyway with every lease, warn once, and refuse
+# only what needs a new record.
+start k0; start k1
+served k0 k1
+kill -9 "$E2E_SERVER_PID" 2>/dev/null
+e2e_reap_pid "$E2E_SERVER_PID"
+E2E_SERVER_PID=
+e2e_client_stop k0 k1
+"$DUMP" "$STATE" >"$E2E_DIR/dump.k"
+leases=$(sed -n 's/^report .* leases=\([0-9]*\) .*/\1/p' "$E2E_DIR/dump.k")
+e2e_assert_eq "the killed server's journal shows k0 online" \
+	"$(grep -c "^lease identity=$(user k0) slot=0 state=online" "$E2E_DIR/dump.k")" 1
+dd if=/dev/zero of="$STATE/fill" bs=4k 2>/dev/null
+e2e_log "state-dir full again: $(df -h --output=used,avail "$STATE" | tail -n 1)"
+if e2e_server_start; then
+	e2e_pass "OpenVPN starts on a full disk after a crash"
+	e2e_assert_match "with every lease" "$(grep -m1 ' leases in ' "$E2E_SERVER_LOG")" " $leases leases in $STATE"
+	e2e_assert_eq "OpenVPN's log warns once that new leases may be refused" \
+		"$(grep -c "vpnpool: state directory $STATE: rewriting the journal at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused): No space left on device" "$E2E_SERVER_LOG")" 1
+	e2e_server_stop
+else
+	e2e_fail "OpenVPN did not start on a full disk after a crash: $(grep -m1 vpnpool: "$E2E_SERVER_LOG")"
+fi
+rm -f "$STATE/fill"
+"$DUMP" "$STATE" >"$E2E_DIR/dump.k2"
+e2e_assert_eq "the journal still replays to the same leases" \
+	"$(sed -n 's/^report .* leases=\([0-9]*\) .*/\1/p' "$E2E_DIR/dump.k2")" "$leases"
+e2e_server_start || e2e_fail "server did not start once there was space again"
+before_k0=${got[k0]}
+start k0
+served k0
+e2e_assert_eq "k0 sticky across a crash and a start on a full disk" "${got[k0]}" "$before_k0"
+e2e_client_stop k0
 
 # ---- read-only between runs ---------------------------------------------------
 e2e_server_stop

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # An invalid config stops OpenVPN at start with FILE:LINE; a second server
-# on the same state directory is refused.
+# on the same state directory is refused; so is a journal of a newer format,
+# saying the versions and what to do, and the command says the same.
 . "$(dirname "$0")/lib.sh"
 e2e_require
 e2e_pki client0
@@ -40,4 +41,19 @@ e2e_assert_eq "the second server never came up" \
 E2E_SERVER_PID=$first
 e2e_client_start 0
 e2e_assert_eq "first server still serves" "$(e2e_client_wait 0)" PUSH_REPLY
+e2e_client_stop 0
+e2e_server_stop
+
+# A journal written by a newer vpnpool (format version 2) is left as it is.
+J=$E2E_DIR/state/leases.journal
+printf 'VPNPOOL1\002\000\000\000' >"$J"
+sum=$(md5sum <"$J")
+e2e_assert_eq "a journal of a newer format: OpenVPN exits with status 1" "$(run_server newer)" 1
+e2e_assert_match "OpenVPN's log says file, versions and what to do" "$(cat "$E2E_DIR/server-newer.log")" \
+	"vpnpool: $J is of format version 2; this plugin understands version 1: upgrade vpnpool, or move the file aside to start with no leases"
+e2e_assert_eq "the newer journal is left as it is" "$(md5sum <"$J")" "$sum"
+out=$("$VPNPOOL_BIN" -c "$E2E_DIR/vpnpool.conf" status 2>&1) && rc=0 || rc=$?
+e2e_assert_eq "vpnpool status on it exits with status 1" "$rc" 1
+e2e_assert_match "and says the same" "$out" \
+	"$J is of format version 2; this vpnpool understands version 1: upgrade vpnpool, or move the file aside"
 e2e_finish
