@@ -203,7 +203,10 @@ static int keeper_do(struct keeper_state *ks, const struct request *rq, const ch
 		return -EPERM;
 	switch (rq->op) {
 	case OP_OPEN:
-		if (!reading(flags))
+		/* Only the config files may be symlinks (operators link them);
+		 * a link in a directory the plugin writes is never followed,
+		 * not even to read. */
+		if (!same_path(p1, ks->conf_path) && strcmp(p1, ks->server_conf))
 			flags |= O_NOFOLLOW;
 		fd = open(p1, flags | O_CLOEXEC | O_NOCTTY, (mode_t)rq->mode);
 		return fd < 0 ? -errno : fd;

@@ -21,7 +21,8 @@
  *   - the metrics file and its ".tmp" (written, renamed over it);
  *   - vpnpool.conf and OpenVPN's own config file, read-only.
  * Everything else is refused with EPERM.  Files it opens for writing are
- * never reached through a symlink (O_NOFOLLOW).
+ * never reached through a symlink (O_NOFOLLOW), nor are those it reads, but
+ * for the two config files.
  *
  * It lives as long as OpenVPN: a SIGHUP closes the plugin and opens it
  * again as the unprivileged user, which finds the keeper through the

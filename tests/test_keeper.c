@@ -154,7 +154,7 @@ static void setup_dirs(void)
 /* What the child found, one bit a check. */
 enum {
 	R_OPEN_AS_NOBODY = 1, R_DIRECT_REFUSED = 2, R_OUTSIDE_REFUSED = 4, R_RENAME = 8,
-	R_SYMLINK_REFUSED = 16, R_REUSED = 32, R_CONFIG_READ = 64,
+	R_SYMLINK_REFUSED = 16, R_REUSED = 32, R_CONFIG_READ = 64, R_READ_LINK_REFUSED = 128,
 };
 
 static int child_after_drop(void)
@@ -167,11 +167,11 @@ static int child_after_drop(void)
 	int fd, result = 0;
 
 	if (vp_keeper_get(&k, conf_path, NULL, &reused) || reused)
-		return 255;
+		return 0;
 	fs = vp_keeper_fs(k);
 	/* As OpenVPN does after start. */
 	if (setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
-		return 254;
+		return 0;
 	if (fs->mkdirs(fs->ud, state_dir, 0750) == 0) {
 		fd = fs->open(fs->ud, journal, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
 		if (fd >= 0 && write(fd, "hello\n", 6) == 6)
@@ -204,6 +204,10 @@ static int child_after_drop(void)
 	snprintf(tmp, sizeof(tmp), "%s/lock", state_dir);
 	if (fs->open(fs->ud, tmp, O_RDWR | O_CREAT, 0640) == -ELOOP)
 		result |= R_SYMLINK_REFUSED;
+	/* Nor read through one. */
+	snprintf(tmp, sizeof(tmp), "%s/peek", state_dir);
+	if (fs->open(fs->ud, tmp, O_RDONLY, 0) == -ELOOP)
+		result |= R_READ_LINK_REFUSED;
 	fd = fs->open(fs->ud, conf_path, O_RDONLY, 0);
 	if (fd >= 0) {
 		result |= R_CONFIG_READ;
@@ -232,6 +236,8 @@ static void keeper__after_the_drop__serves_the_state_dir_and_nothing_else(void *
 	assert_int_equal(vp_fs_mkdirs_direct(state_dir, 0750), 0);
 	snprintf(lock, sizeof(lock), "%s/lock", state_dir);
 	assert_int_equal(symlink(target, lock), 0);
+	snprintf(lock, sizeof(lock), "%s/peek", state_dir);
+	assert_int_equal(symlink("/etc/shadow", lock), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
@@ -240,7 +246,7 @@ static void keeper__after_the_drop__serves_the_state_dir_and_nothing_else(void *
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), R_OPEN_AS_NOBODY | R_DIRECT_REFUSED |
 			 R_OUTSIDE_REFUSED | R_RENAME | R_SYMLINK_REFUSED | R_REUSED |
-			 R_CONFIG_READ);
+			 R_CONFIG_READ | R_READ_LINK_REFUSED);
 	assert_int_equal(access(target, F_OK), -1);	/* not created through the link */
 	tl_rmtree(dir);
 }
