@@ -10,7 +10,8 @@
 # the common name to the username before CLIENT_CONNECT), across a SIGHUP;
 # with the plugins in the other order (vpnpool first) and auth-pam deferred
 # (setenv deferred_auth_pam 1) all of it holds, SIGHUP included: vpnpool
-# hooks no authentication call, so the order does not matter.
+# hooks no authentication call, so the order does not matter; and all of it
+# with OpenVPN running as nobody (user nobody, group nogroup).
 . "$(dirname "$0")/lib.sh"
 e2e_require
 : "${AUTHPAM:=/usr/lib/x86_64-linux-gnu/openvpn/plugins/openvpn-plugin-auth-pam.so}"
@@ -182,6 +183,26 @@ e2e_assert_eq "vpnpool first: user A back after SIGHUP" "$(e2e_client_wait ua 20
 e2e_assert_eq "vpnpool first: user B back after SIGHUP" "$(e2e_client_wait ub 20)" PUSH_REPLY
 e2e_assert_eq "vpnpool first: A's address after SIGHUP" "$(e2e_pushed_ifconfig ua)" 10.8.0.50
 e2e_assert_eq "vpnpool first: B's address after SIGHUP" "$(e2e_pushed_ifconfig ub)" "$B"
+e2e_client_stop ua ub
+e2e_server_stop
+
+# ---- phase 4: as phase 1, OpenVPN running as nobody ----------------------------
+# auth-pam's helper and vpnpool's files stay usable after the drop.
+e2e_server_conf "topology subnet
+server 10.8.0.0 255.255.255.0 nopool
+username-as-common-name
+user nobody
+group nogroup
+$AUTHPAM_LINE
+$(e2e_plugin_line)"
+e2e_server_start || { e2e_fail "server did not start (user nobody)"; e2e_finish; }
+e2e_assert_match "user nobody: OpenVPN dropped its privileges" "$(e2e_server_log | grep -F 'UID set to')" "UID set to nobody"
+client ua
+e2e_assert_eq "user nobody: user A outcome" "$(e2e_client_wait ua)" PUSH_REPLY
+e2e_assert_eq "user nobody: user A's reservation" "$(e2e_pushed_ifconfig ua)" 10.8.0.50
+refused_by_pam "user nobody" ub \
+	"TLS Auth Error: Auth Username/Password verification failed for peer"
+e2e_assert_eq "user nobody: user B sticky across restart" "$(e2e_pushed_ifconfig ub)" "$B"
 e2e_assert_eq "no plugin error in OpenVPN's logs" \
 	"$(cat "$E2E_DIR"/server.*.log | grep -c 'PLUGIN vpnpool: .*\(cannot\|error\|locked\)')" 0
 e2e_finish
