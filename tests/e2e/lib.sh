@@ -234,6 +234,8 @@ e2e_issue() {
 
 # e2e_server_conf SNIPPET: $E2E_DIR/server.conf; SNIPPET holds the topology
 # and pool lines (e.g. "server 10.8.0.0 255.255.255.0", a plugin line).
+# writepid and status go to E2E_RUNDIR (default $E2E_DIR): after "user nobody"
+# OpenVPN checks on SIGHUP that it may still write there.
 e2e_server_conf() {
 	cat >"$E2E_DIR/server.conf" <<EOF
 mode server
@@ -252,8 +254,8 @@ verb 4
 keepalive 2 10
 hand-window 10
 explicit-exit-notify 1
-writepid $E2E_DIR/server.pid
-status $E2E_DIR/status.log 1
+writepid ${E2E_RUNDIR:-$E2E_DIR}/server.pid
+status ${E2E_RUNDIR:-$E2E_DIR}/status.log 1
 $1
 EOF
 }
