@@ -19,6 +19,8 @@
 # Environment: PLUGIN (the built .so; default .libs/ in the current dir),
 # VPNPOOL_BIN, E2E_KEEP=1 keeps the scratch directory (it is also kept when
 # a check failed), E2E_TIMEOUT (seconds, default 300) caps a whole run,
+# E2E_ON_EXIT (shell code) runs at exit after the run's processes are stopped,
+# E2E_RUNDIR (default the scratch dir) holds the server's writepid and status files,
 # CI=true turns a missing prerequisite into a failure.
 
 set -u
@@ -132,6 +134,8 @@ e2e_cleanup() {
 	[ -n "$E2E_DIR" ] || return 0
 	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do e2e_ours "$pid" && kill "$pid" 2>/dev/null; done
 	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do e2e_reap_pid "$pid"; done
+	# A script's own clean-up (E2E_ON_EXIT: shell code), once its processes are gone.
+	[ -z "${E2E_ON_EXIT:-}" ] || eval "$E2E_ON_EXIT"
 	if [ "${E2E_KEEP:-}" = 1 ] || [ "$E2E_FAILS" -ne 0 ]; then
 		: >"$E2E_DIR/keep"
 		e2e_log "scratch directory kept: $E2E_DIR"
