@@ -4,8 +4,8 @@
  * built .so is dlopen()ed and called the way OpenVPN 2.6 calls it
  * (tests/e2e/NOTES.md 1, 4 and 9): open_v3 and UP as root, then chroot (if
  * asked), setgroups/setgid(nogroup), setuid(nobody), then many client
- * connects and disconnects, close_v1, and a second open_v3 as nobody (what a
- * SIGHUP does), whose clients must get their addresses back.
+ * connects and disconnects, close_v1, dlclose, dlopen and a second open_v3 as
+ * nobody (what a SIGHUP does), whose clients must get their addresses back.
  *
  *   drop_driver PLUGIN.so DIR [--chroot] [--no-drop] [--clients N] [--churn M]
  *               [--window W]
@@ -16,8 +16,9 @@
  * DIR must not exist; it is made (root, 0755) with OpenVPN's and the
  * plugin's config files in DIR/etc, the state in DIR/var/lib/openvpn/vpnpool
  * (0755 root), the usage log in DIR/var/log/openvpn (0750 root), the metrics
- * file in DIR/run/vpnpool (0755 root), and with --chroot an empty jail
- * DIR/jail that none of them is in.
+ * file in DIR/run/vpnpool (0755 root), and with --chroot a jail DIR/jail
+ * that holds none of them: only a copy of the plugin and its libraries, for
+ * the dlopen() after the SIGHUP.
  *
  * The work runs in a child process (the "OpenVPN" that drops privileges);
  * the parent stays root, measures the journal at points the child names,
@@ -320,25 +321,40 @@ static int drop_privileges(const struct setup *s)
 	return 0;
 }
 
+/* dlopen() the plugin and find its entry points; NULL (said why) if not. */
+static void *load(struct api *a, const char *path)
+{
+	void *so = dlopen(path, RTLD_NOW);
+
+	if (!so) {
+		printf("dlopen=failed %s\n", dlerror());
+		return NULL;
+	}
+	a->open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
+	a->func = (func_fn)dlsym(so, "openvpn_plugin_func_v3");
+	a->close = (close_fn)dlsym(so, "openvpn_plugin_close_v1");
+	a->ctor = (ctor_fn)dlsym(so, "openvpn_plugin_client_constructor_v1");
+	a->dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
+	if (!a->open || !a->func || !a->close || !a->ctor || !a->dtor) {
+		printf("dlopen=failed %s: an entry point is missing\n", path);
+		dlclose(so);
+		return NULL;
+	}
+	return so;
+}
+
 static int child(const struct setup *s, const struct channel *ch)
 {
 	struct api a;
 	struct traffic t = { .a = &a, .ch = ch };
-	void *so = dlopen(s->plugin, RTLD_NOW), *server_ctx;
+	void *so = load(&a, s->plugin), *server_ctx;
 	openvpn_plugin_handle_t h;
 
-	if (!so) {
-		printf("open=failed dlopen: %s\n", dlerror());
+	if (!so)
 		return 2;
-	}
-	a.open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
-	a.func = (func_fn)dlsym(so, "openvpn_plugin_func_v3");
-	a.close = (close_fn)dlsym(so, "openvpn_plugin_close_v1");
-	a.ctor = (ctor_fn)dlsym(so, "openvpn_plugin_client_constructor_v1");
-	a.dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
 	t.sessions = calloc(s->clients, sizeof(void *));
 	t.addr = calloc(s->clients, sizeof(*t.addr));
-	if (!a.open || !a.func || !a.close || !a.ctor || !a.dtor || !t.sessions || !t.addr)
+	if (!t.sessions || !t.addr)
 		return 2;
 
 	/* As root: open, the server's own context, UP. */
@@ -382,8 +398,12 @@ static int child(const struct setup *s, const struct channel *ch)
 	a.close(h);
 	sync_point(ch, "point closed");
 
-	/* SIGHUP: the plugin is opened again, by the unprivileged process. */
-	t.h = h = plugin_open(&a, s);
+	/* SIGHUP: OpenVPN dlclose()s the plugin and dlopen()s it again (under
+	 * chroot from inside the jail: set_up put a copy there, as an operator
+	 * must), then opens it, all as the unprivileged process. */
+	dlclose(so);
+	so = load(&a, s->plugin);
+	t.h = h = so ? plugin_open(&a, s) : NULL;
 	if (!h) {
 		sync_point(ch, "fig reopen=failed");
 	} else {
@@ -410,6 +430,8 @@ static int child(const struct setup *s, const struct channel *ch)
 		a.dtor(h, server_ctx);
 		a.close(h);
 	}
+	if (so)
+		dlclose(so);
 	pthread_mutex_lock(&log_lock);
 	sync_point(ch, "fig log_warnings_errors=%lu", log_bad);
 	sync_point(ch, "fig log_notes=%lu", log_notes);
@@ -622,6 +644,69 @@ static int write_file(const char *path, const char *text)
 	return chmod(path, 0644);
 }
 
+/* mkdir -p of path's directory, 0755. */
+static int make_parents(char *path)
+{
+	for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (mkdir(path, 0755) && errno != EEXIST) {
+			fprintf(stderr, "drop_driver: mkdir %s: %s\n", path, strerror(errno));
+			*slash = '/';
+			return -1;
+		}
+		*slash = '/';
+	}
+	return 0;
+}
+
+/* path, copied to the same path under the jail (0755). */
+static int copy_into_jail(const struct setup *s, const char *path)
+{
+	char to[2 * PATH_LEN], buf[65536];
+	ssize_t n = 0;
+	int in, out, ret = -1;
+
+	snprintf(to, sizeof(to), "%s%s", s->jail, path);
+	if (make_parents(to))
+		return -1;
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			break;
+	if (in >= 0 && out >= 0 && n == 0)
+		ret = 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out))
+		ret = -1;
+	if (ret)
+		fprintf(stderr, "drop_driver: cannot copy %s into the jail\n", path);
+	return ret;
+}
+
+/* What OpenVPN needs in the jail to dlopen() the plugin again after a
+ * SIGHUP (tests/e2e/NOTES.md 9): the .so and the libraries it links. */
+static int plugin_into_jail(const struct setup *s)
+{
+	char cmd[PATH_LEN + 32], line[PATH_LEN + 128], lib[PATH_LEN];
+	FILE *ldd;
+	int ret = copy_into_jail(s, s->plugin);
+
+	if (ret || strchr(s->plugin, '\''))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "ldd '%s'", s->plugin);
+	ldd = popen(cmd, "r");
+	if (!ldd)
+		return -1;
+	while (!ret && fgets(line, sizeof(line), ldd))
+		if (sscanf(line, " %*s => %511s", lib) == 1 && lib[0] == '/')
+			ret = copy_into_jail(s, lib);
+	if (pclose(ldd))
+		ret = -1;
+	return ret;
+}
+
 static int set_up(struct setup *s)
 {
 	static const char *const dirs[] = { "", "/etc", "/var", "/var/lib", "/var/lib/openvpn",
@@ -663,7 +748,7 @@ static int set_up(struct setup *s)
 		 "persist-tun\npersist-key\nplugin %s %s\n",
 		 gr->gr_name, s->chroot ? "chroot " : "", s->chroot ? s->jail : "",
 		 s->chroot ? "\n" : "", s->plugin, s->vpnpool_conf);
-	if (write_file(s->server_conf, text))
+	if (write_file(s->server_conf, text) || (s->chroot && plugin_into_jail(s)))
 		return -1;
 	snprintf(text, sizeof(text),
 		 "state-dir = \"%s\"\nusage-log = \"%s\"\nmetrics-file = \"%s\"\n"
