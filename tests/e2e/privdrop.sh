@@ -137,7 +137,11 @@ metrics_current() { # what
 }
 
 # ---- 1. user nobody, no chroot ----------------------------------------------
-e2e_log "part 1: ${DROP_LINES:+user nobody, group nogroup, }persist-tun, no chroot${DROP_LINES:- (control: no privilege drop)}"
+if [ -n "$DROP_LINES" ]; then
+	e2e_log "part 1: user nobody, group nogroup, persist-tun, no chroot"
+else
+	e2e_log "part 1 (control: no user/group): persist-tun, no chroot"
+fi
 server_conf
 if ! start_server; then
 	if grep -q "cannot open the usage log" "$E2E_SERVER_LOG"; then
