@@ -106,7 +106,7 @@ struct setup {
 /* ---- OpenVPN's log, kept in memory (the plugin's threads may log too) ---- */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long log_bad, log_notes;
+static unsigned long log_bad, log_errors, log_notes;
 static char log_shown[SHOWN_LINES][512];
 static char log_last[512];
 
@@ -126,6 +126,7 @@ static void capture_log(openvpn_plugin_log_flags_t flags, const char *name, cons
 		snprintf(log_last, sizeof(log_last), "%s %s: %s",
 			 flags & PLOG_ERR ? "ERROR" : "WARNING", name, line);
 		log_bad++;
+		log_errors += (flags & PLOG_ERR) != 0;
 	} else {
 		log_notes++;
 	}
@@ -434,6 +435,7 @@ static int child(const struct setup *s, const struct channel *ch)
 		dlclose(so);
 	pthread_mutex_lock(&log_lock);
 	sync_point(ch, "fig log_warnings_errors=%lu", log_bad);
+	sync_point(ch, "fig log_errors=%lu", log_errors);
 	sync_point(ch, "fig log_notes=%lu", log_notes);
 	for (unsigned long i = 0; i < log_bad && i < SHOWN_LINES; ++i)
 		sync_point(ch, "log %s", log_shown[i]);

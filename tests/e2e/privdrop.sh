@@ -7,7 +7,8 @@
 # log and the metrics file stay current after the drop; SIGHUP twice (the
 # plugin is closed and opened again by nobody) and the server still serves,
 # with sticky addresses; SIGUSR1 keeps the plugin open; a full restart keeps
-# the addresses; then the same with `chroot` (state and logs outside the
+# the addresses; nothing the server started outlives it; then the same with
+# `chroot` (state and logs outside the
 # jail).  Last, tests/drop_driver (the entry points, 160,000 lease changes
 # after the drop) in both modes.  See tests/e2e/NOTES.md section 9 for what
 # OpenVPN 2.6 does here and why the set-up below is what it is.
@@ -111,6 +112,14 @@ few_complaints() { # what: at most 3 warning/error lines of the plugin
 	fi
 }
 
+# Nothing the server started (a helper process of the plugin) outlives it.
+nothing_left() { ! pgrep -f -- "--config $E2E_DIR/server.conf" >/dev/null; }
+server_gone() { # what
+	until_true 5 nothing_left
+	e2e_assert_eq "$1: no process of the server left" \
+		"$(pgrep -f -- "--config $E2E_DIR/server.conf" | tr '\n' ' ')" ""
+}
+
 declare -A addr
 serve_all() { # what: every client gets an address back (same as before when known)
 	local n got
@@ -206,11 +215,13 @@ fi
 
 e2e_clients_mark
 e2e_server_stop
+server_gone "restart"
 start_server || e2e_fail "restart: server did not start"
 serve_all "restart"
 metrics_current "restart"
 e2e_client_stop --wait 0 1 2
 e2e_server_stop
+server_gone "stop"
 e2e_assert_eq "stop: final metrics connects_total" "$(metric vpnpool_connects_total)" \
 	"$(connects_since_start)"
 few_complaints "part 1"
@@ -258,6 +269,7 @@ for hup in 1 2; do
 done
 e2e_client_stop --wait 0 1 2
 e2e_server_stop
+server_gone "chroot: stop"
 e2e_assert_eq "chroot: stop: final metrics connects_total" "$(metric vpnpool_connects_total)" \
 	"$(connects_since_start)"
 few_complaints "parts 1 and 2"
