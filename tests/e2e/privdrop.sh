@@ -8,9 +8,9 @@
 # plugin is closed and opened again by nobody) and the server still serves,
 # with sticky addresses; SIGUSR1 keeps the plugin open; a full restart keeps
 # the addresses; nothing the server started outlives it; then the same with
-# `chroot` (state and logs outside the
-# jail).  Last, tests/drop_driver (the entry points, 160,000 lease changes
-# after the drop) in both modes.  See tests/e2e/NOTES.md section 9 for what
+# `chroot` (state and logs outside the jail).  Last, tests/drop_driver (the
+# entry points, 160,000 lease changes after the drop) in both modes.
+# PRIVDROP_CONTROL=1: all of it without `user`/`group` (drop_driver --no-drop).  See tests/e2e/NOTES.md section 9 for what
 # OpenVPN 2.6 does here and why the set-up below is what it is.
 . "$(dirname "$0")/lib.sh"
 e2e_require
