@@ -20,8 +20,10 @@
 # VPNPOOL_BIN, E2E_SERVER_WRAP (a command the server is started under, e.g.
 # setpriv with a capability bounding set), E2E_KEEP=1 keeps the scratch
 # directory (it is also kept when a check failed), E2E_TIMEOUT (seconds,
-# default 300) caps a whole run, CI=true turns a missing prerequisite into a
-# failure.
+# default 300) caps a whole run, E2E_ON_EXIT (shell code) runs at exit after
+# the run's processes are stopped, E2E_RUNDIR (default the scratch dir) holds
+# the server's writepid and status files, CI=true turns a missing
+# prerequisite into a failure.
 
 set -u
 
@@ -134,6 +136,8 @@ e2e_cleanup() {
 	[ -n "$E2E_DIR" ] || return 0
 	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do e2e_ours "$pid" && kill "$pid" 2>/dev/null; done
 	for pid in "${E2E_PIDS[@]}" $E2E_SERVER_PID; do e2e_reap_pid "$pid"; done
+	# A script's own clean-up (E2E_ON_EXIT: shell code), once its processes are gone.
+	[ -z "${E2E_ON_EXIT:-}" ] || eval "$E2E_ON_EXIT"
 	if [ "${E2E_KEEP:-}" = 1 ] || [ "$E2E_FAILS" -ne 0 ]; then
 		: >"$E2E_DIR/keep"
 		e2e_log "scratch directory kept: $E2E_DIR"
@@ -236,6 +240,8 @@ e2e_issue() {
 
 # e2e_server_conf SNIPPET: $E2E_DIR/server.conf; SNIPPET holds the topology
 # and pool lines (e.g. "server 10.8.0.0 255.255.255.0", a plugin line).
+# writepid and status go to E2E_RUNDIR (default $E2E_DIR): after "user nobody"
+# OpenVPN checks on SIGHUP that it may still write there.
 e2e_server_conf() {
 	cat >"$E2E_DIR/server.conf" <<EOF
 mode server
@@ -254,8 +260,8 @@ verb 4
 keepalive 2 10
 hand-window 10
 explicit-exit-notify 1
-writepid $E2E_DIR/server.pid
-status $E2E_DIR/status.log 1
+writepid ${E2E_RUNDIR:-$E2E_DIR}/server.pid
+status ${E2E_RUNDIR:-$E2E_DIR}/status.log 1
 $1
 EOF
 }
