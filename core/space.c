@@ -360,7 +360,7 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 static void maybe_compact(struct vp_space *s)
 {
 	uint64_t limit = s->opts.compact_min ? s->opts.compact_min : 65536;
-	uint64_t fork_min = s->opts.compact_fork_min ? s->opts.compact_fork_min : 50000;
+	uint64_t bg_min = s->opts.compact_bg_min ? s->opts.compact_bg_min : 4096;
 	int ret;
 
 	if (vp_store_compacting(s->store)) {
@@ -375,10 +375,14 @@ static void maybe_compact(struct vp_space *s)
 		limit = (uint64_t)s->nleases;
 	if (vp_store_appended(s->store) <= limit)
 		return;
-	/* A big table is written by a child process, so that this call does
-	 * not wait for it; a small one (or a failed fork) right here. */
-	if (s->nleases >= fork_min && !vp_store_compact_start(s->store, lease_each_emit, s))
-		return;
+	/* A big journal is rewritten by the store's thread, so that this call
+	 * does not wait for it; a small one (or when no thread starts) right
+	 * here.  -EALREADY: the last one is still closing the old journal. */
+	if (s->nleases >= bg_min) {
+		ret = vp_store_compact_start(s->store);
+		if (ret == 0 || ret == -EALREADY)
+			return;
+	}
 	ret = vp_store_compact(s->store, lease_each_emit, s);
 	if (ret)
 		emit_store_error(s, "compacting the journal failed", ret);

@@ -17,21 +17,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
+#include "siphash.h"
 #include "store.h"
 
 #define JOURNAL "leases.journal"
@@ -57,13 +61,7 @@ struct vp_store {
 	uint64_t appended;
 	struct vp_store_io io;
 	const struct vp_fs *fs;
-	/* A compaction in a child process (vp_store_compact_start). */
-	pid_t bg_pid;			/* 0: none running */
-	int bg_pipe;			/* read end: one byte once the child is done */
-	int bg_fd;			/* the new journal, written by the child */
-	uint64_t bg_from;		/* journal offset the child's snapshot covers */
-	uint64_t bg_appended;		/* appended at that moment */
-	pid_t reap[8];			/* finished children not waited for yet */
+	struct bg *bg;			/* a compaction in the background, or NULL */
 	uint32_t crc_table[256];
 	uint8_t buf[MAX_RECORD];
 };
@@ -860,15 +858,15 @@ out_close_store:
 	return ret;
 }
 
+struct bg;
 static void bg_abandon(struct vp_store *s);
-static void bg_reap(struct vp_store *s, bool block);
+static void bg_note_end(struct bg *b, uint64_t end);
 
 void vp_store_close(struct vp_store *s)
 {
 	if (!s)
 		return;
 	bg_abandon(s);
-	bg_reap(s, true);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->lock_fd >= 0)
@@ -904,6 +902,8 @@ static int append(struct vp_store *s, size_t len)
 	}
 	s->end += len;
 	s->appended++;
+	if (s->bg)
+		bg_note_end(s->bg, s->end);
 	return 0;
 }
 
@@ -1012,8 +1012,10 @@ static void tmp_drop(struct vp_store *s, int fd)
 }
 
 /* Rename the temporary journal (open on fd, size bytes, synced) over the
- * journal and append to it from now on.  On failure nothing changed. */
-static int tmp_install(struct vp_store *s, int fd, uint64_t size)
+ * journal and append to it from now on.  On failure nothing changed.  With
+ * old_fd, the old journal's fd is handed back there for the caller to close
+ * (and the directory to sync) rather than closed here. */
+static int tmp_install(struct vp_store *s, int fd, uint64_t size, int *old_fd)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	int ret;
@@ -1026,8 +1028,12 @@ static int tmp_install(struct vp_store *s, int fd, uint64_t size)
 		return ret;
 	/* The new journal is the journal from here on, whatever the directory
 	 * fsync says: the old file is gone from the directory. */
-	fsync_dir(s);
-	close(s->fd);
+	if (old_fd) {
+		*old_fd = s->fd;
+	} else {
+		fsync_dir(s);
+		close(s->fd);
+	}
 	s->fd = fd;
 	s->end = size;
 	s->tail_dirty = false;
@@ -1046,7 +1052,7 @@ int vp_store_compact(struct vp_store *s,
 		return ret;
 	ret = compact_write(&c, each, ud);
 	if (!ret)
-		ret = tmp_install(s, c.fd, c.size);
+		ret = tmp_install(s, c.fd, c.size, NULL);
 	if (ret)
 		tmp_drop(s, c.fd);
 	else
@@ -1055,190 +1061,516 @@ int vp_store_compact(struct vp_store *s,
 	return ret;
 }
 
-/* ---- compaction in a child process ------------------------------------------- */
+/* ---- compaction in the background ---------------------------------------------- */
 
-/* Wait for finished children that are gone (an exiting child with a big
- * address space takes a while to go); block: for all of them. */
-static void bg_reap(struct vp_store *s, bool block)
+/*
+ * A thread rewrites the journal from the journal file itself, never from the
+ * caller's memory: it reads the records up to the end the journal had when it
+ * started, keeps the last record of each key (a DEL keeps none), writes them
+ * to the temporary journal, then copies what the caller appended meanwhile,
+ * chasing the end until little is left, and syncs.  The caller's poll copies
+ * that little, renames the new journal into place and hands the old one to
+ * the thread, which closes it (freeing a big unlinked file takes a while) and
+ * ends.  The caller never waits for the thread but to stop it.
+ *
+ * The thread maps the journal read-only: only this process truncates it, and
+ * never below its end of the moment.  Its memory is a table of one 8-byte
+ * offset per key, keys compared in the mapping, and one buffer.
+ */
+enum bg_state { BG_RUNNING, BG_READY, BG_FAILED, BG_DONE };
+
+struct bg {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum bg_state state;		/* under lock */
+	int old_fd;			/* under lock: the replaced journal, for the
+					 * thread to close (-1: none yet) */
+	bool release;			/* under lock: end without one */
+	atomic_bool stop;		/* give up at the next chunk */
+	_Atomic uint64_t end;		/* the journal's end as the caller appends */
+	bool installed;			/* the caller's: the new journal is in place */
+	/* The thread's until it is READY or FAILED, then the caller's. */
+	const uint32_t *crc_table;
+	const struct vp_store_io *io;
+	int in, out, dir;		/* journal (read only), new journal, directory */
+	uint64_t from;			/* the rewrite reads the journal up to here */
+	uint64_t covered;		/* journal offset copied to the new one */
+	uint64_t size;			/* bytes in the new journal */
+	uint64_t appended;		/* vp_store_appended() when it started */
+	int err;
+	uint8_t *buf;			/* CHUNK bytes */
+};
+
+/* Keys seen by the rewrite: the offset of the last record of each key, in
+ * the high 40 bits, and 24 bits of its hash; 0 is an empty slot (no record
+ * starts at offset 0). */
+struct keys {
+	uint64_t *slot;
+	size_t mask, n;
+	uint64_t sip[2];
+	const uint8_t *map;
+};
+
+#define KEY_TAG_BITS 24
+#define KEY_OFF_MAX ((uint64_t)1 << (64 - KEY_TAG_BITS))
+
+/* The key of the record at off: slot and identity, as decode() checked. */
+static uint64_t key_hash(const struct keys *k, uint64_t off)
 {
-	for (size_t i = 0; i < sizeof(s->reap) / sizeof(s->reap[0]); ++i)
-		if (s->reap[i] && waitpid(s->reap[i], NULL, block ? 0 : WNOHANG) != 0)
-			s->reap[i] = 0;	/* reaped, or not ours to reap (ECHILD) */
+	const uint8_t *p = k->map + off + REC_HEADER;
+	size_t len = (size_t)p[3] | (size_t)p[4] << 8;
+
+	return vp_siphash13(k->sip, p + 1, 4 + len);
 }
 
-static void bg_reap_later(struct vp_store *s, pid_t pid)
+static bool key_same(const struct keys *k, uint64_t a, uint64_t b)
 {
-	size_t n = sizeof(s->reap) / sizeof(s->reap[0]);
+	const uint8_t *p = k->map + a + REC_HEADER, *q = k->map + b + REC_HEADER;
+	size_t len = (size_t)p[3] | (size_t)p[4] << 8;
 
-	bg_reap(s, false);
-	for (size_t i = 0; i < n; ++i)
-		if (!s->reap[i]) {
-			s->reap[i] = pid;
-			return;
-		}
-	/* All taken by children that take long to go: wait for them. */
-	bg_reap(s, true);
-	s->reap[0] = pid;
+	return !memcmp(p + 1, q + 1, 4 + len);
 }
 
-/* Forget a running compaction: stop the child, drop its file.  The journal
- * as it is holds every record. */
-static void bg_abandon(struct vp_store *s)
+/* The slot holding the key of the record at off, or the empty one where it
+ * goes. */
+static uint64_t *key_slot(const struct keys *k, uint64_t off, uint64_t h)
 {
-	if (!s->bg_pid) {
-		bg_reap(s, false);
-		return;
+	uint64_t tag = h >> (64 - KEY_TAG_BITS);
+
+	for (size_t i = h & k->mask;; i = (i + 1) & k->mask) {
+		uint64_t v = k->slot[i];
+
+		if (!v || ((v & ((1U << KEY_TAG_BITS) - 1)) == tag &&
+			   key_same(k, v >> KEY_TAG_BITS, off)))
+			return &k->slot[i];
 	}
-	kill(s->bg_pid, SIGKILL);
-	bg_reap_later(s, s->bg_pid);
-	s->bg_pid = 0;
-	bg_reap(s, true);
-	close(s->bg_pipe);
-	tmp_drop(s, s->bg_fd);
 }
 
-int vp_store_compact_start(struct vp_store *s,
-			   int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
+static int keys_grow(struct keys *k)
 {
-	struct compact c;
-	int fds[2], ret;
-	pid_t pid;
+	struct keys bigger = *k;
 
-	if (s->bg_pid)
-		return -EALREADY;
-	bg_reap(s, false);
-	ret = compact_open(s, &c);
-	if (ret)
-		return ret;
-	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
-		ret = -errno;
-		goto out_unlink;
+	bigger.mask = k->mask ? k->mask * 2 + 1 : 65535;
+	bigger.slot = calloc(bigger.mask + 1, sizeof(*bigger.slot));
+	if (!bigger.slot)
+		return -ENOMEM;
+	for (size_t i = 0; k->slot && i <= k->mask; ++i) {
+		uint64_t off = k->slot[i] >> KEY_TAG_BITS;
+
+		if (off)
+			*key_slot(&bigger, off, key_hash(k, off)) = k->slot[i];
 	}
-	pid = fork();
-	if (pid < 0) {
-		ret = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		goto out_unlink;
-	}
-	if (pid == 0) {
-		/* The child: its memory is the snapshot.  It writes the new
-		 * journal, says so with one byte, and leaves without running
-		 * anything of its parent's (no atexit, no stdio flush). */
-		close(fds[0]);
-		close(s->lock_fd);	/* the lock stays with the parent alone */
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* and dies with it */
-		if (getppid() == 1)
-			_exit(1);
-#endif
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		ret = compact_write(&c, each, ud);
-		if (!ret && write(fds[1], "", 1) == 1)
-			_exit(0);
-		_exit(1);
-	}
-	close(fds[1]);
-	free(c.buf);
-	s->bg_pid = pid;
-	s->bg_pipe = fds[0];
-	s->bg_fd = c.fd;
-	s->bg_from = s->end;
-	s->bg_appended = s->appended;
+	free(k->slot);
+	*k = bigger;
 	return 0;
+}
 
-out_unlink:
-	tmp_drop(s, c.fd);
-	free(c.buf);
+/* Note the record at off as the last of its key so far. */
+static int keys_put(struct keys *k, uint64_t off)
+{
+	uint64_t h, *slot;
+	int ret;
+
+	if ((k->n + 1) * 4 > (k->mask + 1) * 3) {
+		ret = keys_grow(k);
+		if (ret)
+			return ret;
+	}
+	h = key_hash(k, off);
+	slot = key_slot(k, off, h);
+	if (!*slot)
+		k->n++;
+	*slot = off << KEY_TAG_BITS | h >> (64 - KEY_TAG_BITS);
+	return 0;
+}
+
+static bool keys_last(const struct keys *k, uint64_t off)
+{
+	return *key_slot(k, off, key_hash(k, off)) >> KEY_TAG_BITS == off;
+}
+
+/* The length of the whole, valid record at at (below end), or 0. */
+static size_t bg_check(const struct bg *b, const uint8_t *map, uint64_t at, uint64_t end)
+{
+	const uint8_t *p = map + at;
+	struct vp_lease_rec rec;
+	unsigned type;
+	size_t len;
+
+	if (end - at < REC_HEADER)
+		return 0;
+	len = le32(p);
+	if (len == 0 || len > MAX_PAYLOAD || end - at - REC_HEADER < len ||
+	    crc32c(b->crc_table, p + REC_HEADER, len) != le32(p + 4) ||
+	    decode(p + REC_HEADER, len, &type, &rec))
+		return 0;
+	return REC_HEADER + len;
+}
+
+/* Pages behind the reader go back: the mapping does not grow the process. */
+static void bg_drop_behind(const uint8_t *map, uint64_t at)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (page > 0 && at > (uint64_t)page)
+		madvise((void *)map, (size_t)(at - at % (uint64_t)page), MADV_DONTNEED);
+}
+
+#define BG_CHECK_EVERY 4096		/* records between looks at the stop flag */
+#define BG_DROP_EVERY (16 << 20)	/* bytes read between drops */
+
+/* Pass 1: the last record of every key up to b->from. */
+static int bg_scan(struct bg *b, struct keys *k)
+{
+	uint64_t at = HEADER_LEN, dropped = 0;
+	int ret;
+
+	for (unsigned n = 0; at < b->from; ++n) {
+		size_t len = bg_check(b, k->map, at, b->from);
+
+		if (!len)
+			return -EIO;	/* damage: the load will say where */
+		ret = keys_put(k, at);
+		if (ret)
+			return ret;
+		at += len;
+		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
+			return -ECANCELED;
+		if (at - dropped > BG_DROP_EVERY)
+			bg_drop_behind(k->map, dropped = at);
+	}
+	return 0;
+}
+
+static int bg_flush(struct bg *b, size_t *len)
+{
+	int ret = write_all(b->io, b->out, b->buf, *len);
+
+	b->size += *len;
+	*len = 0;
 	return ret;
 }
 
-/* The child is done: append what the parent wrote since the snapshot to the
- * new journal, make it durable, and put it in place. */
-static int bg_finish(struct vp_store *s)
+/* Pass 2: the header and the surviving records, in journal order. */
+static int bg_write(struct bg *b, const struct keys *k)
 {
-	char path[PATH_MAX];
-	uint8_t *buf;
-	uint64_t at = s->bg_from, size;
-	off_t end;
-	int ret = 0, in;
+	uint64_t at = HEADER_LEN, dropped = 0;
+	size_t len = HEADER_LEN;
+	int ret;
 
+	put_header(b->buf);
+	for (unsigned n = 0; at < b->from; ++n) {
+		const uint8_t *p = k->map + at;
+		size_t rec = REC_HEADER + le32(p);
+
+		if (p[REC_HEADER] == REC_PUT && keys_last(k, at)) {
+			if (CHUNK - len < rec) {
+				ret = bg_flush(b, &len);
+				if (ret)
+					return ret;
+			}
+			memcpy(b->buf + len, p, rec);
+			len += rec;
+		}
+		at += rec;
+		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
+			return -ECANCELED;
+		if (at - dropped > BG_DROP_EVERY)
+			bg_drop_behind(k->map, dropped = at);
+	}
+	b->covered = b->from;
+	return bg_flush(b, &len);
+}
+
+static int bg_rewrite(struct bg *b)
+{
+	struct keys k = { 0 };
+	void *map;
+	int ret;
+
+	if (getrandom(k.sip, sizeof(k.sip), GRND_NONBLOCK) != sizeof(k.sip)) {
+		k.sip[0] = (uint64_t)time(NULL);	/* keys come from the journal */
+		k.sip[1] = (uint64_t)(uintptr_t)b;
+	}
+	if (b->from >= KEY_OFF_MAX || b->from > SIZE_MAX)
+		return -EFBIG;
+	map = mmap(NULL, (size_t)b->from, PROT_READ, MAP_PRIVATE, b->in, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	k.map = map;
+	ret = memcmp(map, MAGIC, MAGIC_LEN) || le32(k.map + MAGIC_LEN) != VERSION ? -EIO : 0;
+	if (!ret)
+		ret = bg_scan(b, &k);
+	if (!ret)
+		ret = bg_write(b, &k);
+	free(k.slot);
+	munmap(map, (size_t)b->from);
+	return ret;
+}
+
+/* Copy the journal's bytes [from, to) to the end of out.  0 or -errno. */
+static int copy_range(const struct vp_store_io *io, int in, int out, uint8_t *buf,
+		      uint64_t from, uint64_t to)
+{
+	int ret = 0;
+
+	while (!ret && from < to) {
+		size_t want = to - from < CHUNK ? (size_t)(to - from) : CHUNK;
+		ssize_t n = pread(in, buf, want, (off_t)from);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		ret = write_all(io, out, buf, (size_t)n);
+		from += (uint64_t)n;
+	}
+	return ret;
+}
+
+#define BG_LEFT_TO_CALLER (64 << 10)	/* bytes the caller's poll copies at most */
+#define BG_ROUNDS 16			/* catching up with a fast writer */
+
+/* Copy what the caller appended since b->from, then sync the new journal. */
+static int bg_catch_up(struct bg *b)
+{
+	for (int round = 0; round < BG_ROUNDS; ++round) {
+		uint64_t end = atomic_load(&b->end);
+		int ret;
+
+		if (end - b->covered <= BG_LEFT_TO_CALLER)
+			break;
+		if (atomic_load(&b->stop))
+			return -ECANCELED;
+		ret = copy_range(b->io, b->in, b->out, b->buf, b->covered, end);
+		if (ret)
+			return ret;
+		b->size += end - b->covered;
+		b->covered = end;
+	}
+	return sync_fd(b->io, b->out);
+}
+
+static void *bg_main(void *arg)
+{
+	struct bg *b = arg;
+	int err, old;
+
+#ifdef __linux__
+	/* OpenVPN's own thread comes first (this one is per thread on Linux). */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+#endif
+	err = bg_rewrite(b);
+	if (!err)
+		err = bg_catch_up(b);
+	pthread_mutex_lock(&b->lock);
+	b->err = err;
+	b->state = err ? BG_FAILED : BG_READY;
+	pthread_cond_broadcast(&b->cond);
+	while (!err && b->old_fd < 0 && !b->release)
+		pthread_cond_wait(&b->cond, &b->lock);
+	old = b->old_fd;
+	pthread_mutex_unlock(&b->lock);
+	if (old >= 0) {
+		fsync(b->dir);	/* the rename, for good measure: either name is whole */
+		close(old);
+	}
+	pthread_mutex_lock(&b->lock);
+	b->state = BG_DONE;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+/* The caller appended: the thread copies up to end. */
+static void bg_note_end(struct bg *b, uint64_t end)
+{
+	atomic_store(&b->end, end);
+}
+
+static enum bg_state bg_state(struct bg *b)
+{
+	enum bg_state st;
+
+	pthread_mutex_lock(&b->lock);
+	st = b->state;
+	pthread_mutex_unlock(&b->lock);
+	return st;
+}
+
+/* Let the thread end: with the old journal to close (old_fd >= 0) or
+ * without. */
+static void bg_release(struct bg *b, int old_fd)
+{
+	pthread_mutex_lock(&b->lock);
+	b->old_fd = old_fd;
+	b->release = true;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Wait for the thread to end and free it; its new journal is dropped unless
+ * it was installed. */
+static void bg_join(struct vp_store *s)
+{
+	struct bg *b = s->bg;
+
+	pthread_join(b->thread, NULL);
+	if (!b->installed)
+		tmp_drop(s, b->out);
+	close(b->in);
+	close(b->dir);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b->buf);
+	free(b);
+	s->bg = NULL;
+}
+
+/* Forget a running compaction: stop the thread, drop its file.  The journal
+ * as it is holds every record.  One already installed is waited for. */
+static void bg_abandon(struct vp_store *s)
+{
+	if (!s->bg)
+		return;
+	atomic_store(&s->bg->stop, true);
+	bg_release(s->bg, -1);
+	bg_join(s);
+}
+
+/* An installed compaction whose thread has ended is joined (at once). */
+static void bg_reap(struct vp_store *s)
+{
+	if (s->bg && s->bg->installed && bg_state(s->bg) == BG_DONE)
+		bg_join(s);
+}
+
+static int bg_spawn(struct bg *b)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* OpenVPN's signals stay with OpenVPN's thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&b->thread, NULL, bg_main, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -ret;
+}
+
+int vp_store_compact_start(struct vp_store *s)
+{
+	struct compact c;
+	struct bg *b;
+	char path[PATH_MAX];
+	int ret;
+
+	bg_reap(s);
+	if (s->bg)
+		return -EALREADY;
+	if (s->appended >= UINT64_MAX / 2)
+		return -ESTALE;		/* records live only in the caller */
 	if (path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	end = lseek(s->bg_fd, 0, SEEK_END);
-	if (end < HEADER_LEN)
-		return end < 0 ? -errno : -EIO;
-	size = (uint64_t)end;
-	in = s->fs->open(s->fs->ud, path, O_RDONLY, 0);	/* the journal's fd only appends */
-	if (in < 0)
-		return in;
-	buf = malloc(CHUNK);
-	if (!buf) {
-		close(in);
+	b = calloc(1, sizeof(*b));
+	if (!b)
 		return -ENOMEM;
+	b->old_fd = b->in = b->dir = -1;
+	b->crc_table = s->crc_table;
+	b->io = &s->io;
+	b->from = b->covered = s->end;
+	b->appended = s->appended;
+	atomic_init(&b->stop, false);
+	atomic_init(&b->end, s->end);
+	ret = compact_open(s, &c);
+	if (ret)
+		goto out_free;
+	b->out = c.fd;
+	b->buf = c.buf;
+	b->in = s->fs->open(s->fs->ud, path, O_RDONLY, 0);	/* the journal's fd appends */
+	if (b->in < 0) {
+		ret = b->in;
+		goto out_drop;
 	}
-	while (!ret && at < s->end) {
-		size_t want = s->end - at < CHUNK ? (size_t)(s->end - at) : CHUNK;
-		ssize_t n = pread(in, buf, want, (off_t)at);
+	b->dir = s->fs->open(s->fs->ud, s->dir, O_RDONLY | O_DIRECTORY, 0);
+	if (b->dir < 0) {
+		ret = b->dir;
+		goto out_close_in;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	ret = bg_spawn(b);
+	if (ret)
+		goto out_destroy;
+	s->bg = b;
+	return 0;
 
-		if (n <= 0)
-			ret = n < 0 ? -errno : -EIO;
-		else
-			ret = write_all(&s->io, s->bg_fd, buf, (size_t)n);
-		at += n > 0 ? (uint64_t)n : 0;
-	}
-	free(buf);
-	close(in);
+out_destroy:
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	close(b->dir);
+out_close_in:
+	close(b->in);
+out_drop:
+	tmp_drop(s, b->out);
+	free(b->buf);
+out_free:
+	free(b);
+	return ret;
+}
+
+/* The thread is ready: copy the little appended since it caught up, put the
+ * new journal in place, and give the old one to the thread to close. */
+static int bg_finish(struct vp_store *s)
+{
+	struct bg *b = s->bg;
+	uint64_t size = b->size + (s->end - b->covered);
+	int ret, old_fd;
+
+	ret = copy_range(&s->io, b->in, b->out, b->buf, b->covered, s->end);
+	/* The thread synced the bulk; the tail is as durable as any append. */
+	if (!ret && s->do_fsync)
+		ret = sync_fd(&s->io, b->out);
 	if (!ret)
-		ret = sync_fd(&s->io, s->bg_fd);
-	if (!ret)
-		ret = tmp_install(s, s->bg_fd, size + (s->end - s->bg_from));
+		ret = tmp_install(s, b->out, size, &old_fd);
 	if (ret)
 		return ret;
-	s->bg_fd = -1;
-	s->appended -= s->bg_appended;
+	b->installed = true;
+	s->appended -= b->appended;
+	bg_release(b, old_fd);
 	return 0;
 }
 
 int vp_store_compact_poll(struct vp_store *s, bool wait)
 {
-	char done;
-	ssize_t n;
+	struct bg *b = s->bg;
+	enum bg_state st;
 	int ret;
 
-	if (!s->bg_pid) {
-		bg_reap(s, false);
-		return 0;
-	}
-	for (;;) {
-		struct pollfd pfd = { .fd = s->bg_pipe, .events = POLLIN };
-
-		n = read(s->bg_pipe, &done, 1);
-		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
-			break;
-		if (!wait)
+	if (b && !b->installed) {
+		pthread_mutex_lock(&b->lock);
+		while (wait && b->state == BG_RUNNING)
+			pthread_cond_wait(&b->cond, &b->lock);
+		st = b->state;
+		pthread_mutex_unlock(&b->lock);
+		if (st == BG_RUNNING)
 			return -EINPROGRESS;
-		poll(&pfd, 1, -1);
+		ret = st == BG_READY ? bg_finish(s) : -EIO;
+		if (ret) {
+			bg_abandon(s);	/* the old journal stays */
+			return ret;
+		}
 	}
-	if (n != 1) {
-		bg_abandon(s);		/* the child failed or died */
-		return -EIO;
-	}
-	bg_reap_later(s, s->bg_pid);
-	s->bg_pid = 0;
-	close(s->bg_pipe);
-	ret = bg_finish(s);
-	if (ret)
-		tmp_drop(s, s->bg_fd);
-	s->bg_fd = -1;
-	return ret;
+	if (s->bg && wait)
+		bg_join(s);
+	bg_reap(s);
+	return 0;
 }
 
 bool vp_store_compacting(const struct vp_store *s)
 {
-	return s->bg_pid != 0;
+	return s->bg && !s->bg->installed;
 }
 
 /* ---- the server file -------------------------------------------------------------- */
