@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1073,9 +1074,11 @@ int vp_store_compact(struct vp_store *s,
  * the thread, which closes it (freeing a big unlinked file takes a while) and
  * ends.  The caller never waits for the thread but to stop it.
  *
- * The thread maps the journal read-only: only this process truncates it, and
- * never below its end of the moment.  Its memory is a table of one 8-byte
- * offset per key, keys compared in the mapping, and one buffer.
+ * The thread maps the journal read-only (only this process truncates it, and
+ * never below its end of the moment) and reads it front to back twice,
+ * giving back the pages behind it.  Its memory: 16 bytes (offset, hash) per
+ * slot of a table of the keys, at most 3/4 full; a bit per 8 bytes of
+ * journal; one buffer.
  */
 enum bg_state { BG_RUNNING, BG_READY, BG_FAILED, BG_DONE };
 
@@ -1102,74 +1105,84 @@ struct bg {
 	uint8_t *buf;			/* CHUNK bytes */
 };
 
-/* Keys seen by the rewrite: the offset of the last record of each key, in
- * the high 40 bits, and 24 bits of its hash; 0 is an empty slot (no record
- * starts at offset 0). */
-struct keys {
-	uint64_t *slot;
-	size_t mask, n;
-	uint64_t sip[2];
-	const uint8_t *map;
+/* Keys seen by the rewrite: the offset of the last record of each key and
+ * the key's hash (0 offset: an empty slot; no record starts at 0); and one
+ * bit per 8 bytes of journal (a record is longer) for the records a later
+ * one of their key supersedes, or that are DELs. */
+struct key_slot {
+	uint64_t off, hash;
 };
 
-#define KEY_TAG_BITS 24
-#define KEY_OFF_MAX ((uint64_t)1 << (64 - KEY_TAG_BITS))
+struct keys {
+	struct key_slot *slot;
+	size_t mask, n;
+	uint64_t sip[2];
+	uint64_t *dead;
+	int fd;				/* the journal, to read back older keys */
+};
 
-/* The key of the record at off: slot and identity, as decode() checked. */
-static uint64_t key_hash(const struct keys *k, uint64_t off)
+/* The key of the record at p: slot and identity, as decode() checked. */
+static size_t key_len(const uint8_t *p)
 {
-	const uint8_t *p = k->map + off + REC_HEADER;
-	size_t len = (size_t)p[3] | (size_t)p[4] << 8;
-
-	return vp_siphash13(k->sip, p + 1, 4 + len);
+	return 4 + ((size_t)p[REC_HEADER + 3] | (size_t)p[REC_HEADER + 4] << 8);
 }
 
-static bool key_same(const struct keys *k, uint64_t a, uint64_t b)
+static const uint8_t *key_of(const uint8_t *p)
 {
-	const uint8_t *p = k->map + a + REC_HEADER, *q = k->map + b + REC_HEADER;
-	size_t len = (size_t)p[3] | (size_t)p[4] << 8;
-
-	return !memcmp(p + 1, q + 1, 4 + len);
+	return p + REC_HEADER + 1;
 }
 
-/* The slot holding the key of the record at off, or the empty one where it
- * goes. */
-static uint64_t *key_slot(const struct keys *k, uint64_t off, uint64_t h)
+/* Whether the record at off (behind: read, not mapped, so that the mapping
+ * stays small) has the key of the record at p.  0 or -errno. */
+static int key_same(const struct keys *k, uint64_t off, const uint8_t *p, bool *same)
 {
-	uint64_t tag = h >> (64 - KEY_TAG_BITS);
+	uint8_t old[4 + VP_IDENTITY_MAX];
+	size_t len = key_len(p);
+	ssize_t n = pread(k->fd, old, len, (off_t)(off + REC_HEADER + 1));
 
-	for (size_t i = h & k->mask;; i = (i + 1) & k->mask) {
-		uint64_t v = k->slot[i];
-
-		if (!v || ((v & ((1U << KEY_TAG_BITS) - 1)) == tag &&
-			   key_same(k, v >> KEY_TAG_BITS, off)))
-			return &k->slot[i];
-	}
+	if (n < 0)
+		return -errno;
+	*same = (size_t)n == len && !memcmp(old, key_of(p), len);
+	return 0;
 }
 
 static int keys_grow(struct keys *k)
 {
-	struct keys bigger = *k;
+	size_t mask = k->mask ? k->mask * 2 + 1 : 65535;
+	struct key_slot *slot = calloc(mask + 1, sizeof(*slot));
 
-	bigger.mask = k->mask ? k->mask * 2 + 1 : 65535;
-	bigger.slot = calloc(bigger.mask + 1, sizeof(*bigger.slot));
-	if (!bigger.slot)
+	if (!slot)
 		return -ENOMEM;
 	for (size_t i = 0; k->slot && i <= k->mask; ++i) {
-		uint64_t off = k->slot[i] >> KEY_TAG_BITS;
+		size_t j = k->slot[i].hash & mask;
 
-		if (off)
-			*key_slot(&bigger, off, key_hash(k, off)) = k->slot[i];
+		if (!k->slot[i].off)
+			continue;
+		while (slot[j].off)
+			j = (j + 1) & mask;
+		slot[j] = k->slot[i];
 	}
 	free(k->slot);
-	*k = bigger;
+	k->slot = slot;
+	k->mask = mask;
 	return 0;
 }
 
-/* Note the record at off as the last of its key so far. */
-static int keys_put(struct keys *k, uint64_t off)
+static void dead_set(struct keys *k, uint64_t off)
 {
-	uint64_t h, *slot;
+	k->dead[off / 8 / 64] |= (uint64_t)1 << (off / 8 % 64);
+}
+
+static bool dead(const struct keys *k, uint64_t off)
+{
+	return k->dead[off / 8 / 64] >> (off / 8 % 64) & 1;
+}
+
+/* Note the record at off (mapped at p) as the last of its key so far. */
+static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
+{
+	uint64_t h = vp_siphash13(k->sip, key_of(p), key_len(p));
+	size_t i;
 	int ret;
 
 	if ((k->n + 1) * 4 > (k->mask + 1) * 3) {
@@ -1177,17 +1190,25 @@ static int keys_put(struct keys *k, uint64_t off)
 		if (ret)
 			return ret;
 	}
-	h = key_hash(k, off);
-	slot = key_slot(k, off, h);
-	if (!*slot)
-		k->n++;
-	*slot = off << KEY_TAG_BITS | h >> (64 - KEY_TAG_BITS);
-	return 0;
-}
+	for (i = h & k->mask; k->slot[i].off; i = (i + 1) & k->mask) {
+		bool same;
 
-static bool keys_last(const struct keys *k, uint64_t off)
-{
-	return *key_slot(k, off, key_hash(k, off)) >> KEY_TAG_BITS == off;
+		if (k->slot[i].hash != h)
+			continue;
+		ret = key_same(k, k->slot[i].off, p, &same);
+		if (ret)
+			return ret;
+		if (same) {
+			dead_set(k, k->slot[i].off);
+			break;
+		}
+	}
+	if (!k->slot[i].off)
+		k->n++;
+	k->slot[i] = (struct key_slot){ off, h };
+	if (p[REC_HEADER] == REC_DEL)
+		dead_set(k, off);
+	return 0;
 }
 
 /* The length of the whole, valid record at at (below end), or 0. */
@@ -1218,27 +1239,27 @@ static void bg_drop_behind(const uint8_t *map, uint64_t at)
 }
 
 #define BG_CHECK_EVERY 4096		/* records between looks at the stop flag */
-#define BG_DROP_EVERY (16 << 20)	/* bytes read between drops */
+#define BG_DROP_EVERY (4 << 20)		/* bytes read between drops */
 
-/* Pass 1: the last record of every key up to b->from. */
-static int bg_scan(struct bg *b, struct keys *k)
+/* Pass 1: which records a later one supersedes, up to b->from. */
+static int bg_scan(struct bg *b, struct keys *k, const uint8_t *map)
 {
 	uint64_t at = HEADER_LEN, dropped = 0;
 	int ret;
 
 	for (unsigned n = 0; at < b->from; ++n) {
-		size_t len = bg_check(b, k->map, at, b->from);
+		size_t len = bg_check(b, map, at, b->from);
 
 		if (!len)
 			return -EIO;	/* damage: the load will say where */
-		ret = keys_put(k, at);
+		ret = keys_put(k, at, map + at);
 		if (ret)
 			return ret;
 		at += len;
 		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
 			return -ECANCELED;
 		if (at - dropped > BG_DROP_EVERY)
-			bg_drop_behind(k->map, dropped = at);
+			bg_drop_behind(map, dropped = at);
 	}
 	return 0;
 }
@@ -1253,7 +1274,7 @@ static int bg_flush(struct bg *b, size_t *len)
 }
 
 /* Pass 2: the header and the surviving records, in journal order. */
-static int bg_write(struct bg *b, const struct keys *k)
+static int bg_write(struct bg *b, const struct keys *k, const uint8_t *map)
 {
 	uint64_t at = HEADER_LEN, dropped = 0;
 	size_t len = HEADER_LEN;
@@ -1261,10 +1282,10 @@ static int bg_write(struct bg *b, const struct keys *k)
 
 	put_header(b->buf);
 	for (unsigned n = 0; at < b->from; ++n) {
-		const uint8_t *p = k->map + at;
+		const uint8_t *p = map + at;
 		size_t rec = REC_HEADER + le32(p);
 
-		if (p[REC_HEADER] == REC_PUT && keys_last(k, at)) {
+		if (!dead(k, at)) {
 			if (CHUNK - len < rec) {
 				ret = bg_flush(b, &len);
 				if (ret)
@@ -1277,7 +1298,7 @@ static int bg_write(struct bg *b, const struct keys *k)
 		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
 			return -ECANCELED;
 		if (at - dropped > BG_DROP_EVERY)
-			bg_drop_behind(k->map, dropped = at);
+			bg_drop_behind(map, dropped = at);
 	}
 	b->covered = b->from;
 	return bg_flush(b, &len);
@@ -1285,27 +1306,33 @@ static int bg_write(struct bg *b, const struct keys *k)
 
 static int bg_rewrite(struct bg *b)
 {
-	struct keys k = { 0 };
-	void *map;
+	struct keys k = { .fd = b->in };
+	uint8_t *map;
 	int ret;
 
+	if (b->from > SIZE_MAX / 2)
+		return -EFBIG;
 	if (getrandom(k.sip, sizeof(k.sip), GRND_NONBLOCK) != sizeof(k.sip)) {
 		k.sip[0] = (uint64_t)time(NULL);	/* keys come from the journal */
 		k.sip[1] = (uint64_t)(uintptr_t)b;
 	}
-	if (b->from >= KEY_OFF_MAX || b->from > SIZE_MAX)
-		return -EFBIG;
+	k.dead = calloc((size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
+	if (!k.dead)
+		return -ENOMEM;
 	map = mmap(NULL, (size_t)b->from, PROT_READ, MAP_PRIVATE, b->in, 0);
-	if (map == MAP_FAILED)
+	if (map == MAP_FAILED) {
+		free(k.dead);
 		return -errno;
-	k.map = map;
-	ret = memcmp(map, MAGIC, MAGIC_LEN) || le32(k.map + MAGIC_LEN) != VERSION ? -EIO : 0;
+	}
+	madvise(map, (size_t)b->from, MADV_SEQUENTIAL);
+	ret = memcmp(map, MAGIC, MAGIC_LEN) || le32(map + MAGIC_LEN) != VERSION ? -EIO : 0;
 	if (!ret)
-		ret = bg_scan(b, &k);
-	if (!ret)
-		ret = bg_write(b, &k);
+		ret = bg_scan(b, &k, map);
 	free(k.slot);
+	if (!ret)
+		ret = bg_write(b, &k, map);
 	munmap(map, (size_t)b->from);
+	free(k.dead);
 	return ret;
 }
 
@@ -1357,8 +1384,12 @@ static void *bg_main(void *arg)
 	struct bg *b = arg;
 	int err, old;
 
+	struct sched_param normal = { 0 };
+
+	/* OpenVPN's own thread comes first, whatever its policy: this one
+	 * runs at the lowest priority (per thread on Linux). */
+	pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
 #ifdef __linux__
-	/* OpenVPN's own thread comes first (this one is per thread on Linux). */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 #endif
 	err = bg_rewrite(b);
