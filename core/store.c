@@ -1076,9 +1076,9 @@ int vp_store_compact(struct vp_store *s,
  *
  * The thread maps the journal read-only (only this process truncates it, and
  * never below its end of the moment) and reads it front to back twice,
- * giving back the pages behind it.  Its memory: 16 bytes (offset, hash) per
- * slot of a table of the keys, at most 3/4 full; a bit per 8 bytes of
- * journal; one buffer.
+ * giving back the pages behind it.  Its memory: 8 bytes (offset, part of
+ * the hash) per slot of a table of the keys, at most 3/4 full; a bit per 8
+ * bytes of journal; one buffer.
  */
 enum bg_state { BG_RUNNING, BG_READY, BG_FAILED, BG_DONE };
 
@@ -1086,7 +1086,7 @@ struct bg {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	enum bg_state state;		/* under lock */
+	_Atomic int state;		/* enum bg_state; changed under lock */
 	int old_fd;			/* under lock: the replaced journal, for the
 					 * thread to close (-1: none yet) */
 	bool release;			/* under lock: end without one */
@@ -1105,17 +1105,18 @@ struct bg {
 	uint8_t *buf;			/* CHUNK bytes */
 };
 
-/* Keys seen by the rewrite: the offset of the last record of each key and
- * the key's hash (0 offset: an empty slot; no record starts at 0); and one
- * bit per 8 bytes of journal (a record is longer) for the records a later
- * one of their key supersedes, or that are DELs. */
-struct key_slot {
-	uint64_t off, hash;
-};
+/* Keys seen by the rewrite: for each key, the offset of its last record so
+ * far (40 bits; 0: an empty slot, no record starts there) and the top 24
+ * bits of its hash, which are also where its slot is while the table has
+ * 2^24 slots or fewer; and one bit per 8 bytes of journal (a record is
+ * longer) for the records a later one of their key supersedes, and DELs. */
+#define KEY_TAG_BITS 24
+#define KEY_OFF_LIMIT ((uint64_t)1 << (64 - KEY_TAG_BITS))
 
 struct keys {
-	struct key_slot *slot;
-	size_t mask, n;
+	uint64_t *slot;
+	unsigned bits;			/* the table has 2^bits slots */
+	size_t n;
 	uint64_t sip[2];
 	uint64_t *dead;
 	int fd;				/* the journal, to read back older keys */
@@ -1132,39 +1133,59 @@ static const uint8_t *key_of(const uint8_t *p)
 	return p + REC_HEADER + 1;
 }
 
-/* Whether the record at off (behind: read, not mapped, so that the mapping
- * stays small) has the key of the record at p.  0 or -errno. */
-static int key_same(const struct keys *k, uint64_t off, const uint8_t *p, bool *same)
+/* The key of the record at off, read back (not mapped, so that the mapping
+ * stays small) into buf.  Its length, or -errno. */
+static ssize_t key_read(const struct keys *k, uint64_t off, uint8_t buf[4 + VP_IDENTITY_MAX])
 {
-	uint8_t old[4 + VP_IDENTITY_MAX];
-	size_t len = key_len(p);
-	ssize_t n = pread(k->fd, old, len, (off_t)(off + REC_HEADER + 1));
+	ssize_t n = pread(k->fd, buf, 4, (off_t)(off + REC_HEADER + 1));
+	size_t len;
 
-	if (n < 0)
-		return -errno;
-	*same = (size_t)n == len && !memcmp(old, key_of(p), len);
-	return 0;
+	if (n != 4)
+		return n < 0 ? -errno : -EIO;
+	len = (size_t)buf[2] | (size_t)buf[3] << 8;
+	n = pread(k->fd, buf + 4, len, (off_t)(off + REC_HEADER + 5));
+	if (n < 0 || (size_t)n != len)
+		return n < 0 ? -errno : -EIO;
+	return (ssize_t)(4 + len);
+}
+
+static size_t key_home(const struct keys *k, uint64_t h)
+{
+	return (size_t)(h >> (64 - k->bits));
 }
 
 static int keys_grow(struct keys *k)
 {
-	size_t mask = k->mask ? k->mask * 2 + 1 : 65535;
-	struct key_slot *slot = calloc(mask + 1, sizeof(*slot));
+	unsigned bits = k->bits ? k->bits + 1 : 16;
+	uint64_t *slot = calloc((size_t)1 << bits, sizeof(*slot));
+	struct keys bigger = *k;
+	uint8_t key[4 + VP_IDENTITY_MAX];
 
 	if (!slot)
 		return -ENOMEM;
-	for (size_t i = 0; k->slot && i <= k->mask; ++i) {
-		size_t j = k->slot[i].hash & mask;
+	bigger.slot = slot;
+	bigger.bits = bits;
+	for (size_t i = 0; k->slot && i < (size_t)1 << k->bits; ++i) {
+		uint64_t v = k->slot[i], h = v << (64 - KEY_TAG_BITS);
+		size_t j;
 
-		if (!k->slot[i].off)
+		if (!v)
 			continue;
-		while (slot[j].off)
-			j = (j + 1) & mask;
-		slot[j] = k->slot[i];
+		if (bits > KEY_TAG_BITS) {	/* the tag is not enough: hash again */
+			ssize_t len = key_read(k, v >> KEY_TAG_BITS, key);
+
+			if (len < 0) {
+				free(slot);
+				return (int)len;
+			}
+			h = vp_siphash13(k->sip, key, (size_t)len);
+		}
+		for (j = key_home(&bigger, h); slot[j]; j = (j + 1) & (((size_t)1 << bits) - 1))
+			;
+		slot[j] = v;
 	}
 	free(k->slot);
-	k->slot = slot;
-	k->mask = mask;
+	*k = bigger;
 	return 0;
 }
 
@@ -1181,31 +1202,34 @@ static bool dead(const struct keys *k, uint64_t off)
 /* Note the record at off (mapped at p) as the last of its key so far. */
 static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
 {
-	uint64_t h = vp_siphash13(k->sip, key_of(p), key_len(p));
-	size_t i;
+	uint64_t h = vp_siphash13(k->sip, key_of(p), key_len(p)), tag = h >> (64 - KEY_TAG_BITS);
+	size_t mask = ((size_t)1 << k->bits) - 1, i;
+	uint8_t key[4 + VP_IDENTITY_MAX];
 	int ret;
 
-	if ((k->n + 1) * 4 > (k->mask + 1) * 3) {
+	if ((k->n + 1) * 4 > (mask + 1) * 3) {
 		ret = keys_grow(k);
 		if (ret)
 			return ret;
+		mask = ((size_t)1 << k->bits) - 1;
 	}
-	for (i = h & k->mask; k->slot[i].off; i = (i + 1) & k->mask) {
-		bool same;
+	for (i = key_home(k, h); k->slot[i]; i = (i + 1) & mask) {
+		uint64_t old = k->slot[i] >> KEY_TAG_BITS;
+		ssize_t len;
 
-		if (k->slot[i].hash != h)
+		if ((k->slot[i] & ((1U << KEY_TAG_BITS) - 1)) != tag)
 			continue;
-		ret = key_same(k, k->slot[i].off, p, &same);
-		if (ret)
-			return ret;
-		if (same) {
-			dead_set(k, k->slot[i].off);
+		len = key_read(k, old, key);
+		if (len < 0)
+			return (int)len;
+		if ((size_t)len == key_len(p) && !memcmp(key, key_of(p), (size_t)len)) {
+			dead_set(k, old);
 			break;
 		}
 	}
-	if (!k->slot[i].off)
+	if (!k->slot[i])
 		k->n++;
-	k->slot[i] = (struct key_slot){ off, h };
+	k->slot[i] = off << KEY_TAG_BITS | tag;
 	if (p[REC_HEADER] == REC_DEL)
 		dead_set(k, off);
 	return 0;
@@ -1310,7 +1334,7 @@ static int bg_rewrite(struct bg *b)
 	uint8_t *map;
 	int ret;
 
-	if (b->from > SIZE_MAX / 2)
+	if (b->from > SIZE_MAX / 2 || b->from >= KEY_OFF_LIMIT)
 		return -EFBIG;
 	if (getrandom(k.sip, sizeof(k.sip), GRND_NONBLOCK) != sizeof(k.sip)) {
 		k.sip[0] = (uint64_t)time(NULL);	/* keys come from the journal */
@@ -1404,8 +1428,12 @@ static void *bg_main(void *arg)
 	old = b->old_fd;
 	pthread_mutex_unlock(&b->lock);
 	if (old >= 0) {
+		/* The last descriptors of the replaced journal: closing them
+		 * frees its blocks, which takes a while for a big file. */
 		fsync(b->dir);	/* the rename, for good measure: either name is whole */
 		close(old);
+		close(b->in);
+		b->in = -1;
 	}
 	pthread_mutex_lock(&b->lock);
 	b->state = BG_DONE;
@@ -1420,14 +1448,11 @@ static void bg_note_end(struct bg *b, uint64_t end)
 	atomic_store(&b->end, end);
 }
 
+/* Without the lock: the caller never waits for a thread that runs at the
+ * lowest priority. */
 static enum bg_state bg_state(struct bg *b)
 {
-	enum bg_state st;
-
-	pthread_mutex_lock(&b->lock);
-	st = b->state;
-	pthread_mutex_unlock(&b->lock);
-	return st;
+	return (enum bg_state)atomic_load(&b->state);
 }
 
 /* Let the thread end: with the old journal to close (old_fd >= 0) or
@@ -1450,7 +1475,8 @@ static void bg_join(struct vp_store *s)
 	pthread_join(b->thread, NULL);
 	if (!b->installed)
 		tmp_drop(s, b->out);
-	close(b->in);
+	if (b->in >= 0)
+		close(b->in);
 	close(b->dir);
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
@@ -1512,6 +1538,7 @@ int vp_store_compact_start(struct vp_store *s)
 	b->io = &s->io;
 	b->from = b->covered = s->end;
 	b->appended = s->appended;
+	atomic_init(&b->state, BG_RUNNING);
 	atomic_init(&b->stop, false);
 	atomic_init(&b->end, s->end);
 	ret = compact_open(s, &c);
@@ -1580,11 +1607,13 @@ int vp_store_compact_poll(struct vp_store *s, bool wait)
 	int ret;
 
 	if (b && !b->installed) {
-		pthread_mutex_lock(&b->lock);
-		while (wait && b->state == BG_RUNNING)
-			pthread_cond_wait(&b->cond, &b->lock);
-		st = b->state;
-		pthread_mutex_unlock(&b->lock);
+		if (wait) {
+			pthread_mutex_lock(&b->lock);
+			while (bg_state(b) == BG_RUNNING)
+				pthread_cond_wait(&b->cond, &b->lock);
+			pthread_mutex_unlock(&b->lock);
+		}
+		st = bg_state(b);
 		if (st == BG_RUNNING)
 			return -EINPROGRESS;
 		ret = st == BG_READY ? bg_finish(s) : -EIO;

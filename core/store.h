@@ -129,7 +129,7 @@ int vp_store_compact(struct vp_store *store,
  * little appended since and renames the new journal into place.  Until then
  * the old journal is complete, so a crash or vp_store_close() at any moment
  * loses nothing (close stops the thread and drops its file).  A synchronous
- * vp_store_compact() also drops a running one.  The thread's memory is 22-43
+ * vp_store_compact() also drops a running one.  The thread's memory is 11-22
  * bytes per key in the journal, a bit per 8 bytes of journal and 1 MiB.  0, -EALREADY (one is
  * running, or the last one is still closing the old journal: try later),
  * -ESTALE (after a load that set damage aside the journal lacks records only
