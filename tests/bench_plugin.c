@@ -144,6 +144,7 @@ static uint64_t next_random(void)
 	return rng;
 }
 
+
 static long peak_rss_kib(void)
 {
 	struct rusage ru;
@@ -180,7 +181,8 @@ static void report(const char *what, double *t, uint64_t n, const struct longest
 	printf("%-58s p50 %6.1f us  p99 %6.1f us  p99.9 %7.1f us\n", what, t[n / 2] / 1e3,
 	       t[n * 99 / 100] / 1e3, t[n * 999 / 1000] / 1e3);
 	printf("%-58s longest %.2f ms (%s, call %" PRIu64 " of the phase); over 1 ms: %" PRIu64
-	       ", over 5 ms: %" PRIu64 "\n", "", l->ns / 1e6, l->call, l->round, over1, over5);
+	       ", over 5 ms: %" PRIu64 "; peak RSS so far %.0f MiB\n", "", l->ns / 1e6, l->call,
+	       l->round, over1, over5, peak_rss_kib() / 1024.0);
 }
 
 /*
