@@ -1149,6 +1149,24 @@ static ssize_t key_read(const struct keys *k, uint64_t off, uint8_t buf[4 + VP_I
 	return (ssize_t)(4 + len);
 }
 
+/* The thread's big tables come straight from the kernel and go back to it
+ * when freed (a freed heap block would stay with the thread's arena). */
+static void *bg_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	p = mmap(NULL, n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void bg_free(void *p, size_t n, size_t size)
+{
+	if (p)
+		munmap(p, n * size);
+}
+
 static size_t key_home(const struct keys *k, uint64_t h)
 {
 	return (size_t)(h >> (64 - k->bits));
@@ -1157,7 +1175,7 @@ static size_t key_home(const struct keys *k, uint64_t h)
 static int keys_grow(struct keys *k)
 {
 	unsigned bits = k->bits ? k->bits + 1 : 16;
-	uint64_t *slot = calloc((size_t)1 << bits, sizeof(*slot));
+	uint64_t *slot = bg_calloc((size_t)1 << bits, sizeof(*slot));
 	struct keys bigger = *k;
 	uint8_t key[4 + VP_IDENTITY_MAX];
 
@@ -1175,7 +1193,7 @@ static int keys_grow(struct keys *k)
 			ssize_t len = key_read(k, v >> KEY_TAG_BITS, key);
 
 			if (len < 0) {
-				free(slot);
+				bg_free(slot, (size_t)1 << bits, sizeof(*slot));
 				return (int)len;
 			}
 			h = vp_siphash13(k->sip, key, (size_t)len);
@@ -1184,7 +1202,7 @@ static int keys_grow(struct keys *k)
 			;
 		slot[j] = v;
 	}
-	free(k->slot);
+	bg_free(k->slot, k->slot ? (size_t)1 << k->bits : 0, sizeof(*slot));
 	*k = bigger;
 	return 0;
 }
@@ -1253,17 +1271,21 @@ static size_t bg_check(const struct bg *b, const uint8_t *map, uint64_t at, uint
 	return REC_HEADER + len;
 }
 
-/* Pages behind the reader go back: the mapping does not grow the process. */
-static void bg_drop_behind(const uint8_t *map, uint64_t at)
+/* Pages behind the reader go back, from the last drop to at: the mapping
+ * does not grow the process (older keys are read back with pread). */
+static void bg_drop_behind(const uint8_t *map, uint64_t *dropped, uint64_t at)
 {
 	long page = sysconf(_SC_PAGESIZE);
+	uint64_t end = page > 0 ? at - at % (uint64_t)page : 0;
 
-	if (page > 0 && at > (uint64_t)page)
-		madvise((void *)map, (size_t)(at - at % (uint64_t)page), MADV_DONTNEED);
+	if (end > *dropped) {
+		madvise((void *)(map + *dropped), (size_t)(end - *dropped), MADV_DONTNEED);
+		*dropped = end;
+	}
 }
 
 #define BG_CHECK_EVERY 4096		/* records between looks at the stop flag */
-#define BG_DROP_EVERY (4 << 20)		/* bytes read between drops */
+#define BG_DROP_EVERY (1 << 20)		/* bytes read between drops */
 
 /* Pass 1: which records a later one supersedes, up to b->from. */
 static int bg_scan(struct bg *b, struct keys *k, const uint8_t *map)
@@ -1283,7 +1305,7 @@ static int bg_scan(struct bg *b, struct keys *k, const uint8_t *map)
 		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
 			return -ECANCELED;
 		if (at - dropped > BG_DROP_EVERY)
-			bg_drop_behind(map, dropped = at);
+			bg_drop_behind(map, &dropped, at);
 	}
 	return 0;
 }
@@ -1322,7 +1344,7 @@ static int bg_write(struct bg *b, const struct keys *k, const uint8_t *map)
 		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
 			return -ECANCELED;
 		if (at - dropped > BG_DROP_EVERY)
-			bg_drop_behind(map, dropped = at);
+			bg_drop_behind(map, &dropped, at);
 	}
 	b->covered = b->from;
 	return bg_flush(b, &len);
@@ -1340,23 +1362,23 @@ static int bg_rewrite(struct bg *b)
 		k.sip[0] = (uint64_t)time(NULL);	/* keys come from the journal */
 		k.sip[1] = (uint64_t)(uintptr_t)b;
 	}
-	k.dead = calloc((size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
+	k.dead = bg_calloc((size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
 	if (!k.dead)
 		return -ENOMEM;
 	map = mmap(NULL, (size_t)b->from, PROT_READ, MAP_PRIVATE, b->in, 0);
 	if (map == MAP_FAILED) {
-		free(k.dead);
+		bg_free(k.dead, (size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
 		return -errno;
 	}
 	madvise(map, (size_t)b->from, MADV_SEQUENTIAL);
 	ret = memcmp(map, MAGIC, MAGIC_LEN) || le32(map + MAGIC_LEN) != VERSION ? -EIO : 0;
 	if (!ret)
 		ret = bg_scan(b, &k, map);
-	free(k.slot);
+	bg_free(k.slot, k.slot ? (size_t)1 << k.bits : 0, sizeof(*k.slot));
 	if (!ret)
 		ret = bg_write(b, &k, map);
 	munmap(map, (size_t)b->from);
-	free(k.dead);
+	bg_free(k.dead, (size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
 	return ret;
 }
 
