@@ -189,7 +189,7 @@ static bool tab_remove(struct tab_entry *tab, size_t mask, uint64_t h, const str
  * never fills a slot before it.  The old table is empty long before the new
  * one fills: it has half as many slots, and was at most 3/4 full.
  */
-#define TAB_MOVE_STEP 8			/* old slots emptied per change */
+#define TAB_MOVE_STEP 32			/* old slots emptied per change */
 
 static void table_move(struct vp_space *s, size_t steps)
 {
