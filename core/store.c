@@ -1110,7 +1110,11 @@ struct bg {
  * bits of its hash, which are also where its slot is while the table has
  * 2^24 slots or fewer; and one bit per 8 bytes of journal (a record is
  * longer) for the records a later one of their key supersedes, and DELs. */
-#define KEY_TAG_BITS 24
+#ifndef VP_STORE_KEY_TAG_BITS		/* tests make the table small and the tag */
+#define VP_STORE_KEY_TAG_BITS 24	/* short, so that both ways of growing run */
+#define VP_STORE_KEY_FIRST_BITS 16
+#endif
+#define KEY_TAG_BITS VP_STORE_KEY_TAG_BITS
 #define KEY_OFF_LIMIT ((uint64_t)1 << (64 - KEY_TAG_BITS))
 
 struct keys {
@@ -1174,7 +1178,7 @@ static size_t key_home(const struct keys *k, uint64_t h)
 
 static int keys_grow(struct keys *k)
 {
-	unsigned bits = k->bits ? k->bits + 1 : 16;
+	unsigned bits = k->bits ? k->bits + 1 : VP_STORE_KEY_FIRST_BITS;
 	uint64_t *slot = bg_calloc((size_t)1 << bits, sizeof(*slot));
 	struct keys bigger = *k;
 	uint8_t key[4 + VP_IDENTITY_MAX];
@@ -1235,7 +1239,7 @@ static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
 		uint64_t old = k->slot[i] >> KEY_TAG_BITS;
 		ssize_t len;
 
-		if ((k->slot[i] & ((1U << KEY_TAG_BITS) - 1)) != tag)
+		if ((k->slot[i] & (((uint64_t)1 << KEY_TAG_BITS) - 1)) != tag)
 			continue;
 		len = key_read(k, old, key);
 		if (len < 0)

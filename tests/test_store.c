@@ -1328,11 +1328,13 @@ static void compact_start__records_appended_while_it_runs__all_survive(void **st
 {
 	struct fx *f = *state;
 	static struct keyed want;
-	unsigned seed = 11;
+	unsigned seed = 11, live = 0;
 	off_t before;
 
 	keyed_fill(f, &want, &seed);
 	before = file_size(f->journal);
+	for (unsigned i = 0; i < KEYS; ++i)
+		live += want.addr[i] != 0;
 	assert_int_equal(vp_store_compact_start(f->store), 0);
 	gate_wait_entered();		/* the thread has read the journal */
 	/* More than the thread leaves to the poll: it copies these itself. */
@@ -1348,6 +1350,8 @@ static void compact_start__records_appended_while_it_runs__all_survive(void **st
 	for (unsigned n = 0; n < 50; ++n)	/* into the new journal */
 		keyed_change(f, &want, &seed);
 	keyed_check(f, &want);
+	/* One record per key live when it started, then every later one. */
+	assert_int_equal(f->report.records, live + KEYS + 50 + 50);
 	assert_true(file_size(f->journal) < before);
 }
 
