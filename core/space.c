@@ -94,6 +94,8 @@ struct vp_space {
 
 	struct tab_entry *tab;		/* linear probing, backward-shift delete */
 	size_t tab_mask, nleases;	/* capacity - 1 (a power of two minus one) */
+	struct tab_entry *old;		/* while growing: leases not moved yet */
+	size_t old_mask, old_next;	/* its capacity - 1; next slot to empty */
 
 	struct area *pools, *routers;
 	const struct vp_static_config **statics;	/* sorted by identity */
@@ -111,19 +113,29 @@ static uint64_t lease_hash(const struct vp_space *s, const uint8_t *id, size_t l
 	return vp_siphash13(s->hash_key, id, len) ^ ((uint64_t)slot * 0x9e3779b97f4a7c15ULL);
 }
 
+/* The lease (id, slot) in one table, or NULL. */
+static struct lease *tab_find(const struct tab_entry *tab, size_t mask, uint64_t h,
+			      const uint8_t *id, size_t len, uint16_t slot)
+{
+	for (size_t i = h & mask; tab[i].lease; i = (i + 1) & mask) {
+		struct lease *l = tab[i].lease;
+
+		if (tab[i].hash == h && l->slot == slot && l->identity_len == len &&
+		    !memcmp(l->identity, id, len))
+			return l;
+	}
+	return NULL;
+}
+
 static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, size_t len,
 				uint16_t slot)
 {
 	uint64_t h = lease_hash(s, id, len, slot);
+	struct lease *l = tab_find(s->tab, s->tab_mask, h, id, len, slot);
 
-	for (size_t i = h & s->tab_mask; s->tab[i].lease; i = (i + 1) & s->tab_mask) {
-		const struct lease *l = s->tab[i].lease;
-
-		if (s->tab[i].hash == h && l->slot == slot && l->identity_len == len &&
-		    !memcmp(l->identity, id, len))
-			return s->tab[i].lease;
-	}
-	return NULL;
+	if (!l && s->old)
+		l = tab_find(s->old, s->old_mask, h, id, len, slot);
+	return l;
 }
 
 static void tab_insert(struct tab_entry *tab, size_t mask, uint64_t h, struct lease *l)
@@ -136,21 +148,100 @@ static void tab_insert(struct tab_entry *tab, size_t mask, uint64_t h, struct le
 	tab[i].lease = l;
 }
 
-/* Double the table; kept at most 3/4 full. */
+/* Empty slot i.  Later entries of its probe run move back, so the table
+ * never holds tombstones. */
+static void tab_remove_at(struct tab_entry *tab, size_t mask, size_t i)
+{
+	for (size_t j = i;;) {
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (!tab[j].lease)
+			break;
+		home = tab[j].hash & mask;
+		/* Entry j may fill the hole at i unless its home lies
+		 * cyclically in (i, j]. */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			tab[i] = tab[j];
+			i = j;
+		}
+	}
+	tab[i].lease = NULL;
+}
+
+/* Take l out of one table; false if it is not there. */
+static bool tab_remove(struct tab_entry *tab, size_t mask, uint64_t h, const struct lease *l)
+{
+	size_t i = h & mask;
+
+	for (; tab[i].lease != l; i = (i + 1) & mask)
+		if (!tab[i].lease)
+			return false;
+	tab_remove_at(tab, mask, i);
+	return true;
+}
+
+/*
+ * The table grows a step at a time, so that no call pays for moving a
+ * million leases: a bigger table takes every new lease, and each insert or
+ * removal moves the leases of a few slots of the old one, from its start.
+ * Every slot before old_next is empty, so taking a lease out of old_next
+ * (which moves later ones back) keeps the old table's probe runs whole and
+ * never fills a slot before it.  The old table is empty long before the new
+ * one fills: it has half as many slots, and was at most 3/4 full.
+ */
+#define TAB_MOVE_STEP 32			/* old slots emptied per change */
+
+static void table_move(struct vp_space *s, size_t steps)
+{
+	while (s->old && steps--) {
+		struct tab_entry *e = &s->old[s->old_next];
+
+		if (e->lease) {
+			tab_insert(s->tab, s->tab_mask, e->hash, e->lease);
+			tab_remove_at(s->old, s->old_mask, s->old_next);
+			continue;	/* a later lease may have moved here */
+		}
+		if (s->old_next++ == s->old_mask) {
+			free(s->old);
+			s->old = NULL;
+		}
+	}
+}
+
+/* Move whatever is left in the old table (before a walk over the table). */
+static void table_settle(struct vp_space *s)
+{
+	table_move(s, SIZE_MAX);
+}
+
+/* Double the table; kept at most 3/4 full.  The leases move later. */
 static int table_grow(struct vp_space *s)
 {
 	size_t cap = (s->tab_mask + 1) * 2;
-	struct tab_entry *t = calloc(cap, sizeof(*t));
+	struct tab_entry *t;
 
+	table_settle(s);	/* not reached while growing: see above */
+	t = calloc(cap, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	for (size_t i = 0; i <= s->tab_mask; ++i)
-		if (s->tab[i].lease)
-			tab_insert(t, cap - 1, s->tab[i].hash, s->tab[i].lease);
-	free(s->tab);
+	s->old = s->tab;
+	s->old_mask = s->tab_mask;
+	s->old_next = 0;
 	s->tab = t;
 	s->tab_mask = cap - 1;
 	return 0;
+}
+
+/* The lease in slot i of both tables together (i below tab_slots()). */
+static size_t tab_slots(const struct vp_space *s)
+{
+	return s->tab_mask + 1 + (s->old ? s->old_mask + 1 : 0);
+}
+
+static struct lease *tab_at(const struct vp_space *s, size_t i)
+{
+	return i <= s->tab_mask ? s->tab[i].lease : s->old[i - s->tab_mask - 1].lease;
 }
 
 /* A new, unlinked lease for (id, slot); NULL on ENOMEM. */
@@ -169,33 +260,19 @@ static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len
 	l->pool = l->router = -1;
 	tab_insert(s->tab, s->tab_mask, lease_hash(s, id, len, slot), l);
 	s->nleases++;
+	table_move(s, TAB_MOVE_STEP);
 	return l;
 }
 
-/* Take l out of the table (not freed).  Later entries of its probe run move
- * back, so the table never holds tombstones. */
+/* Take l out of the table (not freed). */
 static void lease_unlink(struct vp_space *s, struct lease *l)
 {
-	size_t mask = s->tab_mask, i = lease_hash(s, l->identity, l->identity_len, l->slot) & mask;
+	uint64_t h = lease_hash(s, l->identity, l->identity_len, l->slot);
 
-	while (s->tab[i].lease != l)
-		i = (i + 1) & mask;
-	for (size_t j = i;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (!s->tab[j].lease)
-			break;
-		home = s->tab[j].hash & mask;
-		/* Entry j may fill the hole at i unless its home lies
-		 * cyclically in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			s->tab[i] = s->tab[j];
-			i = j;
-		}
-	}
-	s->tab[i].lease = NULL;
+	if (!tab_remove(s->tab, s->tab_mask, h, l))
+		tab_remove(s->old, s->old_mask, h, l);
 	s->nleases--;
+	table_move(s, TAB_MOVE_STEP);
 }
 
 /* ---- real addresses ----------------------------------------------------- */
@@ -362,12 +439,12 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 	const struct vp_space *s = ud;
 	struct vp_lease_rec rec;
 
-	for (size_t i = 0; i <= s->tab_mask; ++i) {
+	for (size_t i = 0; i < tab_slots(s); ++i) {
 		int ret;
 
-		if (!s->tab[i].lease)
+		if (!tab_at(s, i))
 			continue;
-		lease_to_rec(s->tab[i].lease, &rec);
+		lease_to_rec(tab_at(s, i), &rec);
 		ret = emit_rec(emit_ctx, &rec);
 		if (ret)
 			return ret;
@@ -378,7 +455,7 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 static void maybe_compact(struct vp_space *s)
 {
 	uint64_t limit = s->opts.compact_min ? s->opts.compact_min : 65536;
-	uint64_t fork_min = s->opts.compact_fork_min ? s->opts.compact_fork_min : 50000;
+	uint64_t bg_min = s->opts.compact_bg_min ? s->opts.compact_bg_min : 4096;
 	int ret;
 
 	if (vp_store_compacting(s->store)) {
@@ -396,10 +473,14 @@ static void maybe_compact(struct vp_space *s)
 		limit = (uint64_t)s->nleases;
 	if (vp_store_appended(s->store) <= limit)
 		return;
-	/* A big table is written by a child process, so that this call does
-	 * not wait for it; a small one (or a failed fork) right here. */
-	if (s->nleases >= fork_min && !vp_store_compact_start(s->store, lease_each_emit, s))
-		return;
+	/* A big journal is rewritten by the store's thread, so that this call
+	 * does not wait for it; a small one (or when no thread starts) right
+	 * here.  -EALREADY: the last one is still closing the old journal. */
+	if (s->nleases >= bg_min) {
+		ret = vp_store_compact_start(s->store);
+		if (ret == 0 || ret == -EALREADY)
+			return;
+	}
 	ret = vp_store_compact(s->store, lease_each_emit, s);
 	if (ret)
 		emit_store_error(s, VP_STORE_OP_COMPACT, "compacting the journal failed", ret);
@@ -657,6 +738,7 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 	bool changed = false;
 
 	(void)now;
+	table_settle(s);	/* unlinks below must not move leases */
 	for (size_t i = 0; i <= s->tab_mask; ++i) {
 		struct lease *l = s->tab[i].lease;
 
@@ -778,11 +860,12 @@ void vp_space_close(struct vp_space *s)
 	    vp_store_appended(s->store) >= s->nleases / 4)
 		(void)vp_store_compact(s->store, lease_each_emit, s);
 	vp_store_close(s->store);
-	for (size_t i = 0; s->tab && i <= s->tab_mask; ++i)
-		free(s->tab[i].lease);
+	for (size_t i = 0; s->tab && i < tab_slots(s); ++i)
+		free(tab_at(s, i));
 	if (s->pools && s->routers)
 		areas_free(s);
 	free(s->tab);
+	free(s->old);
 	free(s->pools);
 	free(s->routers);
 	free(s->statics);
@@ -1164,9 +1247,9 @@ static int place_all(struct vp_space *s)
 
 	if (!all)
 		return -ENOMEM;
-	for (size_t i = 0; i <= s->tab_mask; ++i)
-		if (s->tab[i].lease)
-			all[n++] = (struct by_since){ s->tab[i].lease->since, s->tab[i].lease };
+	for (size_t i = 0; i < tab_slots(s); ++i)
+		if (tab_at(s, i))
+			all[n++] = (struct by_since){ tab_at(s, i)->since, tab_at(s, i) };
 	qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {
 		struct lease *l = all[i].lease;
@@ -1296,8 +1379,8 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		s->routers[i].held = (struct held_list){ 0 };
 		s->routers[i].online = s->routers[i].held_count = 0;
 	}
-	for (size_t i = 0; i <= s->tab_mask; ++i) {
-		struct lease *l = s->tab[i].lease;
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		struct lease *l = tab_at(s, i);
 
 		if (l) {
 			memset(l->link, 0, sizeof(l->link));
@@ -1872,11 +1955,11 @@ int vp_space_each(const struct vp_space *s, int (*fn)(void *ud, const struct vp_
 
 size_t vp_space_memory(const struct vp_space *s)
 {
-	size_t total = sizeof(*s) + (s->tab_mask + 1) * sizeof(*s->tab);
+	size_t total = sizeof(*s) + tab_slots(s) * sizeof(*s->tab);
 
-	for (size_t i = 0; i <= s->tab_mask; ++i)
-		if (s->tab[i].lease)
-			total += sizeof(struct lease) + s->tab[i].lease->identity_len;
+	for (size_t i = 0; i < tab_slots(s); ++i)
+		if (tab_at(s, i))
+			total += sizeof(struct lease) + tab_at(s, i)->identity_len;
 	for (size_t i = 0; i < s->config->n_pools; ++i) {
 		if (s->pools[i].v4)
 			total += vp_blocks_memory(s->pools[i].v4);

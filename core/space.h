@@ -81,8 +81,8 @@ struct vp_space_options {
 	uint64_t compact_min;			/* compact when appended records exceed
 						 * max(compact_min, leases); 0: 65536.
 						 * Closing compacts past leases / 4. */
-	uint64_t compact_fork_min;		/* from this many leases on, compaction
-						 * runs in a child process; 0: 50000 */
+	uint64_t compact_bg_min;		/* from this many leases on, compaction
+						 * runs in the store's thread; 0: 4096 */
 };
 
 /* What the server itself uses, learnt from OpenVPN. */

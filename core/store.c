@@ -17,21 +17,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
+#include "siphash.h"
 #include "store.h"
 
 #define JOURNAL "leases.journal"
@@ -57,13 +62,7 @@ struct vp_store {
 	uint64_t appended;
 	struct vp_store_io io;
 	const struct vp_fs *fs;
-	/* A compaction in a child process (vp_store_compact_start). */
-	pid_t bg_pid;			/* 0: none running */
-	int bg_pipe;			/* read end: one byte once the child is done */
-	int bg_fd;			/* the new journal, written by the child */
-	uint64_t bg_from;		/* journal offset the child's snapshot covers */
-	uint64_t bg_appended;		/* appended at that moment */
-	pid_t reap[8];			/* finished children not waited for yet */
+	struct bg *bg;			/* a compaction in the background, or NULL */
 	uint32_t crc_table[256];
 	uint8_t buf[MAX_RECORD];
 };
@@ -876,15 +875,15 @@ out_close_store:
 	return ret;
 }
 
+struct bg;
 static void bg_abandon(struct vp_store *s);
-static void bg_reap(struct vp_store *s, bool block);
+static void bg_note_end(struct bg *b, uint64_t end);
 
 void vp_store_close(struct vp_store *s)
 {
 	if (!s)
 		return;
 	bg_abandon(s);
-	bg_reap(s, true);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->lock_fd >= 0)
@@ -920,6 +919,8 @@ static int append(struct vp_store *s, size_t len)
 	}
 	s->end += len;
 	s->appended++;
+	if (s->bg)
+		bg_note_end(s->bg, s->end);
 	return 0;
 }
 
@@ -1028,8 +1029,10 @@ static void tmp_drop(struct vp_store *s, int fd)
 }
 
 /* Rename the temporary journal (open on fd, size bytes, synced) over the
- * journal and append to it from now on.  On failure nothing changed. */
-static int tmp_install(struct vp_store *s, int fd, uint64_t size)
+ * journal and append to it from now on.  On failure nothing changed.  With
+ * old_fd, the old journal's fd is handed back there for the caller to close
+ * (and the directory to sync) rather than closed here. */
+static int tmp_install(struct vp_store *s, int fd, uint64_t size, int *old_fd)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	int ret;
@@ -1042,8 +1045,12 @@ static int tmp_install(struct vp_store *s, int fd, uint64_t size)
 		return ret;
 	/* The new journal is the journal from here on, whatever the directory
 	 * fsync says: the old file is gone from the directory. */
-	fsync_dir(s);
-	close(s->fd);
+	if (old_fd) {
+		*old_fd = s->fd;
+	} else {
+		fsync_dir(s);
+		close(s->fd);
+	}
 	s->fd = fd;
 	s->end = size;
 	s->tail_dirty = false;
@@ -1062,7 +1069,7 @@ int vp_store_compact(struct vp_store *s,
 		return ret;
 	ret = compact_write(&c, each, ud);
 	if (!ret)
-		ret = tmp_install(s, c.fd, c.size);
+		ret = tmp_install(s, c.fd, c.size, NULL);
 	if (ret)
 		tmp_drop(s, c.fd);
 	else
@@ -1071,190 +1078,601 @@ int vp_store_compact(struct vp_store *s,
 	return ret;
 }
 
-/* ---- compaction in a child process ------------------------------------------- */
+/* ---- compaction in the background ---------------------------------------------- */
 
-/* Wait for finished children that are gone (an exiting child with a big
- * address space takes a while to go); block: for all of them. */
-static void bg_reap(struct vp_store *s, bool block)
-{
-	for (size_t i = 0; i < sizeof(s->reap) / sizeof(s->reap[0]); ++i)
-		if (s->reap[i] && waitpid(s->reap[i], NULL, block ? 0 : WNOHANG) != 0)
-			s->reap[i] = 0;	/* reaped, or not ours to reap (ECHILD) */
-}
+/*
+ * A thread rewrites the journal from the journal file itself, never from the
+ * caller's memory: it reads the records up to the end the journal had when it
+ * started, keeps the last record of each key (a DEL keeps none), writes them
+ * to the temporary journal, then copies what the caller appended meanwhile,
+ * chasing the end until little is left, and syncs.  The caller's poll copies
+ * that little, renames the new journal into place and hands the old one to
+ * the thread, which closes it (freeing a big unlinked file takes a while) and
+ * ends.  The caller never waits for the thread but to stop it.
+ *
+ * The thread maps the journal read-only (only this process truncates it, and
+ * never below its end of the moment) and reads it front to back twice,
+ * giving back the pages behind it.  Its memory: 8 bytes (offset, part of
+ * the hash) per slot of a table of the keys, at most 3/4 full; a bit per 8
+ * bytes of journal; one buffer.
+ */
+enum bg_state { BG_RUNNING, BG_READY, BG_FAILED, BG_DONE };
 
-static void bg_reap_later(struct vp_store *s, pid_t pid)
-{
-	size_t n = sizeof(s->reap) / sizeof(s->reap[0]);
+struct bg {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	_Atomic int state;		/* enum bg_state; changed under lock */
+	int old_fd;			/* under lock: the replaced journal, for the
+					 * thread to close (-1: none yet) */
+	bool release;			/* under lock: end without one */
+	atomic_bool stop;		/* give up at the next chunk */
+	_Atomic uint64_t end;		/* the journal's end as the caller appends */
+	bool installed;			/* the caller's: the new journal is in place */
+	/* The thread's until it is READY or FAILED, then the caller's. */
+	const uint32_t *crc_table;
+	const struct vp_store_io *io;
+	int in, out, dir;		/* journal (read only), new journal, directory */
+	uint64_t from;			/* the rewrite reads the journal up to here */
+	uint64_t covered;		/* journal offset copied to the new one */
+	uint64_t size;			/* bytes in the new journal */
+	uint64_t appended;		/* vp_store_appended() when it started */
+	int err;
+	uint8_t *buf;			/* CHUNK bytes */
+};
 
-	bg_reap(s, false);
-	for (size_t i = 0; i < n; ++i)
-		if (!s->reap[i]) {
-			s->reap[i] = pid;
-			return;
-		}
-	/* All taken by children that take long to go: wait for them. */
-	bg_reap(s, true);
-	s->reap[0] = pid;
-}
-
-/* Forget a running compaction: stop the child, drop its file.  The journal
- * as it is holds every record. */
-static void bg_abandon(struct vp_store *s)
-{
-	if (!s->bg_pid) {
-		bg_reap(s, false);
-		return;
-	}
-	kill(s->bg_pid, SIGKILL);
-	bg_reap_later(s, s->bg_pid);
-	s->bg_pid = 0;
-	bg_reap(s, true);
-	close(s->bg_pipe);
-	tmp_drop(s, s->bg_fd);
-}
-
-int vp_store_compact_start(struct vp_store *s,
-			   int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
-{
-	struct compact c;
-	int fds[2], ret;
-	pid_t pid;
-
-	if (s->bg_pid)
-		return -EALREADY;
-	bg_reap(s, false);
-	ret = compact_open(s, &c);
-	if (ret)
-		return ret;
-	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
-		ret = -errno;
-		goto out_unlink;
-	}
-	pid = fork();
-	if (pid < 0) {
-		ret = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		goto out_unlink;
-	}
-	if (pid == 0) {
-		/* The child: its memory is the snapshot.  It writes the new
-		 * journal, says so with one byte, and leaves without running
-		 * anything of its parent's (no atexit, no stdio flush). */
-		close(fds[0]);
-		close(s->lock_fd);	/* the lock stays with the parent alone */
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* and dies with it */
-		if (getppid() == 1)
-			_exit(1);
+/* Keys seen by the rewrite: for each key, the offset of its last record so
+ * far (40 bits; 0: an empty slot, no record starts there) and the top 24
+ * bits of its hash, which are also where its slot is while the table has
+ * 2^24 slots or fewer; and one bit per 8 bytes of journal (a record is
+ * longer) for the records a later one of their key supersedes, and DELs. */
+#ifndef VP_STORE_KEY_TAG_BITS		/* tests make the table small and the tag */
+#define VP_STORE_KEY_TAG_BITS 24	/* short, so that both ways of growing run */
+#define VP_STORE_KEY_FIRST_BITS 16
 #endif
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		ret = compact_write(&c, each, ud);
-		if (!ret && write(fds[1], "", 1) == 1)
-			_exit(0);
-		_exit(1);
-	}
-	close(fds[1]);
-	free(c.buf);
-	s->bg_pid = pid;
-	s->bg_pipe = fds[0];
-	s->bg_fd = c.fd;
-	s->bg_from = s->end;
-	s->bg_appended = s->appended;
-	return 0;
+#define KEY_TAG_BITS VP_STORE_KEY_TAG_BITS
+#define KEY_OFF_LIMIT ((uint64_t)1 << (64 - KEY_TAG_BITS))
 
-out_unlink:
-	tmp_drop(s, c.fd);
-	free(c.buf);
+struct keys {
+	uint64_t *slot;
+	unsigned bits;			/* the table has 2^bits slots */
+	size_t n;
+	uint64_t sip[2];
+	uint64_t *dead;
+	int fd;				/* the journal, to read back older keys */
+};
+
+/* The key of the record at p: slot and identity, as decode() checked. */
+static size_t key_len(const uint8_t *p)
+{
+	return 4 + ((size_t)p[REC_HEADER + 3] | (size_t)p[REC_HEADER + 4] << 8);
+}
+
+static const uint8_t *key_of(const uint8_t *p)
+{
+	return p + REC_HEADER + 1;
+}
+
+/* The key of the record at off, read back (not mapped, so that the mapping
+ * stays small) into buf.  Its length, or -errno. */
+static ssize_t key_read(const struct keys *k, uint64_t off, uint8_t buf[4 + VP_IDENTITY_MAX])
+{
+	ssize_t n = pread(k->fd, buf, 4, (off_t)(off + REC_HEADER + 1));
+	size_t len;
+
+	if (n != 4)
+		return n < 0 ? -errno : -EIO;
+	len = (size_t)buf[2] | (size_t)buf[3] << 8;
+	n = pread(k->fd, buf + 4, len, (off_t)(off + REC_HEADER + 5));
+	if (n < 0 || (size_t)n != len)
+		return n < 0 ? -errno : -EIO;
+	return (ssize_t)(4 + len);
+}
+
+/* The thread's big tables come straight from the kernel and go back to it
+ * when freed (a freed heap block would stay with the thread's arena). */
+static void *bg_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	p = mmap(NULL, n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void bg_free(void *p, size_t n, size_t size)
+{
+	if (p)
+		munmap(p, n * size);
+}
+
+static size_t key_home(const struct keys *k, uint64_t h)
+{
+	return (size_t)(h >> (64 - k->bits));
+}
+
+static int keys_grow(struct keys *k)
+{
+	unsigned bits = k->bits ? k->bits + 1 : VP_STORE_KEY_FIRST_BITS;
+	uint64_t *slot = bg_calloc((size_t)1 << bits, sizeof(*slot));
+	struct keys bigger = *k;
+	uint8_t key[4 + VP_IDENTITY_MAX];
+
+	if (!slot)
+		return -ENOMEM;
+	bigger.slot = slot;
+	bigger.bits = bits;
+	for (size_t i = 0; k->slot && i < (size_t)1 << k->bits; ++i) {
+		uint64_t v = k->slot[i], h = v << (64 - KEY_TAG_BITS);
+		size_t j;
+
+		if (!v)
+			continue;
+		if (bits > KEY_TAG_BITS) {	/* the tag is not enough: hash again */
+			ssize_t len = key_read(k, v >> KEY_TAG_BITS, key);
+
+			if (len < 0) {
+				bg_free(slot, (size_t)1 << bits, sizeof(*slot));
+				return (int)len;
+			}
+			h = vp_siphash13(k->sip, key, (size_t)len);
+		}
+		for (j = key_home(&bigger, h); slot[j]; j = (j + 1) & (((size_t)1 << bits) - 1))
+			;
+		slot[j] = v;
+	}
+	bg_free(k->slot, k->slot ? (size_t)1 << k->bits : 0, sizeof(*slot));
+	*k = bigger;
+	return 0;
+}
+
+static void dead_set(struct keys *k, uint64_t off)
+{
+	k->dead[off / 8 / 64] |= (uint64_t)1 << (off / 8 % 64);
+}
+
+static bool dead(const struct keys *k, uint64_t off)
+{
+	return k->dead[off / 8 / 64] >> (off / 8 % 64) & 1;
+}
+
+/* Note the record at off (mapped at p) as the last of its key so far. */
+static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
+{
+	uint64_t h = vp_siphash13(k->sip, key_of(p), key_len(p)), tag = h >> (64 - KEY_TAG_BITS);
+	size_t mask = ((size_t)1 << k->bits) - 1, i;
+	uint8_t key[4 + VP_IDENTITY_MAX];
+	int ret;
+
+	if ((k->n + 1) * 4 > (mask + 1) * 3) {
+		ret = keys_grow(k);
+		if (ret)
+			return ret;
+		mask = ((size_t)1 << k->bits) - 1;
+	}
+	for (i = key_home(k, h); k->slot[i]; i = (i + 1) & mask) {
+		uint64_t old = k->slot[i] >> KEY_TAG_BITS;
+		ssize_t len;
+
+		if ((k->slot[i] & (((uint64_t)1 << KEY_TAG_BITS) - 1)) != tag)
+			continue;
+		len = key_read(k, old, key);
+		if (len < 0)
+			return (int)len;
+		if ((size_t)len == key_len(p) && !memcmp(key, key_of(p), (size_t)len)) {
+			dead_set(k, old);
+			break;
+		}
+	}
+	if (!k->slot[i])
+		k->n++;
+	k->slot[i] = off << KEY_TAG_BITS | tag;
+	if (p[REC_HEADER] == REC_DEL)
+		dead_set(k, off);
+	return 0;
+}
+
+/* The length of the whole, valid record at at (below end), or 0. */
+static size_t bg_check(const struct bg *b, const uint8_t *map, uint64_t at, uint64_t end)
+{
+	const uint8_t *p = map + at;
+	struct vp_lease_rec rec;
+	unsigned type;
+	size_t len;
+
+	if (end - at < REC_HEADER)
+		return 0;
+	len = le32(p);
+	if (len == 0 || len > MAX_PAYLOAD || end - at - REC_HEADER < len ||
+	    crc32c(b->crc_table, p + REC_HEADER, len) != le32(p + 4) ||
+	    decode(p + REC_HEADER, len, &type, &rec))
+		return 0;
+	return REC_HEADER + len;
+}
+
+/* Pages behind the reader go back, from the last drop to at: the mapping
+ * does not grow the process (older keys are read back with pread). */
+static void bg_drop_behind(const uint8_t *map, uint64_t *dropped, uint64_t at)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t end = page > 0 ? at - at % (uint64_t)page : 0;
+
+	if (end > *dropped) {
+		madvise((void *)(map + *dropped), (size_t)(end - *dropped), MADV_DONTNEED);
+		*dropped = end;
+	}
+}
+
+#define BG_CHECK_EVERY 4096		/* records between looks at the stop flag */
+#define BG_DROP_EVERY (1 << 20)		/* bytes read between drops */
+
+/* Pass 1: which records a later one supersedes, up to b->from. */
+static int bg_scan(struct bg *b, struct keys *k, const uint8_t *map)
+{
+	uint64_t at = HEADER_LEN, dropped = 0;
+	int ret;
+
+	for (unsigned n = 0; at < b->from; ++n) {
+		size_t len = bg_check(b, map, at, b->from);
+
+		if (!len)
+			return -EIO;	/* damage: the load will say where */
+		ret = keys_put(k, at, map + at);
+		if (ret)
+			return ret;
+		at += len;
+		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
+			return -ECANCELED;
+		if (at - dropped > BG_DROP_EVERY)
+			bg_drop_behind(map, &dropped, at);
+	}
+	return 0;
+}
+
+static int bg_flush(struct bg *b, size_t *len)
+{
+	int ret = write_all(b->io, b->out, b->buf, *len);
+
+	b->size += *len;
+	*len = 0;
 	return ret;
 }
 
-/* The child is done: append what the parent wrote since the snapshot to the
- * new journal, make it durable, and put it in place. */
-static int bg_finish(struct vp_store *s)
+/* Pass 2: the header and the surviving records, in journal order. */
+static int bg_write(struct bg *b, const struct keys *k, const uint8_t *map)
 {
-	char path[PATH_MAX];
-	uint8_t *buf;
-	uint64_t at = s->bg_from, size;
-	off_t end;
-	int ret = 0, in;
+	uint64_t at = HEADER_LEN, dropped = 0;
+	size_t len = HEADER_LEN;
+	int ret;
 
+	put_header(b->buf);
+	for (unsigned n = 0; at < b->from; ++n) {
+		const uint8_t *p = map + at;
+		size_t rec = REC_HEADER + le32(p);
+
+		if (!dead(k, at)) {
+			if (CHUNK - len < rec) {
+				ret = bg_flush(b, &len);
+				if (ret)
+					return ret;
+			}
+			memcpy(b->buf + len, p, rec);
+			len += rec;
+		}
+		at += rec;
+		if (n % BG_CHECK_EVERY == 0 && atomic_load(&b->stop))
+			return -ECANCELED;
+		if (at - dropped > BG_DROP_EVERY)
+			bg_drop_behind(map, &dropped, at);
+	}
+	b->covered = b->from;
+	return bg_flush(b, &len);
+}
+
+static int bg_rewrite(struct bg *b)
+{
+	struct keys k = { .fd = b->in };
+	uint8_t *map;
+	int ret;
+
+	if (b->from > SIZE_MAX / 2 || b->from >= KEY_OFF_LIMIT)
+		return -EFBIG;
+	if (getrandom(k.sip, sizeof(k.sip), GRND_NONBLOCK) != sizeof(k.sip)) {
+		k.sip[0] = (uint64_t)time(NULL);	/* keys come from the journal */
+		k.sip[1] = (uint64_t)(uintptr_t)b;
+	}
+	k.dead = bg_calloc((size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
+	if (!k.dead)
+		return -ENOMEM;
+	map = mmap(NULL, (size_t)b->from, PROT_READ, MAP_PRIVATE, b->in, 0);
+	if (map == MAP_FAILED) {
+		bg_free(k.dead, (size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
+		return -errno;
+	}
+	madvise(map, (size_t)b->from, MADV_SEQUENTIAL);
+	ret = memcmp(map, MAGIC, MAGIC_LEN) || le32(map + MAGIC_LEN) != VERSION ? -EIO : 0;
+	if (!ret)
+		ret = bg_scan(b, &k, map);
+	bg_free(k.slot, k.slot ? (size_t)1 << k.bits : 0, sizeof(*k.slot));
+	if (!ret)
+		ret = bg_write(b, &k, map);
+	munmap(map, (size_t)b->from);
+	bg_free(k.dead, (size_t)(b->from / 8 / 64 + 1), sizeof(*k.dead));
+	return ret;
+}
+
+/* Copy the journal's bytes [from, to) to the end of out.  0 or -errno. */
+static int copy_range(const struct vp_store_io *io, int in, int out, uint8_t *buf,
+		      uint64_t from, uint64_t to)
+{
+	int ret = 0;
+
+	while (!ret && from < to) {
+		size_t want = to - from < CHUNK ? (size_t)(to - from) : CHUNK;
+		ssize_t n = pread(in, buf, want, (off_t)from);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		ret = write_all(io, out, buf, (size_t)n);
+		from += (uint64_t)n;
+	}
+	return ret;
+}
+
+#define BG_LEFT_TO_CALLER (64 << 10)	/* bytes the caller's poll copies at most */
+#define BG_ROUNDS 16			/* catching up with a fast writer */
+
+/* Copy what the caller appended since b->from, then sync the new journal. */
+static int bg_catch_up(struct bg *b)
+{
+	for (int round = 0; round < BG_ROUNDS; ++round) {
+		uint64_t end = atomic_load(&b->end);
+		int ret;
+
+		if (end - b->covered <= BG_LEFT_TO_CALLER)
+			break;
+		if (atomic_load(&b->stop))
+			return -ECANCELED;
+		ret = copy_range(b->io, b->in, b->out, b->buf, b->covered, end);
+		if (ret)
+			return ret;
+		b->size += end - b->covered;
+		b->covered = end;
+	}
+	return sync_fd(b->io, b->out);
+}
+
+static void *bg_main(void *arg)
+{
+	struct bg *b = arg;
+	int err, old;
+
+	struct sched_param normal = { 0 };
+
+	/* OpenVPN's own thread comes first, whatever its policy: this one
+	 * runs at the lowest priority (per thread on Linux). */
+	pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+#ifdef __linux__
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+#endif
+	err = bg_rewrite(b);
+	if (!err)
+		err = bg_catch_up(b);
+	pthread_mutex_lock(&b->lock);
+	b->err = err;
+	b->state = err ? BG_FAILED : BG_READY;
+	pthread_cond_broadcast(&b->cond);
+	while (!err && b->old_fd < 0 && !b->release)
+		pthread_cond_wait(&b->cond, &b->lock);
+	old = b->old_fd;
+	pthread_mutex_unlock(&b->lock);
+	if (old >= 0) {
+		/* The last descriptors of the replaced journal: closing them
+		 * frees its blocks, which takes a while for a big file. */
+		fsync(b->dir);	/* the rename, for good measure: either name is whole */
+		close(old);
+		close(b->in);
+		b->in = -1;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->state = BG_DONE;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+/* The caller appended: the thread copies up to end. */
+static void bg_note_end(struct bg *b, uint64_t end)
+{
+	atomic_store(&b->end, end);
+}
+
+/* Without the lock: the caller never waits for a thread that runs at the
+ * lowest priority. */
+static enum bg_state bg_state(struct bg *b)
+{
+	return (enum bg_state)atomic_load(&b->state);
+}
+
+/* Let the thread end: with the old journal to close (old_fd >= 0) or
+ * without. */
+static void bg_release(struct bg *b, int old_fd)
+{
+	pthread_mutex_lock(&b->lock);
+	b->old_fd = old_fd;
+	b->release = true;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Wait for the thread to end and free it; its new journal is dropped unless
+ * it was installed. */
+static void bg_join(struct vp_store *s)
+{
+	struct bg *b = s->bg;
+
+	pthread_join(b->thread, NULL);
+	if (!b->installed)
+		tmp_drop(s, b->out);
+	if (b->in >= 0)
+		close(b->in);
+	close(b->dir);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b->buf);
+	free(b);
+	s->bg = NULL;
+}
+
+/* Forget a running compaction: stop the thread, drop its file.  The journal
+ * as it is holds every record.  One already installed is waited for. */
+static void bg_abandon(struct vp_store *s)
+{
+	if (!s->bg)
+		return;
+	atomic_store(&s->bg->stop, true);
+	bg_release(s->bg, -1);
+	bg_join(s);
+}
+
+/* An installed compaction whose thread has ended is joined (at once). */
+static void bg_reap(struct vp_store *s)
+{
+	if (s->bg && s->bg->installed && bg_state(s->bg) == BG_DONE)
+		bg_join(s);
+}
+
+static int bg_spawn(struct bg *b)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* OpenVPN's signals stay with OpenVPN's thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&b->thread, NULL, bg_main, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -ret;
+}
+
+int vp_store_compact_start(struct vp_store *s)
+{
+	struct compact c;
+	struct bg *b;
+	char path[PATH_MAX];
+	int ret;
+
+	bg_reap(s);
+	if (s->bg)
+		return -EALREADY;
+	if (s->appended >= UINT64_MAX / 2)
+		return -ESTALE;		/* records live only in the caller */
 	if (path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	end = lseek(s->bg_fd, 0, SEEK_END);
-	if (end < HEADER_LEN)
-		return end < 0 ? -errno : -EIO;
-	size = (uint64_t)end;
-	in = s->fs->open(s->fs->ud, path, O_RDONLY, 0);	/* the journal's fd only appends */
-	if (in < 0)
-		return in;
-	buf = malloc(CHUNK);
-	if (!buf) {
-		close(in);
+	b = calloc(1, sizeof(*b));
+	if (!b)
 		return -ENOMEM;
+	b->old_fd = b->in = b->dir = -1;
+	b->crc_table = s->crc_table;
+	b->io = &s->io;
+	b->from = b->covered = s->end;
+	b->appended = s->appended;
+	atomic_init(&b->state, BG_RUNNING);
+	atomic_init(&b->stop, false);
+	atomic_init(&b->end, s->end);
+	ret = compact_open(s, &c);
+	if (ret)
+		goto out_free;
+	b->out = c.fd;
+	b->buf = c.buf;
+	b->in = s->fs->open(s->fs->ud, path, O_RDONLY, 0);	/* the journal's fd appends */
+	if (b->in < 0) {
+		ret = b->in;
+		goto out_drop;
 	}
-	while (!ret && at < s->end) {
-		size_t want = s->end - at < CHUNK ? (size_t)(s->end - at) : CHUNK;
-		ssize_t n = pread(in, buf, want, (off_t)at);
+	b->dir = s->fs->open(s->fs->ud, s->dir, O_RDONLY | O_DIRECTORY, 0);
+	if (b->dir < 0) {
+		ret = b->dir;
+		goto out_close_in;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	ret = bg_spawn(b);
+	if (ret)
+		goto out_destroy;
+	s->bg = b;
+	return 0;
 
-		if (n <= 0)
-			ret = n < 0 ? -errno : -EIO;
-		else
-			ret = write_all(&s->io, s->bg_fd, buf, (size_t)n);
-		at += n > 0 ? (uint64_t)n : 0;
-	}
-	free(buf);
-	close(in);
+out_destroy:
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	close(b->dir);
+out_close_in:
+	close(b->in);
+out_drop:
+	tmp_drop(s, b->out);
+	free(b->buf);
+out_free:
+	free(b);
+	return ret;
+}
+
+/* The thread is ready: copy the little appended since it caught up, put the
+ * new journal in place, and give the old one to the thread to close. */
+static int bg_finish(struct vp_store *s)
+{
+	struct bg *b = s->bg;
+	uint64_t size = b->size + (s->end - b->covered);
+	int ret, old_fd;
+
+	ret = copy_range(&s->io, b->in, b->out, b->buf, b->covered, s->end);
+	/* The thread synced the bulk; the tail is as durable as any append. */
+	if (!ret && s->do_fsync)
+		ret = sync_fd(&s->io, b->out);
 	if (!ret)
-		ret = sync_fd(&s->io, s->bg_fd);
-	if (!ret)
-		ret = tmp_install(s, s->bg_fd, size + (s->end - s->bg_from));
+		ret = tmp_install(s, b->out, size, &old_fd);
 	if (ret)
 		return ret;
-	s->bg_fd = -1;
-	s->appended -= s->bg_appended;
+	b->installed = true;
+	s->appended -= b->appended;
+	bg_release(b, old_fd);
 	return 0;
 }
 
 int vp_store_compact_poll(struct vp_store *s, bool wait)
 {
-	char done;
-	ssize_t n;
+	struct bg *b = s->bg;
+	enum bg_state st;
 	int ret;
 
-	if (!s->bg_pid) {
-		bg_reap(s, false);
-		return 0;
-	}
-	for (;;) {
-		struct pollfd pfd = { .fd = s->bg_pipe, .events = POLLIN };
-
-		n = read(s->bg_pipe, &done, 1);
-		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
-			break;
-		if (!wait)
+	if (b && !b->installed) {
+		if (wait) {
+			pthread_mutex_lock(&b->lock);
+			while (bg_state(b) == BG_RUNNING)
+				pthread_cond_wait(&b->cond, &b->lock);
+			pthread_mutex_unlock(&b->lock);
+		}
+		st = bg_state(b);
+		if (st == BG_RUNNING)
 			return -EINPROGRESS;
-		poll(&pfd, 1, -1);
+		ret = st == BG_READY ? bg_finish(s) : -EIO;
+		if (ret) {
+			bg_abandon(s);	/* the old journal stays */
+			return ret;
+		}
 	}
-	if (n != 1) {
-		bg_abandon(s);		/* the child failed or died */
-		return -EIO;
-	}
-	bg_reap_later(s, s->bg_pid);
-	s->bg_pid = 0;
-	close(s->bg_pipe);
-	ret = bg_finish(s);
-	if (ret)
-		tmp_drop(s, s->bg_fd);
-	s->bg_fd = -1;
-	return ret;
+	if (s->bg && wait)
+		bg_join(s);
+	bg_reap(s);
+	return 0;
 }
 
 bool vp_store_compacting(const struct vp_store *s)
 {
-	return s->bg_pid != 0;
+	return s->bg && !s->bg->installed;
 }
 
 /* ---- the server file -------------------------------------------------------------- */

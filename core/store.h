@@ -77,7 +77,8 @@ struct vp_store_report {
 };
 
 /* System calls the store makes that tests may want to fail, and its clock
- * (seconds since the epoch; it names a damaged journal set aside). */
+ * (seconds since the epoch; it names a damaged journal set aside).  write and
+ * fsync are also called from the thread of vp_store_compact_start(). */
 struct vp_fs;
 struct vp_store_io {
 	const struct vp_fs *fs;		/* opening, renaming, removing by path
@@ -129,19 +130,26 @@ typedef int (*vp_store_emit_fn)(void *emit_ctx, const struct vp_lease_rec *rec);
 int vp_store_compact(struct vp_store *store,
 		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud);
 
-/* The same rewrite without stopping the caller: a child process (fork)
- * writes the snapshot of the lease table as it is now, while the caller goes
- * on appending to the old journal; vp_store_compact_poll() then adds what was
- * appended since and renames the new journal into place.  Until then the old
- * journal is complete, so a crash or vp_store_close() at any moment loses
- * nothing (close stops the child and drops its file).  A synchronous
- * vp_store_compact() also drops a running one.  0, -EALREADY (one is
- * running), -errno (nothing started: fall back to vp_store_compact). */
-int vp_store_compact_start(struct vp_store *store,
-			   int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud);
-/* Whether the child is done, and if so finish: 0 (done, or none running),
- * -EINPROGRESS (not yet; only without wait), -EIO (the child failed: the old
- * journal stays), -errno (finishing failed: the old journal stays). */
+/* The same rewrite without stopping the caller, from the journal file rather
+ * than from the caller's memory: a thread of the store reads the journal as
+ * it is now, keeps the last record of each key, and writes them to a new
+ * journal while the caller goes on appending to the old one (its signals
+ * blocked, at the lowest priority); vp_store_compact_poll() then adds the
+ * little appended since and renames the new journal into place.  Until then
+ * the old journal is complete, so a crash or vp_store_close() at any moment
+ * loses nothing (close stops the thread and drops its file).  A synchronous
+ * vp_store_compact() also drops a running one.  The thread's memory is 11-22
+ * bytes per key in the journal, a bit per 8 bytes of journal and 1 MiB.  0, -EALREADY (one is
+ * running, or the last one is still closing the old journal: try later),
+ * -ESTALE (after a load that set damage aside the journal lacks records only
+ * the caller holds: compact with vp_store_compact), -errno (nothing started). */
+int vp_store_compact_start(struct vp_store *store);
+/* Whether the thread is done, and if so finish: 0 (done, or none running),
+ * -EINPROGRESS (not yet; only without wait), -EIO (the journal could not be
+ * read back whole: the old journal stays), -errno (the thread or finishing
+ * failed: the old journal stays).  Without wait it never blocks: what it
+ * copies is at most 64 KiB (plus what was appended since the thread last
+ * looked), synced only with do_fsync (the thread synced the rest). */
 int vp_store_compact_poll(struct vp_store *store, bool wait);
 bool vp_store_compacting(const struct vp_store *store);
 

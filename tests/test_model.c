@@ -310,8 +310,8 @@ static void engine_open(struct world *w)
 	static unsigned opens;
 
 	o.compact_min = 64;	/* compact often: it is part of what is tested */
-	/* Every other life of the engine compacts in a child process. */
-	o.compact_fork_min = opens++ % 2 ? 1 : UINT64_MAX;
+	/* Every other life of the engine compacts in the store's thread. */
+	o.compact_bg_min = opens++ % 2 ? 1 : UINT64_MAX;
 	assert_int_equal(vp_space_open(&w->space, &o, &report, &holder), 0);
 	assert_false(report.torn || report.corrupt);
 	assert_int_equal(vp_space_set_server(w->space, &server), 0);

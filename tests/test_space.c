@@ -988,6 +988,143 @@ static void set_server__written_for_the_command__parses_back(void **state)
 	assert_true(vp_server_parse("topology=net30 future=1", &back));
 }
 
+/* ---- the lease table while it grows --------------------------------------------- */
+
+#define TAB_IDS 5000
+#define TAB_EXTRAS 1500
+
+/* What the table should hold: every identity's sticky lease, and the extra
+ * sessions online. */
+struct tab_model {
+	uint8_t state[TAB_IDS];		/* 0: no lease, 1: held, 2: online */
+	uint32_t addr[TAB_IDS];
+	struct { unsigned id; uint16_t slot; uint32_t addr; } extra[TAB_EXTRAS];
+	size_t n_extra, n_ids, seen;
+};
+
+static int tab_model_has(void *ud, const struct vp_lease_rec *rec)
+{
+	struct tab_model *m = ud;
+	char id[16];
+	unsigned k;
+
+	assert_true(rec->identity_len < sizeof(id));
+	memcpy(id, rec->identity, rec->identity_len);
+	id[rec->identity_len] = '\0';
+	assert_int_equal(sscanf(id, "t%u", &k), 1);
+	assert_true(k < TAB_IDS && m->state[k]);
+	m->seen++;
+	if (!rec->slot) {
+		assert_int_equal(vp_addr_to_v4(&rec->addr4), m->addr[k]);
+		return 0;
+	}
+	for (size_t i = 0; i < m->n_extra; ++i)
+		if (m->extra[i].id == k && m->extra[i].slot == rec->slot) {
+			assert_int_equal(vp_addr_to_v4(&rec->addr4), m->extra[i].addr);
+			return 0;
+		}
+	fail_msg("lease %s slot %u not in the model", id, rec->slot);
+	return -1;
+}
+
+/* The space holds exactly the model's leases. */
+static void tab_model_check(struct fx *f, struct tab_model *m)
+{
+	assert_int_equal(vp_space_leases(f->space), m->n_ids + m->n_extra);
+	m->seen = 0;
+	assert_int_equal(vp_space_each(f->space, tab_model_has, m), 0);
+	assert_int_equal(m->seen, m->n_ids + m->n_extra);
+}
+
+static void tab_model_connect(struct fx *f, struct tab_model *m, unsigned k)
+{
+	struct vp_grant g;
+	char id[16];
+
+	snprintf(id, sizeof(id), "t%u", k);
+	if (m->state[k] == 2 && m->n_extra == TAB_EXTRAS)
+		return;
+	assert_int_equal(fx_connect(f, id, &g), 0);
+	if (m->state[k] == 2) {		/* a second session: a lease of its own */
+		assert_true(g.slot > 0);
+		assert_int_not_equal(vp_addr_to_v4(&g.addr4), m->addr[k]);
+		m->extra[m->n_extra].id = k;
+		m->extra[m->n_extra].slot = g.slot;
+		m->extra[m->n_extra++].addr = vp_addr_to_v4(&g.addr4);
+		return;
+	}
+	assert_int_equal(g.slot, 0);
+	/* A held lease is found again: the same address. */
+	assert_int_equal(g.sticky, m->state[k] == 1);
+	if (m->state[k] == 1)
+		assert_int_equal(vp_addr_to_v4(&g.addr4), m->addr[k]);
+	else
+		m->n_ids++;
+	m->addr[k] = vp_addr_to_v4(&g.addr4);
+	m->state[k] = 2;
+}
+
+static void tab_model_disconnect(struct fx *f, struct tab_model *m, unsigned r)
+{
+	char id[16];
+	unsigned k;
+
+	if (m->n_extra && r % 2) {	/* an extra session ends: its lease goes */
+		size_t i = r / 2 % m->n_extra;
+
+		snprintf(id, sizeof(id), "t%u", m->extra[i].id);
+		assert_int_equal(fx_disconnect(f, id, m->extra[i].slot), 0);
+		m->extra[i] = m->extra[--m->n_extra];
+		return;
+	}
+	k = r / 2 % TAB_IDS;
+	snprintf(id, sizeof(id), "t%u", k);
+	if (m->state[k] != 2) {
+		assert_int_equal(fx_disconnect(f, id, 0), -ENOENT);
+		return;
+	}
+	assert_int_equal(fx_disconnect(f, id, 0), 0);
+	m->state[k] = 1;
+}
+
+/* Random connects and disconnects against a plain array, through several
+ * doublings of the table: every lookup in the middle of one finds its lease,
+ * and a walk over the table sees each lease once. */
+static void table__grows_while_used__every_lease_found_and_seen_once(void **state)
+{
+	struct fx *f = *state;
+	static struct tab_model m;
+	unsigned seed = 5;
+
+	memset(&m, 0, sizeof(m));
+	tl_add_pool(f->config, "big", "10.8.0.0/16", NULL, NULL, NULL, NULL);
+	fx_open(f);
+	for (unsigned n = 0; n < 60000; ++n) {
+		unsigned r;
+
+		seed = seed * 1103515245u + 12345u;
+		r = seed >> 4;
+		if (r % 10 < 6)
+			tab_model_connect(f, &m, r / 10 % (n / 8 + 1 < TAB_IDS ? n / 8 + 1 : TAB_IDS));
+		else
+			tab_model_disconnect(f, &m, r / 10);
+		if (n % 499 == 0)
+			tab_model_check(f, &m);
+	}
+	tab_model_check(f, &m);
+	assert_true(m.n_ids > TAB_IDS * 9 / 10);
+	/* Reopened: the extra sessions are gone, every identity is held. */
+	fx_reopen(f);
+	for (unsigned k = 0; k < TAB_IDS; ++k)
+		if (m.state[k])
+			m.state[k] = 1;
+	m.n_extra = 0;
+	tab_model_check(f, &m);
+	for (unsigned k = 0; k < TAB_IDS; ++k)
+		if (m.state[k])
+			tab_model_connect(f, &m, k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1003,6 +1140,7 @@ int main(void)
 		T(connect__match__chooses_pool_and_overflows_to_next_matching),
 		T(connect__no_pool_matches__returns_enoent),
 		T(connect__duplicate_session__gets_own_address_first_keeps_sticky),
+		T(table__grows_while_used__every_lease_found_and_seen_once),
 		T(disconnect__twice__second_returns_enoent),
 		T(connect__static_reservation__is_never_given_to_others),
 		T(connect__server_network_broadcast_and_excludes__never_handed_out),
