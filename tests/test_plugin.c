@@ -419,7 +419,7 @@ static void usage__write__one_line_per_event_with_utc_time(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/sub/usage.log", dir);
-	assert_int_equal(vp_usage_open(&u, path), 0);
+	assert_int_equal(vp_usage_open(&u, path, NULL), 0);
 	vp_logfmt_adds(&f, "identity", "evil\nevent=reject");
 	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
 	vp_usage_close(u);
@@ -467,7 +467,7 @@ static void usage__writer_thread__lines_in_order_and_flushed(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/usage.log", dir);
-	assert_int_equal(vp_usage_open(&u, path), 0);
+	assert_int_equal(vp_usage_open(&u, path, NULL), 0);
 	assert_int_equal(vp_usage_start_writer(u), 0);
 	assert_int_equal(vp_usage_start_writer(u), 0);	/* once only */
 	vp_logfmt_adds(&f, "identity", "client-0");
@@ -494,24 +494,32 @@ static void usage__writer_thread__lines_in_order_and_flushed(void **state)
 	free(dir);
 }
 
-/* A write that fails in the background is reported by a later write. */
-static void usage__writer_thread__failure_reported_later(void **state)
+/* A write that fails in the background is told once, by vp_usage_report. */
+static void usage__writer_thread__failure_told_once(void **state)
 {
 	struct vp_usage *u;
+	struct vp_usage_report r = { 0 };
 	struct vp_strbuf f = { 0 };
-	int ret = 0;
+	bool told = false;
 
 	(void)state;
 	if (access("/dev/full", W_OK))
 		skip();
-	assert_int_equal(vp_usage_open(&u, "/dev/full"), 0);
+	assert_int_equal(vp_usage_open(&u, "/dev/full", NULL), 0);
 	assert_int_equal(vp_usage_start_writer(u), 0);
 	vp_logfmt_adds(&f, "identity", "x");
-	for (int i = 0; i < 500 && !ret; ++i) {
-		ret = vp_usage_write(u, 1795579289, "connect", &f);
-		usleep(10000);
+	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	for (int i = 0; i < 500 && !told; ++i) {	/* up to 5 s */
+		told = vp_usage_report(u, &r);
+		if (!told)
+			usleep(10000);
 	}
-	assert_int_equal(ret, -ENOSPC);
+	assert_true(told);
+	assert_int_equal(r.error, -ENOSPC);
+	assert_false(r.opening);
+	assert_int_equal(r.held, 1);
+	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	assert_false(vp_usage_report(u, &r));
 	vp_usage_close(u);
 	vp_strbuf_free(&f);
 }
@@ -539,7 +547,7 @@ int main(void)
 		cmocka_unit_test(usage__reclaim_fields__router_lease_adds_subnet_and_subnet6),
 		cmocka_unit_test(usage__write__one_line_per_event_with_utc_time),
 		cmocka_unit_test(usage__writer_thread__lines_in_order_and_flushed),
-		cmocka_unit_test(usage__writer_thread__failure_reported_later),
+		cmocka_unit_test(usage__writer_thread__failure_told_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
