@@ -326,9 +326,16 @@ static void read_server_topology(struct vp_plugin *p, const char *const *envp)
 
 static void plugin_free(struct vp_plugin *p)
 {
+	uint64_t lost;
+
 	vp_metrics_close(p->metrics, p->space);
+	p->metrics = NULL;
 	vp_space_close(p->space);
-	vp_usage_close(p->usage);
+	report_files(p);
+	lost = vp_usage_close(p->usage);
+	if (lost)
+		p->log(PLOG_ERR, NAME, "the usage log %s could not be written: %llu lines lost",
+		       p->config.usage_log, (unsigned long long)lost);
 	vp_config_free(&p->config);
 	vp_strbuf_free(&p->fields);
 	vp_strbuf_free(&p->who);

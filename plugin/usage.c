@@ -298,10 +298,12 @@ int vp_usage_open(struct vp_usage **out, const char *path, const struct vp_fs *f
 	return 0;
 }
 
-void vp_usage_close(struct vp_usage *u)
+uint64_t vp_usage_close(struct vp_usage *u)
 {
+	uint64_t lost;
+
 	if (!u)
-		return;
+		return 0;
 	if (u->running) {
 		pthread_mutex_lock(&u->mu);
 		u->stopping = true;
@@ -313,6 +315,7 @@ void vp_usage_close(struct vp_usage *u)
 	/* One last try, without waiting for a retry or a grace. */
 	u->retry_at = 0;
 	usage_put(u, u->pending.s, u->pending.len);
+	lost = u->h.held;
 	pthread_mutex_destroy(&u->mu);
 	pthread_mutex_destroy(&u->io);
 	pthread_cond_destroy(&u->cv);
@@ -323,6 +326,7 @@ void vp_usage_close(struct vp_usage *u)
 	vp_strbuf_free(&u->line);
 	free(u->path);
 	free(u);
+	return lost;
 }
 
 void vp_usage_time(int64_t t, char *buf, size_t len)

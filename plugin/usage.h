@@ -41,8 +41,9 @@ struct vp_usage;
  * -errno; -ELOOP: path is a symlink. */
 int vp_usage_open(struct vp_usage **out, const char *path, const struct vp_fs *fs);
 /* Write what is pending and held (reopening the path once more if it has
- * to), then free.  NULL is fine. */
-void vp_usage_close(struct vp_usage *u);
+ * to), then free.  The number of lines that could not be written and are
+ * lost (0 for NULL u). */
+uint64_t vp_usage_close(struct vp_usage *u);
 
 /* Start the background writer: call it after OpenVPN has daemonized (at the
  * first client), never before a fork that must keep it.  0 or -errno. */
