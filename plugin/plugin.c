@@ -78,7 +78,11 @@ static const char *who(struct vp_plugin *p, const void *id, size_t len)
 /* Why a file cannot be written, for OpenVPN's log. */
 static const char *file_error(int err)
 {
-	return err == -ELOOP ? "it is a symbolic link, which is never followed" : strerror(-err);
+	if (err == -ELOOP)
+		return "it is a symbolic link, which is never followed";
+	if (err == -EXDEV)
+		return "it is outside OpenVPN's chroot";
+	return strerror(-err);
 }
 
 /* The usage log's and the metrics file's failures, each told once, and

@@ -16,7 +16,9 @@
  * once when it is written again.
  *
  * Every open, mkdir and lstat by path goes through the vp_fs given at open;
- * the file is opened with O_NOFOLLOW: a symlink is refused (-ELOOP).
+ * the file is opened with O_NOFOLLOW: a symlink is refused (-ELOOP).  When
+ * "/" is no longer the one seen at open (a chroot, with an fs that does not
+ * reach outside it), the path is not reopened: -EXDEV.
  *
  * Writing is synchronous until vp_usage_start_writer(); from then on a
  * background thread writes: a quiet server's line is written at once, a busy

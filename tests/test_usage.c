@@ -284,6 +284,7 @@ static void usage__symlink_after_rotation__lines_held_not_written_through(void *
 struct faulty {
 	int fail;			/* -errno for open; 0: works */
 	unsigned opens_failed;
+	const char *root;		/* what "/" is (a chroot); NULL: "/" */
 };
 
 static int faulty_open(void *ud, const char *path, int flags, mode_t mode)
@@ -318,7 +319,11 @@ static int faulty_mkdirs(void *ud, const char *path, mode_t mode)
 
 static int faulty_lstat(void *ud, const char *path, struct stat *st)
 {
-	(void)ud;
+	struct faulty *f = ud;
+	const char *root = __atomic_load_n(&f->root, __ATOMIC_SEQ_CST);
+
+	if (root && !strcmp(path, "/"))
+		path = root;
 	return vp_fs_direct()->lstat(NULL, path, st);
 }
 
@@ -383,6 +388,36 @@ static void usage__reopen_fails__lines_held_told_once_and_written_after(void **s
 	scratch_free(&s);
 }
 
+/* After a chroot the path would be made inside it: it is not, the lines
+ * wait (told once as -EXDEV) until the path can be reached again. */
+static void usage__chroot_since_open__path_not_made_inside_it(void **state)
+{
+	struct faulty f = { 0 };
+	const struct vp_fs fs = { faulty_open, faulty_rename, faulty_unlink, faulty_mkdirs,
+				  faulty_lstat, &f };
+	struct scratch s;
+	struct vp_usage *u;
+	struct vp_usage_report r;
+
+	(void)state;
+	scratch_open(&s, &u, &fs);
+	put(u, "before");
+	assert_true(wait_for(s.path, "identity=before\n"));
+	__atomic_store_n(&f.root, s.dir, __ATOMIC_SEQ_CST);
+	assert_int_equal(rename(s.path, s.moved), 0);
+	put(u, "held");
+	assert_true(wait_report(u, &r));
+	assert_int_equal(r.error, -EXDEV);
+	assert_int_equal(access(s.path, F_OK), -1);
+	__atomic_store_n(&f.root, NULL, __ATOMIC_SEQ_CST);
+	assert_true(wait_for(s.path, "identity=held\n"));
+	assert_true(wait_report(u, &r));
+	assert_int_equal(r.error, 0);
+	assert_int_equal(r.held, 1);
+	vp_usage_close(u);
+	scratch_free(&s);
+}
+
 /* Without the writer thread (before the first client): the same, checked
  * at each line. */
 static void usage__no_writer__moved_away__next_line_at_the_path(void **state)
@@ -416,6 +451,7 @@ int main(void)
 		cmocka_unit_test(usage__symlink_at_open__refused_and_target_untouched),
 		cmocka_unit_test(usage__symlink_after_rotation__lines_held_not_written_through),
 		cmocka_unit_test(usage__reopen_fails__lines_held_told_once_and_written_after),
+		cmocka_unit_test(usage__chroot_since_open__path_not_made_inside_it),
 		cmocka_unit_test(usage__no_writer__moved_away__next_line_at_the_path),
 	};
 
