@@ -214,7 +214,9 @@ static void usage_hold(struct vp_usage *u, const char *s, size_t len)
 
 	if (u->held.len + len <= MAX_HELD)
 		vp_strbuf_add(&u->held, s, len);
-	if (u->held.len + len > MAX_HELD || u->held.oom) {
+	else
+		u->held.oom = true;
+	if (u->held.oom) {
 		u->held.oom = false;
 		u->h.dropped += lines;
 		return;

@@ -388,6 +388,62 @@ static void usage__reopen_fails__lines_held_told_once_and_written_after(void **s
 	scratch_free(&s);
 }
 
+/* Held lines are bounded (64 MiB): past that the newest are dropped and
+ * counted; the oldest are written once the path opens. */
+static void usage__more_held_than_the_bound__newest_dropped_and_counted(void **state)
+{
+	struct faulty f = { 0 };
+	const struct vp_fs fs = { faulty_open, faulty_rename, faulty_unlink, faulty_mkdirs,
+				  faulty_lstat, &f };
+	char *dir = tl_tmpdir(), path[512], moved[512], id[4200], *text, *at;
+	const unsigned total = 20000;	/* of about 4 KiB: 80 MiB */
+	struct vp_usage *u;
+	struct vp_usage_report r;
+	unsigned after = 0, in_file;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/usage.log", dir);
+	snprintf(moved, sizeof(moved), "%s/usage.log.1", dir);
+	assert_int_equal(vp_usage_open(&u, path, &fs), 0);	/* no writer: each line checks */
+	f.fail = -EACCES;
+	assert_int_equal(rename(path, moved), 0);
+	memset(id, 'x', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	for (unsigned i = 0; i < total; ++i) {
+		snprintf(id, sizeof(id), "big-%05u-", i);
+		id[10] = 'x';
+		put(u, id);
+	}
+	assert_true(vp_usage_report(u, &r));
+	assert_int_equal(r.error, -EACCES);
+	f.fail = 0;
+	for (bool told = false; !told; ++after) {	/* a retry comes within a second */
+		assert_true(after < DEADLINE_TRIES);
+		usleep(10000);
+		snprintf(id, sizeof(id), "aft-%05u-", after);
+		id[10] = 'x';
+		put(u, id);
+		told = vp_usage_report(u, &r);
+	}
+	vp_usage_close(u);
+	assert_int_equal(r.error, 0);
+	assert_true(r.dropped > 0);
+	assert_int_equal(r.held + r.dropped, total + after);
+	text = slurp(path);
+	in_file = (unsigned)count_of(text, "\n");
+	assert_int_equal(in_file, r.held);
+	assert_true(in_file * sizeof(id) <= (64u << 20) && in_file > (60u << 20) / sizeof(id));
+	at = text;
+	for (unsigned i = 0; i < in_file; ++i) {	/* the oldest, in order */
+		snprintf(id, sizeof(id), "identity=big-%05u-x", i);
+		at = strstr(at, id);
+		assert_non_null(at);
+	}
+	free(text);
+	tl_rmtree(dir);
+	free(dir);
+}
+
 /* After a chroot the path would be made inside it: it is not, the lines
  * wait (told once as -EXDEV) until the path can be reached again. */
 static void usage__chroot_since_open__path_not_made_inside_it(void **state)
@@ -451,6 +507,7 @@ int main(void)
 		cmocka_unit_test(usage__symlink_at_open__refused_and_target_untouched),
 		cmocka_unit_test(usage__symlink_after_rotation__lines_held_not_written_through),
 		cmocka_unit_test(usage__reopen_fails__lines_held_told_once_and_written_after),
+		cmocka_unit_test(usage__more_held_than_the_bound__newest_dropped_and_counted),
 		cmocka_unit_test(usage__chroot_since_open__path_not_made_inside_it),
 		cmocka_unit_test(usage__no_writer__moved_away__next_line_at_the_path),
 	};
