@@ -40,7 +40,7 @@ struct vp_usage {
 	int fd;				/* -1: moved away and not reopened yet */
 	dev_t dev;
 	ino_t ino;
-	struct stat root;		/* "/" as the fs saw it at open */
+	struct stat root;		/* this process's "/" at open */
 	struct vp_strbuf held;		/* whole lines not written yet, oldest first */
 	struct health h;
 	int64_t missing_since;		/* monotonic ns; 0: the path was not missing */
@@ -149,10 +149,11 @@ static void usage_check_path(struct vp_usage *u, int64_t t)
 		u->next_check = u->retry_at;
 		return;
 	}
-	/* A chroot since open (OpenVPN's, with an fs of this process's own
-	 * calls) would have the path made inside it, where nobody looks. */
-	if (u->fs->lstat(u->fs->ud, "/", &st) || st.st_dev != u->root.st_dev ||
-	    st.st_ino != u->root.st_ino) {
+	/* With this process's own calls, a chroot since open (OpenVPN's) would
+	 * have the path made inside it, where nobody looks.  (Another fs, the
+	 * keeper's, resolves paths outside any chroot.) */
+	if (u->fs == vp_fs_direct() && (stat("/", &st) || st.st_dev != u->root.st_dev ||
+					 st.st_ino != u->root.st_ino)) {
 		usage_failed(u, -EXDEV, true, t);
 		u->next_check = u->retry_at;
 		return;
@@ -300,9 +301,7 @@ int vp_usage_open(struct vp_usage **out, const char *path, const struct vp_fs *f
 	pthread_cond_init(&u->cv, &attr);
 	pthread_condattr_destroy(&attr);
 	u->path = strdup(path);
-	ret = u->path ? u->fs->lstat(u->fs->ud, "/", &u->root) : -ENOMEM;
-	if (!ret)
-		ret = usage_open_path(u, true);
+	ret = !u->path ? -ENOMEM : stat("/", &u->root) ? -errno : usage_open_path(u, true);
 	if (ret) {
 		vp_usage_close(u);
 		return ret;

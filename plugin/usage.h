@@ -16,9 +16,9 @@
  * once when it is written again.
  *
  * Every open, mkdir and lstat by path goes through the vp_fs given at open;
- * the file is opened with O_NOFOLLOW: a symlink is refused (-ELOOP).  When
- * "/" is no longer the one seen at open (a chroot, with an fs that does not
- * reach outside it), the path is not reopened: -EXDEV.
+ * the file is opened with O_NOFOLLOW: a symlink is refused (-ELOOP).  With
+ * the direct fs (NULL), once the process's "/" is no longer the one seen at
+ * open (OpenVPN's chroot), the path is not reopened: -EXDEV.
  *
  * Writing is synchronous until vp_usage_start_writer(); from then on a
  * background thread writes: a quiet server's line is written at once, a busy
