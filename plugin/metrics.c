@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "plugin/metrics.h"
 
 static const char *const reasons[] = {
@@ -25,6 +26,7 @@ struct figures {
 
 struct vp_metrics {
 	const struct vp_config *config;
+	const struct vp_fs *fs;
 	char *tmp_path;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -34,6 +36,8 @@ struct vp_metrics {
 	struct figures now;		/* under lock */
 	struct figures copy;		/* the writer's */
 	struct vp_strbuf text;
+	int error;			/* of the last rewrite (under lock) */
+	int reported;			/* error last told by vp_metrics_report */
 };
 
 /* ---- the text ------------------------------------------------------------ */
@@ -122,25 +126,31 @@ static void render(struct vp_strbuf *b, const struct vp_config *c, const struct 
 	vp_strbuf_addf(b, "vpnpool_reclaims_total %llu\n", (unsigned long long)f->reclaims);
 }
 
+/* The temporary file is made anew (a leftover one, or a symlink put in its
+ * place, is removed first) and renamed over the path: no write ever goes
+ * through a symlink. */
 static int write_file(struct vp_metrics *m)
 {
-	const char *path = m->config->metrics_file;
+	const struct vp_fs *fs = m->fs;
 	int fd, ret = 0;
+	ssize_t n;
 
 	render(&m->text, m->config, &m->copy);
 	if (m->text.oom)
 		return -ENOMEM;
-	fd = open(m->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	fs->unlink(fs->ud, m->tmp_path);
+	fd = fs->open(fs->ud, m->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
 	if (fd < 0)
-		return -errno;
-	if (write(fd, m->text.s, m->text.len) != (ssize_t)m->text.len)
-		ret = -EIO;
+		return fd;
+	n = write(fd, m->text.s, m->text.len);
+	if (n != (ssize_t)m->text.len)
+		ret = n < 0 ? -errno : -ENOSPC;	/* a short write: the disk is full */
 	if (close(fd) && !ret)
 		ret = -errno;
-	if (!ret && rename(m->tmp_path, path))
-		ret = -errno;
+	if (!ret)
+		ret = fs->rename(fs->ud, m->tmp_path, m->config->metrics_file);
 	if (ret)
-		unlink(m->tmp_path);
+		fs->unlink(fs->ud, m->tmp_path);
 	return ret;
 }
 
@@ -161,6 +171,7 @@ static void *writer(void *arg)
 {
 	struct vp_metrics *m = arg;
 	struct timespec until;
+	int ret;
 
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
@@ -174,8 +185,9 @@ static void *writer(void *arg)
 		copy_figures(m);
 		m->dirty = false;
 		pthread_mutex_unlock(&m->lock);
-		write_file(m);
+		ret = write_file(m);
 		pthread_mutex_lock(&m->lock);
+		m->error = ret;
 		/* At most one rewrite a second (a stop cuts the pause short). */
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += 1;
@@ -208,7 +220,7 @@ static void metrics_free(struct vp_metrics *m)
 }
 
 int vp_metrics_open(struct vp_metrics **out, const struct vp_config *config,
-		    const struct vp_space *space)
+		    const struct vp_space *space, const struct vp_fs *fs)
 {
 	struct vp_metrics *m = calloc(1, sizeof(*m));
 	size_t np = config->n_pools + 1, nr = config->n_routers + 1;
@@ -218,6 +230,7 @@ int vp_metrics_open(struct vp_metrics **out, const struct vp_config *config,
 	if (!m)
 		return -ENOMEM;
 	m->config = config;
+	m->fs = vp_fs_or_direct(fs);
 	m->now.pools = calloc(np, sizeof(struct vp_pool_usage));
 	m->now.routers = calloc(nr, sizeof(struct vp_pool_usage));
 	m->copy.pools = calloc(np, sizeof(struct vp_pool_usage));
@@ -310,6 +323,38 @@ void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const 
 		pthread_cond_signal(&m->wake);
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+void vp_metrics_update(struct vp_metrics *m, const struct vp_space *space)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	take_figures(m, space);
+	if (m->running) {
+		m->dirty = true;
+		if (m->idle) {
+			m->idle = false;
+			pthread_cond_signal(&m->wake);
+		}
+	} else {
+		copy_figures(m);
+		m->error = write_file(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+bool vp_metrics_report(struct vp_metrics *m, int *error)
+{
+	bool changed;
+
+	if (!m)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	changed = m->error != m->reported;
+	*error = m->reported = m->error;
+	pthread_mutex_unlock(&m->lock);
+	return changed;
 }
 
 void vp_metrics_close(struct vp_metrics *m, const struct vp_space *space)

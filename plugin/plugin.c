@@ -84,6 +84,45 @@ static const char *who(struct vp_plugin *p, const void *id, size_t len)
 	return p->who.oom ? "(out of memory)" : p->who.s;
 }
 
+/* Why a file cannot be written, for OpenVPN's log. */
+static const char *file_error(int err)
+{
+	if (err == -ELOOP)
+		return "it is a symbolic link, which is never followed";
+	if (err == -EXDEV)
+		return "it is outside OpenVPN's chroot";
+	return strerror(-err);
+}
+
+/* The usage log's and the metrics file's failures, each told once, and
+ * their end. */
+static void report_files(struct vp_plugin *p)
+{
+	struct vp_usage_report r;
+	int err;
+
+	while (vp_usage_report(p->usage, &r)) {
+		if (r.error)
+			p->log(PLOG_ERR, NAME,
+			       "cannot %s the usage log %s: %s; holding its lines in memory (%llu so far, up to 64 MiB) and trying again every second",
+			       r.opening ? "reopen" : "write", p->config.usage_log,
+			       file_error(r.error), (unsigned long long)r.held);
+		else
+			p->log(PLOG_NOTE, NAME,
+			       "the usage log %s is written again: %llu lines held back and written now, %llu lost",
+			       p->config.usage_log, (unsigned long long)r.held,
+			       (unsigned long long)r.dropped);
+	}
+	if (vp_metrics_report(p->metrics, &err)) {
+		if (err)
+			p->log(PLOG_ERR, NAME, "cannot write the metrics file %s: %s; trying again at each change",
+			       p->config.metrics_file, file_error(err));
+		else
+			p->log(PLOG_NOTE, NAME, "the metrics file %s is written again",
+			       p->config.metrics_file);
+	}
+}
+
 static void usage(struct vp_plugin *p, const char *event)
 {
 	int ret = vp_usage_write(p->usage, now(), event, &p->fields);
@@ -98,6 +137,7 @@ static void usage(struct vp_plugin *p, const char *event)
 		p->log(say == VP_ONCE_FAILED ? PLOG_ERR : PLOG_NOTE, NAME, "%s", line);
 	vp_metrics_event(p->metrics, p->space, event, &p->fields);
 	vp_strbuf_reset(&p->fields);
+	report_files(p);
 }
 
 static void add_addr(struct vp_strbuf *b, const char *key, const struct vp_addr *a)
@@ -361,9 +401,16 @@ static void start_keeper(struct vp_plugin *p, const char *path, const char *serv
 
 static void plugin_free(struct vp_plugin *p)
 {
+	uint64_t lost;
+
 	vp_metrics_close(p->metrics, p->space);
+	p->metrics = NULL;
 	vp_space_close(p->space);
-	vp_usage_close(p->usage);
+	report_files(p);
+	lost = vp_usage_close(p->usage);
+	if (lost)
+		p->log(PLOG_ERR, NAME, "the usage log %s could not be written: %llu lines lost",
+		       p->config.usage_log, (unsigned long long)lost);
 	vp_config_free(&p->config);
 	vp_keeper_put(p->keeper);
 	vp_strbuf_free(&p->fields);
@@ -461,19 +508,19 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 	}
 	report_load(p, &report);
 	if (p->config.usage_log) {
-		ret = vp_usage_open(&p->usage, p->config.usage_log);
+		ret = vp_usage_open(&p->usage, p->config.usage_log, p->fs);
 		if (ret) {
 			p->log(PLOG_ERR, NAME, "cannot open the usage log %s: %s",
-			       p->config.usage_log, strerror(-ret));
+			       p->config.usage_log, file_error(ret));
 			return -1;
 		}
 	}
 	check_dirs(p);
 	if (p->config.metrics_file) {
-		ret = vp_metrics_open(&p->metrics, &p->config, p->space);
+		ret = vp_metrics_open(&p->metrics, &p->config, p->space, p->fs);
 		if (ret) {
 			p->log(PLOG_ERR, NAME, "cannot write the metrics file %s: %s",
-			       p->config.metrics_file, strerror(-ret));
+			       p->config.metrics_file, file_error(ret));
 			return -1;
 		}
 	}
@@ -757,7 +804,10 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 		/* The tun is up: its addresses are in envp, so the pools' sizes
 		 * and a pool outside the tun network are logged now; a failure
 		 * is logged and retried at the first connect.  Never fatal. */
-		learn_server(p, envp, false);
+		if (learn_server(p, envp, false)) {
+			vp_metrics_update(p->metrics, p->space);
+			report_files(p);
+		}
 		return OPENVPN_PLUGIN_FUNC_SUCCESS;
 	case OPENVPN_PLUGIN_CLIENT_CONNECT_V2:
 		return on_connect(p, args->per_client_context, envp, ret ? ret->return_list : NULL);

@@ -750,10 +750,73 @@ static void reservation_moved_onto_a_stored_lease__drop_logged_with_address_and_
 	free(dir);
 }
 
+/* A connect of a new session of cn: the writer thread then gets a line. */
+static void connect_once(struct server *s, const char *cn, unsigned port)
+{
+	char config[256];
+	void *a = openvpn_plugin_client_constructor_v1(s->handle);
+
+	assert_int_equal(connect_cn(s, a, cn, port, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	openvpn_plugin_client_destructor_v1(s->handle, a);
+}
+
+/* Connects until OpenVPN's log has a line holding what (up to 10 s). */
+static void connect_until_logged(struct server *s, const char *what)
+{
+	for (unsigned i = 0; !count_lines(plugin_log_text, what, NULL); ++i) {
+		assert_true(i < 1000);
+		usleep(10000);
+		connect_once(s, "bob", 2000 + i);
+	}
+}
+
+/* The usage log replaced by a symlink (a rotation gone wrong): OpenVPN's
+ * log names the file and why, once however many clients come; the lines
+ * are not written through the symlink; once it is gone, one line says how
+ * many were held back, and they are in the log. */
+static void usage_log_becomes_a_symlink__told_once_then_written_again(void **state)
+{
+	const char *up_env[] = { "script_context=init", "dev=tun0", "ifconfig_local=10.8.0.1",
+				 "ifconfig_netmask=255.255.0.0", NULL };
+	char path[4300], moved[4300], target[4300], *log;
+	struct server s;
+	struct stat st;
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	connect_once(&s, "alice", 1000);	/* the writer thread runs from here */
+	snprintf(path, sizeof(path), "%s/state/usage.log", s.dir);
+	snprintf(moved, sizeof(moved), "%s/state/usage.log.1", s.dir);
+	snprintf(target, sizeof(target), "%s/target", s.dir);
+	write_file(target, "", "");
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(symlink(target, path), 0);
+	connect_until_logged(&s, "cannot reopen the usage log");
+	for (unsigned i = 0; i < 3; ++i)
+		connect_once(&s, "carol", 3000 + i);
+	assert_int_equal(count_lines(plugin_log_text, "cannot reopen the usage log", NULL), 1);
+	assert_int_equal(count_lines(plugin_log_text, "cannot reopen the usage log", path), 1);
+	assert_int_equal(count_lines(plugin_log_text, "cannot reopen the usage log",
+				     "it is a symbolic link, which is never followed"), 1);
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(unlink(path), 0);
+	connect_until_logged(&s, "is written again");
+	assert_int_equal(count_lines(plugin_log_text, "is written again", NULL), 1);
+	assert_int_equal(count_lines(plugin_log_text, "is written again", ", 0 lost"), 1);
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=connect", "identity=carol"), 3);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(connect_disconnect_destructor__one_disconnect_and_the_lease_held),
+		cmocka_unit_test(usage_log_becomes_a_symlink__told_once_then_written_again),
 		cmocka_unit_test(connect_then_destructor_only__lease_ended_once),
 		cmocka_unit_test(failed_connect_then_disconnect_and_destructor__releases_nothing),
 		cmocka_unit_test(duplicate_sessions_of_one_cn__get_distinct_addresses),

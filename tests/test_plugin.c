@@ -2,6 +2,7 @@
 /* The plugin's pure parts: OpenVPN's environment in, config lines and log
  * lines out, and the escaping that keeps client data out of both. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,10 +14,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/fs.h"
 #include "logfmt.h"
 #include "plugin/env.h"
 #include "plugin/lines.h"
 #include "plugin/once.h"
+#include "plugin/metrics.h"
 #include "plugin/server_conf.h"
 #include "plugin/usage.h"
 #include "testlib.h"
@@ -420,7 +423,7 @@ static void usage__write__one_line_per_event_with_utc_time(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/sub/usage.log", dir);
-	assert_int_equal(vp_usage_open(&u, path), 0);
+	assert_int_equal(vp_usage_open(&u, path, NULL), 0);
 	vp_logfmt_adds(&f, "identity", "evil\nevent=reject");
 	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
 	vp_usage_close(u);
@@ -468,7 +471,7 @@ static void usage__writer_thread__lines_in_order_and_flushed(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/usage.log", dir);
-	assert_int_equal(vp_usage_open(&u, path), 0);
+	assert_int_equal(vp_usage_open(&u, path, NULL), 0);
 	assert_int_equal(vp_usage_start_writer(u), 0);
 	assert_int_equal(vp_usage_start_writer(u), 0);	/* once only */
 	vp_logfmt_adds(&f, "identity", "client-0");
@@ -495,24 +498,32 @@ static void usage__writer_thread__lines_in_order_and_flushed(void **state)
 	free(dir);
 }
 
-/* A write that fails in the background is reported by a later write. */
-static void usage__writer_thread__failure_reported_later(void **state)
+/* A write that fails in the background is told once, by vp_usage_report. */
+static void usage__writer_thread__failure_told_once(void **state)
 {
 	struct vp_usage *u;
+	struct vp_usage_report r = { 0 };
 	struct vp_strbuf f = { 0 };
-	int ret = 0;
+	bool told = false;
 
 	(void)state;
 	if (access("/dev/full", W_OK))
 		skip();
-	assert_int_equal(vp_usage_open(&u, "/dev/full"), 0);
+	assert_int_equal(vp_usage_open(&u, "/dev/full", NULL), 0);
 	assert_int_equal(vp_usage_start_writer(u), 0);
 	vp_logfmt_adds(&f, "identity", "x");
-	for (int i = 0; i < 500 && !ret; ++i) {
-		ret = vp_usage_write(u, 1795579289, "connect", &f);
-		usleep(10000);
+	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	for (int i = 0; i < 500 && !told; ++i) {	/* up to 5 s */
+		told = vp_usage_report(u, &r);
+		if (!told)
+			usleep(10000);
 	}
-	assert_int_equal(ret, -ENOSPC);
+	assert_true(told);
+	assert_int_equal(r.error, -ENOSPC);
+	assert_false(r.opening);
+	assert_int_equal(r.held, 1);
+	assert_int_equal(vp_usage_write(u, 1795579289, "connect", &f), 0);
+	assert_false(vp_usage_report(u, &r));
 	vp_usage_close(u);
 	vp_strbuf_free(&f);
 }
@@ -562,6 +573,172 @@ static void once__failure_changes__new_one_said_with_the_old_count(void **state)
 	assert_int_equal(vp_once_report(&o, "w: Permission denied", NULL, 0), VP_ONCE_QUIET);
 }
 
+/* ---- the metrics file ------------------------------------------------------ */
+
+struct metrics_fx {
+	char *dir, path[512];
+	struct vp_config *config;
+	struct tl_world world;
+	struct vp_space *space;
+};
+
+static void metrics_fx_open(struct metrics_fx *f)
+{
+	struct vp_space_options o;
+	struct vp_store_report report;
+	pid_t holder;
+
+	memset(f, 0, sizeof(*f));
+	f->dir = tl_tmpdir();
+	f->config = tl_config_new(f->dir);
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	snprintf(f->path, sizeof(f->path), "%s/metrics.prom", f->dir);
+	f->config->metrics_file = strdup(f->path);
+	f->world.now = 1000000;
+	o = tl_options(f->config, &f->world);
+	assert_int_equal(vp_space_open(&f->space, &o, &report, &holder), 0);
+}
+
+static void metrics_fx_close(struct metrics_fx *f)
+{
+	vp_space_close(f->space);
+	vp_config_free(f->config);
+	free(f->config);
+	tl_rmtree(f->dir);
+	free(f->dir);
+}
+
+static bool file_has(const char *path, const char *what)
+{
+	char *text = NULL;
+	size_t cap = 0;
+	FILE *fp = fopen(path, "r");
+	bool has;
+
+	if (!fp)
+		return false;
+	has = getdelim(&text, &cap, '\0', fp) > 0 && strstr(text, what);
+	fclose(fp);
+	free(text);
+	return has;
+}
+
+/* Before the first client: the sizes as soon as the server's addresses are
+ * known (UP), not zeros until a connect. */
+static void metrics__update_once_server_known__file_holds_pool_sizes(void **state)
+{
+	struct metrics_fx f;
+	struct vp_metrics *m;
+	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
+	int err;
+
+	(void)state;
+	metrics_fx_open(&f);
+	assert_int_equal(vp_metrics_open(&m, f.config, f.space, NULL), 0);
+	assert_true(file_has(f.path, "vpnpool_pool_size{pool=\"p\"} 0\n"));
+	assert_int_equal(vp_space_set_server(f.space, &server), 0);
+	vp_metrics_update(m, f.space);
+	assert_true(file_has(f.path, "vpnpool_pool_size{pool=\"p\"} 253\n"));
+	assert_true(file_has(f.path, "vpnpool_pool_addresses{pool=\"p\",state=\"free\"} 253\n"));
+	assert_false(vp_metrics_report(m, &err));
+	vp_metrics_close(m, f.space);
+	metrics_fx_close(&f);
+}
+
+struct failing_rename {
+	int fail;
+};
+
+static int fr_open(void *ud, const char *path, int flags, mode_t mode)
+{
+	(void)ud;
+	return vp_fs_direct()->open(NULL, path, flags, mode);
+}
+
+static int fr_rename(void *ud, const char *from, const char *to)
+{
+	struct failing_rename *f = ud;
+
+	return f->fail ? f->fail : vp_fs_direct()->rename(NULL, from, to);
+}
+
+static int fr_unlink(void *ud, const char *path)
+{
+	(void)ud;
+	return vp_fs_direct()->unlink(NULL, path);
+}
+
+static int fr_mkdirs(void *ud, const char *path, mode_t mode)
+{
+	(void)ud;
+	return vp_fs_direct()->mkdirs(NULL, path, mode);
+}
+
+static int fr_lstat(void *ud, const char *path, struct stat *st)
+{
+	(void)ud;
+	return vp_fs_direct()->lstat(NULL, path, st);
+}
+
+/* Renames go through the fs; a failure is told once, its end once. */
+static void metrics__write_fails__told_once_and_when_it_works_again(void **state)
+{
+	struct failing_rename fr = { 0 };
+	const struct vp_fs fs = { fr_open, fr_rename, fr_unlink, fr_mkdirs, fr_lstat, &fr };
+	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
+	struct metrics_fx f;
+	struct vp_metrics *m;
+	char tmp[600];
+	int err;
+
+	(void)state;
+	metrics_fx_open(&f);
+	assert_int_equal(vp_metrics_open(&m, f.config, f.space, &fs), 0);
+	fr.fail = -EACCES;
+	assert_int_equal(vp_space_set_server(f.space, &server), 0);
+	vp_metrics_update(m, f.space);
+	assert_true(vp_metrics_report(m, &err));
+	assert_int_equal(err, -EACCES);
+	vp_metrics_update(m, f.space);
+	assert_false(vp_metrics_report(m, &err));
+	assert_true(file_has(f.path, "vpnpool_pool_size{pool=\"p\"} 0\n"));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f.path);
+	assert_int_equal(access(tmp, F_OK), -1);	/* no temporary file left */
+	fr.fail = 0;
+	vp_metrics_update(m, f.space);
+	assert_true(vp_metrics_report(m, &err));
+	assert_int_equal(err, 0);
+	assert_true(file_has(f.path, "vpnpool_pool_size{pool=\"p\"} 253\n"));
+	vp_metrics_close(m, f.space);
+	metrics_fx_close(&f);
+}
+
+/* A symlink at the path or at the temporary file's name is replaced, never
+ * written through. */
+static void metrics__symlinks__replaced_not_followed(void **state)
+{
+	struct metrics_fx f;
+	struct vp_metrics *m;
+	char target[600], tmp[600];
+	struct stat st;
+
+	(void)state;
+	metrics_fx_open(&f);
+	snprintf(target, sizeof(target), "%s/target", f.dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f.path);
+	close(open(target, O_WRONLY | O_CREAT, 0600));
+	assert_int_equal(symlink(target, f.path), 0);
+	assert_int_equal(symlink(target, tmp), 0);
+	assert_int_equal(vp_metrics_open(&m, f.config, f.space, NULL), 0);
+	vp_metrics_close(m, f.space);
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(lstat(f.path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_true(file_has(f.path, "vpnpool_connects_total 0\n"));
+	metrics_fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,9 +762,12 @@ int main(void)
 		cmocka_unit_test(usage__reclaim_fields__router_lease_adds_subnet_and_subnet6),
 		cmocka_unit_test(usage__write__one_line_per_event_with_utc_time),
 		cmocka_unit_test(usage__writer_thread__lines_in_order_and_flushed),
-		cmocka_unit_test(usage__writer_thread__failure_reported_later),
 		cmocka_unit_test(once__same_failure_repeated__said_once_then_cleared_with_the_count),
 		cmocka_unit_test(once__failure_changes__new_one_said_with_the_old_count),
+		cmocka_unit_test(usage__writer_thread__failure_told_once),
+		cmocka_unit_test(metrics__update_once_server_known__file_holds_pool_sizes),
+		cmocka_unit_test(metrics__write_fails__told_once_and_when_it_works_again),
+		cmocka_unit_test(metrics__symlinks__replaced_not_followed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,11 @@ vpj() { local f=$1; shift; vp "$@" | jq -r "$f"; }
 lease_of() { vpj --arg id "$2" '.leases[] | select(.identity == $id) | '"$1" leases --json; }
 
 e2e_server_start || { e2e_fail "server did not start"; e2e_finish; }
+# Written at UP, before any client: the pools' sizes, not zeros.
+e2e_assert_match "metrics before the first client: staff's size" \
+	"$(cat "$E2E_DIR/metrics.prom" 2>/dev/null)" 'vpnpool_pool_size\{pool="staff"\} 11'
+e2e_assert_match "metrics before the first client: sites' size" \
+	"$(cat "$E2E_DIR/metrics.prom" 2>/dev/null)" 'vpnpool_router_pool_size\{pool="sites"\} 256'
 names=(bob carol site-a alice "$HOSTILE")
 declare -A got
 started=$(date +%s)
