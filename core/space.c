@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The lease table and the policy of SPEC.md over the block allocators.
+ * The lease table and the policy of openvpn-plugin-vpnpool(8) over the block allocators.
  *
  * A lease is keyed by (identity, slot).  Slot 0 is the identity's sticky
  * lease; a second live session of one identity (duplicate-cn) gets slot 1, 2,

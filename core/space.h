@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The address space of one OpenVPN server: pools, router pools, static
- * reservations and the lease table, with the policy of SPEC.md ("Order of
- * choice") and every change persisted through store.h before it returns.
+ * reservations and the lease table, with the policy of
+ * openvpn-plugin-vpnpool(8) ("Order of choice") and every change persisted
+ * through store.h before it returns.
  *
  * Knows nothing of OpenVPN and never prints: results are return codes,
  * grants and events (delivered to a callback, in order, during the call that

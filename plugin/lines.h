@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The config lines handed to OpenVPN for a client (SPEC.md). */
+/* The config lines handed to OpenVPN for a client (openvpn-plugin-vpnpool(8)). */
 #ifndef VP_PLUGIN_LINES_H
 #define VP_PLUGIN_LINES_H
 

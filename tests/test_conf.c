@@ -12,7 +12,7 @@
 
 #include "conf/load.h"
 
-/* SPEC.md's example, verbatim (comments and all). */
+/* The contract's example config, verbatim (comments and all). */
 static const char spec_example[] =
 	"state-dir    = \"/var/lib/openvpn/vpnpool\"   # leases and lock; created if missing\n"
 	"usage-log    = \"/var/log/openvpn/vpnpool-usage.log\"   # default: usage.log in state-dir; \"\" = off\n"

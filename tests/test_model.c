@@ -2,7 +2,7 @@
 /*
  * Model-based randomised test of the engine: random connects, disconnects,
  * clock steps and restarts from the journal, each checked against a
- * deliberately naive model (arrays and linear scans) of SPEC.md's policy.
+ * deliberately naive model (arrays and linear scans) of the policy openvpn-plugin-vpnpool(8) states.
  * Every grant must equal the model's prediction; after restarts and every
  * few hundred steps the whole lease table must equal the model's, and no
  * address, subnet, excluded or reserved address may be held twice.

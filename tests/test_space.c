@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The engine's policy, as SPEC.md states it, seen through its public API. */
+/* The engine's policy, as openvpn-plugin-vpnpool(8) states it, seen through its public API. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

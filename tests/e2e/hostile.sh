@@ -161,7 +161,7 @@ start_phase1() {
 start_phase1
 serve_all certs h0 h1 h2 h3 h4 h5 h6 h7 u0 u1 u3
 # u2's newline splits its peer info; what OpenVPN makes of it is OpenVPN's
-# business (UV_* is client controlled, SPEC.md), but it must not break a line.
+# business (UV_* is client controlled, vpnpool.conf(5)), but it must not break a line.
 out=$(e2e_client_wait u2 20)
 e2e_log "UV_ROLE with a newline: $out, $(e2e_pushed_ifconfig u2)"
 e2e_assert_match "u0 (UV_ROLE=admin) in pool admins" "${got[u0]}" '^10\.8\.1\.'

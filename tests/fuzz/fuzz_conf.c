@@ -3,7 +3,7 @@
  * conf/load.c: vpnpool.conf from any bytes.  Properties: no crash, no leak
  * (LeakSanitizer, also after errors), an error is one "FILE:LINE: message"
  * line with a line that exists, and a config that loads holds what the
- * engine relies on (the checks of SPEC.md's config section).
+ * engine relies on (the checks vpnpool.conf(5) states).
  *
  * Input without a NUL goes through vp_conf_load_buf(); input with one is
  * written to a file and loaded with vp_conf_load() (which refuses it).
