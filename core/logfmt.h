@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * logfmt lines (key=value key="quoted value"), as the usage log of openvpn-plugin-vpnpool(8) uses
- * them: a value with a space, '"', '=', '\' or a byte outside printable
+ * logfmt lines (key=value key="quoted value"), as the usage log of
+ * openvpn-plugin-vpnpool(8) uses them: a value with a space, '"', '=', '\' or a byte outside printable
  * ASCII is double-quoted, with \" \\ and \xNN escapes, so that no value a
  * client controls can end a line or forge a key.
  */
