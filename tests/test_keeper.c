@@ -469,6 +469,11 @@ static void keeper__never_holds_the_state_dir_lock(void **state)
 	/* A plugin that holds the lock when the keeper is forked. */
 	fd = open(lock, O_RDWR | O_CREAT, 0600);
 	assert_true(fd >= 0);
+	/* On a descriptor of its own, not one of the first few. */
+	again = fcntl(fd, F_DUPFD, 200);
+	assert_true(again >= 200);
+	close(fd);
+	fd = again;
 	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
 	k = root_keeper();
 	close(fd);
