@@ -30,19 +30,22 @@ struct request {
 	int32_t flags;
 	uint32_t mode;
 	uint32_t len1, len2;		/* of the two paths that follow, NULs included */
+	uint32_t seq;			/* echoed in the reply */
 };
 
 struct reply {
 	int32_t ret;			/* 0, -errno; OP_OPEN: 0 and a descriptor */
 	int32_t pid;			/* the keeper's */
+	uint32_t seq;			/* the request's */
 	struct stat st;			/* OP_LSTAT */
 };
 
 #define MAX_REQUEST (sizeof(struct request) + 2 * PATH_MAX)
 
-/* How long the plugin waits for an answer before it takes the keeper for
- * dead (stopped, stuck on a filesystem): OpenVPN's one thread waits that
- * long once, never more. */
+/* How long the plugin waits for an answer (the keeper stopped, or stuck on
+ * a filesystem): the request fails with ETIMEDOUT, and the next ones fail
+ * at once, without waiting, until the late reply comes (then the keeper
+ * serves again).  OpenVPN's one thread waits that long once a stall. */
 #define KEEPER_TIMEOUT_MS 5000
 
 /* The open(2) flags a request may carry; any other (O_PATH, O_TMPFILE,
@@ -53,7 +56,8 @@ struct reply {
 struct vp_keeper {
 	int sock;
 	pid_t pid;
-	bool dead;			/* the keeper stopped answering */
+	bool dead;			/* the keeper is gone (its end closed) */
+	bool late;			/* a reply is owed to a request given up on */
 	pthread_mutex_t mu;		/* one request at a time */
 	struct vp_fs fs;
 };
@@ -454,7 +458,7 @@ static void keeper_serve(struct keeper_state *ks)
 	static char buf[MAX_REQUEST + 1];
 
 	for (;;) {
-		struct request rq;
+		struct request rq = { 0 };
 		struct reply r;
 		ssize_t n = recv(ks->sock, buf, sizeof(buf), 0);
 		const char *p1, *p2;
@@ -467,6 +471,7 @@ static void keeper_serve(struct keeper_state *ks)
 		memset(&r, 0, sizeof(r));
 		r.pid = (int32_t)getpid();
 		memcpy(&rq, buf, (size_t)n < sizeof(rq) ? (size_t)n : sizeof(rq));
+		r.seq = rq.seq;
 		if ((size_t)n < sizeof(rq) || rq.len1 < 1 || rq.len2 < 1 ||
 		    rq.len1 > PATH_MAX || rq.len2 > PATH_MAX ||
 		    sizeof(rq) + rq.len1 + rq.len2 != (size_t)n ||
@@ -566,13 +571,47 @@ static int wait_reply(int sock, const struct timespec *deadline)
 	}
 }
 
-/* The keeper does not answer (anymore): never ask it again.  Its end of
- * the socket sees the end (it exits once it runs again), and a late reply
- * is never taken for the answer to a later request. */
+/* Its end closed: never ask it again. */
 static void keeper_lost(struct vp_keeper *k)
 {
 	k->dead = true;
 	shutdown(k->sock, SHUT_RDWR);
+}
+
+/* Receive one reply: 1 when it answers seq (*r, *fd filled), 0 when it is
+ * a late one (dropped, its descriptor closed), -errno. */
+static int take_reply(struct vp_keeper *k, uint32_t seq, struct reply *r, int *fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec in = { .iov_base = r, .iov_len = sizeof(*r) };
+	struct msghdr msg = { .msg_iov = &in, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	int got = -1, ret;
+	ssize_t n;
+
+	do
+		n = recvmsg(k->sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)) && got < 0)
+			memcpy(&got, CMSG_DATA(cm), sizeof(int));
+	if (n == 0 || n != (ssize_t)sizeof(*r) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		ret = -ECONNRESET;
+	else
+		ret = r->seq == seq;
+	if (ret == 1 && fd)
+		*fd = got;
+	else if (got >= 0)
+		close(got);
+	if (ret < 0)
+		keeper_lost(k);
+	return ret;
 }
 
 /* One request and its reply; *fd receives a passed descriptor (or -1),
@@ -580,10 +619,7 @@ static void keeper_lost(struct vp_keeper *k)
 static int ask(struct vp_keeper *k, int op, int flags, mode_t mode, const char *p1,
 	       const char *p2, struct stat *st, int *fd, pid_t *pid)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
+	static uint32_t next_seq;
 	static const char empty[] = "";
 	struct request rq = { .op = (uint32_t)op, .flags = flags, .mode = mode };
 	struct reply r;
@@ -593,10 +629,7 @@ static int ask(struct vp_keeper *k, int op, int flags, mode_t mode, const char *
 		{ .iov_base = (void *)p1, .iov_len = l1 },
 		{ .iov_base = (void *)(p2 ? p2 : empty), .iov_len = l2 },
 	};
-	struct iovec in = { .iov_base = &r, .iov_len = sizeof(r) };
 	struct msghdr smsg = { .msg_iov = out, .msg_iovlen = 3 };
-	struct msghdr rmsg = { .msg_iov = &in, .msg_iovlen = 1, .msg_control = ctl.buf,
-			       .msg_controllen = sizeof(ctl.buf) };
 	struct timespec deadline;
 	ssize_t n;
 	int ret;
@@ -607,10 +640,26 @@ static int ask(struct vp_keeper *k, int op, int flags, mode_t mode, const char *
 		return -ENAMETOOLONG;
 	rq.len1 = (uint32_t)l1;
 	rq.len2 = (uint32_t)l2;
+	/* Process-wide: a reply left from a handle of before a reload is
+	 * never taken for one of this handle's. */
+	rq.seq = __atomic_add_fetch(&next_seq, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&k->mu);
 	if (k->dead) {
 		ret = -ENOTCONN;
 		goto out_unlock;
+	}
+	if (k->late) {
+		/* Still busy with the request given up on: fail at once. */
+		struct pollfd pfd = { .fd = k->sock, .events = POLLIN };
+
+		if (poll(&pfd, 1, 0) <= 0) {
+			ret = -ETIMEDOUT;
+			goto out_unlock;
+		}
+		ret = take_reply(k, 0, &r, NULL);
+		if (ret < 0)
+			goto out_unlock;
+		k->late = false;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += KEEPER_TIMEOUT_MS / 1000;
@@ -619,36 +668,25 @@ static int ask(struct vp_keeper *k, int op, int flags, mode_t mode, const char *
 		n = sendmsg(k->sock, &smsg, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		ret = -errno;
-		keeper_lost(k);
+		ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (ret != -ETIMEDOUT)
+			keeper_lost(k);
 		goto out_unlock;
 	}
-	ret = wait_reply(k->sock, &deadline);
-	if (ret) {
-		keeper_lost(k);
+	do {
+		ret = wait_reply(k->sock, &deadline);
+		if (ret == -ETIMEDOUT)
+			k->late = true;
+		if (ret)
+			goto out_unlock;
+		ret = take_reply(k, rq.seq, &r, fd);
+	} while (ret == 0);
+	if (ret < 0)
 		goto out_unlock;
-	}
-	do
-		n = recvmsg(k->sock, &rmsg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(r) || (rmsg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		ret = n < 0 ? -errno : -ECONNRESET;
-		keeper_lost(k);
-	} else {
-		ret = r.ret;
-	}
-	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&rmsg) : NULL; cm;
-	     cm = CMSG_NXTHDR(&rmsg, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-			int got;
-
-			memcpy(&got, CMSG_DATA(cm), sizeof(int));
-			if (fd && *fd < 0 && !k->dead)
-				*fd = got;
-			else
-				close(got);
-		}
+	ret = r.ret;
+	if (ret && fd && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
 	}
 	if (st && ret == 0)
 		*st = r.st;
@@ -660,11 +698,12 @@ out_unlock:
 }
 
 /* Whether ret says the keeper is gone: the direct calls, then (OpenVPN's
- * own privileges: right when it runs as root, refused when not). */
+ * own privileges: right when it runs as root, refused when not).  Not when
+ * it is late (ETIMEDOUT): it may still do what it was asked, and the two
+ * would race (a ".tmp" truncated by the keeper after the plugin wrote it). */
 static bool lost(int ret)
 {
-	return ret == -ENOTCONN || ret == -ECONNRESET || ret == -EPIPE || ret == -ETIMEDOUT ||
-	       ret == -EAGAIN;
+	return ret == -ENOTCONN || ret == -ECONNRESET || ret == -EPIPE;
 }
 
 static int k_open(void *ud, const char *path, int flags, mode_t mode)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -421,7 +422,15 @@ static void keeper__when_started__is_no_child_of_openvpn(void **state)
 	done(k);
 }
 
-static void keeper__when_stopped__is_not_waited_for_forever(void **state)
+/* Until the keeper's reply is there (no time limit: the event itself). */
+static void wait_for_reply(void)
+{
+	struct pollfd pfd = { .fd = env_fd(), .events = POLLIN };
+
+	assert_int_equal(poll(&pfd, 1, -1), 1);
+}
+
+static void keeper__when_stopped__fails_fast_then_serves_again(void **state)
 {
 	struct vp_keeper *k, *again;
 	const struct vp_fs *fs;
@@ -437,17 +446,62 @@ static void keeper__when_stopped__is_not_waited_for_forever(void **state)
 	/* Without a limit the call below never returns: the alarm ends the
 	 * test (it fails), whatever the machine's speed. */
 	alarm(120);
-	/* Taken for dead: the call falls back to this process's own. */
-	assert_int_equal(fs->lstat(fs->ud, state_dir, &st), 0);
-	assert_int_equal(fs->lstat(fs->ud, state_dir, &st), 0);
+	assert_int_equal(fs->lstat(fs->ud, state_dir, &st), -ETIMEDOUT);
+	/* Not done by this process instead: the keeper may still do it. */
+	assert_int_equal(fs->mkdirs(fs->ud, state_dir, 0750), -ETIMEDOUT);
 	alarm(0);
+	/* It runs again: once its late reply is in, it serves. */
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	wait_for_reply();
+	assert_int_equal(fs->lstat(fs->ud, state_dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* Stopped at a reload: not reused, a new one. */
+	assert_int_equal(kill(pid, SIGSTOP), 0);
 	vp_keeper_put(k);
-	/* Not reused at the next open: a new one. */
+	alarm(120);
 	assert_int_equal(vp_keeper_get(&again, conf_path, NULL, &reused), 0);
+	alarm(0);
 	assert_false(reused);
 	assert_true(vp_keeper_pid(again) != pid);
-	kill(pid, SIGKILL);
 	kill(pid, SIGCONT);
+	done(again);
+}
+
+static void keeper__a_late_reply__is_never_taken_for_another(void **state)
+{
+	struct vp_keeper *k, *again;
+	const struct vp_fs *fs;
+	char x[700], y[700];
+	struct stat st, fst;
+	bool reused;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	k = keeper_with_state_dir();
+	fs = vp_keeper_fs(k);
+	pid = vp_keeper_pid(k);
+	snprintf(x, sizeof(x), "%s/x", state_dir);
+	snprintf(y, sizeof(y), "%s/y", state_dir);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	alarm(120);
+	assert_int_equal(fs->open(fs->ud, x, O_WRONLY | O_CREAT, 0640), -ETIMEDOUT);
+	alarm(0);
+	/* A reload while its reply (and x's descriptor) is on the way. */
+	vp_keeper_put(k);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	wait_for_reply();
+	assert_int_equal(vp_keeper_get(&again, conf_path, NULL, &reused), 0);
+	assert_true(reused);
+	fs = vp_keeper_fs(again);
+	fd = fs->open(fs->ud, y, O_WRONLY | O_CREAT, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &fst), 0);
+	close(fd);
+	assert_int_equal(stat(y, &st), 0);
+	assert_int_equal(st.st_ino, fst.st_ino);
+	assert_int_equal(fs->lstat(fs->ud, x, &st), 0);
+	assert_int_equal(st.st_ino, stat(x, &fst) ? 0 : fst.st_ino);
 	done(again);
 }
 
@@ -647,7 +701,7 @@ static void keeper__malformed_requests__refused_and_it_serves_on(void **state)
 {
 	struct vp_keeper *k = keeper_with_state_dir();
 	const struct vp_fs *fs = vp_keeper_fs(k);
-	uint32_t hdr[5] = { 's', 0, 0, 0, 0 };
+	uint32_t hdr[6] = { 's', 0, 0, 0, 0, 0 };
 	static char big[3 * 4096 + 64];
 	char msg[sizeof(hdr) + 16];
 	int sock = env_fd();
@@ -713,7 +767,8 @@ int main(void)
 		cmocka_unit_test(keeper__when_openvpn_exits__ends),
 		cmocka_unit_test(allows__open_flags_beyond_reading_and_writing__never),
 		cmocka_unit_test(keeper__when_started__is_no_child_of_openvpn),
-		cmocka_unit_test(keeper__when_stopped__is_not_waited_for_forever),
+		cmocka_unit_test(keeper__when_stopped__fails_fast_then_serves_again),
+		cmocka_unit_test(keeper__a_late_reply__is_never_taken_for_another),
 		cmocka_unit_test(keeper__never_holds_the_state_dir_lock),
 		cmocka_unit_test(keeper__creates_files__never_setuid_nor_executable),
 		cmocka_unit_test(keeper__a_hard_link_or_fifo__refused_untouched),
