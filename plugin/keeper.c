@@ -105,6 +105,22 @@ static bool dir_of(const char *dir, const char *path)
 	return path && file_in(path, dir);
 }
 
+/* Whether name is one of the store's files (core/store.c): the state
+ * directory may be shared (/etc/openvpn), and OpenVPN's own files in it
+ * (its config, scripts, ccd) must stay out of the plugin's reach. */
+static bool store_name(const char *name)
+{
+	return !strcmp(name, "lock") || !strcmp(name, "server") || !strcmp(name, "server.tmp") ||
+	       !strcmp(name, "leases.journal") || !strcmp(name, "leases.journal.tmp") ||
+	       !strncmp(name, "leases.journal.corrupt-", 23);
+}
+
+/* Whether path is one of the store's files in the state directory. */
+static bool state_file(const char *path, const char *state)
+{
+	return state && file_in(path, state) && store_name(strrchr(path, '/') + 1);
+}
+
 static bool is_tmp_of(const char *path, const char *file)
 {
 	size_t n;
@@ -134,7 +150,7 @@ bool vp_keeper_allows(const struct vp_config *c, const char *conf_path, const ch
 		if (reading(flags) && (same_path(path, conf_path) ||
 				       (server_conf && *server_conf && same_path(path, server_conf))))
 			return true;
-		if (state && file_in(path, state))
+		if (state_file(path, state))
 			return true;
 		if (state && same_path(path, state))
 			return reading(flags) && (flags & O_DIRECTORY);
@@ -147,13 +163,13 @@ bool vp_keeper_allows(const struct vp_config *c, const char *conf_path, const ch
 	case OP_RENAME:
 	case OP_UNLINK:
 		/* Both ends of a rename are checked, each on its own. */
-		return (state && file_in(path, state)) || (metrics && is_tmp_of(path, metrics)) ||
+		return state_file(path, state) || (metrics && is_tmp_of(path, metrics)) ||
 		       (op == OP_RENAME && metrics && same_path(path, metrics));
 	case OP_MKDIRS:
 		return (state && same_path(path, state)) || dir_of(path, usage) ||
 		       dir_of(path, metrics);
 	case OP_LSTAT:
-		return (state && (file_in(path, state) || same_path(path, state))) ||
+		return (state && (state_file(path, state) || same_path(path, state))) ||
 		       (usage && same_path(path, usage)) ||
 		       (metrics && (same_path(path, metrics) || is_tmp_of(path, metrics)));
 	default:
@@ -212,7 +228,7 @@ static bool rename_allowed(const struct vp_config *c, const char *from, const ch
 {
 	if (!c)
 		return false;
-	if (file_in(from, c->state_dir) && file_in(to, c->state_dir))
+	if (state_file(from, c->state_dir) && state_file(to, c->state_dir))
 		return true;
 	return c->metrics_file && is_tmp_of(from, c->metrics_file) &&
 	       same_path(to, c->metrics_file);

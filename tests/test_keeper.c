@@ -74,6 +74,14 @@ static void allows__paths_outside__never(void **state)
 	assert_false(ALLOWS('o', "/var/lib/vpnpool/../../../etc/passwd", O_WRONLY));
 	assert_false(ALLOWS('o', "/var/lib/vpnpool/..", O_RDONLY | O_DIRECTORY));
 	assert_false(ALLOWS('o', "/var/lib/vpnpool/sub/file", O_WRONLY | O_CREAT));
+	/* Only the store's own files in the state dir: it may be shared. */
+	assert_false(ALLOWS('o', "/var/lib/vpnpool/server.conf", O_WRONLY | O_CREAT));
+	assert_false(ALLOWS('o', "/var/lib/vpnpool/vpnpool.conf", O_RDONLY));
+	assert_false(ALLOWS('r', "/var/lib/vpnpool/up.sh", 0));
+	assert_false(ALLOWS('u', "/var/lib/vpnpool/ccd", 0));
+	assert_false(ALLOWS('s', "/var/lib/vpnpool/leases", 0));
+	assert_true(ALLOWS('o', "/var/lib/vpnpool/server", O_RDONLY));
+	assert_true(ALLOWS('r', "/var/lib/vpnpool/leases.journal.corrupt-1700000000-2", 0));
 	assert_false(ALLOWS('o', "/var/lib/vpnpoolx/file", O_WRONLY | O_CREAT));
 	assert_false(ALLOWS('o', "/var/lib", O_RDONLY | O_DIRECTORY));
 	assert_false(ALLOWS('o', "/var/lib/vpnpool", O_WRONLY));
@@ -89,12 +97,12 @@ static void allows__open_flags_beyond_reading_and_writing__never(void **state)
 	const struct vp_config *c = load_text(conf_text);
 
 	(void)state;
-	assert_true(ALLOWS('o', "/var/lib/vpnpool/x", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW));
-	assert_false(ALLOWS('o', "/var/lib/vpnpool/x", O_RDONLY | O_PATH));
+	assert_true(ALLOWS('o', "/var/lib/vpnpool/server", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW));
+	assert_false(ALLOWS('o', "/var/lib/vpnpool/server", O_RDONLY | O_PATH));
 	assert_false(ALLOWS('o', "/var/lib/vpnpool", O_RDWR | O_TMPFILE));
-	assert_false(ALLOWS('o', "/var/lib/vpnpool/x", O_RDONLY | O_NOATIME));
-	assert_false(ALLOWS('o', "/var/lib/vpnpool/x", O_WRONLY | O_DIRECT));
-	assert_false(ALLOWS('o', "/var/lib/vpnpool/x", O_WRONLY | O_ASYNC));
+	assert_false(ALLOWS('o', "/var/lib/vpnpool/server", O_RDONLY | O_NOATIME));
+	assert_false(ALLOWS('o', "/var/lib/vpnpool/server", O_WRONLY | O_DIRECT));
+	assert_false(ALLOWS('o', "/var/lib/vpnpool/server", O_WRONLY | O_ASYNC));
 }
 
 static void allows__usage_log__append_only(void **state)
@@ -222,7 +230,7 @@ static int child_after_drop(void)
 	if (fs->open(fs->ud, tmp, O_RDWR | O_CREAT, 0640) == -ELOOP)
 		result |= R_SYMLINK_REFUSED;
 	/* Nor read through one. */
-	snprintf(tmp, sizeof(tmp), "%s/peek", state_dir);
+	snprintf(tmp, sizeof(tmp), "%s/server", state_dir);
 	if (fs->open(fs->ud, tmp, O_RDONLY, 0) == -ELOOP)
 		result |= R_READ_LINK_REFUSED;
 	fd = fs->open(fs->ud, conf_path, O_RDONLY, 0);
@@ -253,7 +261,7 @@ static void keeper__after_the_drop__serves_the_state_dir_and_nothing_else(void *
 	assert_int_equal(vp_fs_mkdirs_direct(state_dir, 0750), 0);
 	snprintf(lock, sizeof(lock), "%s/lock", state_dir);
 	assert_int_equal(symlink(target, lock), 0);
-	snprintf(lock, sizeof(lock), "%s/peek", state_dir);
+	snprintf(lock, sizeof(lock), "%s/server", state_dir);
 	assert_int_equal(symlink("/etc/shadow", lock), 0);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -481,8 +489,8 @@ static void keeper__a_late_reply__is_never_taken_for_another(void **state)
 	k = keeper_with_state_dir();
 	fs = vp_keeper_fs(k);
 	pid = vp_keeper_pid(k);
-	snprintf(x, sizeof(x), "%s/x", state_dir);
-	snprintf(y, sizeof(y), "%s/y", state_dir);
+	snprintf(x, sizeof(x), "%s/server", state_dir);
+	snprintf(y, sizeof(y), "%s/lock", state_dir);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	alarm(120);
 	assert_int_equal(fs->open(fs->ud, x, O_WRONLY | O_CREAT, 0640), -ETIMEDOUT);
@@ -560,7 +568,7 @@ static void keeper__creates_files__never_setuid_nor_executable(void **state)
 	int fd;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/x", state_dir);
+	snprintf(path, sizeof(path), "%s/server.tmp", state_dir);
 	fd = fs->open(fs->ud, path, O_WRONLY | O_CREAT | O_EXCL, 06777);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
@@ -629,12 +637,12 @@ static void keeper__a_symlink_on_the_way__followed_only_where_only_root_writes(v
 	write_conf(state_dir);
 	k = root_keeper();
 	fs = vp_keeper_fs(k);
-	snprintf(path, sizeof(path), "%s/cron", state_dir);
+	snprintf(path, sizeof(path), "%s/lock", state_dir);
 	assert_int_equal(fs->open(fs->ud, path, O_WRONLY | O_CREAT, 0640), -ELOOP);
 	assert_int_equal(fs->mkdirs(fs->ud, state_dir, 0750), -ELOOP);
 	assert_int_equal(fs->open(fs->ud, state_dir, O_RDONLY | O_DIRECTORY, 0), -ELOOP);
 	assert_int_equal(fs->unlink(fs->ud, path), -ELOOP);
-	snprintf(path, sizeof(path), "%s/cron", secret);
+	snprintf(path, sizeof(path), "%s/lock", secret);
 	assert_int_equal(access(path, F_OK), -1);
 	vp_keeper_put(k);
 	forget();
@@ -665,8 +673,8 @@ static void keeper__renames__never_from_one_directory_to_another(void **state)
 	int fd;
 
 	(void)state;
-	snprintf(a, sizeof(a), "%s/a", state_dir);
-	snprintf(b, sizeof(b), "%s/b", state_dir);
+	snprintf(a, sizeof(a), "%s/server.tmp", state_dir);
+	snprintf(b, sizeof(b), "%s/server", state_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", metrics);
 	assert_int_equal(fs->mkdirs(fs->ud, mdir, 0755), 0);
 	fd = fs->open(fs->ud, a, O_WRONLY | O_CREAT, 0640);
