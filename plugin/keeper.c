@@ -60,7 +60,13 @@ struct vp_keeper {
 	bool late;			/* a reply is owed to a request given up on */
 	pthread_mutex_t mu;		/* one request at a time */
 	struct vp_fs fs;
+	struct vp_keeper *next;		/* in handles */
 };
+
+/* The live handles: a keeper's socket is not closed under one (a second
+ * plugin instance, for another vpnpool.conf, starts a keeper of its own). */
+static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct vp_keeper *handles;
 
 /* ---- the policy ----------------------------------------------------------- */
 
@@ -780,13 +786,35 @@ static struct vp_keeper *keeper_new(int sock, pid_t pid)
 	pthread_mutex_init(&k->mu, NULL);
 	k->fs = (struct vp_fs){ .open = k_open, .rename = k_rename, .unlink = k_unlink,
 				.mkdirs = k_mkdirs, .lstat = k_lstat, .ud = k };
+	pthread_mutex_lock(&handles_mu);
+	k->next = handles;
+	handles = k;
+	pthread_mutex_unlock(&handles_mu);
 	return k;
 }
 
 static void keeper_free(struct vp_keeper *k)
 {
+	pthread_mutex_lock(&handles_mu);
+	for (struct vp_keeper **p = &handles; *p; p = &(*p)->next)
+		if (*p == k) {
+			*p = k->next;
+			break;
+		}
+	pthread_mutex_unlock(&handles_mu);
 	pthread_mutex_destroy(&k->mu);
 	free(k);
+}
+
+static bool in_use(int fd)
+{
+	bool used = false;
+
+	pthread_mutex_lock(&handles_mu);
+	for (struct vp_keeper *k = handles; k && !used; k = k->next)
+		used = k->sock == fd;
+	pthread_mutex_unlock(&handles_mu);
+	return used;
 }
 
 /* The descriptor and pid the environment names, if the descriptor is a
@@ -843,7 +871,7 @@ static void keeper_forget(void)
 	pid_t pid;
 	int fd = env_keeper(&pid);
 
-	if (fd >= 0)
+	if (fd >= 0 && !in_use(fd))
 		close(fd);
 	unsetenv(VP_KEEPER_ENV);
 }
@@ -927,6 +955,13 @@ pid_t vp_keeper_pid(const struct vp_keeper *k)
 
 void vp_keeper_put(struct vp_keeper *k)
 {
-	if (k)
-		keeper_free(k);
+	pid_t pid;
+
+	if (!k)
+		return;
+	/* A keeper the environment no longer names (superseded by another
+	 * vpnpool.conf's) is never found again: let it end. */
+	if (env_keeper(&pid) != k->sock)
+		close(k->sock);
+	keeper_free(k);
 }

@@ -763,6 +763,31 @@ static void keeper__a_stale_environment__is_not_reused(void **state)
 	done(again);
 }
 
+static void keeper__for_a_second_config__leaves_the_first_one_serving(void **state)
+{
+	struct vp_keeper *k1 = keeper_with_state_dir(), *k2;
+	const struct vp_fs *fs1 = vp_keeper_fs(k1);
+	char *dir1 = dir, state1[512];
+	struct stat st;
+	bool reused;
+
+	(void)state;
+	snprintf(state1, sizeof(state1), "%s", state_dir);
+	/* A second plugin instance, for another vpnpool.conf. */
+	dir = tl_tmpdir();
+	chmod(dir, 0755);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+	write_conf(state_dir);
+	assert_int_equal(vp_keeper_get(&k2, conf_path, NULL, &reused), 0);
+	assert_false(reused);
+	assert_true(vp_keeper_pid(k2) != vp_keeper_pid(k1));
+	assert_int_equal(fs1->lstat(fs1->ud, state1, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	vp_keeper_put(k1);
+	tl_rmtree(dir1);
+	done(k2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -784,6 +809,7 @@ int main(void)
 		cmocka_unit_test(keeper__renames__never_from_one_directory_to_another),
 		cmocka_unit_test(keeper__malformed_requests__refused_and_it_serves_on),
 		cmocka_unit_test(keeper__a_stale_environment__is_not_reused),
+		cmocka_unit_test(keeper__for_a_second_config__leaves_the_first_one_serving),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
