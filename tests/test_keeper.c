@@ -430,6 +430,29 @@ static void keeper__when_started__is_no_child_of_openvpn(void **state)
 	done(k);
 }
 
+/* A keeper a test stops (or may leave stuck): killed when the test ends,
+ * even when it fails or its alarm goes off, never left behind. */
+static pid_t stuck;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	if (stuck > 0)
+		kill(stuck, SIGKILL);
+	_exit(1);
+}
+
+static int kill_stuck(void **state)
+{
+	(void)state;
+	if (stuck > 0) {
+		kill(stuck, SIGKILL);
+		kill(stuck, SIGCONT);
+	}
+	stuck = 0;
+	return 0;
+}
+
 /* Until the keeper's reply is there (no time limit: the event itself). */
 static void wait_for_reply(void)
 {
@@ -449,7 +472,7 @@ static void keeper__when_stopped__fails_fast_then_serves_again(void **state)
 	(void)state;
 	k = keeper_with_state_dir();
 	fs = vp_keeper_fs(k);
-	pid = vp_keeper_pid(k);
+	pid = stuck = vp_keeper_pid(k);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	/* Without a limit the call below never returns: the alarm ends the
 	 * test (it fails), whatever the machine's speed. */
@@ -488,7 +511,7 @@ static void keeper__a_late_reply__is_never_taken_for_another(void **state)
 	(void)state;
 	k = keeper_with_state_dir();
 	fs = vp_keeper_fs(k);
-	pid = vp_keeper_pid(k);
+	pid = stuck = vp_keeper_pid(k);
 	snprintf(x, sizeof(x), "%s/server", state_dir);
 	snprintf(y, sizeof(y), "%s/lock", state_dir);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
@@ -587,6 +610,7 @@ static void keeper__a_hard_link_or_fifo__refused_untouched(void **state)
 	int fd;
 
 	(void)state;
+	stuck = vp_keeper_pid(k);
 	/* As if the state dir were nobody's (set up so before the keeper):
 	 * a hard link to a file of root's, a FIFO. */
 	snprintf(secret, sizeof(secret), "%s/secret", dir);
@@ -800,11 +824,11 @@ int main(void)
 		cmocka_unit_test(keeper__when_openvpn_exits__ends),
 		cmocka_unit_test(allows__open_flags_beyond_reading_and_writing__never),
 		cmocka_unit_test(keeper__when_started__is_no_child_of_openvpn),
-		cmocka_unit_test(keeper__when_stopped__fails_fast_then_serves_again),
-		cmocka_unit_test(keeper__a_late_reply__is_never_taken_for_another),
+		cmocka_unit_test_teardown(keeper__when_stopped__fails_fast_then_serves_again, kill_stuck),
+		cmocka_unit_test_teardown(keeper__a_late_reply__is_never_taken_for_another, kill_stuck),
 		cmocka_unit_test(keeper__never_holds_the_state_dir_lock),
 		cmocka_unit_test(keeper__creates_files__never_setuid_nor_executable),
-		cmocka_unit_test(keeper__a_hard_link_or_fifo__refused_untouched),
+		cmocka_unit_test_teardown(keeper__a_hard_link_or_fifo__refused_untouched, kill_stuck),
 		cmocka_unit_test(keeper__a_symlink_on_the_way__followed_only_where_only_root_writes),
 		cmocka_unit_test(keeper__renames__never_from_one_directory_to_another),
 		cmocka_unit_test(keeper__malformed_requests__refused_and_it_serves_on),
@@ -812,5 +836,6 @@ int main(void)
 		cmocka_unit_test(keeper__for_a_second_config__leaves_the_first_one_serving),
 	};
 
+	signal(SIGALRM, on_alarm);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
