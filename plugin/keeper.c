@@ -560,7 +560,9 @@ static void keeper_main(int sock, const char *conf_path, const char *server_conf
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	prctl(PR_SET_NAME, "vpnpool-keeper", 0, 0, 0);
-	umask(027);
+	/* The modes asked for, as OpenVPN's usual umask leaves them: the
+	 * metrics file is read by another user (a node exporter). */
+	umask(022);
 	ks.conf_path = strdup(conf_path);
 	ks.server_conf = strdup(server_conf ? server_conf : "");
 	if (!ks.conf_path || !ks.server_conf)

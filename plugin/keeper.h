@@ -22,7 +22,8 @@
  *     else, for the directory may be shared with OpenVPN's own files);
  *   - the usage log and its directory (mkdir -p), appended to, never
  *     truncated;
- *   - the metrics file and its ".tmp" (written, renamed over it);
+ *   - the metrics file and its ".tmp" (written, renamed over it; modes as
+ *     asked, under umask 022: another user reads it);
  *   - vpnpool.conf and OpenVPN's own config file, read-only.
  *   - renames within the state directory, or the metrics ".tmp" over it.
  * Everything else is refused with EPERM, and so are open flags beyond

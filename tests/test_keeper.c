@@ -586,7 +586,7 @@ static void keeper__creates_files__never_setuid_nor_executable(void **state)
 {
 	struct vp_keeper *k = keeper_with_state_dir();
 	const struct vp_fs *fs = vp_keeper_fs(k);
-	char path[700];
+	char path[800];
 	struct stat st;
 	int fd;
 
@@ -598,6 +598,14 @@ static void keeper__creates_files__never_setuid_nor_executable(void **state)
 	close(fd);
 	assert_int_equal(st.st_uid, 0);
 	assert_int_equal(st.st_mode & 07111, 0);
+	/* The mode asked for: the metrics file is for another user to read. */
+	snprintf(path, sizeof(path), "%s.tmp", metrics);
+	assert_int_equal(fs->mkdirs(fs->ud, mdir, 0755), 0);
+	fd = fs->open(fs->ud, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	assert_int_equal(st.st_mode & 07777, 0644);
 	done(k);
 }
 
