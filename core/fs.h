@@ -10,7 +10,8 @@
  *    file descriptors, and every read and write after that is the plugin's
  *    own, on its descriptor;
  *  - tests can inject faults.
- * Functions return a descriptor or 0 on success, -errno on failure.
+ * Functions return a descriptor or 0 on success, -errno on failure (through
+ * the keeper also -ETIMEDOUT: it did not answer in time).
  */
 #ifndef VP_FS_H
 #define VP_FS_H
