@@ -114,6 +114,7 @@ static unsigned long log_bad, log_errors, log_notes;
 static char log_shown[SHOWN_LINES][512];
 static char log_last[512];
 
+__attribute__((format(printf, 3, 4)))
 static void capture_log(openvpn_plugin_log_flags_t flags, const char *name, const char *fmt, ...)
 {
 	char line[400];
@@ -147,6 +148,7 @@ struct channel {
 
 /* Child: tell the parent what happened ("point NAME" or "fig KEY=VALUE")
  * and wait until it has measured. */
+__attribute__((format(printf, 2, 3)))
 static void sync_point(const struct channel *ch, const char *fmt, ...)
 {
 	char msg[256];

@@ -274,6 +274,8 @@ static void keeper__after_the_drop__serves_the_state_dir_and_nothing_else(void *
 			 R_CONFIG_READ | R_READ_LINK_REFUSED);
 	assert_int_equal(access(target, F_OK), -1);	/* not created through the link */
 	tl_rmtree(dir);
+	free(dir);
+	dir = NULL;
 }
 
 static void keeper__when_openvpn_exits__ends(void **state)
@@ -326,6 +328,8 @@ static void keeper__when_openvpn_exits__ends(void **state)
 	}
 	assert_true(gone);
 	tl_rmtree(dir);
+	free(dir);
+	dir = NULL;
 }
 
 /* ---- a keeper of root's, asked as root (what the keeper itself checks) --------- */
@@ -380,6 +384,8 @@ static void done(struct vp_keeper *k)
 	vp_keeper_put(k);
 	forget();
 	tl_rmtree(dir);
+	free(dir);
+	dir = NULL;
 }
 
 static struct vp_keeper *keeper_with_state_dir(void)
@@ -817,6 +823,7 @@ static void keeper__for_a_second_config__leaves_the_first_one_serving(void **sta
 	assert_true(S_ISDIR(st.st_mode));
 	vp_keeper_put(k1);
 	tl_rmtree(dir1);
+	free(dir1);
 	done(k2);
 }
 
