@@ -503,6 +503,7 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 	for (size_t i = 0; i < tab_slots(s); ++i) {
 		int ret;
 
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (!tab_at(s, i))
 			continue;
 		lease_to_rec(tab_at(s, i), &rec);
