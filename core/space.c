@@ -127,15 +127,21 @@ static struct lease *tab_find(const struct tab_entry *tab, size_t mask, uint64_t
 	return NULL;
 }
 
-static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, size_t len,
-				uint16_t slot)
+/* The lease (id, slot) whose lease_hash() is h, or NULL. */
+static struct lease *lease_find_hashed(const struct vp_space *s, uint64_t h, const uint8_t *id,
+				       size_t len, uint16_t slot)
 {
-	uint64_t h = lease_hash(s, id, len, slot);
 	struct lease *l = tab_find(s->tab, s->tab_mask, h, id, len, slot);
 
 	if (!l && s->old)
 		l = tab_find(s->old, s->old_mask, h, id, len, slot);
 	return l;
+}
+
+static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, size_t len,
+				uint16_t slot)
+{
+	return lease_find_hashed(s, lease_hash(s, id, len, slot), id, len, slot);
 }
 
 static void tab_insert(struct tab_entry *tab, size_t mask, uint64_t h, struct lease *l)
@@ -233,6 +239,31 @@ static int table_grow(struct vp_space *s)
 	return 0;
 }
 
+/*
+ * Before a load: a table for n leases at once, so that the load neither
+ * grows it step by step nor looks up every new lease in two tables.  Only
+ * while the table is empty; on ENOMEM it stays as it is (it grows as
+ * leases come).
+ */
+static void table_reserve(struct vp_space *s, uint64_t n)
+{
+	size_t cap = s->tab_mask + 1;
+	struct tab_entry *t;
+
+	if (s->nleases || s->old || n > SIZE_MAX / 8 / sizeof(*t))
+		return;
+	while ((uint64_t)cap * 3 < n * 4)
+		cap *= 2;
+	if (cap == s->tab_mask + 1)
+		return;
+	t = calloc(cap, sizeof(*t));
+	if (!t)
+		return;
+	free(s->tab);
+	s->tab = t;
+	s->tab_mask = cap - 1;
+}
+
 /* The lease in slot i of both tables together (i below tab_slots()). */
 static size_t tab_slots(const struct vp_space *s)
 {
@@ -244,8 +275,32 @@ static struct lease *tab_at(const struct vp_space *s, size_t i)
 	return i <= s->tab_mask ? s->tab[i].lease : s->old[i - s->tab_mask - 1].lease;
 }
 
-/* A new, unlinked lease for (id, slot); NULL on ENOMEM. */
-static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len, uint16_t slot)
+/*
+ * Walks over every lease (a re-open with a million of them) reach the leases
+ * in an order unrelated to where they lie in memory, and wait for each: ask
+ * for the lease some steps ahead while working on this one.
+ */
+#define LEASE_PREFETCH_AHEAD 8
+
+static void lease_prefetch(const struct lease *l)
+{
+	if (l) {
+		__builtin_prefetch(l, 1);
+		__builtin_prefetch((const char *)l + 64, 1);
+		__builtin_prefetch((const char *)l + 128, 1);
+	}
+}
+
+static void tab_prefetch(const struct vp_space *s, size_t i)
+{
+	if (i < tab_slots(s))
+		lease_prefetch(tab_at(s, i));
+}
+
+/* A new, unlinked lease for (id, slot), whose lease_hash() is h; NULL on
+ * ENOMEM. */
+static struct lease *lease_new_hashed(struct vp_space *s, uint64_t h, const uint8_t *id,
+				      size_t len, uint16_t slot)
 {
 	struct lease *l;
 
@@ -258,10 +313,16 @@ static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len
 	l->identity_len = (uint16_t)len;
 	l->slot = slot;
 	l->pool = l->router = -1;
-	tab_insert(s->tab, s->tab_mask, lease_hash(s, id, len, slot), l);
+	tab_insert(s->tab, s->tab_mask, h, l);
 	s->nleases++;
 	table_move(s, TAB_MOVE_STEP);
 	return l;
+}
+
+/* A new, unlinked lease for (id, slot); NULL on ENOMEM. */
+static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len, uint16_t slot)
+{
+	return lease_new_hashed(s, lease_hash(s, id, len, slot), id, len, slot);
 }
 
 /* Take l out of the table (not freed). */
@@ -442,6 +503,7 @@ static int lease_each_emit(void *ud, vp_store_emit_fn emit_rec, void *emit_ctx)
 	for (size_t i = 0; i < tab_slots(s); ++i) {
 		int ret;
 
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (!tab_at(s, i))
 			continue;
 		lease_to_rec(tab_at(s, i), &rec);
@@ -694,10 +756,17 @@ static const struct vp_static_config *static_find(const struct vp_space *s, cons
 static int replay_put(void *ud, const struct vp_lease_rec *rec)
 {
 	struct vp_space *s = ud;
-	struct lease *l = lease_find(s, rec->identity, rec->identity_len, rec->slot);
+	uint64_t h = lease_hash(s, rec->identity, rec->identity_len, rec->slot);
+	struct real_addr real;
+	struct lease *l;
 
+	/* The table slot is far in memory: ask for it, then parse the real
+	 * address while it comes. */
+	__builtin_prefetch(&s->tab[h & s->tab_mask]);
+	real_pack(&real, rec->real);
+	l = lease_find_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
 	if (!l) {
-		l = lease_new(s, rec->identity, rec->identity_len, rec->slot);
+		l = lease_new_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
 		if (!l)
 			return -ENOMEM;
 	}
@@ -705,12 +774,21 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	l->sessions = rec->sessions;
 	l->created = rec->created;
 	l->since = rec->since;
-	real_pack(&l->real, rec->real);
+	l->real = real;
 	l->addr4 = rec->addr4;
 	l->addr6 = rec->addr6;
 	l->subnet4 = rec->subnet4;
 	l->subnet6 = rec->subnet6;
 	return 0;
+}
+
+/* Bytes a journal record of a lease takes, about (a short identity and real
+ * address): sizes the table to the journal before its records come. */
+#define JOURNAL_BYTES_PER_LEASE 64
+
+static void replay_size(void *ud, uint64_t bytes)
+{
+	table_reserve(ud, bytes / JOURNAL_BYTES_PER_LEASE);
 }
 
 static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
@@ -742,6 +820,7 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 	for (size_t i = 0; i <= s->tab_mask; ++i) {
 		struct lease *l = s->tab[i].lease;
 
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (!l)
 			continue;
 		if (l->slot) {
@@ -803,7 +882,9 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		  struct vp_store_report *report, pid_t *holder_pid)
 {
-	struct vp_store_replay replay = { .put = replay_put, .del = replay_del };
+	struct vp_store_replay replay = {
+		.put = replay_put, .del = replay_del, .size = replay_size,
+	};
 	struct vp_store_io io = { 0 };
 	struct vp_space *s;
 	int ret;
@@ -1247,15 +1328,23 @@ static int place_all(struct vp_space *s)
 
 	if (!all)
 		return -ENOMEM;
-	for (size_t i = 0; i < tab_slots(s); ++i)
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (tab_at(s, i))
 			all[n++] = (struct by_since){ tab_at(s, i)->since, tab_at(s, i) };
+	}
 	qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {
 		struct lease *l = all[i].lease;
-		uint8_t state = l->state;
-		struct stored_addrs stored = { l->addr4, l->addr6, l->subnet4, l->subnet6 };
-		const char *why = place_lease(s, l);
+		uint8_t state;
+		struct stored_addrs stored;
+		const char *why;
+
+		if (i + LEASE_PREFETCH_AHEAD < n)
+			lease_prefetch(all[i + LEASE_PREFETCH_AHEAD].lease);
+		state = l->state;
+		stored = (struct stored_addrs){ l->addr4, l->addr6, l->subnet4, l->subnet6 };
+		why = place_lease(s, l);
 
 		if (why) {
 			report_dropped(s, l, &stored, why);
@@ -1382,6 +1471,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 	for (size_t i = 0; i < tab_slots(s); ++i) {
 		struct lease *l = tab_at(s, i);
 
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (l) {
 			memset(l->link, 0, sizeof(l->link));
 			l->flags &= (uint8_t)~(LEASE_LINKED | LEASE_LINKED << LINK_ROUTER);

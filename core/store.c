@@ -573,6 +573,8 @@ static int replay_fd(int fd, const uint32_t crc_table[256], const struct vp_stor
 	if (fstat(fd, &st))
 		return -errno;
 	sc.size = (uint64_t)st.st_size;
+	if (replay && replay->size)
+		replay->size(replay->ud, sc.size);
 	sc.buf = malloc(CHUNK);
 	if (!sc.buf)
 		return -ENOMEM;

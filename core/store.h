@@ -55,6 +55,10 @@ struct vp_store_replay {
 	int (*put)(void *ud, const struct vp_lease_rec *rec);
 	int (*del)(void *ud, const uint8_t *identity, size_t identity_len, uint16_t slot);
 	void *ud;
+	/* Called once before the records with the journal's size in bytes, so
+	 * that the caller can size its tables for them: a hint (a record is
+	 * tens of bytes; a lease may have many).  May be NULL. */
+	void (*size)(void *ud, uint64_t bytes);
 };
 
 /* What the load found; filled by vp_store_open() and vp_store_read(). */

@@ -482,7 +482,7 @@ int vp_view_open(struct vp_view **out, const struct vp_config *config,
 		 const struct vp_server *server, struct vp_store_report *report)
 {
 	struct vp_view *v = calloc(1, sizeof(*v));
-	struct vp_store_replay replay = { replay_put, replay_del, NULL };
+	struct vp_store_replay replay = { .put = replay_put, .del = replay_del, .ud = NULL };
 	int ret;
 
 	*out = NULL;

@@ -140,7 +140,7 @@ static void machine_baseline(const char *dir)
 static int run(const char *dir, unsigned n)
 {
 	struct tally t = { 0 };
-	struct vp_store_replay replay = { on_put, on_del, &t };
+	struct vp_store_replay replay = { .put = on_put, .del = on_del, .ud = &t };
 	struct vp_store_report report;
 	struct each_ctx each = { n };
 	struct vp_store *s;

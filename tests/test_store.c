@@ -1470,6 +1470,53 @@ static void read__torn_tail_or_damage__reported_file_untouched(void **state)
 	free(data);
 }
 
+/* What the size hint saw: how often, the bytes, and the records before it. */
+static struct {
+	unsigned calls;
+	uint64_t bytes, puts, puts_before;
+} sized;
+
+static void sized_size(void *ud, uint64_t bytes)
+{
+	(void)ud;
+	sized.calls++;
+	sized.bytes = bytes;
+	sized.puts_before = sized.puts;
+}
+
+static int sized_put(void *ud, const struct vp_lease_rec *rec)
+{
+	(void)ud;
+	(void)rec;
+	sized.puts++;
+	return 0;
+}
+
+static void open_and_read__size_hint__once_before_the_records_with_the_journal_size(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store_replay r = { .put = sized_put, .size = sized_size };
+
+	fx_open(f);
+	put_v4(f, "a", 0, 0x0a000001);
+	put_v4(f, "b", 0, 0x0a000002);
+	put_v4(f, "c", 0, 0x0a000003);
+	fx_close(f);
+	memset(&sized, 0, sizeof(sized));
+	assert_int_equal(vp_store_open(&f->store, f->dir, false, NULL, &r, &f->report, NULL), 0);
+	assert_int_equal(sized.calls, 1);
+	assert_int_equal(sized.bytes, file_size(f->journal));
+	assert_int_equal(sized.puts_before, 0);
+	assert_int_equal(sized.puts, 3);
+	fx_close(f);
+	memset(&sized, 0, sizeof(sized));
+	assert_int_equal(vp_store_read(f->dir, &r, &f->report), 0);
+	assert_int_equal(sized.calls, 1);
+	assert_int_equal(sized.bytes, file_size(f->journal));
+	assert_int_equal(sized.puts_before, 0);
+	assert_int_equal(sized.puts, 3);
+}
+
 static void open__callback_fails__error_returned_nothing_changed(void **state)
 {
 	struct fx *f = *state;
@@ -1546,6 +1593,7 @@ int main(void)
 		T(read__no_journal__enoent),
 		T(read__torn_tail_or_damage__reported_file_untouched),
 		T(open__callback_fails__error_returned_nothing_changed),
+		T(open_and_read__size_hint__once_before_the_records_with_the_journal_size),
 		cmocka_unit_test(crc32c__known_vectors_and_every_length__fast_equals_portable),
 	};
 

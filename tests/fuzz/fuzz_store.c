@@ -163,7 +163,7 @@ static void check_same(const struct replayed *a, const struct replayed *b, size_
 /* Every replayed record, appended to a fresh journal in sub, reads back equal. */
 static void check_rewrite(const char *sub, size_t n)
 {
-	struct vp_store_replay replay = { on_put, on_del, &second };
+	struct vp_store_replay replay = { .put = on_put, .del = on_del, .ud = &second };
 	struct vp_store_report rep;
 	struct vp_store *s;
 
@@ -185,8 +185,8 @@ static void check_rewrite(const char *sub, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vp_store_replay replay_first = { on_put, on_del, &first };
-	struct vp_store_replay replay_second = { on_put, on_del, &second };
+	struct vp_store_replay replay_first = { .put = on_put, .del = on_del, .ud = &first };
+	struct vp_store_replay replay_second = { .put = on_put, .del = on_del, .ud = &second };
 	struct vp_store_report read_rep, open_rep, again_rep;
 	const char *dir = fuzz_dir();
 	char sub[PATH_MAX];
