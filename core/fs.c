@@ -58,6 +58,21 @@ int vp_fs_mkdirs_direct(const char *dir, mode_t mode)
 	}
 }
 
+int vp_fs_dirname(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+
+	if (!len || n >= len) {
+		if (len)
+			out[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(out, !slash ? "." : slash == path ? "/" : path, n);
+	out[n] = '\0';
+	return 0;
+}
+
 static int direct_mkdirs(void *ud, const char *path, mode_t mode)
 {
 	(void)ud;

@@ -42,6 +42,10 @@ static inline const struct vp_fs *vp_fs_or_direct(const struct vp_fs *fs)
 	return fs ? fs : vp_fs_direct();
 }
 
+/* The directory part of path into out: "." when path has no '/', "/" for
+ * a file at the root.  0, or -ENAMETOOLONG (out empty). */
+int vp_fs_dirname(const char *path, char *out, size_t len);
+
 /* mkdir -p with the process's own calls (what the direct fs does). */
 int vp_fs_mkdirs_direct(const char *path, mode_t mode);
 

@@ -453,32 +453,19 @@ static void warn_if_others_write(struct vp_plugin *p, const char *what, const ch
 		       what, dir, (unsigned)(st.st_mode & 07777));
 }
 
-/* The directory part of path ("." when none). */
-static void dir_of(const char *path, char *out, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(out, len, ".");
-	else if (slash == path)
-		snprintf(out, len, "/");
-	else
-		snprintf(out, len, "%.*s", (int)(slash - path), path);
-}
-
 static void check_dirs(struct vp_plugin *p)
 {
 	char dir[4096];
 
 	warn_if_others_write(p, "state directory", p->config.state_dir);
 	if (p->config.usage_log) {
-		dir_of(p->config.usage_log, dir, sizeof(dir));
-		if (strcmp(dir, p->config.state_dir))
+		if (!vp_fs_dirname(p->config.usage_log, dir, sizeof(dir)) &&
+		    strcmp(dir, p->config.state_dir))
 			warn_if_others_write(p, "the usage log's directory", dir);
 	}
 	if (p->config.metrics_file) {
-		dir_of(p->config.metrics_file, dir, sizeof(dir));
-		if (strcmp(dir, p->config.state_dir))
+		if (!vp_fs_dirname(p->config.metrics_file, dir, sizeof(dir)) &&
+		    strcmp(dir, p->config.state_dir))
 			warn_if_others_write(p, "the metrics file's directory", dir);
 	}
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -101,14 +102,13 @@ static int usage_open_path(struct vp_usage *u, bool create)
 	int fd = u->fs->open(u->fs->ud, u->path, flags, 0640);
 
 	if (fd == -ENOENT && create) {
-		char *dir = strdup(u->path), *slash = dir ? strrchr(dir, '/') : NULL;
+		char dir[PATH_MAX];
 
-		if (slash && slash != dir) {
-			*slash = '\0';
+		if (!vp_fs_dirname(u->path, dir, sizeof(dir)) && strcmp(dir, ".") &&
+		    strcmp(dir, "/")) {
 			u->fs->mkdirs(u->fs->ud, dir, 0750);
 			fd = u->fs->open(u->fs->ud, u->path, flags, 0640);
 		}
-		free(dir);
 	}
 	if (fd < 0)
 		return fd;

@@ -573,6 +573,24 @@ static void once__failure_changes__new_one_said_with_the_old_count(void **state)
 	assert_int_equal(vp_once_report(&o, "w: Permission denied", NULL, 0), VP_ONCE_QUIET);
 }
 
+/* ---- paths ---------------------------------------------------------------- */
+
+static void fs_dirname__paths__directory_part_or_dot_or_root(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_int_equal(vp_fs_dirname("/var/log/usage.log", out, sizeof(out)), 0);
+	assert_string_equal(out, "/var/log");
+	assert_int_equal(vp_fs_dirname("usage.log", out, sizeof(out)), 0);
+	assert_string_equal(out, ".");
+	assert_int_equal(vp_fs_dirname("/usage.log", out, sizeof(out)), 0);
+	assert_string_equal(out, "/");
+	assert_int_equal(vp_fs_dirname("/a/very/long/directory/x", out, sizeof(out)),
+			 -ENAMETOOLONG);
+	assert_string_equal(out, "");
+}
+
 /* ---- the metrics file ------------------------------------------------------ */
 
 struct metrics_fx {
@@ -649,12 +667,6 @@ struct failing_rename {
 	int fail;
 };
 
-static int fr_open(void *ud, const char *path, int flags, mode_t mode)
-{
-	(void)ud;
-	return vp_fs_direct()->open(NULL, path, flags, mode);
-}
-
 static int fr_rename(void *ud, const char *from, const char *to)
 {
 	struct failing_rename *f = ud;
@@ -662,29 +674,11 @@ static int fr_rename(void *ud, const char *from, const char *to)
 	return f->fail ? f->fail : vp_fs_direct()->rename(NULL, from, to);
 }
 
-static int fr_unlink(void *ud, const char *path)
-{
-	(void)ud;
-	return vp_fs_direct()->unlink(NULL, path);
-}
-
-static int fr_mkdirs(void *ud, const char *path, mode_t mode)
-{
-	(void)ud;
-	return vp_fs_direct()->mkdirs(NULL, path, mode);
-}
-
-static int fr_lstat(void *ud, const char *path, struct stat *st)
-{
-	(void)ud;
-	return vp_fs_direct()->lstat(NULL, path, st);
-}
-
 /* Renames go through the fs; a failure is told once, its end once. */
 static void metrics__write_fails__told_once_and_when_it_works_again(void **state)
 {
 	struct failing_rename fr = { 0 };
-	const struct vp_fs fs = { fr_open, fr_rename, fr_unlink, fr_mkdirs, fr_lstat, &fr };
+	struct vp_fs fs = *vp_fs_direct();	/* the direct calls ignore ud */
 	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
 	struct metrics_fx f;
 	struct vp_metrics *m;
@@ -692,6 +686,8 @@ static void metrics__write_fails__told_once_and_when_it_works_again(void **state
 	int err;
 
 	(void)state;
+	fs.rename = fr_rename;
+	fs.ud = &fr;
 	metrics_fx_open(&f);
 	assert_int_equal(vp_metrics_open(&m, f.config, f.space, &fs), 0);
 	fr.fail = -EACCES;
@@ -765,6 +761,7 @@ int main(void)
 		cmocka_unit_test(once__same_failure_repeated__said_once_then_cleared_with_the_count),
 		cmocka_unit_test(once__failure_changes__new_one_said_with_the_old_count),
 		cmocka_unit_test(usage__writer_thread__failure_told_once),
+		cmocka_unit_test(fs_dirname__paths__directory_part_or_dot_or_root),
 		cmocka_unit_test(metrics__update_once_server_known__file_holds_pool_sizes),
 		cmocka_unit_test(metrics__write_fails__told_once_and_when_it_works_again),
 		cmocka_unit_test(metrics__symlinks__replaced_not_followed),

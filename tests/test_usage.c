@@ -299,28 +299,14 @@ static int faulty_open(void *ud, const char *path, int flags, mode_t mode)
 	return vp_fs_direct()->open(NULL, path, flags, mode);
 }
 
-static int faulty_rename(void *ud, const char *from, const char *to)
+/* Only open fails; everything else is the direct calls (which ignore ud). */
+static struct vp_fs faulty_fs(struct faulty *f)
 {
-	(void)ud;
-	return vp_fs_direct()->rename(NULL, from, to);
-}
+	struct vp_fs fs = *vp_fs_direct();
 
-static int faulty_unlink(void *ud, const char *path)
-{
-	(void)ud;
-	return vp_fs_direct()->unlink(NULL, path);
-}
-
-static int faulty_mkdirs(void *ud, const char *path, mode_t mode)
-{
-	(void)ud;
-	return vp_fs_direct()->mkdirs(NULL, path, mode);
-}
-
-static int faulty_lstat(void *ud, const char *path, struct stat *st)
-{
-	(void)ud;
-	return vp_fs_direct()->lstat(NULL, path, st);
+	fs.open = faulty_open;
+	fs.ud = f;
+	return fs;
 }
 
 /* logrotate `create` with an owner the plugin may not open (no keeper):
@@ -329,8 +315,7 @@ static int faulty_lstat(void *ud, const char *path, struct stat *st)
 static void usage__reopen_fails__lines_held_told_once_and_written_after(void **state)
 {
 	struct faulty f = { 0 };
-	const struct vp_fs fs = { faulty_open, faulty_rename, faulty_unlink, faulty_mkdirs,
-				  faulty_lstat, &f };
+	const struct vp_fs fs = faulty_fs(&f);
 	struct scratch s;
 	struct vp_usage *u;
 	struct vp_usage_report r;
@@ -389,8 +374,7 @@ static void usage__reopen_fails__lines_held_told_once_and_written_after(void **s
 static void usage__more_held_than_the_bound__newest_dropped_and_counted(void **state)
 {
 	struct faulty f = { 0 };
-	const struct vp_fs fs = { faulty_open, faulty_rename, faulty_unlink, faulty_mkdirs,
-				  faulty_lstat, &f };
+	const struct vp_fs fs = faulty_fs(&f);
 	char *dir = tl_tmpdir(), path[512], moved[512], id[4200], *text, *at;
 	const unsigned total = 20000;	/* of about 4 KiB: 80 MiB */
 	struct vp_usage *u;
