@@ -1533,8 +1533,9 @@ struct taking {
  * restart the first reclaim looks again. */
 static void clock_stepped_back(struct vp_space *s, int64_t now)
 {
-	for (size_t i = 0; i <= s->tab_mask; ++i) {
-		struct lease *l = s->tab[i].lease;
+	/* Both tables while the table grows: a lease not moved yet counts. */
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		struct lease *l = tab_at(s, i);
 
 		if (l && l->state == VP_LEASE_HELD && l->since > now)
 			l->since = now;

@@ -849,6 +849,38 @@ static void reclaim__wall_clock_stepped_back__delayed_by_hold_time_at_most(void 
 	assert_string_equal(f->world.last_from, "b");
 }
 
+/* The same while the lease table grows: the leases it has not moved to the
+ * bigger table yet are re-dated too. */
+static void reclaim__clock_stepped_back_while_the_table_grows__delayed_by_hold_time_at_most(
+	void **state)
+{
+	struct fx *f = *state;
+	const char *const none[] = { NULL };
+	struct vp_grant g;
+	char id[16];
+
+	f->config->hold_time = 60;
+	/* 769 addresses (the server has 10.8.0.1): the 769th lease makes the
+	 * table of 1,024 slots grow. */
+	tl_add_pool(f->config, "p", "10.8.0.0/22", "10.8.0.1-10.8.3.2", none, NULL, NULL);
+	fx_open(f);
+	for (int i = 0; i < 768; ++i) {
+		snprintf(id, sizeof(id), "c%d", i);
+		assert_int_equal(fx_connect(f, id, &g), 0);
+	}
+	for (int i = 0; i < 10; ++i) {
+		snprintf(id, sizeof(id), "c%d", i);
+		assert_int_equal(fx_disconnect(f, id, 0), 0);
+	}
+	f->world.now -= 86400;
+	assert_int_equal(fx_connect(f, "c768", &g), 0);	/* the table grows */
+	f->world.now += 59;
+	assert_int_equal(fx_connect(f, "c769", &g), -ENOSPC);
+	f->world.now += 60;
+	assert_int_equal(fx_connect(f, "c769", &g), 0);
+	assert_string_equal(f->world.last_from, "c0");
+}
+
 static void reclaim__wall_clock_stepped_forward__may_reclaim_early(void **state)
 {
 	struct fx *f = *state;
@@ -1164,6 +1196,7 @@ int main(void)
 		T(open__after_crash_on_a_full_disk__loads_every_lease_and_reports_the_rewrite),
 		T(store_error__when_it_clears__reported_once_with_error_zero),
 		T(reclaim__wall_clock_stepped_back__delayed_by_hold_time_at_most),
+		T(reclaim__clock_stepped_back_while_the_table_grows__delayed_by_hold_time_at_most),
 		T(reclaim__wall_clock_stepped_forward__may_reclaim_early),
 		T(set_server__reservation_takes_a_stored_address__dropped_as_reserved),
 		T(set_server__router_pool_with_other_subnet_size__drops_the_lease_with_its_subnet),
