@@ -293,6 +293,18 @@ static void writer_start(struct vp_metrics *m)
 	m->stop = !m->running;		/* do not try again */
 }
 
+/* Under lock: the figures changed.  A writer in its one-second pause sees
+ * the change when the pause ends: only one waiting for a change needs waking
+ * (a system call). */
+static void mark_dirty(struct vp_metrics *m)
+{
+	m->dirty = true;
+	if (m->idle) {
+		m->idle = false;
+		pthread_cond_signal(&m->wake);
+	}
+}
+
 void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const char *event,
 		      const struct vp_strbuf *fields)
 {
@@ -315,13 +327,7 @@ void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const 
 		m->now.rejects[reason]++;
 	if (space)
 		take_figures(m, space);
-	m->dirty = true;
-	/* A writer in its one-second pause sees the change when the pause
-	 * ends: only one waiting for a change needs waking (a system call). */
-	if (m->idle) {
-		m->idle = false;
-		pthread_cond_signal(&m->wake);
-	}
+	mark_dirty(m);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -332,11 +338,7 @@ void vp_metrics_update(struct vp_metrics *m, const struct vp_space *space)
 	pthread_mutex_lock(&m->lock);
 	take_figures(m, space);
 	if (m->running) {
-		m->dirty = true;
-		if (m->idle) {
-			m->idle = false;
-			pthread_cond_signal(&m->wake);
-		}
+		mark_dirty(m);
 	} else {
 		copy_figures(m);
 		m->error = write_file(m);
