@@ -164,7 +164,7 @@ e2e_assert_eq "restarts that failed" "$RESTART_FAILS" 0
 # Stickiness as the clients saw it: one address per identity, always.
 # With duplicate-cn a client that is back before the server has ended its
 # previous session gets a second session, with an address of its own: the
-# plugin logs those, and they do not count (SPEC: "the first keeps the sticky
+# plugin logs those, and they do not count (openvpn-plugin-vpnpool(8): "the first keeps the sticky
 # one").
 # So: every address a client was told is its first one (its sticky lease),
 # or one the server logged as another session of that identity, and no more
