@@ -36,7 +36,7 @@ done
 e2e_assert_eq "distinct addresses" "$(printf '%s\n' "${got[@]}" | sort -u | wc -l)" 4
 
 # warn-at 50 and 100 of 4 addresses: crossed by the 2nd and the 4th connect,
-# each warning right after its connect, with the SPEC's fields.
+# each warning right after its connect, with the fields of openvpn-plugin-vpnpool(8).
 e2e_wait_usage 2 ' event=warn ' || e2e_fail "no warnings logged"
 e2e_assert_eq "usage log: connects and warnings in order" \
 	"$(grep -E ' event=(connect|warn) ' "$U" | head -n 6 | sed 's/.* event=\([a-z]*\) .*in_use=\([0-9]*\).*/\1:\2/' | tr '\n' ' ')" \
