@@ -145,7 +145,7 @@ mp_client_start() {
 	log=$(e2e_client_log "$slot")
 	: >"$log"
 	echo 0 >"$E2E_DIR/client-$slot.mark"
-	echo "$slot" >>"$E2E_DIR/clients"
+	grep -qx -- "$slot" "$E2E_DIR/clients" || echo "$slot" >>"$E2E_DIR/clients"
 	"${ns[@]}" openvpn --client --nobind \
 		--remote "${MP_REMOTE:-127.0.0.1}" "${MP_PORT[$inst]}" --proto "$proto" \
 		--ca "$pki/ca.crt" --cert "$pki/$stem.crt" --key "$pki/$stem.key" \
