@@ -17,6 +17,7 @@
 . "$(dirname "$0")/multilib.sh"
 e2e_require
 command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
+[ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
 command -v ping >/dev/null || e2e_skip_or_fail "ping not installed (iputils-ping; scripts/deps.sh installs it)"
 NSA="vpa$$" NSB="vpb$$"
 ip netns add "$NSA" 2>/dev/null || e2e_skip_or_fail "cannot make a network namespace (ip netns add)"
