@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What the command prints: units, durations, times, table cells and columns,
  * JSON strings, Prometheus labels; and the state view it reads. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 
 #include "cli/fmt.h"
 #include "conf/load.h"
+#include "core/ipp.h"
 #include "core/view.h"
 #include "plugin/metrics.h"
 
@@ -306,6 +308,129 @@ static void view__no_journal_yet__empty(void **state)
 	vp_config_free(&c);
 }
 
+/* ---- OpenVPN's ifconfig-pool-persist file (vpnpool import) ------------------ */
+
+static char *addr_text(const struct vp_addr *a, char buf[VP_ADDR_STRLEN])
+{
+	return a->family ? vp_addr_format(a, buf) : strcpy(buf, "-");
+}
+
+/* "identity|v4|v6" of a line read as an entry, or "BAD: why", or "SKIP". */
+static char *ipp(const char *line)
+{
+	static char out[VP_IDENTITY_MAX + 2 * VP_ERRLEN];
+	struct vp_ipp_entry e;
+	char why[VP_ERRLEN], a4[VP_ADDR_STRLEN], a6[VP_ADDR_STRLEN];
+
+	switch (vp_ipp_parse_line(line, strlen(line), &e, why)) {
+	case VP_IPP_ENTRY:
+		snprintf(out, sizeof(out), "%.*s|%s|%s", (int)e.identity_len, e.identity,
+			 addr_text(&e.addr4, a4), addr_text(&e.addr6, a6));
+		break;
+	case VP_IPP_SKIP:
+		snprintf(out, sizeof(out), "SKIP");
+		break;
+	case VP_IPP_BAD:
+		snprintf(out, sizeof(out), "BAD: %s", why);
+		break;
+	}
+	return out;
+}
+
+static void ipp_line__as_openvpn_writes_it__read(void **state)
+{
+	assert_string_equal(ipp("alice,10.8.0.5,"), "alice|10.8.0.5|-");		/* 2.6, no IPv6 pool */
+	assert_string_equal(ipp("alice,10.8.0.5,fd00:8::5"), "alice|10.8.0.5|fd00:8::5");
+	assert_string_equal(ipp("alice,,fd00:8::5"), "alice|-|fd00:8::5");	/* IPv6 only */
+	assert_string_equal(ipp("alice,10.8.0.5"), "alice|10.8.0.5|-");		/* 2.4 and older */
+	assert_string_equal(ipp("alice,10.8.0.5,\r"), "alice|10.8.0.5|-");		/* CRLF */
+	assert_string_equal(ipp("alice, 10.8.0.5 ,\tfd00:8::5 "), "alice|10.8.0.5|fd00:8::5");
+}
+
+static void ipp_line__blank_or_comment__skipped(void **state)
+{
+	assert_string_equal(ipp(""), "SKIP");
+	assert_string_equal(ipp("\r"), "SKIP");
+	assert_string_equal(ipp(" \t "), "SKIP");
+	assert_string_equal(ipp("# alice,10.8.0.5,"), "SKIP");
+	assert_string_equal(ipp(";alice,10.8.0.5,"), "SKIP");
+}
+
+static void ipp_line__common_name_with_commas__addresses_taken_from_the_right(void **state)
+{
+	assert_string_equal(ipp("Smith, John,10.8.0.5,"), "Smith, John|10.8.0.5|-");
+	assert_string_equal(ipp("a,b,c,10.8.0.5,fd00::5"), "a,b,c|10.8.0.5|fd00::5");
+	assert_string_equal(ipp("Smith, John,10.8.0.5"), "Smith, John|10.8.0.5|-");
+	assert_string_equal(ipp(" spaced name ,10.8.0.5,"), " spaced name |10.8.0.5|-");
+	/* Read either as the name "a,10.8.0.2" or as an IPv4 address where the
+	 * IPv6 one belongs: reported, not guessed. */
+	assert_string_equal(ipp("a,10.8.0.2,10.8.0.3"), "BAD: `10.8.0.3' is not an IPv6 address");
+	assert_string_equal(ipp("a,,10.8.0.3"), "BAD: `10.8.0.3' is not an IPv6 address");
+}
+
+static void ipp_line__malformed__why_quotes_the_input(void **state)
+{
+	char line[VP_IDENTITY_MAX + 32];
+
+	assert_string_equal(ipp("alice"), "BAD: `alice' has no comma: expected CN,IPv4[,IPv6]");
+	assert_string_equal(ipp("alice,10.8.0.256,"), "BAD: `10.8.0.256' is not an IPv4 address");
+	assert_string_equal(ipp("alice,fd00::5"), "BAD: `fd00::5' is not an IPv4 address");
+	assert_string_equal(ipp("alice,10.8.0.5,fd00::g"), "BAD: `fd00::g' is not an IPv6 address");
+	assert_string_equal(ipp("alice,,"), "BAD: no address: expected CN,IPv4[,IPv6]");
+	assert_string_equal(ipp("alice,"), "BAD: no address: expected CN,IPv4[,IPv6]");
+	assert_string_equal(ipp(",10.8.0.5,"), "BAD: no common name before the addresses");
+	assert_string_equal(ipp("al\x1b" "ice,10.8.0.5,"),
+			    "BAD: the common name holds a control character (\\x1b at byte 3), which OpenVPN never writes");
+	assert_string_equal(ipp("alice,10.8.0.5\x01,"), "BAD: `10.8.0.5\\x01' is not an IPv4 address");
+	memset(line, 'a', VP_IDENTITY_MAX + 1);
+	strcpy(line + VP_IDENTITY_MAX + 1, ",10.8.0.5,");
+	assert_string_equal(ipp(line), "BAD: the common name is 4097 bytes long (at most 4096)");
+	strcpy(line + VP_IDENTITY_MAX, ",10.8.0.5,");		/* the longest there may be */
+	assert_int_equal(strlen(ipp(line)), VP_IDENTITY_MAX + strlen("|10.8.0.5|-"));
+}
+
+struct ipp_seen {
+	char text[1024];
+};
+
+static int ipp_collect(void *ud, unsigned line, const struct vp_ipp_entry *e, const char *why)
+{
+	struct ipp_seen *s = ud;
+	size_t n = strlen(s->text);
+
+	if (e)
+		snprintf(s->text + n, sizeof(s->text) - n, "%u:%.*s ", line, (int)e->identity_len,
+			 e->identity);
+	else
+		snprintf(s->text + n, sizeof(s->text) - n, "%u:BAD(%s) ", line, why);
+	return 0;
+}
+
+static int ipp_stop_at_second(void *ud, unsigned line, const struct vp_ipp_entry *e,
+			      const char *why)
+{
+	(void)e;
+	(void)why;
+	*(unsigned *)ud = line;
+	return line >= 2 ? -EIO : 0;
+}
+
+static void ipp_each__every_line_numbered_bad_ones_reported_last_without_newline(void **state)
+{
+	static const char text[] = "alice,10.8.0.5,\r\n\r\n# old\nbob\nNUL\0x,10.8.0.6,\ncarol,10.8.0.7";
+	struct ipp_seen seen = { "" };
+	unsigned at = 0;
+
+	assert_int_equal(vp_ipp_each(text, sizeof(text) - 1, ipp_collect, &seen), 0);
+	assert_string_equal(seen.text,
+			    "1:alice 4:BAD(`bob' has no comma: expected CN,IPv4[,IPv6]) "
+			    "5:BAD(the common name holds a control character (\\x00 at byte 4), which OpenVPN never writes) "
+			    "6:carol ");
+	assert_int_equal(vp_ipp_each(text, sizeof(text) - 1, ipp_stop_at_second, &at), -EIO);
+	assert_int_equal(at, 4);
+	assert_int_equal(vp_ipp_each("", 0, ipp_collect, &seen), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +446,11 @@ int main(void)
 		cmocka_unit_test(metrics_label__escaped_per_prometheus),
 		cmocka_unit_test(view__last_record_wins_counts_by_network_not_reservations),
 		cmocka_unit_test(view__no_journal_yet__empty),
+		cmocka_unit_test(ipp_line__as_openvpn_writes_it__read),
+		cmocka_unit_test(ipp_line__blank_or_comment__skipped),
+		cmocka_unit_test(ipp_line__common_name_with_commas__addresses_taken_from_the_right),
+		cmocka_unit_test(ipp_line__malformed__why_quotes_the_input),
+		cmocka_unit_test(ipp_each__every_line_numbered_bad_ones_reported_last_without_newline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
