@@ -53,7 +53,7 @@ static const struct vp_command commands[] = {
 	  "End the held lease(s) of IDENTITY now: its addresses and subnets are free\n"
 	  "for anyone, and it gets a new address when it connects again.\n"
 	  "Exit status 0 when released; 1, with nothing changed, when IDENTITY is\n"
-	  "online or has no lease.\n" },
+	  "online or has no lease.  An IDENTITY starting with '-' follows \"--\".\n" },
 	{ "import", vp_cmd_import, "leases from OpenVPN's ifconfig-pool-persist file",
 	  "usage: vpnpool [-c FILE] import FILE\n"
 	  "\n"
