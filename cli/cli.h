@@ -26,6 +26,8 @@ int vp_cmd_check(const struct vp_cli *cli, int argc, char **argv);
 int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv);
 int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv);
 int vp_cmd_usage(const struct vp_cli *cli, int argc, char **argv);
+int vp_cmd_release(const struct vp_cli *cli, int argc, char **argv);
+int vp_cmd_import(const struct vp_cli *cli, int argc, char **argv);
 
 /* Whether argv holds -h or --help (before a "--"). */
 bool vp_cli_wants_help(int argc, char **argv);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vpnpool: check the config, show pools and leases read from the state
- * directory, and summarise the usage log.
+ * directory, summarise the usage log, and release or import leases.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +47,23 @@ static const struct vp_command commands[] = {
 	  "                 2026-11-25T04:00:00Z, @UNIXTIME, or an age: 90m, 12h, 7d\n"
 	  "  --log FILE     read FILE instead of the configured usage-log\n"
 	  "  --rotated      also read the rotated files FILE.1, FILE.2.gz, ... (oldest first)\n" },
+	{ "release", vp_cmd_release, "end an identity's held lease now",
+	  "usage: vpnpool [-c FILE] release IDENTITY\n"
+	  "\n"
+	  "End the held lease(s) of IDENTITY now: its addresses and subnets are free\n"
+	  "for anyone, and it gets a new address when it connects again.\n"
+	  "Exit status 0 when released; 1, with nothing changed, when IDENTITY is\n"
+	  "online or has no lease.  An IDENTITY starting with '-' follows \"--\".\n" },
+	{ "import", vp_cmd_import, "leases from OpenVPN's ifconfig-pool-persist file",
+	  "usage: vpnpool [-c FILE] import FILE\n"
+	  "\n"
+	  "Make each line of OpenVPN's ifconfig-pool-persist FILE (CN,IPv4[,IPv6])\n"
+	  "a held lease of that identity, held since now, so that moving from\n"
+	  "OpenVPN's own pool renumbers nobody.  A line that is malformed, whose\n"
+	  "address no pool may hand out, whose address is leased to another identity\n"
+	  "or whose identity already has a lease is reported as FILE:LINE: why and\n"
+	  "skipped.  Exit status 0 when every line was imported, 1 when any was\n"
+	  "reported (the others are imported all the same).\n" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -263,23 +263,29 @@ out_free:
 	return ret;
 }
 
-static size_t reason_of(const struct vp_strbuf *fields)
+static size_t reason_index(const char *reason)
 {
-	struct vp_strbuf val = { 0 };
-	const char *cur = fields->s ? fields->s : "";
-	char key[16];
-	size_t found = N_REASONS - 1;
+	for (size_t i = 0; reason && i < N_REASONS; ++i)
+		if (!strcmp(reason, reasons[i]))
+			return i;
+	return N_REASONS - 1;		/* "other" */
+}
 
-	while (vp_logfmt_next(&cur, key, sizeof(key), &val)) {
-		if (strcmp(key, "reason"))
-			continue;
-		for (size_t i = 0; i < N_REASONS; ++i)
-			if (!strcmp(val.s, reasons[i]))
-				found = i;
-		break;
-	}
-	vp_strbuf_free(&val);
-	return found;
+enum vp_metrics_kind vp_metrics_kind_of(const char *event)
+{
+	static const struct {
+		const char *name;
+		enum vp_metrics_kind kind;
+	} kinds[] = {
+		{ "start", VP_METRICS_START },		{ "stop", VP_METRICS_STOP },
+		{ "connect", VP_METRICS_CONNECT },	{ "disconnect", VP_METRICS_DISCONNECT },
+		{ "reclaim", VP_METRICS_RECLAIM },	{ "reject", VP_METRICS_REJECT },
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); ++i)
+		if (!strcmp(event, kinds[i].name))
+			return kinds[i].kind;
+	return VP_METRICS_OTHER;
 }
 
 /* The writer starts at the first client event, not at open: OpenVPN opens
@@ -305,26 +311,32 @@ static void mark_dirty(struct vp_metrics *m)
 	}
 }
 
-void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const char *event,
-		      const struct vp_strbuf *fields)
+void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space,
+		      const struct vp_metrics_event *ev)
 {
-	size_t reason = 0;
-
 	if (!m)
 		return;
-	if (strcmp(event, "start") && strcmp(event, "stop"))
+	if (ev->kind != VP_METRICS_START && ev->kind != VP_METRICS_STOP)
 		writer_start(m);
-	if (!strcmp(event, "reject"))
-		reason = reason_of(fields);
 	pthread_mutex_lock(&m->lock);
-	if (!strcmp(event, "connect"))
+	switch (ev->kind) {
+	case VP_METRICS_CONNECT:
 		m->now.connects++;
-	else if (!strcmp(event, "disconnect"))
+		break;
+	case VP_METRICS_DISCONNECT:
 		m->now.disconnects++;
-	else if (!strcmp(event, "reclaim"))
+		break;
+	case VP_METRICS_RECLAIM:
 		m->now.reclaims++;
-	else if (!strcmp(event, "reject"))
-		m->now.rejects[reason]++;
+		break;
+	case VP_METRICS_REJECT:
+		m->now.rejects[reason_index(ev->reason)]++;
+		break;
+	case VP_METRICS_OTHER:
+	case VP_METRICS_START:
+	case VP_METRICS_STOP:
+		break;
+	}
 	if (space)
 		take_figures(m, space);
 	mark_dirty(m);

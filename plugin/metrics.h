@@ -31,11 +31,34 @@ struct vp_fs;
  * returning). */
 int vp_metrics_open(struct vp_metrics **out, const struct vp_config *config,
 		    const struct vp_space *space, const struct vp_fs *fs);
-/* Count a usage-log event ("connect", "disconnect", "reject", "reclaim",
- * ...; fields as written to the log: a reject's reason= is taken from them)
- * and take the pools' figures from space.  NULL m: no-op. */
-void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space, const char *event,
-		      const struct vp_strbuf *fields);
+/* What the metrics count of an event, typed: nothing is read back from the
+ * usage log's text. */
+enum vp_metrics_kind {
+	VP_METRICS_OTHER,		/* warn, drop, ...: figures only */
+	VP_METRICS_START,		/* the plugin's start and stop: figures only, */
+	VP_METRICS_STOP,		/* and they do not start the writer thread */
+	VP_METRICS_CONNECT,
+	VP_METRICS_DISCONNECT,
+	VP_METRICS_RECLAIM,
+	VP_METRICS_REJECT,
+};
+
+struct vp_metrics_event {
+	enum vp_metrics_kind kind;
+	const char *reason;		/* reject: the usage log's reason ("exhausted",
+					 * "no-pool", ...); NULL or another: "other" */
+	const char *pool;		/* the pool or router pool it names, or NULL */
+	uint64_t in_use, size;		/* of that pool, when it names one */
+};
+
+/* The kind of a usage-log event name ("connect", "reject", ...;
+ * VP_METRICS_OTHER for one not counted). */
+enum vp_metrics_kind vp_metrics_kind_of(const char *event);
+
+/* Count an event and take the pools' figures from space (NULL: keep the
+ * last).  NULL m: no-op. */
+void vp_metrics_event(struct vp_metrics *m, const struct vp_space *space,
+		      const struct vp_metrics_event *ev);
 /* Take the pools' figures from space (their sizes are known once the
  * server's addresses are: at UP) and write them: at once, in the caller's
  * thread, before the writer runs; by the writer after that.  NULL m: no-op. */

@@ -49,6 +49,8 @@ struct vp_plugin {
 	struct vp_server server;
 	enum vp_topology auto_without_netmask;	/* topology auto: net30, or p2p from server.conf */
 	struct vp_strbuf fields;	/* usage line being built */
+	struct vp_metrics_event counted;	/* what the metrics count of it, beyond
+						 * its kind (a reject's reason, pool) */
 	struct vp_strbuf who;		/* escaped identity for OpenVPN's log */
 	bool writer_tried;		/* usage log writer thread started (or failed) */
 	/* Thresholds a connect crosses are logged after its own connect line. */
@@ -135,7 +137,9 @@ static void usage(struct vp_plugin *p, const char *event)
 	say = vp_once_report(&p->usage_once, ret ? msg : NULL, line, sizeof(line));
 	if (say != VP_ONCE_QUIET)
 		p->log(say == VP_ONCE_FAILED ? PLOG_ERR : PLOG_NOTE, NAME, "%s", line);
-	vp_metrics_event(p->metrics, p->space, event, &p->fields);
+	p->counted.kind = vp_metrics_kind_of(event);
+	vp_metrics_event(p->metrics, p->space, &p->counted);
+	p->counted = (struct vp_metrics_event){ 0 };
 	vp_strbuf_reset(&p->fields);
 	report_files(p);
 }
@@ -632,6 +636,8 @@ static int refuse(struct vp_plugin *p, const char *id, const char *reason,
 		vp_logfmt_addu(&p->fields, "in_use", g->in_use);
 		vp_logfmt_addu(&p->fields, "size", g->size);
 	}
+	p->counted = (struct vp_metrics_event){ .reason = reason, .pool = name,
+						.in_use = g->in_use, .size = g->size };
 	usage(p, "reject");
 	if (name && !strcmp(reason, "exhausted"))
 		p->log(PLOG_ERR, NAME,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz one target for a while, then fold what it found into the committed
-# corpus:   bash scripts/fuzz.sh TARGET SECONDS     (TARGET: addr conf store env usage)
+# corpus:   bash scripts/fuzz.sh TARGET SECONDS     (TARGET: addr conf store env usage ipp)
 #
 # Builds the libFuzzer targets with clang under ASan + UBSan in build-fuzz/
 # (configure --enable-fuzzing), runs one fuzzer process (one core) seeded from
@@ -20,7 +20,8 @@ conf) max_len=2048 ;;
 store) max_len=4096 ;;
 env) max_len=1024 ;;
 usage) max_len=4096 ;;
-*) echo "fuzz.sh: unknown target $target (addr, conf, store, env, usage)" >&2; exit 2 ;;
+ipp) max_len=4096 ;;
+*) echo "fuzz.sh: unknown target $target (addr, conf, store, env, usage, ipp)" >&2; exit 2 ;;
 esac
 
 bash scripts/deps.sh

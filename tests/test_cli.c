@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What the command prints: units, durations, times, table cells and columns,
  * JSON strings, Prometheus labels; and the state view it reads. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -9,13 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cli/cli.h"
 #include "cli/fmt.h"
 #include "conf/load.h"
+#include "core/ipp.h"
 #include "core/view.h"
 #include "plugin/metrics.h"
+#include "tests/testlib.h"
 
 static char *captured(void (*fn)(FILE *, const void *), const void *arg)
 {
@@ -306,6 +312,333 @@ static void view__no_journal_yet__empty(void **state)
 	vp_config_free(&c);
 }
 
+/* ---- OpenVPN's ifconfig-pool-persist file (vpnpool import) ------------------ */
+
+static char *addr_text(const struct vp_addr *a, char buf[VP_ADDR_STRLEN])
+{
+	return a->family ? vp_addr_format(a, buf) : strcpy(buf, "-");
+}
+
+/* "identity|v4|v6" of a line read as an entry, or "BAD: why", or "SKIP". */
+static char *ipp(const char *line)
+{
+	static char out[VP_IDENTITY_MAX + 2 * VP_ERRLEN];
+	struct vp_ipp_entry e;
+	char why[VP_ERRLEN], a4[VP_ADDR_STRLEN], a6[VP_ADDR_STRLEN];
+
+	switch (vp_ipp_parse_line(line, strlen(line), &e, why)) {
+	case VP_IPP_ENTRY:
+		snprintf(out, sizeof(out), "%.*s|%s|%s", (int)e.identity_len, e.identity,
+			 addr_text(&e.addr4, a4), addr_text(&e.addr6, a6));
+		break;
+	case VP_IPP_SKIP:
+		snprintf(out, sizeof(out), "SKIP");
+		break;
+	case VP_IPP_BAD:
+		snprintf(out, sizeof(out), "BAD: %s", why);
+		break;
+	}
+	return out;
+}
+
+static void ipp_line__as_openvpn_writes_it__read(void **state)
+{
+	assert_string_equal(ipp("alice,10.8.0.5,"), "alice|10.8.0.5|-");		/* 2.6, no IPv6 pool */
+	assert_string_equal(ipp("alice,10.8.0.5,fd00:8::5"), "alice|10.8.0.5|fd00:8::5");
+	assert_string_equal(ipp("alice,,fd00:8::5"), "alice|-|fd00:8::5");	/* IPv6 only */
+	assert_string_equal(ipp("alice,10.8.0.5"), "alice|10.8.0.5|-");		/* 2.4 and older */
+	assert_string_equal(ipp("alice,10.8.0.5,\r"), "alice|10.8.0.5|-");		/* CRLF */
+	assert_string_equal(ipp("alice, 10.8.0.5 ,\tfd00:8::5 "), "alice|10.8.0.5|fd00:8::5");
+}
+
+static void ipp_line__blank_or_comment__skipped(void **state)
+{
+	assert_string_equal(ipp(""), "SKIP");
+	assert_string_equal(ipp("\r"), "SKIP");
+	assert_string_equal(ipp(" \t "), "SKIP");
+	assert_string_equal(ipp("# alice,10.8.0.5,"), "SKIP");
+	assert_string_equal(ipp(";alice,10.8.0.5,"), "SKIP");
+}
+
+static void ipp_line__common_name_with_commas__addresses_taken_from_the_right(void **state)
+{
+	assert_string_equal(ipp("Smith, John,10.8.0.5,"), "Smith, John|10.8.0.5|-");
+	assert_string_equal(ipp("a,b,c,10.8.0.5,fd00::5"), "a,b,c|10.8.0.5|fd00::5");
+	assert_string_equal(ipp("Smith, John,10.8.0.5"), "Smith, John|10.8.0.5|-");
+	assert_string_equal(ipp(" spaced name ,10.8.0.5,"), " spaced name |10.8.0.5|-");
+	/* Read either as the name "a,10.8.0.2" or as an IPv4 address where the
+	 * IPv6 one belongs: reported, not guessed. */
+	assert_string_equal(ipp("a,10.8.0.2,10.8.0.3"), "BAD: `10.8.0.3' is not an IPv6 address");
+	assert_string_equal(ipp("a,,10.8.0.3"), "BAD: `10.8.0.3' is not an IPv6 address");
+}
+
+static void ipp_line__malformed__why_quotes_the_input(void **state)
+{
+	char line[VP_IDENTITY_MAX + 32];
+
+	assert_string_equal(ipp("alice"), "BAD: `alice' has no comma: expected CN,IPv4[,IPv6]");
+	assert_string_equal(ipp("alice,10.8.0.256,"), "BAD: `10.8.0.256' is not an IPv4 address");
+	assert_string_equal(ipp("alice,fd00::5"), "BAD: `fd00::5' is not an IPv4 address");
+	assert_string_equal(ipp("alice,10.8.0.5,fd00::g"), "BAD: `fd00::g' is not an IPv6 address");
+	assert_string_equal(ipp("alice,,"), "BAD: no address: expected CN,IPv4[,IPv6]");
+	assert_string_equal(ipp("alice,"), "BAD: no address: expected CN,IPv4[,IPv6]");
+	assert_string_equal(ipp(",10.8.0.5,"), "BAD: no common name before the addresses");
+	assert_string_equal(ipp("al\x1b" "ice,10.8.0.5,"),
+			    "BAD: the common name holds a control character (\\x1b at byte 3), which OpenVPN never writes");
+	assert_string_equal(ipp("alice,10.8.0.5\x01,"), "BAD: `10.8.0.5\\x01' is not an IPv4 address");
+	memset(line, 'a', VP_IDENTITY_MAX + 1);
+	strcpy(line + VP_IDENTITY_MAX + 1, ",10.8.0.5,");
+	assert_string_equal(ipp(line), "BAD: the common name is 4097 bytes long (at most 4096)");
+	strcpy(line + VP_IDENTITY_MAX, ",10.8.0.5,");		/* the longest there may be */
+	assert_int_equal(strlen(ipp(line)), VP_IDENTITY_MAX + strlen("|10.8.0.5|-"));
+}
+
+struct ipp_seen {
+	char text[1024];
+};
+
+static int ipp_collect(void *ud, unsigned line, const struct vp_ipp_entry *e, const char *why)
+{
+	struct ipp_seen *s = ud;
+	size_t n = strlen(s->text);
+
+	if (e)
+		snprintf(s->text + n, sizeof(s->text) - n, "%u:%.*s ", line, (int)e->identity_len,
+			 e->identity);
+	else
+		snprintf(s->text + n, sizeof(s->text) - n, "%u:BAD(%s) ", line, why);
+	return 0;
+}
+
+static int ipp_stop_at_second(void *ud, unsigned line, const struct vp_ipp_entry *e,
+			      const char *why)
+{
+	(void)e;
+	(void)why;
+	*(unsigned *)ud = line;
+	return line >= 2 ? -EIO : 0;
+}
+
+static void ipp_each__every_line_numbered_bad_ones_reported_last_without_newline(void **state)
+{
+	static const char text[] = "alice,10.8.0.5,\r\n\r\n# old\nbob\nNUL\0x,10.8.0.6,\ncarol,10.8.0.7";
+	struct ipp_seen seen = { "" };
+	unsigned at = 0;
+
+	assert_int_equal(vp_ipp_each(text, sizeof(text) - 1, ipp_collect, &seen), 0);
+	assert_string_equal(seen.text,
+			    "1:alice 4:BAD(`bob' has no comma: expected CN,IPv4[,IPv6]) "
+			    "5:BAD(the common name holds a control character (\\x00 at byte 4), which OpenVPN never writes) "
+			    "6:carol ");
+	assert_int_equal(vp_ipp_each(text, sizeof(text) - 1, ipp_stop_at_second, &at), -EIO);
+	assert_int_equal(at, 4);
+	assert_int_equal(vp_ipp_each("", 0, ipp_collect, &seen), 0);
+}
+
+/* ---- vpnpool release and import, as the command runs them ----------------- */
+
+/* What cli/main.c gives the subcommands. */
+void vp_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vpnpool: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+bool vp_cli_wants_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return false;
+}
+
+struct cmd_fx {
+	char *dir, conf[600], file[600];
+	char out[8192], err[8192];		/* what the last command printed */
+};
+
+static void cmd_fx_open(struct cmd_fx *f)
+{
+	FILE *c;
+
+	memset(f, 0, sizeof(*f));
+	f->dir = tl_tmpdir();
+	snprintf(f->conf, sizeof(f->conf), "%s/vpnpool.conf", f->dir);
+	snprintf(f->file, sizeof(f->file), "%s/ipp.txt", f->dir);
+	c = fopen(f->conf, "w");
+	assert_non_null(c);
+	fprintf(c, "state-dir = \"%s/state\"\n"
+		"pool \"staff\" {\n network = \"10.8.0.0/24\"\n range = \"10.8.0.10-10.8.0.100\"\n"
+		" exclude = {\"10.8.0.50\"}\n}\n"
+		"client \"carol\" { address = \"10.8.0.60\" }\n", f->dir);
+	assert_int_equal(fclose(c), 0);
+}
+
+static void cmd_fx_close(struct cmd_fx *f)
+{
+	tl_rmtree(f->dir);
+	free(f->dir);
+}
+
+/* A lease written as an instance writes it. */
+static void cmd_fx_lease(struct cmd_fx *f, const char *id, const char *addr, bool online)
+{
+	struct vp_lease_rec r = { .identity = (const uint8_t *)id, .identity_len = strlen(id),
+				  .state = online ? VP_LEASE_ONLINE : VP_LEASE_HELD,
+				  .created = 1000, .since = 1000, .sessions = 1 };
+	char path[700], err[VP_ERRLEN];
+	struct vp_store *st;
+
+	snprintf(path, sizeof(path), "%s/state", f->dir);
+	assert_true(vp_addr_parse(&r.addr4, addr, err));
+	assert_int_equal(vp_store_open(&st, path, false, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(vp_store_put(st, &r), 0);
+	vp_store_close(st);
+}
+
+static void slurp(int fd, char *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Run "vpnpool -c CONF cmd arg"; its exit status, f->out and f->err. */
+static int cmd_run(struct cmd_fx *f, int (*cmd)(const struct vp_cli *, int, char **),
+		   const char *name, const char *arg)
+{
+	struct vp_cli cli = { .config_path = f->conf, .prog = "vpnpool" };
+	char *argv[] = { strdup(name), arg ? strdup(arg) : NULL, NULL };
+	char tmpl_o[] = "/tmp/vp-out-XXXXXX", tmpl_e[] = "/tmp/vp-err-XXXXXX";
+	int o = mkstemp(tmpl_o), e = mkstemp(tmpl_e), so, se, ret;
+
+	assert_true(o >= 0 && e >= 0);
+	unlink(tmpl_o);
+	unlink(tmpl_e);
+	fflush(stdout);
+	fflush(stderr);
+	so = dup(1);
+	se = dup(2);
+	dup2(o, 1);
+	dup2(e, 2);
+	ret = cmd(&cli, arg ? 2 : 1, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	slurp(o, f->out, sizeof(f->out));
+	slurp(e, f->err, sizeof(f->err));
+	close(o);
+	close(e);
+	free(argv[0]);
+	free(argv[1]);
+	return ret;
+}
+
+/* "identity#slot " of each lease, sorted by pool and address. */
+static char *cmd_leases(struct cmd_fx *f)
+{
+	static char text[2048];
+	struct vp_config c;
+	struct vp_view *v;
+	char err[2048];
+	struct seen seen = { 0 };
+
+	assert_int_equal(vp_conf_load(&c, f->conf, err, sizeof(err)), 0);
+	assert_int_equal(vp_view_open(&v, &c, NULL, NULL), 0);
+	assert_int_equal(vp_view_each(v, true, collect, &seen), 0);
+	text[0] = '\0';
+	for (size_t i = 0; i < seen.n; ++i) {
+		strcat(text, seen.ids[i]);
+		strcat(text, " ");
+	}
+	vp_view_free(v);
+	vp_config_free(&c);
+	return text;
+}
+
+static void release__held_online_or_none__exit_message_and_what_changed(void **state)
+{
+	struct cmd_fx f;
+
+	(void)state;
+	cmd_fx_open(&f);
+	cmd_fx_lease(&f, "alice", "10.8.0.10", false);
+	cmd_fx_lease(&f, "bob", "10.8.0.11", true);
+	assert_int_equal(cmd_run(&f, vp_cmd_release, "release", "bob"), VP_EXIT_FAIL);
+	assert_string_equal(f.err, "vpnpool: release: bob is online; nothing changed\n");
+	assert_string_equal(f.out, "");
+	assert_int_equal(cmd_run(&f, vp_cmd_release, "release", "carol"), VP_EXIT_FAIL);
+	assert_string_equal(f.err, "vpnpool: release: carol has no lease; nothing changed\n");
+	assert_string_equal(cmd_leases(&f), "alice#0 bob#0 ");
+	assert_int_equal(cmd_run(&f, vp_cmd_release, "release", "alice"), VP_EXIT_OK);
+	assert_string_equal(f.out, "released the held lease of alice\n");
+	assert_string_equal(f.err, "");
+	assert_string_equal(cmd_leases(&f), "bob#0 ");
+	assert_int_equal(cmd_run(&f, vp_cmd_release, "release", NULL), VP_EXIT_USAGE);
+	cmd_fx_close(&f);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *w = fopen(path, "w");
+
+	assert_non_null(w);
+	fputs(text, w);
+	assert_int_equal(fclose(w), 0);
+}
+
+static void import__every_line_or_reported__exit_and_leases(void **state)
+{
+	struct cmd_fx f;
+	char want[8192];
+
+	(void)state;
+	cmd_fx_open(&f);
+	cmd_fx_lease(&f, "bob", "10.8.0.11", false);
+	write_text(f.file, "alice,10.8.0.20,\r\n"		/* 1: imported */
+			   "\n# a comment\n"
+			   "Smith, John,10.8.0.21\n"		/* 4: imported */
+			   "bob,10.8.0.22,\n"			/* 5: bob has a lease */
+			   "dan,10.8.0.11,\n"			/* 6: bob's address */
+			   "eve,10.8.0.5,\n"			/* 7: below the range */
+			   "fay,10.8.0.50,\n"			/* 8: excluded */
+			   "gus,10.8.0.60,\n"			/* 9: carol's */
+			   "hal,10.9.0.1,\n"			/* 10: no pool */
+			   "carol,10.8.0.60,\n"			/* 11: her own: imported */
+			   "ivy\n"				/* 12: malformed */
+			   "alice,10.8.0.30,");			/* 13: alice has one now */
+	assert_int_equal(cmd_run(&f, vp_cmd_import, "import", f.file), VP_EXIT_FAIL);
+	snprintf(want, sizeof(want),
+		 "%1$s:5: bob: cannot import 10.8.0.22: it already has a lease\n"
+		 "%1$s:6: dan: cannot import 10.8.0.11: leased to another identity\n"
+		 "%1$s:7: eve: cannot import 10.8.0.5: outside the pool's range\n"
+		 "%1$s:8: fay: cannot import 10.8.0.50: excluded\n"
+		 "%1$s:9: gus: cannot import 10.8.0.60: reserved for client carol\n"
+		 "%1$s:10: hal: cannot import 10.9.0.1: outside every pool\n"
+		 "%1$s:12: `ivy' has no comma: expected CN,IPv4[,IPv6]\n"
+		 "%1$s:13: alice: cannot import 10.8.0.30: it already has a lease\n", f.file);
+	assert_string_equal(f.err, want);
+	snprintf(want, sizeof(want), "imported 3 leases from %s, 8 lines skipped\n", f.file);
+	assert_string_equal(f.out, want);
+	assert_string_equal(cmd_leases(&f), "bob#0 alice#0 Smith, John#0 carol#0 ");
+
+	write_text(f.file, "kim,10.8.0.40,\n");
+	assert_int_equal(cmd_run(&f, vp_cmd_import, "import", f.file), VP_EXIT_OK);
+	assert_string_equal(f.err, "");
+	snprintf(want, sizeof(want), "imported 1 lease from %s, 0 lines skipped\n", f.file);
+	assert_string_equal(f.out, want);
+	assert_int_equal(cmd_run(&f, vp_cmd_import, "import", "/nonexistent/ipp.txt"), VP_EXIT_FAIL);
+	assert_string_equal(f.err, "vpnpool: import: cannot read /nonexistent/ipp.txt: No such file or directory; nothing changed\n");
+	cmd_fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +654,13 @@ int main(void)
 		cmocka_unit_test(metrics_label__escaped_per_prometheus),
 		cmocka_unit_test(view__last_record_wins_counts_by_network_not_reservations),
 		cmocka_unit_test(view__no_journal_yet__empty),
+		cmocka_unit_test(ipp_line__as_openvpn_writes_it__read),
+		cmocka_unit_test(ipp_line__blank_or_comment__skipped),
+		cmocka_unit_test(ipp_line__common_name_with_commas__addresses_taken_from_the_right),
+		cmocka_unit_test(ipp_line__malformed__why_quotes_the_input),
+		cmocka_unit_test(ipp_each__every_line_numbered_bad_ones_reported_last_without_newline),
+		cmocka_unit_test(release__held_online_or_none__exit_message_and_what_changed),
+		cmocka_unit_test(import__every_line_or_reported__exit_and_leases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

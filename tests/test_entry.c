@@ -812,10 +812,52 @@ static void usage_log_becomes_a_symlink__told_once_then_written_again(void **sta
 	free(log);
 }
 
+/* The metrics count a reject by the reason the plugin gave it, whatever the
+ * refused identity holds (a space, quotes, a "reason=" of its own). */
+static void rejects_with_hostile_identities__metrics_count_by_the_real_reason(void **state)
+{
+	static const char *const ids[] = { "x reason=no-pool \"q", "\"reason=other\"", "a\\\" b" };
+	struct server s;
+	char config[256], body[1024], path[600], *mdir = tl_tmpdir(), *text = NULL;
+	size_t cap = 0;
+	void *alice, *other[3];
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/vpnpool.prom", mdir);
+	snprintf(body, sizeof(body), "metrics-file = \"%s\"\n%s", path, one_address);
+	server_open(&s, body);
+	alice = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, alice, "alice", 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	for (size_t i = 0; i < 3; ++i) {
+		other[i] = openvpn_plugin_client_constructor_v1(s.handle);
+		assert_int_equal(connect_cn(&s, other[i], ids[i], 1001 + (unsigned)i, config,
+					    sizeof(config)),
+				 OPENVPN_PLUGIN_FUNC_ERROR);
+		openvpn_plugin_client_destructor_v1(s.handle, other[i]);
+	}
+	openvpn_plugin_client_destructor_v1(s.handle, alice);
+	free(server_close(&s));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_true(getdelim(&text, &cap, '\0', f) > 0);
+	fclose(f);
+	assert_non_null(strstr(text, "\nvpnpool_connects_total 1\n"));
+	assert_non_null(strstr(text, "\nvpnpool_disconnects_total 1\n"));
+	assert_non_null(strstr(text, "\nvpnpool_rejects_total{reason=\"exhausted\"} 3\n"));
+	assert_non_null(strstr(text, "\nvpnpool_rejects_total{reason=\"no-pool\"} 0\n"));
+	assert_non_null(strstr(text, "\nvpnpool_rejects_total{reason=\"other\"} 0\n"));
+	free(text);
+	tl_rmtree(mdir);
+	free(mdir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(connect_disconnect_destructor__one_disconnect_and_the_lease_held),
+		cmocka_unit_test(rejects_with_hostile_identities__metrics_count_by_the_real_reason),
 		cmocka_unit_test(usage_log_becomes_a_symlink__told_once_then_written_again),
 		cmocka_unit_test(connect_then_destructor_only__lease_ended_once),
 		cmocka_unit_test(failed_connect_then_disconnect_and_destructor__releases_nothing),

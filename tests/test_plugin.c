@@ -735,6 +735,57 @@ static void metrics__symlinks__replaced_not_followed(void **state)
 	metrics_fx_close(&f);
 }
 
+/* Typed events: each kind counted once, a reject under its reason ("other"
+ * for one the metrics do not know); start, stop and the rest only refresh
+ * the figures. */
+static void metrics__events__counted_by_kind_and_reject_reason(void **state)
+{
+	static const struct vp_metrics_event evs[] = {
+		{ .kind = VP_METRICS_START },
+		{ .kind = VP_METRICS_CONNECT },
+		{ .kind = VP_METRICS_CONNECT },
+		{ .kind = VP_METRICS_DISCONNECT },
+		{ .kind = VP_METRICS_RECLAIM, .pool = "p" },
+		{ .kind = VP_METRICS_REJECT, .reason = "exhausted", .pool = "p", .in_use = 253,
+		  .size = 253 },
+		{ .kind = VP_METRICS_REJECT, .reason = "no-pool" },
+		{ .kind = VP_METRICS_REJECT, .reason = "reason=no-pool \"x\"" },
+		{ .kind = VP_METRICS_REJECT },
+		{ .kind = VP_METRICS_OTHER },
+		{ .kind = VP_METRICS_STOP },
+	};
+	struct metrics_fx f;
+	struct vp_metrics *m;
+
+	(void)state;
+	metrics_fx_open(&f);
+	assert_int_equal(vp_metrics_open(&m, f.config, f.space, NULL), 0);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); ++i)
+		vp_metrics_event(m, f.space, &evs[i]);
+	vp_metrics_close(m, f.space);
+	assert_true(file_has(f.path, "\nvpnpool_connects_total 2\n"));
+	assert_true(file_has(f.path, "\nvpnpool_disconnects_total 1\n"));
+	assert_true(file_has(f.path, "\nvpnpool_reclaims_total 1\n"));
+	assert_true(file_has(f.path, "\nvpnpool_rejects_total{reason=\"exhausted\"} 1\n"
+				     "vpnpool_rejects_total{reason=\"no-pool\"} 1\n"
+				     "vpnpool_rejects_total{reason=\"no-identity\"} 0\n"));
+	assert_true(file_has(f.path, "\nvpnpool_rejects_total{reason=\"other\"} 2\n"));
+	metrics_fx_close(&f);
+}
+
+static void metrics__kind_of__usage_event_names(void **state)
+{
+	(void)state;
+	assert_int_equal(vp_metrics_kind_of("connect"), VP_METRICS_CONNECT);
+	assert_int_equal(vp_metrics_kind_of("disconnect"), VP_METRICS_DISCONNECT);
+	assert_int_equal(vp_metrics_kind_of("reclaim"), VP_METRICS_RECLAIM);
+	assert_int_equal(vp_metrics_kind_of("reject"), VP_METRICS_REJECT);
+	assert_int_equal(vp_metrics_kind_of("start"), VP_METRICS_START);
+	assert_int_equal(vp_metrics_kind_of("stop"), VP_METRICS_STOP);
+	assert_int_equal(vp_metrics_kind_of("warn"), VP_METRICS_OTHER);
+	assert_int_equal(vp_metrics_kind_of("drop"), VP_METRICS_OTHER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -763,6 +814,8 @@ int main(void)
 		cmocka_unit_test(usage__writer_thread__failure_told_once),
 		cmocka_unit_test(fs_dirname__paths__directory_part_or_dot_or_root),
 		cmocka_unit_test(metrics__update_once_server_known__file_holds_pool_sizes),
+		cmocka_unit_test(metrics__events__counted_by_kind_and_reject_reason),
+		cmocka_unit_test(metrics__kind_of__usage_event_names),
 		cmocka_unit_test(metrics__write_fails__told_once_and_when_it_works_again),
 		cmocka_unit_test(metrics__symlinks__replaced_not_followed),
 	};
