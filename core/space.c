@@ -52,7 +52,26 @@ struct real_addr {
 	uint8_t ip[16];
 };
 
-/* Kept small: a million of them must fit in a few hundred MiB. */
+/* Which addresses a lease has (struct lease's "has"). */
+enum lease_has {
+	HAS_ADDR4 = 1 << 0,
+	HAS_ADDR6 = 1 << 1,
+	HAS_SUBNET4 = 1 << 2,
+	HAS_SUBNET6 = 1 << 3,
+};
+
+/* The IPv6 parts of a lease, apart: a lease of an IPv4-only pool has none. */
+struct lease_v6 {
+	uint8_t addr[16], subnet[16];
+	uint8_t subnet_len;
+};
+
+/*
+ * Kept small: a million of them must fit in about 100 MiB.  With a short
+ * identity (up to 17 bytes) a lease is one 128-byte block of malloc's; an
+ * IPv6 address or subnet adds a 48-byte one.  The addresses are read and
+ * written through lease_addrs() and lease_set_addrs() only.
+ */
 struct lease {
 	struct held_link link[LINK_COUNT];
 	int64_t created, since;
@@ -62,10 +81,19 @@ struct lease {
 	uint8_t flags;
 	int16_t pool, router;		/* indexes, -1: none */
 	uint16_t identity_len;
+	/* 2 bytes free here (padding): room for a 16-bit field */
+	uint32_t addr4, subnet4;	/* host order; valid as "has" says */
+	struct lease_v6 *v6;		/* NULL unless HAS_ADDR6 or HAS_SUBNET6 */
+	uint8_t has;			/* enum lease_has */
+	uint8_t subnet4_len;
 	struct real_addr real;
+	uint8_t identity[];
+};
+
+/* A lease's addresses as the rest of the code sees them (family 0: none). */
+struct lease_addrs {
 	struct vp_addr addr4, addr6;
 	struct vp_prefix subnet4, subnet6;
-	uint8_t identity[];
 };
 
 /* One slot of the open-addressing lease table: the lease and its hash, so
@@ -287,7 +315,6 @@ static void lease_prefetch(const struct lease *l)
 	if (l) {
 		__builtin_prefetch(l, 1);
 		__builtin_prefetch((const char *)l + 64, 1);
-		__builtin_prefetch((const char *)l + 128, 1);
 	}
 }
 
@@ -334,6 +361,75 @@ static void lease_unlink(struct vp_space *s, struct lease *l)
 		tab_remove(s->old, s->old_mask, h, l);
 	s->nleases--;
 	table_move(s, TAB_MOVE_STEP);
+}
+
+/* ---- a lease's addresses ------------------------------------------------ */
+
+static struct vp_addr lease_addr4(const struct lease *l)
+{
+	return l->has & HAS_ADDR4 ? vp_addr_v4(l->addr4) : (struct vp_addr){ 0 };
+}
+
+static void lease_addrs(const struct lease *l, struct lease_addrs *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->addr4 = lease_addr4(l);
+	if (l->has & HAS_SUBNET4) {
+		a->subnet4.addr = vp_addr_v4(l->subnet4);
+		a->subnet4.len = l->subnet4_len;
+	}
+	if (l->has & HAS_ADDR6)
+		a->addr6 = vp_addr_from_bytes(VP_INET6, l->v6->addr);
+	if (l->has & HAS_SUBNET6) {
+		a->subnet6.addr = vp_addr_from_bytes(VP_INET6, l->v6->subnet);
+		a->subnet6.len = l->v6->subnet_len;
+	}
+}
+
+/* Set every address of l (IPv4 ones of family VP_INET, IPv6 ones of
+ * VP_INET6, as the store and the pools give them).  0, or -ENOMEM with l as
+ * it was; never fails when l keeps or loses IPv6 parts. */
+static int lease_set_addrs(struct lease *l, const struct lease_addrs *a)
+{
+	bool v6 = a->addr6.family || a->subnet6.addr.family;
+
+	if (v6 && !l->v6 && !(l->v6 = calloc(1, sizeof(*l->v6))))
+		return -ENOMEM;
+	l->has = 0;
+	l->addr4 = l->subnet4 = 0;
+	l->subnet4_len = 0;
+	if (a->addr4.family) {
+		l->has |= HAS_ADDR4;
+		l->addr4 = vp_addr_to_v4(&a->addr4);
+	}
+	if (a->subnet4.addr.family) {
+		l->has |= HAS_SUBNET4;
+		l->subnet4 = vp_addr_to_v4(&a->subnet4.addr);
+		l->subnet4_len = a->subnet4.len;
+	}
+	if (!v6) {
+		free(l->v6);
+		l->v6 = NULL;
+		return 0;
+	}
+	memset(l->v6, 0, sizeof(*l->v6));
+	if (a->addr6.family) {
+		l->has |= HAS_ADDR6;
+		vp_addr_to_bytes(&a->addr6, l->v6->addr);
+	}
+	if (a->subnet6.addr.family) {
+		l->has |= HAS_SUBNET6;
+		vp_addr_to_bytes(&a->subnet6.addr, l->v6->subnet);
+		l->v6->subnet_len = a->subnet6.len;
+	}
+	return 0;
+}
+
+static void lease_free(struct lease *l)
+{
+	if (l)
+		free(l->v6);
+	free(l);
 }
 
 /* ---- real addresses ----------------------------------------------------- */
@@ -420,11 +516,14 @@ static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
 	r->sessions = l->sessions;
 	r->created = l->created;
 	r->since = l->since;
+	struct lease_addrs a;
+
 	real_unpack(&l->real, r->real);
-	r->addr4 = l->addr4;
-	r->addr6 = l->addr6;
-	r->subnet4 = l->subnet4;
-	r->subnet6 = l->subnet6;
+	lease_addrs(l, &a);
+	r->addr4 = a.addr4;
+	r->addr6 = a.addr6;
+	r->subnet4 = a.subnet4;
+	r->subnet6 = a.subnet6;
 }
 
 /* ---- held lists -------------------------------------------------------- */
@@ -668,15 +767,17 @@ static void lease_release_blocks(struct vp_space *s, const struct lease *l)
 {
 	struct area *p = l->pool >= 0 ? &s->pools[l->pool] : NULL;
 	struct area *r = l->router >= 0 ? &s->routers[l->router] : NULL;
+	struct lease_addrs a;
 
-	if (p && l->addr4.family && !(l->flags & LEASE_STATIC4) && p->v4)
-		vp_blocks_release(p->v4, &l->addr4);
-	if (p && l->addr6.family && !(l->flags & LEASE_STATIC6) && p->v6)
-		vp_blocks_release(p->v6, &l->addr6);
-	if (r && l->subnet4.addr.family && !(l->flags & LEASE_STATIC_SUBNET4) && r->v4)
-		vp_blocks_release(r->v4, &l->subnet4.addr);
-	if (r && l->subnet6.addr.family && !(l->flags & LEASE_STATIC_SUBNET6) && r->v6)
-		vp_blocks_release(r->v6, &l->subnet6.addr);
+	lease_addrs(l, &a);
+	if (p && a.addr4.family && !(l->flags & LEASE_STATIC4) && p->v4)
+		vp_blocks_release(p->v4, &a.addr4);
+	if (p && a.addr6.family && !(l->flags & LEASE_STATIC6) && p->v6)
+		vp_blocks_release(p->v6, &a.addr6);
+	if (r && a.subnet4.addr.family && !(l->flags & LEASE_STATIC_SUBNET4) && r->v4)
+		vp_blocks_release(r->v4, &a.subnet4.addr);
+	if (r && a.subnet6.addr.family && !(l->flags & LEASE_STATIC_SUBNET6) && r->v6)
+		vp_blocks_release(r->v6, &a.subnet6.addr);
 }
 
 static void lease_unlist(struct vp_space *s, struct lease *l)
@@ -698,7 +799,7 @@ static void lease_destroy(struct vp_space *s, struct lease *l)
 	if (l->router >= 0)
 		area_check_warn(s, &s->routers[l->router]);
 	lease_unlink(s, l);
-	free(l);
+	lease_free(l);
 }
 
 /* Move a placed lease between online and held, keeping figures and lists.
@@ -757,6 +858,7 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 {
 	struct vp_space *s = ud;
 	uint64_t h = lease_hash(s, rec->identity, rec->identity_len, rec->slot);
+	struct lease_addrs a = { rec->addr4, rec->addr6, rec->subnet4, rec->subnet6 };
 	struct real_addr real;
 	struct lease *l;
 
@@ -770,15 +872,13 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 		if (!l)
 			return -ENOMEM;
 	}
+	if (lease_set_addrs(l, &a))
+		return -ENOMEM;
 	l->state = rec->state;
 	l->sessions = rec->sessions;
 	l->created = rec->created;
 	l->since = rec->since;
 	l->real = real;
-	l->addr4 = rec->addr4;
-	l->addr6 = rec->addr6;
-	l->subnet4 = rec->subnet4;
-	l->subnet6 = rec->subnet6;
 	return 0;
 }
 
@@ -798,7 +898,7 @@ static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
 
 	if (l) {
 		lease_unlink(s, l);
-		free(l);
+		lease_free(l);
 	}
 	return 0;
 }
@@ -828,7 +928,7 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 			 * One from the table's start may move to its end and be
 			 * seen twice, which changes nothing here. */
 			lease_unlink(s, l);
-			free(l);
+			lease_free(l);
 			changed = true;
 			--i;
 			continue;
@@ -942,7 +1042,7 @@ void vp_space_close(struct vp_space *s)
 		(void)vp_store_compact(s->store, lease_each_emit, s);
 	vp_store_close(s->store);
 	for (size_t i = 0; s->tab && i < tab_slots(s); ++i)
-		free(tab_at(s, i));
+		lease_free(tab_at(s, i));
 	if (s->pools && s->routers)
 		areas_free(s);
 	free(s->tab);
@@ -1255,13 +1355,8 @@ static const char *const drop_messages[][2] = {
 };
 
 /* The addresses of a lease as stored, before placing it cleared some. */
-struct stored_addrs {
-	struct vp_addr addr4, addr6;
-	struct vp_prefix subnet4, subnet6;
-};
-
 static void report_dropped(struct vp_space *s, const struct lease *l,
-			   const struct stored_addrs *stored, const char *reason)
+			   const struct lease_addrs *stored, const char *reason)
 {
 	struct vp_event ev = {
 		.type = VP_EV_LEASE_DROPPED, .identity = l->identity,
@@ -1300,21 +1395,24 @@ static const char *place_lease(struct vp_space *s, struct lease *l)
 {
 	const struct vp_static_config *st = static_find(s, l->identity, l->identity_len);
 	int pool = -1, router = -1;
+	struct lease_addrs a;
 	const char *why;
 
+	lease_addrs(l, &a);
 	l->flags = 0;
-	why = place_addr(s, l, &l->addr4, st, &pool);
+	why = place_addr(s, l, &a.addr4, st, &pool);
 	if (why)
-		l->addr4.family = 0;
-	if (why || (why = place_addr(s, l, &l->addr6, st, &pool)))
-		l->addr6.family = 0;
-	if (why || (why = place_subnet(s, l, &l->subnet4, st, &router)))
-		l->subnet4.addr.family = 0;
-	if (why || (why = place_subnet(s, l, &l->subnet6, st, &router)))
-		l->subnet6.addr.family = 0;
+		a.addr4.family = 0;
+	if (why || (why = place_addr(s, l, &a.addr6, st, &pool)))
+		a.addr6.family = 0;
+	if (why || (why = place_subnet(s, l, &a.subnet4, st, &router)))
+		a.subnet4.addr.family = 0;
+	if (why || (why = place_subnet(s, l, &a.subnet6, st, &router)))
+		a.subnet6.addr.family = 0;
+	(void)lease_set_addrs(l, &a);	/* only clears: cannot fail */
 	l->pool = pool;
 	l->router = router;
-	if (!why && (pool < 0 || !l->addr4.family))
+	if (!why && (pool < 0 || !a.addr4.family))
 		why = "no-pool";
 	return why;
 }
@@ -1337,20 +1435,20 @@ static int place_all(struct vp_space *s)
 	for (size_t i = 0; i < n; ++i) {
 		struct lease *l = all[i].lease;
 		uint8_t state;
-		struct stored_addrs stored;
+		struct lease_addrs stored;
 		const char *why;
 
 		if (i + LEASE_PREFETCH_AHEAD < n)
 			lease_prefetch(all[i + LEASE_PREFETCH_AHEAD].lease);
 		state = l->state;
-		stored = (struct stored_addrs){ l->addr4, l->addr6, l->subnet4, l->subnet6 };
+		lease_addrs(l, &stored);
 		why = place_lease(s, l);
 
 		if (why) {
 			report_dropped(s, l, &stored, why);
 			lease_release_blocks(s, l);
 			lease_unlink(s, l);
-			free(l);
+			lease_free(l);
 			continue;
 		}
 		l->state = VP_LEASE_ONLINE;
@@ -1557,6 +1655,7 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 {
 	struct lease *victim = a->held.head;
 	struct vp_event ev = { .type = VP_EV_RECLAIM, .pool = a->name };
+	struct lease_addrs addrs;
 	int ret;
 
 	if (!reclaimable(s, victim, s->opts.now(s->opts.ud)))
@@ -1569,9 +1668,10 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 	ev.identity_len = req->identity_len;
 	ev.from = victim->identity;
 	ev.from_len = victim->identity_len;
-	ev.address = victim->addr4;
-	ev.subnet4 = victim->subnet4;
-	ev.subnet6 = victim->subnet6;
+	lease_addrs(victim, &addrs);
+	ev.address = addrs.addr4;
+	ev.subnet4 = addrs.subnet4;
+	ev.subnet6 = addrs.subnet6;
 	emit(s, &ev);
 	lease_destroy(s, victim);
 	return 0;
@@ -1778,7 +1878,7 @@ static bool lease_still_fits(const struct vp_space *s, const struct lease *l,
 	    !vp_match_all(c->pools[l->pool].match, c->pools[l->pool].n_match, req->getvar,
 			  req->getvar_ud))
 		return false;
-	if (s->pools[l->pool].v6 && !l->addr6.family)
+	if (s->pools[l->pool].v6 && !(l->has & HAS_ADDR6))
 		return false;
 	if (l->router >= 0 && lease_dynamic_subnet(l) &&
 	    !vp_match_all(c->routers[l->router].match, c->routers[l->router].n_match,
@@ -1813,24 +1913,26 @@ static void fill_grant(const struct vp_space *s, const struct lease *l, struct v
 		       bool sticky)
 {
 	const struct area *p = &s->pools[l->pool];
+	struct lease_addrs a;
 
+	lease_addrs(l, &a);
 	memset(g, 0, sizeof(*g));
 	g->slot = l->slot;
 	g->pool = &s->config->pools[l->pool];
 	g->router = l->router >= 0 ? &s->config->routers[l->router] : NULL;
-	g->addr4 = l->addr4;
-	g->addr6 = l->addr6;
-	g->subnet4 = l->subnet4;
-	g->subnet6 = l->subnet6;
+	g->addr4 = a.addr4;
+	g->addr6 = a.addr6;
+	g->subnet4 = a.subnet4;
+	g->subnet6 = a.subnet6;
 	g->is_static = l->flags & LEASE_STATIC4;
 	g->sticky = sticky;
 	g->in_use = area_used(p);
 	g->size = area_size(p);
 	if (s->server.topology == VP_TOPO_NET30) {
-		struct vp_prefix q = vp_prefix_of(&l->addr4, 30);
+		struct vp_prefix q = vp_prefix_of(&a.addr4, 30);
 		struct vp_addr one = vp_addr_add(&q.addr, 1, 0);
 
-		g->peer4 = vp_addr_eq(&one, &l->addr4) ? vp_addr_add(&q.addr, 2, 0) : one;
+		g->peer4 = vp_addr_eq(&one, &a.addr4) ? vp_addr_add(&q.addr, 2, 0) : one;
 	} else if (s->server.topology == VP_TOPO_P2P) {
 		g->peer4 = s->server.local4;
 	}
@@ -1904,13 +2006,15 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 		fill_failure(s, last_pool, ret == -ENOSPC ? last_router : -1, g);
 		goto out_unlink;
 	}
+	ret = lease_set_addrs(l, &(struct lease_addrs){ t.addr4, t.addr6, t.subnet4, t.subnet6 });
+	if (ret) {
+		undo_taking(s, &t);
+		fill_failure(s, -1, -1, g);
+		goto out_unlink;
+	}
 	l->pool = t.pool;
 	l->router = t.router;
 	l->flags = t.flags;
-	l->addr4 = t.addr4;
-	l->addr6 = t.addr6;
-	l->subnet4 = t.subnet4;
-	l->subnet6 = t.subnet6;
 	l->state = VP_LEASE_ONLINE;
 	lease_touch(s, l, req);
 	ret = persist_put(s, l);
@@ -1930,7 +2034,7 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 
 out_unlink:
 	lease_unlink(s, l);
-	free(l);
+	lease_free(l);
 	return ret;
 }
 
@@ -2050,7 +2154,8 @@ size_t vp_space_memory(const struct vp_space *s)
 
 	for (size_t i = 0; i < tab_slots(s); ++i)
 		if (tab_at(s, i))
-			total += sizeof(struct lease) + tab_at(s, i)->identity_len;
+			total += sizeof(struct lease) + tab_at(s, i)->identity_len +
+				 (tab_at(s, i)->v6 ? sizeof(struct lease_v6) : 0);
 	for (size_t i = 0; i < s->config->n_pools; ++i) {
 		if (s->pools[i].v4)
 			total += vp_blocks_memory(s->pools[i].v4);
