@@ -2077,13 +2077,17 @@ out:
 }
 
 int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t identity_len,
-			uint16_t slot)
+			uint16_t slot, struct vp_grant *ended)
 {
 	struct lease *l = lease_find(s, identity, identity_len, slot);
 	int ret;
 
 	if (!l || l->state != VP_LEASE_ONLINE)
 		return -ENOENT;
+	if (ended) {
+		fill_grant(s, l, ended, false);
+		ended->since = l->since;
+	}
 	if (slot) {
 		ret = persist_del(s, l);
 		lease_destroy(s, l);
