@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "blocks.h"
+#include "htab.h"
 #include "layout.h"
 #include "siphash.h"
 #include "space.h"
@@ -96,13 +97,6 @@ struct lease_addrs {
 	struct vp_prefix subnet4, subnet6;
 };
 
-/* One slot of the open-addressing lease table: the lease and its hash, so
- * that a probe touches the table only, and the lease only on a match. */
-struct tab_entry {
-	uint64_t hash;
-	struct lease *lease;		/* NULL: empty */
-};
-
 /* A pool or router pool at run time. */
 struct area {
 	const char *name;
@@ -120,10 +114,8 @@ struct vp_space {
 	struct vp_store *store;
 	uint64_t hash_key[2];
 
-	struct tab_entry *tab;		/* linear probing, backward-shift delete */
-	size_t tab_mask, nleases;	/* capacity - 1 (a power of two minus one) */
-	struct tab_entry *old;		/* while growing: leases not moved yet */
-	size_t old_mask, old_next;	/* its capacity - 1; next slot to empty */
+	struct vp_htab leases;		/* keyed by lease_hash(); a probe touches
+					 * the table only, a lease only on a match */
 
 	struct area *pools, *routers;
 	const struct vp_static_config **statics;	/* sorted by identity */
@@ -141,29 +133,27 @@ static uint64_t lease_hash(const struct vp_space *s, const uint8_t *id, size_t l
 	return vp_siphash13(s->hash_key, id, len) ^ ((uint64_t)slot * 0x9e3779b97f4a7c15ULL);
 }
 
-/* The lease (id, slot) in one table, or NULL. */
-static struct lease *tab_find(const struct tab_entry *tab, size_t mask, uint64_t h,
-			      const uint8_t *id, size_t len, uint16_t slot)
-{
-	for (size_t i = h & mask; tab[i].lease; i = (i + 1) & mask) {
-		struct lease *l = tab[i].lease;
+struct lease_key {
+	const uint8_t *id;
+	size_t len;
+	uint16_t slot;
+};
 
-		if (tab[i].hash == h && l->slot == slot && l->identity_len == len &&
-		    !memcmp(l->identity, id, len))
-			return l;
-	}
-	return NULL;
+static bool lease_eq(const void *item, const void *key)
+{
+	const struct lease *l = item;
+	const struct lease_key *k = key;
+
+	return l->slot == k->slot && l->identity_len == k->len && !memcmp(l->identity, k->id, k->len);
 }
 
 /* The lease (id, slot) whose lease_hash() is h, or NULL. */
 static struct lease *lease_find_hashed(const struct vp_space *s, uint64_t h, const uint8_t *id,
 				       size_t len, uint16_t slot)
 {
-	struct lease *l = tab_find(s->tab, s->tab_mask, h, id, len, slot);
+	struct lease_key k = { id, len, slot };
 
-	if (!l && s->old)
-		l = tab_find(s->old, s->old_mask, h, id, len, slot);
-	return l;
+	return vp_htab_find(&s->leases, h, lease_eq, &k);
 }
 
 static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, size_t len,
@@ -172,135 +162,27 @@ static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, siz
 	return lease_find_hashed(s, lease_hash(s, id, len, slot), id, len, slot);
 }
 
-static void tab_insert(struct tab_entry *tab, size_t mask, uint64_t h, struct lease *l)
-{
-	size_t i = h & mask;
-
-	while (tab[i].lease)
-		i = (i + 1) & mask;
-	tab[i].hash = h;
-	tab[i].lease = l;
-}
-
-/* Empty slot i.  Later entries of its probe run move back, so the table
- * never holds tombstones. */
-static void tab_remove_at(struct tab_entry *tab, size_t mask, size_t i)
-{
-	for (size_t j = i;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (!tab[j].lease)
-			break;
-		home = tab[j].hash & mask;
-		/* Entry j may fill the hole at i unless its home lies
-		 * cyclically in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			tab[i] = tab[j];
-			i = j;
-		}
-	}
-	tab[i].lease = NULL;
-}
-
-/* Take l out of one table; false if it is not there. */
-static bool tab_remove(struct tab_entry *tab, size_t mask, uint64_t h, const struct lease *l)
-{
-	size_t i = h & mask;
-
-	for (; tab[i].lease != l; i = (i + 1) & mask)
-		if (!tab[i].lease)
-			return false;
-	tab_remove_at(tab, mask, i);
-	return true;
-}
-
-/*
- * The table grows a step at a time, so that no call pays for moving a
- * million leases: a bigger table takes every new lease, and each insert or
- * removal moves the leases of a few slots of the old one, from its start.
- * Every slot before old_next is empty, so taking a lease out of old_next
- * (which moves later ones back) keeps the old table's probe runs whole and
- * never fills a slot before it.  The old table is empty long before the new
- * one fills: it has half as many slots, and was at most 3/4 full.
- */
-#define TAB_MOVE_STEP 32			/* old slots emptied per change */
-
-static void table_move(struct vp_space *s, size_t steps)
-{
-	while (s->old && steps--) {
-		struct tab_entry *e = &s->old[s->old_next];
-
-		if (e->lease) {
-			tab_insert(s->tab, s->tab_mask, e->hash, e->lease);
-			tab_remove_at(s->old, s->old_mask, s->old_next);
-			continue;	/* a later lease may have moved here */
-		}
-		if (s->old_next++ == s->old_mask) {
-			free(s->old);
-			s->old = NULL;
-		}
-	}
-}
-
 /* Move whatever is left in the old table (before a walk over the table). */
 static void table_settle(struct vp_space *s)
 {
-	table_move(s, SIZE_MAX);
+	vp_htab_settle(&s->leases);
 }
 
-/* Double the table; kept at most 3/4 full.  The leases move later. */
-static int table_grow(struct vp_space *s)
-{
-	size_t cap = (s->tab_mask + 1) * 2;
-	struct tab_entry *t;
-
-	table_settle(s);	/* not reached while growing: see above */
-	t = calloc(cap, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	s->old = s->tab;
-	s->old_mask = s->tab_mask;
-	s->old_next = 0;
-	s->tab = t;
-	s->tab_mask = cap - 1;
-	return 0;
-}
-
-/*
- * Before a load: a table for n leases at once, so that the load neither
- * grows it step by step nor looks up every new lease in two tables.  Only
- * while the table is empty; on ENOMEM it stays as it is (it grows as
- * leases come).
- */
+/* Before a load: a table for n leases at once (see vp_htab_reserve). */
 static void table_reserve(struct vp_space *s, uint64_t n)
 {
-	size_t cap = s->tab_mask + 1;
-	struct tab_entry *t;
-
-	if (s->nleases || s->old || n > SIZE_MAX / 8 / sizeof(*t))
-		return;
-	while ((uint64_t)cap * 3 < n * 4)
-		cap *= 2;
-	if (cap == s->tab_mask + 1)
-		return;
-	t = calloc(cap, sizeof(*t));
-	if (!t)
-		return;
-	free(s->tab);
-	s->tab = t;
-	s->tab_mask = cap - 1;
+	vp_htab_reserve(&s->leases, n < SIZE_MAX ? (size_t)n : SIZE_MAX);
 }
 
-/* The lease in slot i of both tables together (i below tab_slots()). */
+/* The lease in slot i of the table (i below tab_slots()), or NULL. */
 static size_t tab_slots(const struct vp_space *s)
 {
-	return s->tab_mask + 1 + (s->old ? s->old_mask + 1 : 0);
+	return vp_htab_slots(&s->leases);
 }
 
 static struct lease *tab_at(const struct vp_space *s, size_t i)
 {
-	return i <= s->tab_mask ? s->tab[i].lease : s->old[i - s->tab_mask - 1].lease;
+	return vp_htab_at(&s->leases, i);
 }
 
 /*
@@ -329,20 +211,18 @@ static void tab_prefetch(const struct vp_space *s, size_t i)
 static struct lease *lease_new_hashed(struct vp_space *s, uint64_t h, const uint8_t *id,
 				      size_t len, uint16_t slot)
 {
-	struct lease *l;
+	struct lease *l = calloc(1, sizeof(*l) + len);
 
-	if ((s->nleases + 1) * 4 > (s->tab_mask + 1) * 3 && table_grow(s))
-		return NULL;
-	l = calloc(1, sizeof(*l) + len);
 	if (!l)
 		return NULL;
 	memcpy(l->identity, id, len);
 	l->identity_len = (uint16_t)len;
 	l->slot = slot;
 	l->pool = l->router = -1;
-	tab_insert(s->tab, s->tab_mask, h, l);
-	s->nleases++;
-	table_move(s, TAB_MOVE_STEP);
+	if (vp_htab_insert(&s->leases, h, l)) {
+		free(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -355,12 +235,7 @@ static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len
 /* Take l out of the table (not freed). */
 static void lease_unlink(struct vp_space *s, struct lease *l)
 {
-	uint64_t h = lease_hash(s, l->identity, l->identity_len, l->slot);
-
-	if (!tab_remove(s->tab, s->tab_mask, h, l))
-		tab_remove(s->old, s->old_mask, h, l);
-	s->nleases--;
-	table_move(s, TAB_MOVE_STEP);
+	vp_htab_remove(&s->leases, lease_hash(s, l->identity, l->identity_len, l->slot), l);
 }
 
 /* ---- a lease's addresses ------------------------------------------------ */
@@ -630,14 +505,14 @@ static void maybe_compact(struct vp_space *s)
 	}
 	/* The journal stays under about twice the live leases, so a load
 	 * after a crash reads at most that. */
-	if (limit < (uint64_t)s->nleases)
-		limit = (uint64_t)s->nleases;
+	if (limit < (uint64_t)s->leases.n)
+		limit = (uint64_t)s->leases.n;
 	if (vp_store_appended(s->store) <= limit)
 		return;
 	/* A big journal is rewritten by the store's thread, so that this call
 	 * does not wait for it; a small one (or when no thread starts) right
 	 * here.  -EALREADY: the last one is still closing the old journal. */
-	if (s->nleases >= bg_min) {
+	if (s->leases.n >= bg_min) {
 		ret = vp_store_compact_start(s->store);
 		if (ret == 0 || ret == -EALREADY)
 			return;
@@ -864,7 +739,7 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 
 	/* The table slot is far in memory: ask for it, then parse the real
 	 * address while it comes. */
-	__builtin_prefetch(&s->tab[h & s->tab_mask]);
+	vp_htab_prefetch(&s->leases, h);
 	real_pack(&real, rec->real);
 	l = lease_find_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
 	if (!l) {
@@ -917,8 +792,8 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 
 	(void)now;
 	table_settle(s);	/* unlinks below must not move leases */
-	for (size_t i = 0; i <= s->tab_mask; ++i) {
-		struct lease *l = s->tab[i].lease;
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		struct lease *l = tab_at(s, i);
 
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (!l)
@@ -952,13 +827,12 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	if (!s->opts.now)
 		s->opts.now = default_now;
 	s->config = c;
-	s->tab_mask = 1023;
-	s->tab = calloc(s->tab_mask + 1, sizeof(*s->tab));
+	(void)vp_htab_init(&s->leases, 768);
 	s->pools = calloc(c->n_pools + 1, sizeof(*s->pools));
 	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
 	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
 	s->in_force = calloc(c->n_statics + 1, sizeof(*s->in_force));
-	if (!s->tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
+	if (!s->leases.tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
 		vp_space_close(s);
 		return -ENOMEM;
 	}
@@ -1038,15 +912,14 @@ void vp_space_close(struct vp_space *s)
 	 * of the leases, so that the next open reads one record per lease.
 	 * On failure the journal as it is stays valid. */
 	if (s->store && vp_store_appended(s->store) > 1024 &&
-	    vp_store_appended(s->store) >= s->nleases / 4)
+	    vp_store_appended(s->store) >= s->leases.n / 4)
 		(void)vp_store_compact(s->store, lease_each_emit, s);
 	vp_store_close(s->store);
-	for (size_t i = 0; s->tab && i < tab_slots(s); ++i)
+	for (size_t i = 0; i < tab_slots(s); ++i)
 		lease_free(tab_at(s, i));
 	if (s->pools && s->routers)
 		areas_free(s);
-	free(s->tab);
-	free(s->old);
+	vp_htab_free(&s->leases);
 	free(s->pools);
 	free(s->routers);
 	free(s->statics);
@@ -1421,7 +1294,7 @@ static const char *place_lease(struct vp_space *s, struct lease *l)
  * lists come out oldest first. */
 static int place_all(struct vp_space *s)
 {
-	struct by_since *all = malloc((s->nleases + 1) * sizeof(*all));
+	struct by_since *all = malloc((s->leases.n + 1) * sizeof(*all));
 	size_t n = 0;
 
 	if (!all)
@@ -2129,7 +2002,7 @@ void vp_space_router_usage(const struct vp_space *s, size_t router, struct vp_po
 
 size_t vp_space_leases(const struct vp_space *s)
 {
-	return s->nleases;
+	return s->leases.n;
 }
 
 struct each_ctx {
@@ -2154,7 +2027,7 @@ int vp_space_each(const struct vp_space *s, int (*fn)(void *ud, const struct vp_
 
 size_t vp_space_memory(const struct vp_space *s)
 {
-	size_t total = sizeof(*s) + tab_slots(s) * sizeof(*s->tab);
+	size_t total = sizeof(*s) + vp_htab_memory(&s->leases);
 
 	for (size_t i = 0; i < tab_slots(s); ++i)
 		if (tab_at(s, i))
