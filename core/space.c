@@ -68,8 +68,8 @@ struct lease_v6 {
 };
 
 /*
- * Kept small: a million of them must fit in about 100 MiB.  With a short
- * identity (up to 17 bytes) a lease is one 128-byte block of malloc's; an
+ * Kept small: a million of them must fit in about 130 MiB.  With a short
+ * identity (up to 16 bytes) a lease is one 128-byte block of malloc's; an
  * IPv6 address or subnet adds a 48-byte one.  The addresses are read and
  * written through lease_addrs() and lease_set_addrs() only.
  */
