@@ -30,8 +30,7 @@ struct entry {
 
 /* Not core/htab.h: slots of 8 bytes (an entry index and 32 bits of hash),
  * half of htab's, for the command's replay of millions of leases, which
- * never removes from the table.  (The command may read through the engine
- * instead one day, and this file go.) */
+ * never removes from the table. */
 struct slot_ref {
 	uint32_t index1;		/* entry index + 1; 0: empty */
 	uint32_t hash;
