@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/fmt.h"
 #include "conf/load.h"
+#include "core/htab.h"
 
 #define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
 
@@ -36,8 +37,7 @@ struct summary {
 	bool has_since;
 	struct who *who;
 	size_t n_who, cap_who;
-	size_t *slots;			/* hash table of who index + 1 */
-	size_t n_slots;
+	struct vp_htab by_id;		/* items: index into who + 1 */
 	struct tally *rej, *warn, *drop;
 	size_t n_rej, n_warn, n_drop;
 	uint64_t lines, events, malformed, reclaims;
@@ -70,47 +70,40 @@ static FILE *open_gz(const char *path, pid_t *pid)
 	return fdopen(fds[0], "r");
 }
 
-static size_t fnv(const char *s, size_t len)
+static uint64_t fnv(const char *s, size_t len)
 {
-	size_t h = 14695981039346656037ULL;
+	uint64_t h = 14695981039346656037ULL;
 
 	for (size_t i = 0; i < len; ++i)
 		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
 	return h;
 }
 
-static int grow_slots(struct summary *s)
+/* The items of by_id are indexes (+ 1, never NULL) into who, which moves as
+ * it grows. */
+struct who_key {
+	const struct summary *s;
+	const char *id;
+	size_t len;
+};
+
+static bool who_eq(const void *item, const void *key)
 {
-	size_t n = s->n_slots ? s->n_slots * 2 : 256;
-	size_t *slots = calloc(n, sizeof(*slots));
+	const struct who_key *k = key;
+	const struct who *w = &k->s->who[(uintptr_t)item - 1];
 
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->n_who; ++i) {
-		size_t at = fnv(s->who[i].id, s->who[i].len) & (n - 1);
-
-		while (slots[at])
-			at = (at + 1) & (n - 1);
-		slots[at] = i + 1;
-	}
-	free(s->slots);
-	s->slots = slots;
-	s->n_slots = n;
-	return 0;
+	return w->len == k->len && !memcmp(w->id, k->id, k->len);
 }
 
 static struct who *who_get(struct summary *s, const char *id, size_t len)
 {
-	size_t at;
+	struct who_key k = { s, id, len };
+	uint64_t h = fnv(id, len);
+	uintptr_t found = (uintptr_t)vp_htab_find(&s->by_id, h, who_eq, &k);
 	struct who *w;
 
-	if ((s->n_who + 1) * 2 > s->n_slots && grow_slots(s))
-		return NULL;
-	for (at = fnv(id, len) & (s->n_slots - 1); s->slots[at]; at = (at + 1) & (s->n_slots - 1)) {
-		w = &s->who[s->slots[at] - 1];
-		if (w->len == len && !memcmp(w->id, id, len))
-			return w;
-	}
+	if (found)
+		return &s->who[found - 1];
 	if (s->n_who == s->cap_who) {
 		size_t cap = s->cap_who ? s->cap_who * 2 : 64;
 		struct who *n = realloc(s->who, cap * sizeof(*n));
@@ -128,7 +121,11 @@ static struct who *who_get(struct summary *s, const char *id, size_t len)
 	memcpy(w->id, id, len);
 	w->id[len] = '\0';
 	w->len = len;
-	s->slots[at] = ++s->n_who;
+	if (vp_htab_insert(&s->by_id, h, (void *)(uintptr_t)(s->n_who + 1))) {
+		free(w->id);
+		return NULL;
+	}
+	s->n_who++;
 	return w;
 }
 
@@ -514,7 +511,7 @@ static void summary_free(struct summary *s)
 		free(s->drop[i].pool);
 	}
 	free(s->who);
-	free(s->slots);
+	vp_htab_free(&s->by_id);
 	free(s->rej);
 	free(s->warn);
 	free(s->drop);

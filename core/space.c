@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "blocks.h"
+#include "htab.h"
 #include "layout.h"
 #include "siphash.h"
 #include "space.h"
@@ -52,7 +53,26 @@ struct real_addr {
 	uint8_t ip[16];
 };
 
-/* Kept small: a million of them must fit in a few hundred MiB. */
+/* Which addresses a lease has (struct lease's "has"). */
+enum lease_has {
+	HAS_ADDR4 = 1 << 0,
+	HAS_ADDR6 = 1 << 1,
+	HAS_SUBNET4 = 1 << 2,
+	HAS_SUBNET6 = 1 << 3,
+};
+
+/* The IPv6 parts of a lease, apart: a lease of an IPv4-only pool has none. */
+struct lease_v6 {
+	uint8_t addr[16], subnet[16];
+	uint8_t subnet_len;
+};
+
+/*
+ * Kept small: a million of them must fit in about 130 MiB.  With a short
+ * identity (up to 16 bytes) a lease is one 128-byte block of malloc's; an
+ * IPv6 address or subnet adds a 48-byte one.  The addresses are read and
+ * written through lease_addrs() and lease_set_addrs() only.
+ */
 struct lease {
 	struct held_link link[LINK_COUNT];
 	int64_t created, since;
@@ -62,17 +82,19 @@ struct lease {
 	uint8_t flags;
 	int16_t pool, router;		/* indexes, -1: none */
 	uint16_t identity_len;
+	/* 2 bytes free here (padding): room for a 16-bit field */
+	uint32_t addr4, subnet4;	/* host order; valid as "has" says */
+	struct lease_v6 *v6;		/* NULL unless HAS_ADDR6 or HAS_SUBNET6 */
+	uint8_t has;			/* enum lease_has */
+	uint8_t subnet4_len;
 	struct real_addr real;
-	struct vp_addr addr4, addr6;
-	struct vp_prefix subnet4, subnet6;
 	uint8_t identity[];
 };
 
-/* One slot of the open-addressing lease table: the lease and its hash, so
- * that a probe touches the table only, and the lease only on a match. */
-struct tab_entry {
-	uint64_t hash;
-	struct lease *lease;		/* NULL: empty */
+/* A lease's addresses as the rest of the code sees them (family 0: none). */
+struct lease_addrs {
+	struct vp_addr addr4, addr6;
+	struct vp_prefix subnet4, subnet6;
 };
 
 /* A pool or router pool at run time. */
@@ -92,10 +114,8 @@ struct vp_space {
 	struct vp_store *store;
 	uint64_t hash_key[2];
 
-	struct tab_entry *tab;		/* linear probing, backward-shift delete */
-	size_t tab_mask, nleases;	/* capacity - 1 (a power of two minus one) */
-	struct tab_entry *old;		/* while growing: leases not moved yet */
-	size_t old_mask, old_next;	/* its capacity - 1; next slot to empty */
+	struct vp_htab leases;		/* keyed by lease_hash(); a probe touches
+					 * the table only, a lease only on a match */
 
 	struct area *pools, *routers;
 	const struct vp_static_config **statics;	/* sorted by identity */
@@ -113,29 +133,27 @@ static uint64_t lease_hash(const struct vp_space *s, const uint8_t *id, size_t l
 	return vp_siphash13(s->hash_key, id, len) ^ ((uint64_t)slot * 0x9e3779b97f4a7c15ULL);
 }
 
-/* The lease (id, slot) in one table, or NULL. */
-static struct lease *tab_find(const struct tab_entry *tab, size_t mask, uint64_t h,
-			      const uint8_t *id, size_t len, uint16_t slot)
-{
-	for (size_t i = h & mask; tab[i].lease; i = (i + 1) & mask) {
-		struct lease *l = tab[i].lease;
+struct lease_key {
+	const uint8_t *id;
+	size_t len;
+	uint16_t slot;
+};
 
-		if (tab[i].hash == h && l->slot == slot && l->identity_len == len &&
-		    !memcmp(l->identity, id, len))
-			return l;
-	}
-	return NULL;
+static bool lease_eq(const void *item, const void *key)
+{
+	const struct lease *l = item;
+	const struct lease_key *k = key;
+
+	return l->slot == k->slot && l->identity_len == k->len && !memcmp(l->identity, k->id, k->len);
 }
 
 /* The lease (id, slot) whose lease_hash() is h, or NULL. */
 static struct lease *lease_find_hashed(const struct vp_space *s, uint64_t h, const uint8_t *id,
 				       size_t len, uint16_t slot)
 {
-	struct lease *l = tab_find(s->tab, s->tab_mask, h, id, len, slot);
+	struct lease_key k = { id, len, slot };
 
-	if (!l && s->old)
-		l = tab_find(s->old, s->old_mask, h, id, len, slot);
-	return l;
+	return vp_htab_find(&s->leases, h, lease_eq, &k);
 }
 
 static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, size_t len,
@@ -144,135 +162,27 @@ static struct lease *lease_find(const struct vp_space *s, const uint8_t *id, siz
 	return lease_find_hashed(s, lease_hash(s, id, len, slot), id, len, slot);
 }
 
-static void tab_insert(struct tab_entry *tab, size_t mask, uint64_t h, struct lease *l)
-{
-	size_t i = h & mask;
-
-	while (tab[i].lease)
-		i = (i + 1) & mask;
-	tab[i].hash = h;
-	tab[i].lease = l;
-}
-
-/* Empty slot i.  Later entries of its probe run move back, so the table
- * never holds tombstones. */
-static void tab_remove_at(struct tab_entry *tab, size_t mask, size_t i)
-{
-	for (size_t j = i;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (!tab[j].lease)
-			break;
-		home = tab[j].hash & mask;
-		/* Entry j may fill the hole at i unless its home lies
-		 * cyclically in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			tab[i] = tab[j];
-			i = j;
-		}
-	}
-	tab[i].lease = NULL;
-}
-
-/* Take l out of one table; false if it is not there. */
-static bool tab_remove(struct tab_entry *tab, size_t mask, uint64_t h, const struct lease *l)
-{
-	size_t i = h & mask;
-
-	for (; tab[i].lease != l; i = (i + 1) & mask)
-		if (!tab[i].lease)
-			return false;
-	tab_remove_at(tab, mask, i);
-	return true;
-}
-
-/*
- * The table grows a step at a time, so that no call pays for moving a
- * million leases: a bigger table takes every new lease, and each insert or
- * removal moves the leases of a few slots of the old one, from its start.
- * Every slot before old_next is empty, so taking a lease out of old_next
- * (which moves later ones back) keeps the old table's probe runs whole and
- * never fills a slot before it.  The old table is empty long before the new
- * one fills: it has half as many slots, and was at most 3/4 full.
- */
-#define TAB_MOVE_STEP 32			/* old slots emptied per change */
-
-static void table_move(struct vp_space *s, size_t steps)
-{
-	while (s->old && steps--) {
-		struct tab_entry *e = &s->old[s->old_next];
-
-		if (e->lease) {
-			tab_insert(s->tab, s->tab_mask, e->hash, e->lease);
-			tab_remove_at(s->old, s->old_mask, s->old_next);
-			continue;	/* a later lease may have moved here */
-		}
-		if (s->old_next++ == s->old_mask) {
-			free(s->old);
-			s->old = NULL;
-		}
-	}
-}
-
 /* Move whatever is left in the old table (before a walk over the table). */
 static void table_settle(struct vp_space *s)
 {
-	table_move(s, SIZE_MAX);
+	vp_htab_settle(&s->leases);
 }
 
-/* Double the table; kept at most 3/4 full.  The leases move later. */
-static int table_grow(struct vp_space *s)
-{
-	size_t cap = (s->tab_mask + 1) * 2;
-	struct tab_entry *t;
-
-	table_settle(s);	/* not reached while growing: see above */
-	t = calloc(cap, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	s->old = s->tab;
-	s->old_mask = s->tab_mask;
-	s->old_next = 0;
-	s->tab = t;
-	s->tab_mask = cap - 1;
-	return 0;
-}
-
-/*
- * Before a load: a table for n leases at once, so that the load neither
- * grows it step by step nor looks up every new lease in two tables.  Only
- * while the table is empty; on ENOMEM it stays as it is (it grows as
- * leases come).
- */
+/* Before a load: a table for n leases at once (see vp_htab_reserve). */
 static void table_reserve(struct vp_space *s, uint64_t n)
 {
-	size_t cap = s->tab_mask + 1;
-	struct tab_entry *t;
-
-	if (s->nleases || s->old || n > SIZE_MAX / 8 / sizeof(*t))
-		return;
-	while ((uint64_t)cap * 3 < n * 4)
-		cap *= 2;
-	if (cap == s->tab_mask + 1)
-		return;
-	t = calloc(cap, sizeof(*t));
-	if (!t)
-		return;
-	free(s->tab);
-	s->tab = t;
-	s->tab_mask = cap - 1;
+	vp_htab_reserve(&s->leases, n < SIZE_MAX ? (size_t)n : SIZE_MAX);
 }
 
-/* The lease in slot i of both tables together (i below tab_slots()). */
+/* The lease in slot i of the table (i below tab_slots()), or NULL. */
 static size_t tab_slots(const struct vp_space *s)
 {
-	return s->tab_mask + 1 + (s->old ? s->old_mask + 1 : 0);
+	return vp_htab_slots(&s->leases);
 }
 
 static struct lease *tab_at(const struct vp_space *s, size_t i)
 {
-	return i <= s->tab_mask ? s->tab[i].lease : s->old[i - s->tab_mask - 1].lease;
+	return vp_htab_at(&s->leases, i);
 }
 
 /*
@@ -287,7 +197,6 @@ static void lease_prefetch(const struct lease *l)
 	if (l) {
 		__builtin_prefetch(l, 1);
 		__builtin_prefetch((const char *)l + 64, 1);
-		__builtin_prefetch((const char *)l + 128, 1);
 	}
 }
 
@@ -302,20 +211,18 @@ static void tab_prefetch(const struct vp_space *s, size_t i)
 static struct lease *lease_new_hashed(struct vp_space *s, uint64_t h, const uint8_t *id,
 				      size_t len, uint16_t slot)
 {
-	struct lease *l;
+	struct lease *l = calloc(1, sizeof(*l) + len);
 
-	if ((s->nleases + 1) * 4 > (s->tab_mask + 1) * 3 && table_grow(s))
-		return NULL;
-	l = calloc(1, sizeof(*l) + len);
 	if (!l)
 		return NULL;
 	memcpy(l->identity, id, len);
 	l->identity_len = (uint16_t)len;
 	l->slot = slot;
 	l->pool = l->router = -1;
-	tab_insert(s->tab, s->tab_mask, h, l);
-	s->nleases++;
-	table_move(s, TAB_MOVE_STEP);
+	if (vp_htab_insert(&s->leases, h, l)) {
+		free(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -328,12 +235,76 @@ static struct lease *lease_new(struct vp_space *s, const uint8_t *id, size_t len
 /* Take l out of the table (not freed). */
 static void lease_unlink(struct vp_space *s, struct lease *l)
 {
-	uint64_t h = lease_hash(s, l->identity, l->identity_len, l->slot);
+	vp_htab_remove(&s->leases, lease_hash(s, l->identity, l->identity_len, l->slot), l);
+}
 
-	if (!tab_remove(s->tab, s->tab_mask, h, l))
-		tab_remove(s->old, s->old_mask, h, l);
-	s->nleases--;
-	table_move(s, TAB_MOVE_STEP);
+/* ---- a lease's addresses ------------------------------------------------ */
+
+static struct vp_addr lease_addr4(const struct lease *l)
+{
+	return l->has & HAS_ADDR4 ? vp_addr_v4(l->addr4) : (struct vp_addr){ 0 };
+}
+
+static void lease_addrs(const struct lease *l, struct lease_addrs *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->addr4 = lease_addr4(l);
+	if (l->has & HAS_SUBNET4) {
+		a->subnet4.addr = vp_addr_v4(l->subnet4);
+		a->subnet4.len = l->subnet4_len;
+	}
+	if (l->has & HAS_ADDR6)
+		a->addr6 = vp_addr_from_bytes(VP_INET6, l->v6->addr);
+	if (l->has & HAS_SUBNET6) {
+		a->subnet6.addr = vp_addr_from_bytes(VP_INET6, l->v6->subnet);
+		a->subnet6.len = l->v6->subnet_len;
+	}
+}
+
+/* Set every address of l (IPv4 ones of family VP_INET, IPv6 ones of
+ * VP_INET6, as the store and the pools give them).  0, or -ENOMEM with l as
+ * it was; never fails when l keeps or loses IPv6 parts. */
+static int lease_set_addrs(struct lease *l, const struct lease_addrs *a)
+{
+	bool v6 = a->addr6.family || a->subnet6.addr.family;
+
+	if (v6 && !l->v6 && !(l->v6 = calloc(1, sizeof(*l->v6))))
+		return -ENOMEM;
+	l->has = 0;
+	l->addr4 = l->subnet4 = 0;
+	l->subnet4_len = 0;
+	if (a->addr4.family) {
+		l->has |= HAS_ADDR4;
+		l->addr4 = vp_addr_to_v4(&a->addr4);
+	}
+	if (a->subnet4.addr.family) {
+		l->has |= HAS_SUBNET4;
+		l->subnet4 = vp_addr_to_v4(&a->subnet4.addr);
+		l->subnet4_len = a->subnet4.len;
+	}
+	if (!v6) {
+		free(l->v6);
+		l->v6 = NULL;
+		return 0;
+	}
+	memset(l->v6, 0, sizeof(*l->v6));
+	if (a->addr6.family) {
+		l->has |= HAS_ADDR6;
+		vp_addr_to_bytes(&a->addr6, l->v6->addr);
+	}
+	if (a->subnet6.addr.family) {
+		l->has |= HAS_SUBNET6;
+		vp_addr_to_bytes(&a->subnet6.addr, l->v6->subnet);
+		l->v6->subnet_len = a->subnet6.len;
+	}
+	return 0;
+}
+
+static void lease_free(struct lease *l)
+{
+	if (l)
+		free(l->v6);
+	free(l);
 }
 
 /* ---- real addresses ----------------------------------------------------- */
@@ -420,11 +391,14 @@ static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
 	r->sessions = l->sessions;
 	r->created = l->created;
 	r->since = l->since;
+	struct lease_addrs a;
+
 	real_unpack(&l->real, r->real);
-	r->addr4 = l->addr4;
-	r->addr6 = l->addr6;
-	r->subnet4 = l->subnet4;
-	r->subnet6 = l->subnet6;
+	lease_addrs(l, &a);
+	r->addr4 = a.addr4;
+	r->addr6 = a.addr6;
+	r->subnet4 = a.subnet4;
+	r->subnet6 = a.subnet6;
 }
 
 /* ---- held lists -------------------------------------------------------- */
@@ -531,14 +505,14 @@ static void maybe_compact(struct vp_space *s)
 	}
 	/* The journal stays under about twice the live leases, so a load
 	 * after a crash reads at most that. */
-	if (limit < (uint64_t)s->nleases)
-		limit = (uint64_t)s->nleases;
+	if (limit < (uint64_t)s->leases.n)
+		limit = (uint64_t)s->leases.n;
 	if (vp_store_appended(s->store) <= limit)
 		return;
 	/* A big journal is rewritten by the store's thread, so that this call
 	 * does not wait for it; a small one (or when no thread starts) right
 	 * here.  -EALREADY: the last one is still closing the old journal. */
-	if (s->nleases >= bg_min) {
+	if (s->leases.n >= bg_min) {
 		ret = vp_store_compact_start(s->store);
 		if (ret == 0 || ret == -EALREADY)
 			return;
@@ -668,15 +642,17 @@ static void lease_release_blocks(struct vp_space *s, const struct lease *l)
 {
 	struct area *p = l->pool >= 0 ? &s->pools[l->pool] : NULL;
 	struct area *r = l->router >= 0 ? &s->routers[l->router] : NULL;
+	struct lease_addrs a;
 
-	if (p && l->addr4.family && !(l->flags & LEASE_STATIC4) && p->v4)
-		vp_blocks_release(p->v4, &l->addr4);
-	if (p && l->addr6.family && !(l->flags & LEASE_STATIC6) && p->v6)
-		vp_blocks_release(p->v6, &l->addr6);
-	if (r && l->subnet4.addr.family && !(l->flags & LEASE_STATIC_SUBNET4) && r->v4)
-		vp_blocks_release(r->v4, &l->subnet4.addr);
-	if (r && l->subnet6.addr.family && !(l->flags & LEASE_STATIC_SUBNET6) && r->v6)
-		vp_blocks_release(r->v6, &l->subnet6.addr);
+	lease_addrs(l, &a);
+	if (p && a.addr4.family && !(l->flags & LEASE_STATIC4) && p->v4)
+		vp_blocks_release(p->v4, &a.addr4);
+	if (p && a.addr6.family && !(l->flags & LEASE_STATIC6) && p->v6)
+		vp_blocks_release(p->v6, &a.addr6);
+	if (r && a.subnet4.addr.family && !(l->flags & LEASE_STATIC_SUBNET4) && r->v4)
+		vp_blocks_release(r->v4, &a.subnet4.addr);
+	if (r && a.subnet6.addr.family && !(l->flags & LEASE_STATIC_SUBNET6) && r->v6)
+		vp_blocks_release(r->v6, &a.subnet6.addr);
 }
 
 static void lease_unlist(struct vp_space *s, struct lease *l)
@@ -698,7 +674,7 @@ static void lease_destroy(struct vp_space *s, struct lease *l)
 	if (l->router >= 0)
 		area_check_warn(s, &s->routers[l->router]);
 	lease_unlink(s, l);
-	free(l);
+	lease_free(l);
 }
 
 /* Move a placed lease between online and held, keeping figures and lists.
@@ -757,12 +733,13 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 {
 	struct vp_space *s = ud;
 	uint64_t h = lease_hash(s, rec->identity, rec->identity_len, rec->slot);
+	struct lease_addrs a = { rec->addr4, rec->addr6, rec->subnet4, rec->subnet6 };
 	struct real_addr real;
 	struct lease *l;
 
 	/* The table slot is far in memory: ask for it, then parse the real
 	 * address while it comes. */
-	__builtin_prefetch(&s->tab[h & s->tab_mask]);
+	vp_htab_prefetch(&s->leases, h);
 	real_pack(&real, rec->real);
 	l = lease_find_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
 	if (!l) {
@@ -770,15 +747,13 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 		if (!l)
 			return -ENOMEM;
 	}
+	if (lease_set_addrs(l, &a))
+		return -ENOMEM;
 	l->state = rec->state;
 	l->sessions = rec->sessions;
 	l->created = rec->created;
 	l->since = rec->since;
 	l->real = real;
-	l->addr4 = rec->addr4;
-	l->addr6 = rec->addr6;
-	l->subnet4 = rec->subnet4;
-	l->subnet6 = rec->subnet6;
 	return 0;
 }
 
@@ -798,7 +773,7 @@ static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
 
 	if (l) {
 		lease_unlink(s, l);
-		free(l);
+		lease_free(l);
 	}
 	return 0;
 }
@@ -817,8 +792,8 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 
 	(void)now;
 	table_settle(s);	/* unlinks below must not move leases */
-	for (size_t i = 0; i <= s->tab_mask; ++i) {
-		struct lease *l = s->tab[i].lease;
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		struct lease *l = tab_at(s, i);
 
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (!l)
@@ -828,7 +803,7 @@ static bool settle_loaded(struct vp_space *s, int64_t now)
 			 * One from the table's start may move to its end and be
 			 * seen twice, which changes nothing here. */
 			lease_unlink(s, l);
-			free(l);
+			lease_free(l);
 			changed = true;
 			--i;
 			continue;
@@ -852,13 +827,12 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	if (!s->opts.now)
 		s->opts.now = default_now;
 	s->config = c;
-	s->tab_mask = 1023;
-	s->tab = calloc(s->tab_mask + 1, sizeof(*s->tab));
+	(void)vp_htab_init(&s->leases, 768);
 	s->pools = calloc(c->n_pools + 1, sizeof(*s->pools));
 	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
 	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
 	s->in_force = calloc(c->n_statics + 1, sizeof(*s->in_force));
-	if (!s->tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
+	if (!s->leases.tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
 		vp_space_close(s);
 		return -ENOMEM;
 	}
@@ -938,15 +912,14 @@ void vp_space_close(struct vp_space *s)
 	 * of the leases, so that the next open reads one record per lease.
 	 * On failure the journal as it is stays valid. */
 	if (s->store && vp_store_appended(s->store) > 1024 &&
-	    vp_store_appended(s->store) >= s->nleases / 4)
+	    vp_store_appended(s->store) >= s->leases.n / 4)
 		(void)vp_store_compact(s->store, lease_each_emit, s);
 	vp_store_close(s->store);
-	for (size_t i = 0; s->tab && i < tab_slots(s); ++i)
-		free(tab_at(s, i));
+	for (size_t i = 0; i < tab_slots(s); ++i)
+		lease_free(tab_at(s, i));
 	if (s->pools && s->routers)
 		areas_free(s);
-	free(s->tab);
-	free(s->old);
+	vp_htab_free(&s->leases);
 	free(s->pools);
 	free(s->routers);
 	free(s->statics);
@@ -1255,13 +1228,8 @@ static const char *const drop_messages[][2] = {
 };
 
 /* The addresses of a lease as stored, before placing it cleared some. */
-struct stored_addrs {
-	struct vp_addr addr4, addr6;
-	struct vp_prefix subnet4, subnet6;
-};
-
 static void report_dropped(struct vp_space *s, const struct lease *l,
-			   const struct stored_addrs *stored, const char *reason)
+			   const struct lease_addrs *stored, const char *reason)
 {
 	struct vp_event ev = {
 		.type = VP_EV_LEASE_DROPPED, .identity = l->identity,
@@ -1300,21 +1268,24 @@ static const char *place_lease(struct vp_space *s, struct lease *l)
 {
 	const struct vp_static_config *st = static_find(s, l->identity, l->identity_len);
 	int pool = -1, router = -1;
+	struct lease_addrs a;
 	const char *why;
 
+	lease_addrs(l, &a);
 	l->flags = 0;
-	why = place_addr(s, l, &l->addr4, st, &pool);
+	why = place_addr(s, l, &a.addr4, st, &pool);
 	if (why)
-		l->addr4.family = 0;
-	if (why || (why = place_addr(s, l, &l->addr6, st, &pool)))
-		l->addr6.family = 0;
-	if (why || (why = place_subnet(s, l, &l->subnet4, st, &router)))
-		l->subnet4.addr.family = 0;
-	if (why || (why = place_subnet(s, l, &l->subnet6, st, &router)))
-		l->subnet6.addr.family = 0;
+		a.addr4.family = 0;
+	if (why || (why = place_addr(s, l, &a.addr6, st, &pool)))
+		a.addr6.family = 0;
+	if (why || (why = place_subnet(s, l, &a.subnet4, st, &router)))
+		a.subnet4.addr.family = 0;
+	if (why || (why = place_subnet(s, l, &a.subnet6, st, &router)))
+		a.subnet6.addr.family = 0;
+	(void)lease_set_addrs(l, &a);	/* only clears: cannot fail */
 	l->pool = pool;
 	l->router = router;
-	if (!why && (pool < 0 || !l->addr4.family))
+	if (!why && (pool < 0 || !a.addr4.family))
 		why = "no-pool";
 	return why;
 }
@@ -1323,7 +1294,7 @@ static const char *place_lease(struct vp_space *s, struct lease *l)
  * lists come out oldest first. */
 static int place_all(struct vp_space *s)
 {
-	struct by_since *all = malloc((s->nleases + 1) * sizeof(*all));
+	struct by_since *all = malloc((s->leases.n + 1) * sizeof(*all));
 	size_t n = 0;
 
 	if (!all)
@@ -1337,20 +1308,20 @@ static int place_all(struct vp_space *s)
 	for (size_t i = 0; i < n; ++i) {
 		struct lease *l = all[i].lease;
 		uint8_t state;
-		struct stored_addrs stored;
+		struct lease_addrs stored;
 		const char *why;
 
 		if (i + LEASE_PREFETCH_AHEAD < n)
 			lease_prefetch(all[i + LEASE_PREFETCH_AHEAD].lease);
 		state = l->state;
-		stored = (struct stored_addrs){ l->addr4, l->addr6, l->subnet4, l->subnet6 };
+		lease_addrs(l, &stored);
 		why = place_lease(s, l);
 
 		if (why) {
 			report_dropped(s, l, &stored, why);
 			lease_release_blocks(s, l);
 			lease_unlink(s, l);
-			free(l);
+			lease_free(l);
 			continue;
 		}
 		l->state = VP_LEASE_ONLINE;
@@ -1557,6 +1528,7 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 {
 	struct lease *victim = a->held.head;
 	struct vp_event ev = { .type = VP_EV_RECLAIM, .pool = a->name };
+	struct lease_addrs addrs;
 	int ret;
 
 	if (!reclaimable(s, victim, s->opts.now(s->opts.ud)))
@@ -1569,9 +1541,10 @@ static int reclaim_one(struct vp_space *s, struct area *a, int which, const stru
 	ev.identity_len = req->identity_len;
 	ev.from = victim->identity;
 	ev.from_len = victim->identity_len;
-	ev.address = victim->addr4;
-	ev.subnet4 = victim->subnet4;
-	ev.subnet6 = victim->subnet6;
+	lease_addrs(victim, &addrs);
+	ev.address = addrs.addr4;
+	ev.subnet4 = addrs.subnet4;
+	ev.subnet6 = addrs.subnet6;
 	emit(s, &ev);
 	lease_destroy(s, victim);
 	return 0;
@@ -1778,7 +1751,7 @@ static bool lease_still_fits(const struct vp_space *s, const struct lease *l,
 	    !vp_match_all(c->pools[l->pool].match, c->pools[l->pool].n_match, req->getvar,
 			  req->getvar_ud))
 		return false;
-	if (s->pools[l->pool].v6 && !l->addr6.family)
+	if (s->pools[l->pool].v6 && !(l->has & HAS_ADDR6))
 		return false;
 	if (l->router >= 0 && lease_dynamic_subnet(l) &&
 	    !vp_match_all(c->routers[l->router].match, c->routers[l->router].n_match,
@@ -1813,24 +1786,26 @@ static void fill_grant(const struct vp_space *s, const struct lease *l, struct v
 		       bool sticky)
 {
 	const struct area *p = &s->pools[l->pool];
+	struct lease_addrs a;
 
+	lease_addrs(l, &a);
 	memset(g, 0, sizeof(*g));
 	g->slot = l->slot;
 	g->pool = &s->config->pools[l->pool];
 	g->router = l->router >= 0 ? &s->config->routers[l->router] : NULL;
-	g->addr4 = l->addr4;
-	g->addr6 = l->addr6;
-	g->subnet4 = l->subnet4;
-	g->subnet6 = l->subnet6;
+	g->addr4 = a.addr4;
+	g->addr6 = a.addr6;
+	g->subnet4 = a.subnet4;
+	g->subnet6 = a.subnet6;
 	g->is_static = l->flags & LEASE_STATIC4;
 	g->sticky = sticky;
 	g->in_use = area_used(p);
 	g->size = area_size(p);
 	if (s->server.topology == VP_TOPO_NET30) {
-		struct vp_prefix q = vp_prefix_of(&l->addr4, 30);
+		struct vp_prefix q = vp_prefix_of(&a.addr4, 30);
 		struct vp_addr one = vp_addr_add(&q.addr, 1, 0);
 
-		g->peer4 = vp_addr_eq(&one, &l->addr4) ? vp_addr_add(&q.addr, 2, 0) : one;
+		g->peer4 = vp_addr_eq(&one, &a.addr4) ? vp_addr_add(&q.addr, 2, 0) : one;
 	} else if (s->server.topology == VP_TOPO_P2P) {
 		g->peer4 = s->server.local4;
 	}
@@ -1904,13 +1879,15 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 		fill_failure(s, last_pool, ret == -ENOSPC ? last_router : -1, g);
 		goto out_unlink;
 	}
+	ret = lease_set_addrs(l, &(struct lease_addrs){ t.addr4, t.addr6, t.subnet4, t.subnet6 });
+	if (ret) {
+		undo_taking(s, &t);
+		fill_failure(s, -1, -1, g);
+		goto out_unlink;
+	}
 	l->pool = t.pool;
 	l->router = t.router;
 	l->flags = t.flags;
-	l->addr4 = t.addr4;
-	l->addr6 = t.addr6;
-	l->subnet4 = t.subnet4;
-	l->subnet6 = t.subnet6;
 	l->state = VP_LEASE_ONLINE;
 	lease_touch(s, l, req);
 	ret = persist_put(s, l);
@@ -1930,7 +1907,7 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 
 out_unlink:
 	lease_unlink(s, l);
-	free(l);
+	lease_free(l);
 	return ret;
 }
 
@@ -1973,13 +1950,17 @@ out:
 }
 
 int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t identity_len,
-			uint16_t slot)
+			uint16_t slot, struct vp_grant *ended)
 {
 	struct lease *l = lease_find(s, identity, identity_len, slot);
 	int ret;
 
 	if (!l || l->state != VP_LEASE_ONLINE)
 		return -ENOENT;
+	if (ended) {
+		fill_grant(s, l, ended, false);
+		ended->since = l->since;
+	}
 	if (slot) {
 		ret = persist_del(s, l);
 		lease_destroy(s, l);
@@ -2021,7 +2002,7 @@ void vp_space_router_usage(const struct vp_space *s, size_t router, struct vp_po
 
 size_t vp_space_leases(const struct vp_space *s)
 {
-	return s->nleases;
+	return s->leases.n;
 }
 
 struct each_ctx {
@@ -2046,11 +2027,12 @@ int vp_space_each(const struct vp_space *s, int (*fn)(void *ud, const struct vp_
 
 size_t vp_space_memory(const struct vp_space *s)
 {
-	size_t total = sizeof(*s) + tab_slots(s) * sizeof(*s->tab);
+	size_t total = sizeof(*s) + vp_htab_memory(&s->leases);
 
 	for (size_t i = 0; i < tab_slots(s); ++i)
 		if (tab_at(s, i))
-			total += sizeof(struct lease) + tab_at(s, i)->identity_len;
+			total += sizeof(struct lease) + tab_at(s, i)->identity_len +
+				 (tab_at(s, i)->v6 ? sizeof(struct lease_v6) : 0);
 	for (size_t i = 0; i < s->config->n_pools; ++i) {
 		if (s->pools[i].v4)
 			total += vp_blocks_memory(s->pools[i].v4);

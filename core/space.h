@@ -142,6 +142,7 @@ struct vp_grant {
 	bool is_static;				/* from a client reservation */
 	bool sticky;				/* same address as last time */
 	uint64_t in_use, size;			/* of pool, after this connect */
+	int64_t since;				/* disconnect: when the session began */
 };
 
 /* Give the client an address (and subnet).  0 on success, with the lease
@@ -157,9 +158,12 @@ int vp_space_connect(struct vp_space *space, const struct vp_request *req,
 		     struct vp_grant *grant, bool *store_failed);
 
 /* End of the session (identity, slot): slot 0 becomes held (sticky), an
- * extra session's lease is freed.  0, -ENOENT (no such online session). */
+ * extra session's lease is freed.  0, -ENOENT (no such online session).
+ * When ended is not NULL, on success it gets what the session had (its
+ * pool, addresses and subnets, as its connect's grant said) and since,
+ * when it began; so a caller need not keep them for the whole session. */
 int vp_space_disconnect(struct vp_space *space, const uint8_t *identity, size_t identity_len,
-			uint16_t slot);
+			uint16_t slot, struct vp_grant *ended);
 
 /* Usage figures of a pool (index into config->pools) or router pool. */
 struct vp_pool_usage {

@@ -1127,7 +1127,14 @@ struct bg {
  * far (40 bits; 0: an empty slot, no record starts there) and the top 24
  * bits of its hash, which are also where its slot is while the table has
  * 2^24 slots or fewer; and one bit per 8 bytes of journal (a record is
- * longer) for the records a later one of their key supersedes, and DELs. */
+ * longer) for the records a later one of their key supersedes, and DELs.
+ *
+ * Not core/htab.h: a slot here is 8 bytes, not 16 (offset and tag in one
+ * word, no pointer), for a table of millions of keys that the compaction
+ * thread builds while the server runs; a key lives in the journal, so
+ * telling two keys apart reads it back (and may fail with an I/O error, which
+ * an equality callback cannot return); and growing past the tag re-reads
+ * every key.  None of that fits a table of items in memory. */
 #ifndef VP_STORE_KEY_TAG_BITS		/* tests make the table small and the tag */
 #define VP_STORE_KEY_TAG_BITS 24	/* short, so that both ways of growing run */
 #define VP_STORE_KEY_FIRST_BITS 16

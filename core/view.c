@@ -28,6 +28,9 @@ struct entry {
 	uint8_t real_len, flags, subnet4_len, subnet6_len;	/* flags: ONLINE is the state */
 };
 
+/* Not core/htab.h: slots of 8 bytes (an entry index and 32 bits of hash),
+ * half of htab's, for the command's replay of millions of leases, which
+ * never removes from the table. */
 struct slot_ref {
 	uint32_t index1;		/* entry index + 1; 0: empty */
 	uint32_t hash;

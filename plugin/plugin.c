@@ -62,16 +62,28 @@ struct vp_plugin {
 	struct vp_once store_once[VP_STORE_OP_COUNT], usage_once;
 };
 
+/*
+ * A client's session: only what its disconnect needs to find its lease (the
+ * engine hands back the rest then).  An identity of up to SESSION_INLINE
+ * bytes lives inside it: one 48-byte block of malloc's per client.
+ */
+#define SESSION_INLINE 27
+
 struct vp_session {
-	bool active;
+	uint8_t *identity;		/* inline, or its own block when longer */
+	uint16_t identity_len;		/* at most VP_IDENTITY_MAX */
 	uint16_t slot;
-	int64_t since;
-	const char *pool;
-	struct vp_addr addr4, addr6;
-	struct vp_prefix subnet4, subnet6;
-	size_t identity_len;
-	uint8_t *identity;
+	bool active;
+	uint8_t inline_identity[SESSION_INLINE];
 };
+
+static void session_forget(struct vp_session *s)
+{
+	if (s->identity != s->inline_identity)
+		free(s->identity);
+	s->identity = NULL;
+	s->active = false;
+}
 
 static int64_t now(void)
 {
@@ -577,25 +589,34 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 {
 	const char *rx = vp_env_get(envp, "bytes_received");
 	const char *tx = vp_env_get(envp, "bytes_sent");
-	int64_t duration = now() - s->since;
+	struct vp_grant g;
+	int64_t duration;
 
 	if (!s->active)
 		return;
-	s->active = false;
-	if (vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot))
+	/* Not online any more (its lease dropped): the line names the client
+	 * only. */
+	if (vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot, &g)) {
 		p->log(PLOG_WARN, NAME, "session of %s slot %u was not online",
 		       who(p, s->identity, s->identity_len), s->slot);
+		memset(&g, 0, sizeof(g));
+	}
 	vp_logfmt_add(&p->fields, "identity", s->identity, s->identity_len);
-	vp_logfmt_adds(&p->fields, "pool", s->pool);
-	add_addr(&p->fields, "address", &s->addr4);
-	add_addr(&p->fields, "address6", &s->addr6);
-	add_prefix(&p->fields, "subnet", &s->subnet4);
-	add_prefix(&p->fields, "subnet6", &s->subnet6);
-	vp_logfmt_addu(&p->fields, "duration", duration > 0 ? (unsigned long long)duration : 0);
+	if (g.pool) {
+		duration = now() - g.since;
+		vp_logfmt_adds(&p->fields, "pool", g.pool->name);
+		add_addr(&p->fields, "address", &g.addr4);
+		add_addr(&p->fields, "address6", &g.addr6);
+		add_prefix(&p->fields, "subnet", &g.subnet4);
+		add_prefix(&p->fields, "subnet6", &g.subnet6);
+		vp_logfmt_addu(&p->fields, "duration",
+			       duration > 0 ? (unsigned long long)duration : 0);
+	}
 	if (rx && tx) {
 		vp_logfmt_adds(&p->fields, "bytes_received", rx);
 		vp_logfmt_adds(&p->fields, "bytes_sent", tx);
 	}
+	session_forget(s);
 	usage(p, "disconnect");
 }
 
@@ -607,7 +628,7 @@ VP_EXPORT void openvpn_plugin_client_destructor_v1(openvpn_plugin_handle_t handl
 	if (!s)
 		return;
 	session_end(handle, s, NULL);
-	free(s->identity);
+	session_forget(s);
 	free(s);
 }
 
@@ -676,17 +697,15 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 {
 	char a[VP_ADDR_STRLEN], sn[VP_PREFIX_STRLEN];
 
-	free(s->identity);
-	s->identity_len = strlen(id);
-	s->identity = (uint8_t *)strdup(id);
+	size_t len = strlen(id);
+
+	session_forget(s);
+	s->identity = len <= SESSION_INLINE ? s->inline_identity : malloc(len);
+	if (s->identity)
+		memcpy(s->identity, id, len);
+	s->identity_len = (uint16_t)len;	/* connect refuses longer than VP_IDENTITY_MAX */
 	s->active = s->identity != NULL;
 	s->slot = g->slot;
-	s->since = now();
-	s->pool = g->pool->name;
-	s->addr4 = g->addr4;
-	s->addr6 = g->addr6;
-	s->subnet4 = g->subnet4;
-	s->subnet6 = g->subnet6;
 
 	p->log(PLOG_NOTE, NAME, "client %s: %s from pool %s%s%s%s%s", who(p, id, strlen(id)),
 	       vp_addr_format(&g->addr4, a), g->pool->name,
@@ -777,7 +796,7 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	ret = return_config(&lines, list);
 	vp_strbuf_free(&lines);
 	if (ret) {
-		vp_space_disconnect(p->space, req.identity, req.identity_len, g.slot);
+		vp_space_disconnect(p->space, req.identity, req.identity_len, g.slot, NULL);
 		return refuse(p, id, "internal", &g, "out of memory");
 	}
 	session_start(p, s, id, &g, real);

@@ -276,7 +276,7 @@ static void bench_space(uint64_t clients)
 			uint64_t k = i + (uint64_t)j;
 			size_t len = (size_t)snprintf(id, sizeof(id), "client-%" PRIu64, k);
 
-			vp_space_disconnect(s, (const uint8_t *)id, len, 0);
+			vp_space_disconnect(s, (const uint8_t *)id, len, 0, NULL);
 			req.identity_len = (size_t)snprintf(id, sizeof(id), "new-%" PRIu64, k);
 			vp_space_connect(s, &req, &g, &failed);
 		}

@@ -8,6 +8,7 @@
  */
 #include <dlfcn.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,20 @@ static uint64_t next_random(void)
 }
 
 
+/* Resident memory now, in bytes (what a phase left behind, not its peak). */
+static double rss_bytes(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
 static long peak_rss_kib(void)
 {
 	struct rusage ru;
@@ -198,6 +213,7 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/vpnpool-bench-XXXXXX", conf[256], config_var[300], id[32], cmd[300];
 	void *so, **sessions = calloc(n, sizeof(void *));
 	double *t = malloc(n * sizeof(double)), *td = malloc(n * sizeof(double)), t0, t_open;
+	double rss0, rss_online, rss_closed;
 	struct longest l = { 0 }, ld = { 0 };
 	struct api a;
 	openvpn_plugin_handle_t h;
@@ -223,9 +239,15 @@ int main(int argc, char **argv)
 	fclose(f);
 	printf("vpnpool plugin entry points, %" PRIu64 " clients, /8 pool, journal on, fsync %s\n", n,
 	       fsync_opt);
+	/* The bench's own arrays are touched first, so that the resident
+	 * memory it gains from here on is the plugin's. */
+	memset(t, 0, n * sizeof(double));
+	memset(td, 0, n * sizeof(double));
+	memset(sessions, 0, n * sizeof(void *));
 	h = plugin_open(&a, conf, config_var);
 	if (!h)
 		return 1;
+	rss0 = rss_bytes();
 	for (uint64_t i = 0; i < n; ++i) {
 		snprintf(id, sizeof(id), "client-%" PRIu64, i);
 		sessions[i] = a.ctor(h);
@@ -235,7 +257,10 @@ int main(int argc, char **argv)
 		t[i] = now_ns() - t0;
 		note(&l, t[i], "connect, leases before it = call index", i);
 	}
+	rss_online = rss_bytes();
 	report("CLIENT_CONNECT_V2, new clients, 0..n online:", t, n, &l);
+	printf("resident memory: %.0f MiB after open, %.0f MiB with n online: %.0f bytes per online client\n",
+	       rss0 / 1048576, rss_online / 1048576, (rss_online - rss0) / (double)n);
 	l = (struct longest){ 0 };
 	for (uint64_t i = 0; i < n; ++i) {
 		uint64_t k = next_random() % n;
@@ -268,6 +293,12 @@ int main(int argc, char **argv)
 	t0 = now_ns();
 	a.close(h);
 	printf("close with %" PRIu64 " held leases: %.3f s\n", n, (now_ns() - t0) / 1e9);
+	/* What the first instance freed goes back to the system, so that what
+	 * the re-open adds is its own (glibc keeps freed blocks otherwise). */
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+	rss_closed = rss_bytes();
 	t0 = now_ns();
 	h = plugin_open(&a, conf, config_var);
 	t_open = (now_ns() - t0) / 1e9;
@@ -276,6 +307,8 @@ int main(int argc, char **argv)
 	call(&a, h, OPENVPN_PLUGIN_CLIENT_CONNECT_V2, sessions[0], "client-0");
 	printf("re-open with %" PRIu64 " held leases: open %.2f s + first connect (places them) %.2f s = %.2f s\n",
 	       n, t_open, (now_ns() - t0) / 1e9, t_open + (now_ns() - t0) / 1e9);
+	printf("resident memory: %.0f MiB after close, %.0f MiB with n held leases: %.0f bytes per held lease\n",
+	       rss_closed / 1048576, rss_bytes() / 1048576, (rss_bytes() - rss_closed) / (double)n);
 	a.dtor(h, sessions[0]);
 	a.close(h);
 	printf("peak resident memory of the process: %.0f MiB\n", peak_rss_kib() / 1024.0);

@@ -248,6 +248,8 @@ static void connect_disconnect_destructor__one_disconnect_and_the_lease_held(voi
 	log = server_close(&s);
 	assert_int_equal(count_lines(log, "event=disconnect", NULL), 2);	/* one per session */
 	assert_int_equal(count_lines(log, "event=disconnect", "identity=alice"), 2);
+	/* The engine hands the lease back at disconnect: the line names it. */
+	assert_int_equal(count_lines(log, "event=disconnect", "address=10.8.1.1"), 2);
 	assert_int_equal(count_lines(log, "event=reject", "identity=bob reason=exhausted"), 1);
 	assert_int_equal(count_lines(log, "event=connect", "identity=alice"), 2);
 	free(log);
@@ -276,6 +278,32 @@ static void connect_then_destructor_only__lease_ended_once(void **state)
 	log = server_close(&s);
 	assert_int_equal(count_lines(log, "event=disconnect", NULL), 1);
 	assert_int_equal(count_lines(log, "event=disconnect", "identity=alice"), 1);
+	free(log);
+}
+
+static void long_identity__disconnect_holds_its_lease_and_logs_it(void **state)
+{
+	const char *cn = "a-client-whose-common-name-is-longer-than-a-session-keeps-inline";
+	struct server s;
+	char config[256];
+	void *a, *other;
+	char *log;
+
+	(void)state;
+	server_open(&s, one_address);
+	a = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, a, cn, 1000, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	disconnect_cn(&s, a, cn, 1000);
+	openvpn_plugin_client_destructor_v1(s.handle, a);
+	other = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, other, "bob", 1001, config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_ERROR);	/* the one address is held */
+	openvpn_plugin_client_destructor_v1(s.handle, other);
+	assert_null(strstr(plugin_log_text, "was not online"));
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=disconnect", cn), 1);
+	assert_int_equal(count_lines(log, "event=disconnect", "address=10.8.1.1"), 1);
 	free(log);
 }
 
@@ -860,6 +888,7 @@ int main(void)
 		cmocka_unit_test(rejects_with_hostile_identities__metrics_count_by_the_real_reason),
 		cmocka_unit_test(usage_log_becomes_a_symlink__told_once_then_written_again),
 		cmocka_unit_test(connect_then_destructor_only__lease_ended_once),
+		cmocka_unit_test(long_identity__disconnect_holds_its_lease_and_logs_it),
 		cmocka_unit_test(failed_connect_then_disconnect_and_destructor__releases_nothing),
 		cmocka_unit_test(duplicate_sessions_of_one_cn__get_distinct_addresses),
 		cmocka_unit_test(identity_too_long__refused_with_bad_identity),

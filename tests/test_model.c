@@ -472,7 +472,7 @@ static void model__random_operations__engine_matches_model(void **state)
 
 			id_name(id, name, sizeof(name));
 			assert_int_equal(vp_space_disconnect(w.space, (const uint8_t *)name,
-							     strlen(name), (uint16_t)slot),
+							     strlen(name), (uint16_t)slot, NULL),
 					 model_disconnect(m, id, slot));
 		} else if (r < 995) {
 			m->now += (int64_t)(rnd() % (2 * HOLD));

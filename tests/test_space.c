@@ -85,7 +85,7 @@ static int fx_connect(struct fx *f, const char *id, struct vp_grant *g)
 
 static int fx_disconnect(struct fx *f, const char *id, uint16_t slot)
 {
-	return vp_space_disconnect(f->space, (const uint8_t *)id, strlen(id), slot);
+	return vp_space_disconnect(f->space, (const uint8_t *)id, strlen(id), slot, NULL);
 }
 
 static const char *fmt(const struct vp_addr *a)
@@ -394,6 +394,39 @@ static void connect__router__gets_distinct_subnets_and_static_one(void **state)
 	fx_reopen(f);
 	assert_int_equal(fx_connect(f, "site-a", &g), 0);
 	assert_string_equal(fmtp(&g.subnet4), "10.9.1.0/24");
+}
+
+static void disconnect__dual_stack_router__hands_back_what_the_session_had(void **state)
+{
+	struct fx *f = *state;
+	const char *sites[] = { "common_name=site-*", NULL };
+	struct vp_grant g, ended;
+
+	f->server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 16, "fd00:8::1");
+	tl_add_pool(f->config, "p", "10.8.0.0/24", NULL, NULL, "fd00:8::/64", NULL);
+	tl_add_router(f->config, "sites", "10.9.0.0/16", 24, "fd00:9::/48", 64, sites);
+	fx_open(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	f->world.now += 60;
+	assert_int_equal(vp_space_disconnect(f->space, (const uint8_t *)"site-a", 6, 0, &ended),
+			 0);
+	assert_string_equal(ended.pool->name, "p");
+	assert_string_equal(ended.router->name, "sites");
+	assert_string_equal(fmt(&ended.addr4), fmt(&g.addr4));
+	assert_int_equal(ended.addr6.family, VP_INET6);
+	assert_string_equal(fmt(&ended.addr6), fmt(&g.addr6));
+	assert_string_equal(fmtp(&ended.subnet4), "10.9.0.0/24");
+	assert_string_equal(fmtp(&ended.subnet6), "fd00:9::/64");
+	assert_int_equal(ended.since, f->world.now - 60);
+	/* Through the journal: the same addresses, the IPv6 ones included. */
+	fx_reopen(f);
+	assert_int_equal(fx_connect(f, "site-a", &g), 0);
+	assert_true(g.sticky);
+	assert_string_equal(fmt(&g.addr4), fmt(&ended.addr4));
+	assert_string_equal(fmt(&g.addr6), fmt(&ended.addr6));
+	assert_string_equal(fmtp(&g.subnet6), "fd00:9::/64");
+	assert_int_equal(vp_space_disconnect(f->space, (const uint8_t *)"site-a", 6, 1, &ended),
+			 -ENOENT);
 }
 
 static void reclaim__router_lease__reports_its_address_and_subnets(void **state)
@@ -736,7 +769,7 @@ static void connect__store_write_fails__refused_and_nothing_changes(void **state
 	assert_int_equal(vp_space_connect(f->space, &req, &g, &store_failed), 0);
 	assert_string_equal(fmt(&g.addr4), "10.8.0.2");
 	fail_writes = 1;
-	assert_int_equal(vp_space_disconnect(f->space, req.identity, 3, 0), 0);
+	assert_int_equal(vp_space_disconnect(f->space, req.identity, 3, 0, NULL), 0);
 	assert_int_equal(f->world.events[VP_EV_STORE], 1);
 	fail_writes = 0;
 	fx_reopen(f);
@@ -1177,6 +1210,7 @@ int main(void)
 		T(connect__static_reservation__is_never_given_to_others),
 		T(connect__server_network_broadcast_and_excludes__never_handed_out),
 		T(connect__router__gets_distinct_subnets_and_static_one),
+	T(disconnect__dual_stack_router__hands_back_what_the_session_had),
 		T(connect__router_pool_full__rejects_naming_it),
 		T(reclaim__router_lease__reports_its_address_and_subnets),
 		T(connect__ipv6_pool__gives_one_address_of_each_family),
