@@ -30,7 +30,7 @@ mp_free_port() { # udp|tcp
 }
 
 # mp_instance NAME PROTO [EXTRA-LINES]: declare an instance (a server of its
-# own: port, tun "vpNNNNNx", config file $E2E_DIR/NAME.conf written by
+# own: port, tun "vpPIDxN", config file $E2E_DIR/NAME.conf written by
 # mp_server_conf with the shared snippet MP_SNIPPET).
 mp_instance() {
 	local name=$1 proto=$2 p=udp
@@ -38,7 +38,8 @@ mp_instance() {
 	MP_NAMES+=("$name")
 	MP_PROTO[$name]=$proto
 	MP_PORT[$name]=$(mp_free_port "$p")
-	MP_DEV[$name]="vp$$${name:0:1}"
+	# A name per run and instance (the kernel limit is 15 bytes).
+	MP_DEV[$name]="vp$$${name:0:1}${#MP_NAMES[@]}"
 	MP_DEV[$name]=${MP_DEV[$name]:0:15}
 	MP_EXTRA[$name]=${3:-}
 	MP_RUNS[$name]=0
