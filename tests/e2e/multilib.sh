@@ -128,8 +128,11 @@ mp_server_stop() { e2e_stop_pid "${MP_PID[$1]:-}"; MP_PID[$1]=; }
 
 mp_server_kill() {
 	[ -n "${MP_PID[$1]:-}" ] || return 0
-	e2e_ours "${MP_PID[$1]}" && kill -9 "${MP_PID[$1]}" 2>/dev/null
-	wait "${MP_PID[$1]}" 2>/dev/null
+	# (In braces: bash reports a killed job on stderr at the wait.)
+	{
+		e2e_ours "${MP_PID[$1]}" && kill -9 "${MP_PID[$1]}"
+		wait "${MP_PID[$1]}"
+	} 2>/dev/null
 	MP_PID[$1]=
 }
 
