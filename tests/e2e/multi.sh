@@ -58,7 +58,14 @@ pool \"imp\" {
 }
 pool \"main\" {
     network = \"$NET.0.0/17\"
+    match   = {\"common_name=m-*\"}
+}
+pool \"new\" {
+    network = \"$NET.202.0/24\"
+    match   = {\"common_name=new-*\"}
 }"
+# (Each pool matches its clients only: a client of a full tiny or imp pool
+# is refused, it does not spill into another pool.)
 # The TCP server's tun outlives it (made beforehand, persist-tun), so that
 # whether its host routes are removed after a SIGKILL can be seen.
 mp_instance udp udp
@@ -341,11 +348,11 @@ e2e_assert_eq "tiny-b refused on TCP while tiny-a holds the only address" "$(e2e
 e2e_client_stop tb
 vp release tiny-b >"$E2E_DIR/rel1" 2>&1
 e2e_assert_eq "release of an identity without a lease: exit status" "$?" 1
-[ -s "$E2E_DIR/rel1" ] && e2e_pass "release without a lease says why: $(head -n 1 "$E2E_DIR/rel1")" ||
-	e2e_fail "release without a lease printed nothing"
+e2e_assert_match "release without a lease says so, naming it" "$(cat "$E2E_DIR/rel1")" 'tiny-b has no lease'
 some=$(for i in "${!LIVE[@]}"; do echo "$i"; done | head -n 1)
 vp release "$(ident "$some")" >"$E2E_DIR/rel2" 2>&1
 e2e_assert_eq "release of an online identity: exit status" "$?" 1
+e2e_assert_match "release of an online identity says so (vpnpool(8))" "$(cat "$E2E_DIR/rel2")" "$(ident "$some") is online"
 LJ=$(vp leases --json)
 e2e_assert_eq "release of an online identity changes nothing" \
 	"$(lease_field state "$(ident "$some")") $(lease_field address "$(ident "$some")")" "online ${FIRST[$some]}"
