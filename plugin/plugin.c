@@ -30,6 +30,7 @@
 #include "plugin/lines.h"
 #include "plugin/metrics.h"
 #include "plugin/once.h"
+#include "plugin/routing.h"
 #include "plugin/server_conf.h"
 #include "plugin/usage.h"
 
@@ -58,6 +59,7 @@ struct vp_plugin {
 	/* Errors said once per site (a failure repeating per client is not
 	 * a line per client). */
 	struct vp_once store_once[VP_STORE_OP_COUNT], usage_once;
+	struct vp_routing routing;	/* host-routes */
 };
 
 struct vp_session {
@@ -69,6 +71,7 @@ struct vp_session {
 	struct vp_prefix subnet4, subnet6;
 	size_t identity_len;
 	uint8_t *identity;
+	struct vp_routed routed;	/* host-routes */
 };
 
 static int64_t now(void)
@@ -254,6 +257,49 @@ static void on_event(void *ud, const struct vp_event *ev)
 	}
 }
 
+/* ---- host-routes ---------------------------------------------------------- */
+
+/* Whether another instance is live on the state-dir (host-routes auto).
+ * A stand-in returning false until the engine's vp_space_others_live() is
+ * merged: then this whole function goes. */
+static bool vp_space_others_live(const struct vp_space *space)
+{
+	(void)space;
+	return false;
+}
+
+static void routing_log(void *ud, bool error, const char *line)
+{
+	struct vp_plugin *p = ud;
+
+	p->log(error ? PLOG_ERR : PLOG_NOTE, NAME, "%s", line);
+}
+
+/* host-routes as configured, through the keeper once OpenVPN has dropped
+ * its privileges. */
+static void routing_init(struct vp_plugin *p)
+{
+	vp_routing_init(&p->routing, p->config.host_routes,
+			p->keeper ? vp_keeper_routes(p->keeper) : vp_route_direct(), routing_log, p);
+}
+
+/* The tun, from any call's env ("dev": UP's, a connect's). */
+static void routing_learn_dev(struct vp_plugin *p, const char *const *envp)
+{
+	vp_routing_set_dev(&p->routing, vp_env_get(envp, "dev"));
+}
+
+static void routing_session_start(struct vp_plugin *p, struct vp_session *s)
+{
+	vp_routing_start(&p->routing, &s->routed, &s->addr4, &s->addr6, &s->subnet4, &s->subnet6,
+			 vp_space_others_live(p->space));
+}
+
+static void routing_session_end(struct vp_plugin *p, struct vp_session *s)
+{
+	vp_routing_end(&p->routing, &s->routed, vp_space_others_live(p->space));
+}
+
 /* ---- open and close ------------------------------------------------------- */
 
 static void log_pools(struct vp_plugin *p)
@@ -411,6 +457,7 @@ static void plugin_free(struct vp_plugin *p)
 	if (lost)
 		p->log(PLOG_ERR, NAME, "the usage log %s could not be written: %llu lines lost",
 		       p->config.usage_log, (unsigned long long)lost);
+	vp_routing_close(&p->routing);
 	vp_config_free(&p->config);
 	vp_keeper_put(p->keeper);
 	vp_strbuf_free(&p->fields);
@@ -486,6 +533,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		p->log(PLOG_ERR, NAME, "%s", err);
 		return -1;
 	}
+	routing_init(p);
 	/* The store first: it creates the state-dir with its parents, where
 	 * the usage log is by default. */
 	ret = vp_space_open(&p->space, &opts, &report, &holder);
@@ -578,6 +626,7 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 	if (!s->active)
 		return;
 	s->active = false;
+	routing_session_end(p, s);
 	if (vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot))
 		p->log(PLOG_WARN, NAME, "session of %s slot %u was not online",
 		       who(p, s->identity, s->identity_len), s->slot);
@@ -681,6 +730,8 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 	s->addr6 = g->addr6;
 	s->subnet4 = g->subnet4;
 	s->subnet6 = g->subnet6;
+	if (s->active)
+		routing_session_start(p, s);
 
 	p->log(PLOG_NOTE, NAME, "client %s: %s from pool %s%s%s%s%s", who(p, id, strlen(id)),
 	       vp_addr_format(&g->addr4, a), g->pool->name,
@@ -735,6 +786,7 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	if (!s)
 		return refuse(p, id, "internal", &g, "no session state (out of memory)");
 	session_end(p, s, envp);	/* a second connect of one session: end the first */
+	routing_learn_dev(p, envp);
 	if (!learn_server(p, envp, false))
 		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
 	if (!p->writer_tried) {
@@ -791,6 +843,7 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 		/* The tun is up: its addresses are in envp, so the pools' sizes
 		 * and a pool outside the tun network are logged now; a failure
 		 * is logged and retried at the first connect.  Never fatal. */
+		routing_learn_dev(p, envp);
 		if (learn_server(p, envp, false)) {
 			vp_metrics_update(p->metrics, p->space);
 			report_files(p);

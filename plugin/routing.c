@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plugin/routing.h"
+
+void vp_routing_init(struct vp_routing *r, enum vp_host_routes mode,
+		     const struct vp_route_ops *ops, vp_routing_log_fn *log, void *ud)
+{
+	memset(r, 0, sizeof(*r));
+	r->mode = mode;
+	r->on = mode == VP_HOST_ROUTES_YES;
+	r->ops = ops;
+	r->log = log;
+	r->ud = ud;
+	r->head.prev = r->head.next = &r->head;
+}
+
+/* A failure (err < 0) or a success at one site, said once. */
+static void outcome(struct vp_routing *r, struct vp_once *once, const char *what, int err)
+{
+	char msg[200], line[400];
+	enum vp_once_say say;
+
+	if (err < 0)
+		snprintf(msg, sizeof(msg), "cannot %s routes through %s: %s (clients are served without them)",
+			 what, r->dev, strerror(-err));
+	say = vp_once_report(once, err < 0 ? msg : NULL, line, sizeof(line));
+	if (say != VP_ONCE_QUIET)
+		r->log(r->ud, say == VP_ONCE_FAILED, line);
+}
+
+static void add_routes(struct vp_routing *r, struct vp_routed *s)
+{
+	int err = 0;
+
+	s->routed = true;
+	for (unsigned i = 0; i < s->n; ++i) {
+		int ret = r->ops->add(r->ops->ud, r->ifindex, &s->dst[i]);
+
+		if (ret && !err)
+			err = ret;
+	}
+	outcome(r, &r->add_once, "add", err);
+}
+
+static void del_routes(struct vp_routing *r, struct vp_routed *s)
+{
+	int err = 0;
+
+	for (unsigned i = 0; i < s->n; ++i) {
+		int ret = r->ops->del(r->ops->ud, r->ifindex, &s->dst[i]);
+
+		/* Gone already: moved to another instance's tun, or the tun
+		 * itself is gone (and the kernel took its routes). */
+		if (ret && ret != -ESRCH && ret != -ENODEV && !err)
+			err = ret;
+	}
+	s->routed = false;
+	outcome(r, &r->del_once, "remove", err);
+}
+
+/* The tun's index, looked up when first needed (and again after it
+ * failed): OpenVPN may name a tun that is not there (a test's env), and
+ * then nothing is routed and that is said once. */
+static bool resolve(struct vp_routing *r)
+{
+	unsigned idx;
+
+	if (r->ifindex)
+		return true;
+	if (!r->dev[0])
+		return false;
+	idx = if_nametoindex(r->dev);
+	if (!idx) {
+		outcome(r, &r->add_once, "add", -ENODEV);
+		return false;
+	}
+	r->ifindex = (int)idx;
+	return true;
+}
+
+/* Routing turned on, or the tun became known: every session not routed yet
+ * gets its routes. */
+static void catch_up(struct vp_routing *r)
+{
+	if (!r->on || r->head.next == &r->head || !resolve(r))
+		return;
+	for (struct vp_routed *s = r->head.next; s != &r->head; s = s->next)
+		if (!s->routed)
+			add_routes(r, s);
+}
+
+/* auto: on from the first time another instance is live. */
+static void notice(struct vp_routing *r, bool others_live)
+{
+	if (r->mode == VP_HOST_ROUTES_AUTO && others_live && !r->on) {
+		r->on = true;
+		catch_up(r);
+	}
+}
+
+void vp_routing_set_dev(struct vp_routing *r, const char *dev)
+{
+	if (r->mode == VP_HOST_ROUTES_NO || !dev || !*dev || !strcmp(dev, r->dev))
+		return;
+	snprintf(r->dev, sizeof(r->dev), "%s", dev);
+	r->ifindex = 0;
+	catch_up(r);
+}
+
+static void set_dst(struct vp_routed *s, const struct vp_prefix *p)
+{
+	if (p->addr.family)
+		s->dst[s->n++] = *p;
+}
+
+void vp_routing_start(struct vp_routing *r, struct vp_routed *s, const struct vp_addr *addr4,
+		      const struct vp_addr *addr6, const struct vp_prefix *subnet4,
+		      const struct vp_prefix *subnet6, bool others_live)
+{
+	if (r->mode == VP_HOST_ROUTES_NO)
+		return;
+	if (s->listed)
+		vp_routing_end(r, s, others_live);
+	s->n = 0;
+	s->routed = false;
+	if (addr4->family)
+		set_dst(s, &(struct vp_prefix){ .addr = *addr4, .len = 32 });
+	if (addr6->family)
+		set_dst(s, &(struct vp_prefix){ .addr = *addr6, .len = 128 });
+	set_dst(s, subnet4);
+	set_dst(s, subnet6);
+	s->listed = true;
+	s->next = &r->head;
+	s->prev = r->head.prev;
+	r->head.prev->next = s;
+	r->head.prev = s;
+	notice(r, others_live);
+	if (r->on && !s->routed && resolve(r))
+		add_routes(r, s);
+}
+
+void vp_routing_end(struct vp_routing *r, struct vp_routed *s, bool others_live)
+{
+	if (!s->listed)
+		return;
+	s->prev->next = s->next;
+	s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	s->listed = false;
+	if (s->routed)
+		del_routes(r, s);
+	notice(r, others_live);
+}
+
+void vp_routing_close(struct vp_routing *r)
+{
+	int ret;
+
+	if (!r->on || !r->ifindex)
+		return;
+	ret = r->ops->flush(r->ops->ud, r->ifindex);
+	outcome(r, &r->del_once, "remove", ret < 0 && ret != -ENODEV ? ret : 0);
+}
