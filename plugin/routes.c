@@ -61,9 +61,29 @@ struct rt_req {
 	char attrs[64];
 };
 
+/* The byte off bytes into p, untyped: netlink's buffers and the parts of a
+ * message are aligned to 4 bytes (NLMSG_ALIGNTO, RTA_ALIGNTO), which their
+ * fields need. */
+static void *byte_at(const void *p, size_t off)
+{
+	return (char *)p + off;
+}
+
+/* The attribute off bytes into the len bytes at p when a whole one is
+ * there; NULL at the end (or a malformed one). */
+static const struct rtattr *attr_at(const void *p, size_t len, size_t off)
+{
+	const struct rtattr *a;
+
+	if (off + sizeof(*a) > len)
+		return NULL;
+	a = byte_at(p, off);
+	return a->rta_len >= sizeof(*a) && a->rta_len <= len - off ? a : NULL;
+}
+
 static void add_attr(struct rt_req *q, unsigned short type, const void *data, size_t len)
 {
-	struct rtattr *a = (struct rtattr *)((char *)q + NLMSG_ALIGN(q->h.nlmsg_len));
+	struct rtattr *a = byte_at(q, NLMSG_ALIGN(q->h.nlmsg_len));
 
 	a->rta_type = type;
 	a->rta_len = (unsigned short)RTA_LENGTH(len);
@@ -116,15 +136,16 @@ static int nl_wait(struct nl *nl, void (*fn)(void *ud, const struct nlmsghdr *h)
 		return -ENOMEM;
 	for (;;) {
 		ssize_t n = nl_recv(nl, buf, DUMP_BUF);
-		int len;
+		const struct nlmsghdr *h;
 
 		if (n < 0) {
 			ret = (int)n;
 			break;
 		}
-		len = (int)n;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
+		for (size_t off = 0; off + sizeof(*h) <= (size_t)n; off += NLMSG_ALIGN(h->nlmsg_len)) {
+			h = byte_at(buf, off);
+			if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > (size_t)n - off)
+				break;
 			if (h->nlmsg_seq != nl->seq)
 				continue;
 			if (h->nlmsg_type == NLMSG_DONE) {
@@ -224,13 +245,15 @@ static void on_route(void *ud, const struct nlmsghdr *h)
 	struct vp_route route = { .protocol = r->rtm_protocol };
 	uint32_t table = r->rtm_table;
 	const void *dst = NULL;
-	int len;
+	const struct rtattr *a;
+	size_t len;
 
 	if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*r)) ||
 	    r->rtm_type != RTN_UNICAST || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6))
 		return;
-	len = (int)RTM_PAYLOAD(h);
-	for (const struct rtattr *a = RTM_RTA(r); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+	len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*r));
+	for (size_t off = 0; (a = attr_at(byte_at(r, NLMSG_ALIGN(sizeof(*r))), len, off));
+	     off += RTA_ALIGN(a->rta_len)) {
 		if (a->rta_type == RTA_TABLE && RTA_PAYLOAD(a) == 4)
 			memcpy(&table, RTA_DATA(a), 4);
 		else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) == 4)
@@ -372,18 +395,19 @@ static void on_link(void *ud, const struct nlmsghdr *h)
 {
 	struct kind *k = ud;
 	const struct ifinfomsg *ifi = NLMSG_DATA(h);
-	int len;
+	const struct rtattr *a, *i;
+	size_t len;
 
 	if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)))
 		return;
 	k->found = true;
-	len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
-	for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-		int ilen = (int)RTA_PAYLOAD(a);
-
+	len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi));
+	for (size_t off = 0; (a = attr_at(byte_at(ifi, NLMSG_ALIGN(sizeof(*ifi))), len, off));
+	     off += RTA_ALIGN(a->rta_len)) {
 		if (a->rta_type != IFLA_LINKINFO)
 			continue;
-		for (const struct rtattr *i = RTA_DATA(a); RTA_OK(i, ilen); i = RTA_NEXT(i, ilen))
+		for (size_t ioff = 0; (i = attr_at(RTA_DATA(a), RTA_PAYLOAD(a), ioff));
+		     ioff += RTA_ALIGN(i->rta_len))
 			if (i->rta_type == IFLA_INFO_KIND && RTA_PAYLOAD(i) >= 3 &&
 			    !memcmp(RTA_DATA(i), "tun", 3) &&
 			    (RTA_PAYLOAD(i) == 3 || ((const char *)RTA_DATA(i))[3] == '\0'))
