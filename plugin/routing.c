@@ -102,13 +102,43 @@ static void notice(struct vp_routing *r, bool others_live)
 	}
 }
 
+/* Every route of ours through the interface dev (its index idx, 0: look
+ * it up) removed; a tun that is gone took its routes with it. */
+static void flush(struct vp_routing *r, const char *dev, int idx)
+{
+	char was[sizeof(r->dev)];
+	int ret;
+
+	if (!idx)
+		idx = (int)if_nametoindex(dev);
+	if (idx <= 0)
+		return;
+	ret = r->ops->flush(r->ops->ud, idx);
+	if (ret == -ENODEV)
+		ret = 0;
+	/* Said under the name of the tun flushed. */
+	snprintf(was, sizeof(was), "%s", r->dev);
+	snprintf(r->dev, sizeof(r->dev), "%s", dev);
+	outcome(r, &r->del_once, "remove", ret < 0 ? ret : 0);
+	snprintf(r->dev, sizeof(r->dev), "%s", was);
+}
+
 void vp_routing_set_dev(struct vp_routing *r, const char *dev)
 {
 	if (r->mode == VP_HOST_ROUTES_NO || !dev || !*dev || !strcmp(dev, r->dev))
 		return;
 	snprintf(r->dev, sizeof(r->dev), "%s", dev);
-	r->ifindex = 0;
+	r->ifindex = (int)if_nametoindex(dev);
+	/* Routes left on it by this instance's previous run (killed). */
+	if (r->ifindex)
+		flush(r, r->dev, r->ifindex);
 	catch_up(r);
+}
+
+void vp_routing_flush_dev(struct vp_routing *r, const char *dev)
+{
+	if (dev && *dev)
+		flush(r, dev, 0);
 }
 
 static void set_dst(struct vp_routed *s, const struct vp_prefix *p)
@@ -158,10 +188,6 @@ void vp_routing_end(struct vp_routing *r, struct vp_routed *s, bool others_live)
 
 void vp_routing_close(struct vp_routing *r)
 {
-	int ret;
-
-	if (!r->on || !r->ifindex)
-		return;
-	ret = r->ops->flush(r->ops->ud, r->ifindex);
-	outcome(r, &r->del_once, "remove", ret < 0 && ret != -ENODEV ? ret : 0);
+	if (r->on && r->ifindex)
+		flush(r, r->dev, r->ifindex);
 }

@@ -53,10 +53,15 @@ struct vp_routing {
 void vp_routing_init(struct vp_routing *r, enum vp_host_routes mode,
 		     const struct vp_route_ops *ops, vp_routing_log_fn *log, void *ud);
 
-/* The tun's name (OpenVPN's "dev"): once known, the sessions waiting for it
- * get their routes.  Its index is looked up when a route is first needed
- * (a name with no interface is logged then, once). */
+/* The tun's name (OpenVPN's "dev"): routes of ours left on it (by this
+ * instance's previous run, killed) are removed, and the sessions waiting
+ * for it get their routes.  A name with no interface is looked up again
+ * when a route is needed (and logged then, once). */
 void vp_routing_set_dev(struct vp_routing *r, const char *dev);
+
+/* Every route of ours through the tun dev removed: another instance's,
+ * found dead (its lock gone).  Failures are logged once. */
+void vp_routing_flush_dev(struct vp_routing *r, const char *dev);
 
 /* A session starts with the addresses and subnets of its grant (those of
  * family 0 are skipped).  others_live: another instance is live on the

@@ -132,6 +132,7 @@ static void setup(enum vp_host_routes mode)
 	memset(&f, 0, sizeof(f));
 	vp_routing_init(&r, mode, &fake_ops, on_log, NULL);
 	vp_routing_set_dev(&r, "lo");
+	f.flushes = 0;
 }
 
 static void routing_yes__a_session__has_its_routes_from_start_to_end(void **state)
@@ -273,6 +274,50 @@ static void routing__a_dev_with_no_interface__logged_once_nothing_routed(void **
 	assert_int_equal(f.n, 3);
 }
 
+static void routing_set_dev__removes_routes_of_ours_left_on_the_tun(void **state)
+{
+	struct vp_prefix stale = tl_prefix("10.8.1.5/32"), elsewhere = tl_prefix("10.8.1.6/32");
+	enum vp_host_routes modes[] = { VP_HOST_ROUTES_AUTO, VP_HOST_ROUTES_YES };
+
+	(void)state;
+	for (size_t m = 0; m < 2; ++m) {
+		memset(&f, 0, sizeof(f));
+		/* A killed run of this instance left one on lo. */
+		fake_add(NULL, lo(), &stale);
+		fake_add(NULL, 4242, &elsewhere);
+		vp_routing_init(&r, modes[m], &fake_ops, on_log, NULL);
+		vp_routing_set_dev(&r, "lo");
+		assert_int_equal(f.flushes, 1);
+		assert_false(routed_to("10.8.1.5/32", lo()));
+		assert_true(routed_to("10.8.1.6/32", 4242));
+		/* The same dev again (every connect names it): once. */
+		vp_routing_set_dev(&r, "lo");
+		assert_int_equal(f.flushes, 1);
+	}
+	memset(&f, 0, sizeof(f));
+	fake_add(NULL, lo(), &stale);
+	vp_routing_init(&r, VP_HOST_ROUTES_NO, &fake_ops, on_log, NULL);
+	vp_routing_set_dev(&r, "lo");
+	assert_int_equal(f.flushes, 0);
+	assert_true(routed_to("10.8.1.5/32", lo()));
+}
+
+static void routing_flush_dev__a_dead_instance_s_tun__removes_its_routes(void **state)
+{
+	struct vp_prefix theirs = tl_prefix("10.8.1.5/32");
+
+	(void)state;
+	setup(VP_HOST_ROUTES_AUTO);
+	fake_add(NULL, lo(), &theirs);
+	vp_routing_flush_dev(&r, "lo");
+	assert_int_equal(f.flushes, 1);
+	assert_int_equal(f.n, 0);
+	/* A tun that is gone took them with it: nothing to do, no error. */
+	vp_routing_flush_dev(&r, "vpnpool-none0");
+	assert_int_equal(f.flushes, 1);
+	assert_int_equal(f.errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +329,8 @@ int main(void)
 		cmocka_unit_test(routing__a_route_moved_to_another_tun__stays_and_is_no_error),
 		cmocka_unit_test(routing__failing_adds__logged_once_then_cleared),
 		cmocka_unit_test(routing__a_dev_with_no_interface__logged_once_nothing_routed),
+		cmocka_unit_test(routing_set_dev__removes_routes_of_ours_left_on_the_tun),
+		cmocka_unit_test(routing_flush_dev__a_dead_instance_s_tun__removes_its_routes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
