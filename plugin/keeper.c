@@ -62,6 +62,7 @@ struct vp_keeper {
 	pid_t pid;
 	bool dead;			/* the keeper is gone (its end closed) */
 	bool late;			/* a reply is owed to a request given up on */
+	bool routes_refused;		/* the kernel refused this process a route change */
 	pthread_mutex_t mu;		/* one request at a time */
 	struct vp_fs fs;
 	struct vp_route_ops routes;
@@ -857,16 +858,21 @@ static int k_lstat(void *ud, const char *path, struct stat *st)
 static int k_route(struct vp_keeper *k, int op, int ifindex, const struct vp_prefix *dst)
 {
 	char text[VP_PREFIX_STRLEN] = "";
-	int ret;
+	int ret = -EPERM;
 
-	if (op == OP_ROUTE_ADD)
-		ret = vp_route_add(ifindex, dst);
-	else if (op == OP_ROUTE_DEL)
-		ret = vp_route_del(ifindex, dst);
-	else
-		ret = vp_route_flush(ifindex, NULL, NULL);
-	if (ret != -EPERM)
-		return ret;
+	/* Once refused (OpenVPN dropped its privileges), straight to the
+	 * keeper: privileges dropped do not come back. */
+	if (!k->routes_refused) {
+		if (op == OP_ROUTE_ADD)
+			ret = vp_route_add(ifindex, dst);
+		else if (op == OP_ROUTE_DEL)
+			ret = vp_route_del(ifindex, dst);
+		else
+			ret = vp_route_flush(ifindex, NULL, NULL);
+		if (ret != -EPERM)
+			return ret;
+		k->routes_refused = true;
+	}
 	if (dst)
 		vp_prefix_format(dst, text);
 	ret = ask(k, op, ifindex, 0, text, NULL, NULL, NULL, NULL);

@@ -404,7 +404,13 @@ int main(void)
 	int ret;
 
 	enter_namespace();
+	if (why_not && !(getenv("CI") && !strcmp(getenv("CI"), "true"))) {
+		printf("SKIP: %s\n", why_not);
+		ret = 77;	/* automake's "skipped" */
+		goto out;
+	}
 	ret = cmocka_run_group_tests(tests, NULL, NULL);
+out:
 	if (scratch) {
 		tl_rmtree(scratch);
 		free(scratch);
