@@ -9,10 +9,10 @@
  * and whose --daemon does not matter) before anything else is opened, closes
  * every descriptor but its end of a socket pair (it never holds the state
  * directory's lock), and then only answers requests: open a file, rename,
- * unlink, mkdir -p, lstat, and add, remove or flush a route (below).  An opened file comes back as a descriptor
- * (SCM_RIGHTS); every read and write after that is the plugin's own, so the
- * journal's appends never wait for the keeper.  Paths are resolved by the
- * keeper, outside any chroot.
+ * unlink, mkdir -p, lstat; add, remove or flush a route (vp_keeper_routes()).
+ * An opened file comes back as a descriptor (SCM_RIGHTS); every read and
+ * write after that is the plugin's own, so the journal's appends never wait
+ * for the keeper.  Paths are resolved by the keeper, outside any chroot.
  *
  * It serves only the files of one vpnpool.conf, the one named when it
  * started (it reads the file itself, again at each plugin open):

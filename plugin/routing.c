@@ -25,8 +25,9 @@ static void outcome(struct vp_routing *r, struct vp_once *once, const char *what
 	enum vp_once_say say;
 
 	if (err < 0)
-		snprintf(msg, sizeof(msg), "cannot %s routes through %s: %s (clients are served without them)",
-			 what, r->dev, strerror(-err));
+		snprintf(msg, sizeof(msg),
+			 "cannot %s routes through %s: %s (clients are served without them)", what,
+			 r->dev, strerror(-err));
 	say = vp_once_report(once, err < 0 ? msg : NULL, line, sizeof(line));
 	if (say != VP_ONCE_QUIET)
 		r->log(r->ud, say == VP_ONCE_FAILED, line);

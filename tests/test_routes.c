@@ -342,7 +342,8 @@ static int child_after_drop(int tun)
 	if (ops->add(ops->ud, tun, &outside) == -EPERM && ops->add(ops->ud, tun, &wide) == -EPERM &&
 	    route_of("192.0.2.1/32").ifindex == 0)
 		result |= R_OUTSIDE_REFUSED;
-	if (ops->add(ops->ud, ifindex("lo"), &host) == -EPERM && ops->flush(ops->ud, ifindex("lo")) == -EPERM)
+	if (ops->add(ops->ud, ifindex("lo"), &host) == -EPERM &&
+	    ops->flush(ops->ud, ifindex("lo")) == -EPERM)
 		result |= R_NOT_TUN_REFUSED;
 	if (ops->flush(ops->ud, tun) == 3 && route_of("10.9.5.0/24").ifindex == 0 &&
 	    route_of("fd00:8::3:4/128").ifindex == 0)
