@@ -202,6 +202,9 @@ int vp_cmd_check(const struct vp_cli *cli, int argc, char **argv)
 	printf("identity     %s\n", c.identity);
 	printf("hold-time    %llds\n", (long long)c.hold_time);
 	printf("topology     %s\n", topo_name[c.topology]);
+	printf("host-routes  %s\n", c.host_routes == VP_HOST_ROUTES_YES ? "yes" :
+				   c.host_routes == VP_HOST_ROUTES_NO ? "no" :
+				   "auto (while other instances are live)");
 	printf("fsync        %s\n\n", c.fsync ? "true" : "false");
 	for (size_t i = 0; i < c.n_pools; ++i)
 		print_pool(&c, i, &b);

@@ -497,6 +497,19 @@ static int cb_topology(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *resul
 	return -1;
 }
 
+static int cb_host_routes(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
+{
+	static const char *const names[] = { "auto", "yes", "no" };
+
+	for (long i = 0; i < 3; ++i)
+		if (!strcmp(text, names[i])) {
+			*(long *)result = i;
+			return 0;
+		}
+	cfg_error(cfg, "%s: `%.60s' is none of auto, yes, no", opt->name, text);
+	return -1;
+}
+
 /* ---- reading the parsed tree ----------------------------------------------------- */
 
 static const struct value *get(cfg_t *sec, const char *name)
@@ -923,6 +936,7 @@ static int read_root(struct load *ld, cfg_t *cfg, struct vp_config *c)
 	}
 	c->hold_time = cfg_getint(cfg, "hold-time");
 	c->topology = (enum vp_topology)cfg_getint(cfg, "topology");
+	c->host_routes = (enum vp_host_routes)cfg_getint(cfg, "host-routes");
 	c->fsync = cfg_getbool(cfg, "fsync");
 	return read_warn_at(cfg, c);
 }
@@ -1022,6 +1036,7 @@ static cfg_t *schema(void)
 		CFG_INT_CB("hold-time", 0, CFGF_NONE, cb_hold_time),
 		CFG_INT_LIST_CB("warn-at", (char *)"{80, 95}", CFGF_NONE, cb_percent),
 		CFG_INT_CB("topology", VP_TOPO_AUTO, CFGF_NONE, cb_topology),
+		CFG_INT_CB("host-routes", VP_HOST_ROUTES_AUTO, CFGF_NONE, cb_host_routes),
 		CFG_PTR_CB("metrics-file", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_BOOL("fsync", cfg_false, CFGF_NONE),
 		CFG_SEC("pool", pool, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),

@@ -15,6 +15,10 @@
 
 enum vp_topology { VP_TOPO_AUTO, VP_TOPO_SUBNET, VP_TOPO_NET30, VP_TOPO_P2P };
 
+/* host-routes: a route per session's address and subnet to this instance's
+ * tun; auto: from the moment another instance is live on the state-dir. */
+enum vp_host_routes { VP_HOST_ROUTES_AUTO, VP_HOST_ROUTES_YES, VP_HOST_ROUTES_NO };
+
 /* One "VARIABLE=GLOB" of a match list. */
 struct vp_match {
 	char *var;
@@ -66,6 +70,7 @@ struct vp_config {
 	unsigned *warn_at;		/* percent, ascending */
 	size_t n_warn_at;
 	enum vp_topology topology;
+	enum vp_host_routes host_routes;
 	bool fsync;
 
 	struct vp_pool_config *pools;

@@ -19,10 +19,14 @@
 #include "conf/load.h"
 #include "core/config.h"
 #include "plugin/keeper.h"
+#include "plugin/routes.h"
 
 enum {
 	OP_HELLO = 'H', OP_OPEN = 'o', OP_RENAME = 'r', OP_UNLINK = 'u', OP_MKDIRS = 'm',
 	OP_LSTAT = 's',
+	/* Routes: flags is the interface's index, the first path the prefix
+	 * ("10.8.1.5/32"; "" for a flush). */
+	OP_ROUTE_ADD = 'A', OP_ROUTE_DEL = 'D', OP_ROUTE_FLUSH = 'F',
 };
 
 struct request {
@@ -58,8 +62,10 @@ struct vp_keeper {
 	pid_t pid;
 	bool dead;			/* the keeper is gone (its end closed) */
 	bool late;			/* a reply is owed to a request given up on */
+	bool routes_refused;		/* the kernel refused this process a route change */
 	pthread_mutex_t mu;		/* one request at a time */
 	struct vp_fs fs;
+	struct vp_route_ops routes;
 	struct vp_keeper *next;		/* in handles */
 };
 
@@ -181,6 +187,44 @@ bool vp_keeper_allows(const struct vp_config *c, const char *conf_path, const ch
 	default:
 		return false;
 	}
+}
+
+/* Whether dst lies wholly inside the network net (net set). */
+static bool inside(const struct vp_prefix *dst, const struct vp_prefix *net)
+{
+	struct vp_range r = vp_prefix_range(dst), n = vp_prefix_range(net);
+
+	return net->addr.family && dst->addr.family == net->addr.family && vp_range_within(&r, &n);
+}
+
+/* A host address (/32, /128) of a reservation. */
+static bool is_host(const struct vp_prefix *dst, const struct vp_addr *a)
+{
+	return dst->len == vp_family_bits(dst->addr.family) && vp_addr_eq(&dst->addr, a);
+}
+
+bool vp_keeper_allows_route(const struct vp_config *c, const struct vp_prefix *dst)
+{
+	if (!c || !dst->addr.family || dst->len > vp_family_bits(dst->addr.family))
+		return false;
+	for (size_t i = 0; i < c->n_pools; ++i)
+		if (inside(dst, &c->pools[i].network) ||
+		    (c->pools[i].has_network6 && inside(dst, &c->pools[i].network6)))
+			return true;
+	for (size_t i = 0; i < c->n_routers; ++i)
+		if (inside(dst, &c->routers[i].network) ||
+		    (c->routers[i].has_network6 && inside(dst, &c->routers[i].network6)))
+			return true;
+	for (size_t i = 0; i < c->n_statics; ++i) {
+		const struct vp_static_config *sc = &c->statics[i];
+
+		if ((sc->has_address && is_host(dst, &sc->address)) ||
+		    (sc->has_address6 && is_host(dst, &sc->address6)) ||
+		    (sc->has_subnet && inside(dst, &sc->subnet)) ||
+		    (sc->has_subnet6 && inside(dst, &sc->subnet6)))
+			return true;
+	}
+	return false;
 }
 
 /* ---- the keeper process ----------------------------------------------------- */
@@ -434,6 +478,36 @@ static int do_mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+static bool keep_foreign(void *ud, const struct vp_prefix *dst)
+{
+	return !vp_keeper_allows_route(ud, dst);
+}
+
+/* A route change: only through a tun device, only to a prefix inside the
+ * config's networks; a flush removes only such routes of ours. */
+static int keeper_route(const struct vp_config *c, uint32_t op, int ifindex, const char *text)
+{
+	char err[VP_ERRLEN];
+	struct vp_prefix dst;
+	int tun;
+
+	if (!c)
+		return -EPERM;
+	if (op != OP_ROUTE_FLUSH &&
+	    (!vp_prefix_parse(&dst, text, err) || !vp_keeper_allows_route(c, &dst)))
+		return -EPERM;
+	tun = vp_route_link_is_tun(ifindex);
+	if (tun < 0)
+		return tun;
+	if (!tun)
+		return -EPERM;
+	if (op == OP_ROUTE_ADD)
+		return vp_route_add(ifindex, &dst);
+	if (op == OP_ROUTE_DEL)
+		return vp_route_del(ifindex, &dst);
+	return vp_route_flush(ifindex, keep_foreign, (void *)c);
+}
+
 static int keeper_do(struct keeper_state *ks, const struct request *rq, const char *p1,
 		     const char *p2, struct reply *r)
 {
@@ -446,6 +520,8 @@ static int keeper_do(struct keeper_state *ks, const struct request *rq, const ch
 		keeper_reload(ks);
 		return 0;
 	}
+	if (rq->op == OP_ROUTE_ADD || rq->op == OP_ROUTE_DEL || rq->op == OP_ROUTE_FLUSH)
+		return keeper_route(c, rq->op, flags, p1);
 	if (!vp_keeper_allows(c, ks->conf_path, ks->server_conf, (char)rq->op, p1, flags) ||
 	    (rq->op == OP_RENAME && !rename_allowed(c, p1, p2)))
 		return -EPERM;
@@ -777,6 +853,47 @@ static int k_lstat(void *ud, const char *path, struct stat *st)
 	return ret;
 }
 
+/* Routes: with the process's own rights while it has them (OpenVPN still
+ * root), through the keeper once the kernel refuses them. */
+static int k_route(struct vp_keeper *k, int op, int ifindex, const struct vp_prefix *dst)
+{
+	char text[VP_PREFIX_STRLEN] = "";
+	int ret = -EPERM;
+
+	/* Once refused (OpenVPN dropped its privileges), straight to the
+	 * keeper: privileges dropped do not come back. */
+	if (!k->routes_refused) {
+		if (op == OP_ROUTE_ADD)
+			ret = vp_route_add(ifindex, dst);
+		else if (op == OP_ROUTE_DEL)
+			ret = vp_route_del(ifindex, dst);
+		else
+			ret = vp_route_flush(ifindex, NULL, NULL);
+		if (ret != -EPERM)
+			return ret;
+		k->routes_refused = true;
+	}
+	if (dst)
+		vp_prefix_format(dst, text);
+	ret = ask(k, op, ifindex, 0, text, NULL, NULL, NULL, NULL);
+	return lost(ret) ? -EPERM : ret;
+}
+
+static int k_route_add(void *ud, int ifindex, const struct vp_prefix *dst)
+{
+	return k_route(ud, OP_ROUTE_ADD, ifindex, dst);
+}
+
+static int k_route_del(void *ud, int ifindex, const struct vp_prefix *dst)
+{
+	return k_route(ud, OP_ROUTE_DEL, ifindex, dst);
+}
+
+static int k_route_flush(void *ud, int ifindex)
+{
+	return k_route(ud, OP_ROUTE_FLUSH, ifindex, NULL);
+}
+
 static struct vp_keeper *keeper_new(int sock, pid_t pid)
 {
 	struct vp_keeper *k = calloc(1, sizeof(*k));
@@ -788,6 +905,8 @@ static struct vp_keeper *keeper_new(int sock, pid_t pid)
 	pthread_mutex_init(&k->mu, NULL);
 	k->fs = (struct vp_fs){ .open = k_open, .rename = k_rename, .unlink = k_unlink,
 				.mkdirs = k_mkdirs, .lstat = k_lstat, .ud = k };
+	k->routes = (struct vp_route_ops){ .add = k_route_add, .del = k_route_del,
+					   .flush = k_route_flush, .ud = k };
 	pthread_mutex_lock(&handles_mu);
 	k->next = handles;
 	handles = k;
@@ -948,6 +1067,11 @@ int vp_keeper_get(struct vp_keeper **out, const char *conf_path, const char *ser
 const struct vp_fs *vp_keeper_fs(struct vp_keeper *k)
 {
 	return &k->fs;
+}
+
+const struct vp_route_ops *vp_keeper_routes(struct vp_keeper *k)
+{
+	return &k->routes;
 }
 
 pid_t vp_keeper_pid(const struct vp_keeper *k)

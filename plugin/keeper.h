@@ -9,10 +9,10 @@
  * and whose --daemon does not matter) before anything else is opened, closes
  * every descriptor but its end of a socket pair (it never holds the state
  * directory's lock), and then only answers requests: open a file, rename,
- * unlink, mkdir -p, lstat.  An opened file comes back as a descriptor
- * (SCM_RIGHTS); every read and write after that is the plugin's own, so the
- * journal's appends never wait for the keeper.  Paths are resolved by the
- * keeper, outside any chroot.
+ * unlink, mkdir -p, lstat; add, remove or flush a route (vp_keeper_routes()).
+ * An opened file comes back as a descriptor (SCM_RIGHTS); every read and
+ * write after that is the plugin's own, so the journal's appends never wait
+ * for the keeper.  Paths are resolved by the keeper, outside any chroot.
  *
  * It serves only the files of one vpnpool.conf, the one named when it
  * started (it reads the file itself, again at each plugin open):
@@ -71,6 +71,14 @@ int vp_keeper_get(struct vp_keeper **out, const char *conf_path, const char *ser
 /* Its filesystem; valid until vp_keeper_put().  Safe from several threads
  * (one request at a time).  Its calls also fail with -ETIMEDOUT (above). */
 const struct vp_fs *vp_keeper_fs(struct vp_keeper *k);
+/* Its routes (plugin/routes.h): changed with the process's own rights
+ * while the kernel lets it, else asked of the keeper, which changes a route
+ * only through a tun device and only to a prefix inside one of the
+ * config's networks (vp_keeper_allows_route()), and flushes only its
+ * routes of vpnpool's protocol to such prefixes.  Valid until
+ * vp_keeper_put(). */
+struct vp_route_ops;
+const struct vp_route_ops *vp_keeper_routes(struct vp_keeper *k);
 /* The keeper process's pid. */
 pid_t vp_keeper_pid(const struct vp_keeper *k);
 
@@ -87,5 +95,13 @@ void vp_keeper_put(struct vp_keeper *k);
 struct vp_config;
 bool vp_keeper_allows(const struct vp_config *config, const char *conf_path,
 		      const char *server_conf, char op, const char *path, int flags);
+
+/* Whether the keeper would change a route to dst for config: dst lies
+ * inside a pool's network or network6, a router pool's network or
+ * network6, or a reservation's subnet or subnet6, or is the host route of
+ * a reservation's address or address6.  (It also checks that the
+ * interface is a tun device.) */
+struct vp_prefix;
+bool vp_keeper_allows_route(const struct vp_config *config, const struct vp_prefix *dst);
 
 #endif

@@ -30,6 +30,7 @@
 #include "plugin/lines.h"
 #include "plugin/metrics.h"
 #include "plugin/once.h"
+#include "plugin/routing.h"
 #include "plugin/server_conf.h"
 #include "plugin/usage.h"
 
@@ -60,6 +61,7 @@ struct vp_plugin {
 	/* Errors said once per site (a failure repeating per client is not
 	 * a line per client). */
 	struct vp_once store_once[VP_STORE_OP_COUNT], usage_once;
+	struct vp_routing routing;	/* host-routes */
 };
 
 /*
@@ -270,6 +272,78 @@ static void on_event(void *ud, const struct vp_event *ev)
 	}
 }
 
+/* ---- host-routes ---------------------------------------------------------- */
+
+/* Whether another instance is live on the state-dir (host-routes auto).
+ * A stand-in returning false until the engine's vp_space_others_live() is
+ * merged: then this whole function goes. */
+static bool vp_space_others_live(const struct vp_space *space)
+{
+	(void)space;
+	return false;
+}
+
+static void routing_log(void *ud, bool error, const char *line)
+{
+	struct vp_plugin *p = ud;
+
+	p->log(error ? PLOG_ERR : PLOG_NOTE, NAME, "%s", line);
+}
+
+/* The tun, from any call's env ("dev": UP's, a connect's). */
+static void routing_learn_dev(struct vp_plugin *p, const char *const *envp)
+{
+	vp_routing_set_dev(&p->routing, vp_env_get(envp, "dev"));
+}
+
+/* Every session of this instance online in the engine, for the routing. */
+struct each_online {
+	struct vp_routing *r;
+	void (*add)(struct vp_routing *r, const struct vp_routing_dst *d);
+};
+
+static int route_online(void *ud, const struct vp_lease_rec *rec)
+{
+	struct each_online *e = ud;
+
+	if (rec->state == VP_LEASE_ONLINE)
+		e->add(e->r, &(struct vp_routing_dst){ .addr4 = rec->addr4, .addr6 = rec->addr6,
+						       .subnet4 = rec->subnet4,
+						       .subnet6 = rec->subnet6 });
+	return 0;
+}
+
+static void routing_each_online(void *ud, struct vp_routing *r,
+				void (*add)(struct vp_routing *r, const struct vp_routing_dst *d))
+{
+	struct vp_plugin *p = ud;
+	struct each_online e = { r, add };
+
+	if (p->space)
+		vp_space_each(p->space, route_online, &e);
+}
+
+/* host-routes as configured, through the keeper once OpenVPN has dropped
+ * its privileges. */
+static void routing_init(struct vp_plugin *p)
+{
+	vp_routing_init(&p->routing, p->config.host_routes,
+			p->keeper ? vp_keeper_routes(p->keeper) : vp_route_direct(), routing_log,
+			routing_each_online, p);
+}
+
+/* A session's routes, at its start (the grant) or its end (what ended). */
+static void routing_session(struct vp_plugin *p, const struct vp_grant *g, bool start)
+{
+	struct vp_routing_dst d = { g->addr4, g->addr6, g->subnet4, g->subnet6 };
+	bool others = vp_space_others_live(p->space);
+
+	if (start)
+		vp_routing_start(&p->routing, &d, others);
+	else
+		vp_routing_end(&p->routing, &d, others);
+}
+
 /* ---- open and close ------------------------------------------------------- */
 
 static void log_pools(struct vp_plugin *p)
@@ -427,6 +501,7 @@ static void plugin_free(struct vp_plugin *p)
 	if (lost)
 		p->log(PLOG_ERR, NAME, "the usage log %s could not be written: %llu lines lost",
 		       p->config.usage_log, (unsigned long long)lost);
+	vp_routing_close(&p->routing);
 	vp_config_free(&p->config);
 	vp_keeper_put(p->keeper);
 	vp_strbuf_free(&p->fields);
@@ -502,6 +577,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		p->log(PLOG_ERR, NAME, "%s", err);
 		return -1;
 	}
+	routing_init(p);
 	/* The store first: it creates the state-dir with its parents, where
 	 * the usage log is by default. */
 	ret = vp_space_open(&p->space, &opts, &report, &holder);
@@ -601,6 +677,7 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 		       who(p, s->identity, s->identity_len), s->slot);
 		memset(&g, 0, sizeof(g));
 	}
+	routing_session(p, &g, false);
 	vp_logfmt_add(&p->fields, "identity", s->identity, s->identity_len);
 	if (g.pool) {
 		duration = now() - g.since;
@@ -706,6 +783,7 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 	s->identity_len = (uint16_t)len;	/* connect refuses longer than VP_IDENTITY_MAX */
 	s->active = s->identity != NULL;
 	s->slot = g->slot;
+	routing_session(p, g, true);
 
 	p->log(PLOG_NOTE, NAME, "client %s: %s from pool %s%s%s%s%s", who(p, id, strlen(id)),
 	       vp_addr_format(&g->addr4, a), g->pool->name,
@@ -760,6 +838,7 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	if (!s)
 		return refuse(p, id, "internal", &g, "no session state (out of memory)");
 	session_end(p, s, envp);	/* a second connect of one session: end the first */
+	routing_learn_dev(p, envp);
 	if (!learn_server(p, envp, false))
 		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
 	if (!p->writer_tried) {
@@ -816,6 +895,7 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 		/* The tun is up: its addresses are in envp, so the pools' sizes
 		 * and a pool outside the tun network are logged now; a failure
 		 * is logged and retried at the first connect.  Never fatal. */
+		routing_learn_dev(p, envp);
 		if (learn_server(p, envp, false)) {
 			vp_metrics_update(p->metrics, p->space);
 			report_files(p);

@@ -134,6 +134,7 @@ static void load__spec_example_with_subnet6_inside__gives_every_value(void **sta
 	assert_int_equal(c.warn_at[0], 80);
 	assert_int_equal(c.warn_at[1], 95);
 	assert_int_equal(c.topology, VP_TOPO_AUTO);
+	assert_int_equal(c.host_routes, VP_HOST_ROUTES_AUTO);
 	assert_null(c.metrics_file);
 	assert_false(c.fsync);
 
@@ -223,6 +224,7 @@ static void load__every_root_option__is_read(void **state)
 		    "topology = net30\n"
 		    "metrics-file = \"/run/vpnpool.prom\"\n"
 		    "fsync = true\n"
+		    "host-routes = yes\n"
 		    "pool \"p\" { network = \"10.8.0.0/24\" }\n");
 	assert_string_equal(c.state_dir, "/srv/vpnpool/");
 	assert_null(c.usage_log);
@@ -236,12 +238,14 @@ static void load__every_root_option__is_read(void **state)
 	assert_int_equal(c.topology, VP_TOPO_NET30);
 	assert_string_equal(c.metrics_file, "/run/vpnpool.prom");
 	assert_true(c.fsync);
+	assert_int_equal(c.host_routes, VP_HOST_ROUTES_YES);
 	vp_config_free(&c);
 
 	load_ok(&c, "state-dir = \"/srv/vpnpool/\"\ntopology = \"p2p\"\nwarn-at = {}\n"
 		    "pool \"p\" { network = \"10.8.0.0/24\" }\n");
 	assert_string_equal(c.usage_log, "/srv/vpnpool/usage.log");
 	assert_int_equal(c.topology, VP_TOPO_P2P);
+	assert_int_equal(c.host_routes, VP_HOST_ROUTES_AUTO);
 	assert_int_equal(c.n_warn_at, 0);
 	vp_config_free(&c);
 }
@@ -345,6 +349,8 @@ static const struct bad bad_configs[] = {
 	{ "warn-at = {80,\n 101}\n" P16, "t.conf:2: warn-at: `101' is not a whole number from 1 to 100" },
 	{ "warn-at = {0}\n" P16, "t.conf:1: warn-at: `0' is not a whole number from 1 to 100" },
 	{ "topology = \"star\"\n" P16, "t.conf:1: topology: `star' is none of auto, subnet, net30, p2p" },
+	{ P16 "\nhost-routes = \"always\"\n", "t.conf:5: host-routes: `always' is none of auto, yes, no" },
+	{ P16 "host-routes = true\n", "t.conf:4: host-routes: `true' is none of auto, yes, no" },
 	{ "\nidentity = \"common name\"\n" P16,
 	  "t.conf:2: identity: `common name' is not an environment variable name (letters, digits, '_')" },
 	{ "identity = \"\"\n" P16,

@@ -149,6 +149,58 @@ static void allows__the_config_files__read_only(void **state)
 				      O_RDWR));
 }
 
+static const char route_conf[] =
+	"state-dir = \"/var/lib/vpnpool\"\n"
+	"pool \"p\" {\n network = \"10.8.0.0/16\"\n network6 = \"fd00:8::/64\"\n}\n"
+	"router-pool \"r\" {\n network = \"10.9.0.0/16\"\n prefix = 24\n"
+	" network6 = \"fd00:9::/48\"\n prefix6 = 64\n}\n"
+	"client \"alice\" {\n address = \"10.8.0.50\"\n subnet = \"10.9.77.0/24\"\n}\n";
+
+static bool allows_route(const struct vp_config *c, const char *prefix)
+{
+	struct vp_prefix p = tl_prefix(prefix);
+
+	return vp_keeper_allows_route(c, &p);
+}
+
+static void allows_route__inside_the_configured_networks_only(void **state)
+{
+	const struct vp_config *c = load_text(route_conf);
+
+	(void)state;
+	assert_true(allows_route(c, "10.8.1.5/32"));
+	assert_true(allows_route(c, "10.8.0.50/32"));
+	assert_true(allows_route(c, "fd00:8::1:5/128"));
+	assert_true(allows_route(c, "10.9.77.0/24"));
+	assert_true(allows_route(c, "fd00:9:0:77::/64"));
+	assert_true(allows_route(c, "10.9.0.0/16"));
+	/* Wider than a network, beside one, or elsewhere: never. */
+	assert_false(allows_route(c, "10.8.0.0/15"));
+	assert_false(allows_route(c, "10.0.0.0/8"));
+	assert_false(allows_route(c, "0.0.0.0/0"));
+	assert_false(allows_route(c, "::/0"));
+	assert_false(allows_route(c, "fd00:8::/63"));
+	assert_false(allows_route(c, "10.10.0.1/32"));
+	assert_false(allows_route(c, "192.0.2.1/32"));
+	assert_false(allows_route(c, "fd00:a::1/128"));
+	assert_false(vp_keeper_allows_route(NULL, &(struct vp_prefix){ .len = 32 }));
+}
+
+static void allows_route__a_small_pool__not_the_addresses_beside_it(void **state)
+{
+	const struct vp_config *c = load_text(
+		"state-dir = \"/var/lib/vpnpool\"\n"
+		"pool \"p\" {\n network = \"10.8.0.0/24\"\n}\n"
+		"router-pool \"r\" {\n network = \"10.9.0.0/16\"\n prefix = 24\n}\n");
+
+	(void)state;
+	assert_true(allows_route(c, "10.9.200.0/25"));
+	assert_false(allows_route(c, "10.10.0.0/24"));
+	assert_true(allows_route(c, "10.8.0.9/32"));
+	assert_false(allows_route(c, "10.8.1.9/32"));
+	assert_false(allows_route(c, "10.8.0.0/23"));
+}
+
 /* ---- a real keeper across a privilege drop ----------------------------------- */
 
 static bool can_drop(void)
@@ -835,6 +887,8 @@ int main(void)
 		cmocka_unit_test(allows__usage_log__append_only),
 		cmocka_unit_test(allows__metrics__its_tmp_written_and_renamed_over_it),
 		cmocka_unit_test(allows__the_config_files__read_only),
+		cmocka_unit_test(allows_route__inside_the_configured_networks_only),
+		cmocka_unit_test(allows_route__a_small_pool__not_the_addresses_beside_it),
 		cmocka_unit_test(keeper__after_the_drop__serves_the_state_dir_and_nothing_else),
 		cmocka_unit_test(keeper__when_openvpn_exits__ends),
 		cmocka_unit_test(allows__open_flags_beyond_reading_and_writing__never),
