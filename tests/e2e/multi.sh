@@ -24,9 +24,15 @@
 : "${VP_MULTI_CLIENTS:=200}"
 : "${VP_MULTI_ROUNDS:=6}"
 : "${E2E_TIMEOUT:=900}"
+# In a network namespace of its own (tuns, host routes and sysctls stay
+# out of the host's; lo is brought up for the servers on 127.0.0.1).
+if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+	MULTI_NETNS=1 exec unshare --net -- "${BASH:-bash}" "$0" "$@"
+fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multilib.sh"
 e2e_require
+[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up || e2e_skip_or_fail "cannot bring lo up in the namespace"
 command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
 [ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
 N=$VP_MULTI_CLIENTS

@@ -13,9 +13,15 @@
 # MP_CONTROL=1: two state-dirs, no instance names (no host routes): the
 # checks must fail.
 : "${E2E_TIMEOUT:=300}"
+# In a network namespace of its own (tuns, host routes and sysctls stay
+# out of the host's; lo is brought up for the servers on 127.0.0.1).
+if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+	MULTI_NETNS=1 exec unshare --net -- "${BASH:-bash}" "$0" "$@"
+fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multilib.sh"
 e2e_require
+[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up || e2e_skip_or_fail "cannot bring lo up in the namespace"
 command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
 [ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
 command -v ping >/dev/null || e2e_skip_or_fail "ping not installed (iputils-ping; scripts/deps.sh installs it)"
