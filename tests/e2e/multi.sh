@@ -326,6 +326,9 @@ e2e_assert_eq "poll errors so far" "$(wc -l <"$E2E_DIR/poll-errors")" 0
 # Restarted, it gives every client its address back.
 if mp_server_start tcp; then
 	e2e_pass "the TCP server started again after its SIGKILL"
+	routes_tcp=$(mp_host_routes "${MP_DEV[tcp]}")
+	left=$(for i in "${!ON_TCP[@]}"; do grep -x "${ON_TCP[$i]}" <<<"$routes_tcp"; done | wc -l)
+	e2e_assert_eq "host routes of the killed run left on ${MP_DEV[tcp]} after its restart, before its clients are back" "$left" 0
 	slots=()
 	for i in "${!ON_TCP[@]}"; do mp_client_start "t$i" "m$i" tcp "${MP_NULL[@]}"; slots+=("$i:t$i"); done
 	mp_wait_many 60 "${slots[@]#*:}"
