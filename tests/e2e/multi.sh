@@ -355,6 +355,10 @@ e2e_assert_eq "tiny-a held, last on udp" "$(lease_field state tiny-a) $(lease_fi
 mp_client_start tb tb tcp "${MP_NULL[@]}"
 e2e_assert_eq "tiny-b refused on TCP while tiny-a holds the only address" "$(e2e_client_wait tb)" AUTH_FAILED
 e2e_client_stop tb
+e2e_assert_match "usage log: tiny-a's disconnect names its instance" \
+	"$(grep ' event=disconnect identity=tiny-a ' "$E2E_DIR/usage.log")" ' instance=udp( |$)'
+e2e_assert_match "usage log: tiny-b's reject names its instance" \
+	"$(grep ' event=reject identity=tiny-b ' "$E2E_DIR/usage.log")" ' instance=tcp( |$)'
 vp release tiny-b >"$E2E_DIR/rel1" 2>&1
 e2e_assert_eq "release of an identity without a lease: exit status" "$?" 1
 e2e_assert_match "release without a lease says so, naming it" "$(cat "$E2E_DIR/rel1")" 'tiny-b has no lease'
