@@ -7,6 +7,15 @@
  * ... with addresses of its own, freed when it ends.  Held leases of a pool
  * sit on that pool's list in the order they went offline, so the one to
  * reclaim is always the head: no scans.
+ *
+ * Several processes (instances) share the table through the store: every
+ * change runs between ops->begin (the store's mutex; what the others wrote
+ * since is replayed into the table: replay_put, replay_del) and ops->end.
+ * An online lease carries the slot of its instance and sits on that
+ * instance's list (link[LINK_POOL]: online leases are on no held list), so
+ * that when an instance is found dead its sessions are at hand.  A lease
+ * another instance wrote that does not fit this process's config is kept
+ * in the table unplaced (pool -1) while another instance lives.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blocks.h"
 #include "layout.h"
@@ -41,6 +51,8 @@ enum lease_flags {
 	LEASE_STATIC_SUBNET4 = 1 << 2,
 	LEASE_STATIC_SUBNET6 = 1 << 3,
 	LEASE_LINKED = 1 << 4,		/* on a held list; << LINK_ROUTER for the other */
+	LEASE_ON_INSTANCE = 1 << 6,	/* online, on its instance's list (LINK_POOL) */
+	LEASE_MARK = 1 << 7,		/* scratch: seen while reading a journal again */
 };
 
 /* The client's real address, "ip:port" or "[ip6]:port", kept as 20 bytes
@@ -63,6 +75,7 @@ struct lease {
 	int16_t pool, router;		/* indexes, -1: none */
 	uint16_t identity_len;
 	struct real_addr real;
+	uint16_t instance;		/* slot of its (last) instance, VP_INSTANCE_NONE */
 	struct vp_addr addr4, addr6;
 	struct vp_prefix subnet4, subnet6;
 	uint8_t identity[];
@@ -89,7 +102,13 @@ struct area {
 struct vp_space {
 	struct vp_space_options opts;
 	const struct vp_config *config;
+	const struct vp_store_ops *ops;
 	struct vp_store *store;
+	struct held_list *inst_online;	/* VP_INSTANCE_MAX: online leases by instance */
+	uint32_t *inst_count;		/* VP_INSTANCE_MAX: how many */
+	int my_slot;			/* registered instance slot, -1: none */
+	bool resyncing;
+	char why[VP_IDENTITY_MAX + 64];	/* vp_space_import()'s *why */
 	uint64_t hash_key[2];
 
 	struct tab_entry *tab;		/* linear probing, backward-shift delete */
@@ -425,6 +444,7 @@ static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
 	r->addr6 = l->addr6;
 	r->subnet4 = l->subnet4;
 	r->subnet6 = l->subnet6;
+	r->instance = l->instance;
 }
 
 /* ---- held lists -------------------------------------------------------- */
@@ -459,6 +479,28 @@ static void held_remove(struct held_list *list, struct lease *l, int which)
 		list->tail = k->prev;
 	k->prev = k->next = NULL;
 	l->flags &= (uint8_t)~(LEASE_LINKED << which);
+}
+
+/* The instance lists of online leases (link[LINK_POOL]). */
+static void inst_unlist(struct vp_space *s, struct lease *l)
+{
+	if (!(l->flags & LEASE_ON_INSTANCE))
+		return;
+	l->flags &= (uint8_t)~LEASE_ON_INSTANCE;
+	l->flags |= LEASE_LINKED << LINK_POOL;
+	held_remove(&s->inst_online[l->instance], l, LINK_POOL);
+	s->inst_count[l->instance]--;
+}
+
+static void inst_list(struct vp_space *s, struct lease *l)
+{
+	if ((l->flags & LEASE_ON_INSTANCE) || l->state != VP_LEASE_ONLINE ||
+	    l->instance >= VP_INSTANCE_MAX)
+		return;
+	held_push(&s->inst_online[l->instance], l, LINK_POOL);
+	l->flags &= (uint8_t)~(LEASE_LINKED << LINK_POOL);
+	l->flags |= LEASE_ON_INSTANCE;
+	s->inst_count[l->instance]++;
 }
 
 /* ---- events and persistence ------------------------------------------- */
@@ -520,8 +562,8 @@ static void maybe_compact(struct vp_space *s)
 	uint64_t bg_min = s->opts.compact_bg_min ? s->opts.compact_bg_min : 4096;
 	int ret;
 
-	if (vp_store_compacting(s->store)) {
-		ret = vp_store_compact_poll(s->store, false);
+	if (s->ops->compacting(s->store)) {
+		ret = s->ops->compact_poll(s->store, false);
 		if (ret && ret != -EINPROGRESS)
 			emit_store_error(s, VP_STORE_OP_COMPACT,
 					 "compacting the journal in the background failed", ret);
@@ -533,17 +575,17 @@ static void maybe_compact(struct vp_space *s)
 	 * after a crash reads at most that. */
 	if (limit < (uint64_t)s->nleases)
 		limit = (uint64_t)s->nleases;
-	if (vp_store_appended(s->store) <= limit)
+	if (s->ops->appended(s->store) <= limit)
 		return;
 	/* A big journal is rewritten by the store's thread, so that this call
 	 * does not wait for it; a small one (or when no thread starts) right
 	 * here.  -EALREADY: the last one is still closing the old journal. */
 	if (s->nleases >= bg_min) {
-		ret = vp_store_compact_start(s->store);
+		ret = s->ops->compact_start(s->store);
 		if (ret == 0 || ret == -EALREADY)
 			return;
 	}
-	ret = vp_store_compact(s->store, lease_each_emit, s);
+	ret = s->ops->compact(s->store, lease_each_emit, s);
 	if (ret)
 		emit_store_error(s, VP_STORE_OP_COMPACT, "compacting the journal failed", ret);
 	else
@@ -556,7 +598,7 @@ static int persist_put(struct vp_space *s, const struct lease *l)
 	int ret;
 
 	lease_to_rec(l, &rec);
-	ret = vp_store_put(s->store, &rec);
+	ret = s->ops->put(s->store, &rec);
 	if (!ret)
 		store_recovered(s, VP_STORE_OP_WRITE);
 	return ret;
@@ -564,7 +606,7 @@ static int persist_put(struct vp_space *s, const struct lease *l)
 
 static int persist_del(struct vp_space *s, const struct lease *l)
 {
-	int ret = vp_store_del(s->store, l->identity, l->identity_len, l->slot);
+	int ret = s->ops->del(s->store, l->identity, l->identity_len, l->slot);
 
 	if (!ret)
 		store_recovered(s, VP_STORE_OP_WRITE);
@@ -690,6 +732,7 @@ static void lease_unlist(struct vp_space *s, struct lease *l)
 /* Free everything a placed lease holds and remove it from the table. */
 static void lease_destroy(struct vp_space *s, struct lease *l)
 {
+	inst_unlist(s, l);
 	lease_account(s, l, -1);
 	lease_unlist(s, l);
 	lease_release_blocks(s, l);
@@ -706,16 +749,35 @@ static void lease_destroy(struct vp_space *s, struct lease *l)
  * are not reclaimable). */
 static void lease_set_state(struct vp_space *s, struct lease *l, uint8_t state)
 {
+	inst_unlist(s, l);
 	lease_account(s, l, -1);
 	lease_unlist(s, l);
 	l->state = state;
 	lease_account(s, l, 1);
-	if (state != VP_LEASE_HELD)
+	if (state != VP_LEASE_HELD) {
+		inst_list(s, l);
 		return;
+	}
 	if (l->pool >= 0 && lease_dynamic4(l))
 		held_push(&s->pools[l->pool].held, l, LINK_POOL);
 	if (l->router >= 0 && lease_dynamic_subnet(l))
 		held_push(&s->routers[l->router].held, l, LINK_ROUTER);
+}
+
+/* Take a placed lease out of the allocators and figures (it stays in the
+ * table, unplaced: pool -1). */
+static void lease_unplace(struct vp_space *s, struct lease *l)
+{
+	inst_unlist(s, l);
+	lease_account(s, l, -1);
+	lease_unlist(s, l);
+	lease_release_blocks(s, l);
+	if (l->pool >= 0)
+		area_check_warn(s, &s->pools[l->pool]);
+	if (l->router >= 0)
+		area_check_warn(s, &s->routers[l->router]);
+	l->pool = l->router = -1;
+	l->flags = 0;
 }
 
 /* ---- static reservations ---------------------------------------------- */
@@ -753,6 +815,9 @@ static const struct vp_static_config *static_find(const struct vp_space *s, cons
 
 /* ---- open and close ---------------------------------------------------- */
 
+static const char *place_lease(struct vp_space *s, struct lease *l);
+static void place_or_keep(struct vp_space *s, struct lease *l);
+
 static int replay_put(void *ud, const struct vp_lease_rec *rec)
 {
 	struct vp_space *s = ud;
@@ -765,7 +830,14 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	__builtin_prefetch(&s->tab[h & s->tab_mask]);
 	real_pack(&real, rec->real);
 	l = lease_find_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
-	if (!l) {
+	if (l) {
+		/* Another instance's PUT replaces the lease (its addresses
+		 * go back to the allocators first). */
+		if (l->pool >= 0)
+			lease_unplace(s, l);
+		else
+			inst_unlist(s, l);
+	} else {
 		l = lease_new_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
 		if (!l)
 			return -ENOMEM;
@@ -775,10 +847,17 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	l->created = rec->created;
 	l->since = rec->since;
 	l->real = real;
+	l->instance = rec->instance;
 	l->addr4 = rec->addr4;
 	l->addr6 = rec->addr6;
 	l->subnet4 = rec->subnet4;
 	l->subnet6 = rec->subnet6;
+	if (s->has_server)
+		place_or_keep(s, l);
+	else
+		inst_list(s, l);
+	if (s->resyncing)
+		l->flags |= LEASE_MARK;
 	return 0;
 }
 
@@ -796,11 +875,38 @@ static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
 	struct vp_space *s = ud;
 	struct lease *l = lease_find(s, id, len, slot);
 
-	if (l) {
-		lease_unlink(s, l);
-		free(l);
-	}
+	if (l)
+		lease_destroy(s, l);
 	return 0;
+}
+
+/* The journal was replaced by one this store cannot follow: every lease
+ * not in the new one is gone. */
+static void replay_resync(void *ud, bool begin)
+{
+	struct vp_space *s = ud;
+
+	table_settle(s);
+	if (begin) {
+		for (size_t i = 0; i <= s->tab_mask; ++i)
+			if (s->tab[i].lease)
+				s->tab[i].lease->flags &= (uint8_t)~LEASE_MARK;
+		s->resyncing = true;
+		return;
+	}
+	s->resyncing = false;
+	for (size_t i = 0; i <= s->tab_mask; ++i) {
+		struct lease *l = s->tab[i].lease;
+
+		if (!l)
+			continue;
+		if (l->flags & LEASE_MARK) {
+			l->flags &= (uint8_t)~LEASE_MARK;
+			continue;
+		}
+		lease_destroy(s, l);
+		--i;	/* a later entry may have moved back into slot i */
+	}
 }
 
 static int64_t default_now(void *ud)
@@ -809,34 +915,103 @@ static int64_t default_now(void *ud)
 	return (int64_t)time(NULL);
 }
 
-/* Leases of a crashed or stopped server: extra sessions end, online ones
- * become held.  Returns whether anything changed. */
-static bool settle_loaded(struct vp_space *s, int64_t now)
+/* The name of the instance in slot, or "" (never NULL). */
+static const char *instance_name(const struct vp_space *s, uint16_t slot)
 {
-	bool changed = false;
+	const struct vp_instance_rec *r = slot < VP_INSTANCE_MAX ?
+		s->ops->instance(s->store, slot) : NULL;
 
-	(void)now;
+	return r ? r->name : "";
+}
+
+/* The session of an online lease whose instance is gone ends: an extra
+ * session's lease is freed, the sticky one becomes held from now.  With
+ * announce, a VP_EV_CRASH_HELD.  In memory first; then persisted unless
+ * quiet (the caller rewrites the journal).  0 or the store's error. */
+static int end_dead_session(struct vp_space *s, struct lease *l, int64_t now, bool announce,
+			    bool quiet)
+{
+	struct vp_event ev = {
+		.type = VP_EV_CRASH_HELD, .identity = l->identity, .identity_len = l->identity_len,
+		.address = l->addr4, .address6 = l->addr6, .subnet4 = l->subnet4,
+		.subnet6 = l->subnet6, .instance = instance_name(s, l->instance),
+		.duration = now > l->since ? now - l->since : 0, .freed = l->slot != 0,
+		.pool = l->pool >= 0 ? s->pools[l->pool].name : NULL,
+	};
+	int ret = 0;
+
+	if (announce)
+		emit(s, &ev);
+	if (l->slot) {
+		if (!quiet)
+			ret = persist_del(s, l);
+		lease_destroy(s, l);
+		return ret;
+	}
+	lease_set_state(s, l, VP_LEASE_HELD);
+	l->since = now;
+	if (!quiet)
+		ret = persist_put(s, l);
+	return ret;
+}
+
+/* At every change, after catching up: the online leases of an instance
+ * whose liveness lock is gone (it crashed) end, each announced. */
+static void check_crashed(struct vp_space *s)
+{
+	for (uint16_t slot = 0; slot < VP_INSTANCE_MAX; ++slot) {
+		int64_t now;
+
+		if (!s->inst_count[slot] || slot == s->my_slot ||
+		    s->ops->slot_alive(s->store, slot))
+			continue;
+		now = s->opts.now(s->opts.ud);
+		while (s->inst_online[slot].head) {
+			int ret = end_dead_session(s, s->inst_online[slot].head, now, true, false);
+
+			if (ret)
+				emit_store_error(s, VP_STORE_OP_WRITE,
+						 "recording the sessions of a crashed instance", ret);
+		}
+	}
+}
+
+#define SETTLE_REWRITE 1024		/* more leases to change: rewrite the journal */
+
+/* Leases of stopped or crashed instances (or of a version-1 journal) that
+ * are still online end: extra sessions go, the others are held.  Leases of
+ * live instances stay as they are.  Under the store's mutex.  Returns how
+ * many changed; the first SETTLE_REWRITE are written one by one, from
+ * there on the caller rewrites the journal. */
+static size_t settle_loaded(struct vp_space *s, int64_t now)
+{
+	int8_t alive[VP_INSTANCE_MAX];
+	size_t changed = 0;
+
+	memset(alive, -1, sizeof(alive));
 	table_settle(s);	/* unlinks below must not move leases */
 	for (size_t i = 0; i <= s->tab_mask; ++i) {
 		struct lease *l = s->tab[i].lease;
+		int ret;
 
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
-		if (!l)
+		if (!l || l->state != VP_LEASE_ONLINE)
 			continue;
-		if (l->slot) {
-			/* An entry may move back into slot i: look at it again.
-			 * One from the table's start may move to its end and be
-			 * seen twice, which changes nothing here. */
-			lease_unlink(s, l);
-			free(l);
-			changed = true;
+		if (l->instance < VP_INSTANCE_MAX) {
+			if (alive[l->instance] < 0)
+				alive[l->instance] = s->ops->slot_alive(s->store, l->instance) &&
+						     l->instance != s->my_slot;
+			if (alive[l->instance])
+				continue;
+		}
+		ret = end_dead_session(s, l, now, false, ++changed > SETTLE_REWRITE);
+		if (ret)
+			emit_store_error(s, VP_STORE_OP_WRITE, "recording a session ended", ret);
+		/* An entry may move back into slot i: look at it again.  One from
+		 * the table's start may move to its end and be seen twice, which
+		 * changes nothing here. */
+		if (s->tab[i].lease != l)
 			--i;
-			continue;
-		}
-		if (l->state == VP_LEASE_ONLINE) {
-			l->state = VP_LEASE_HELD;
-			changed = true;
-		}
 	}
 	return changed;
 }
@@ -858,7 +1033,12 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
 	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
 	s->in_force = calloc(c->n_statics + 1, sizeof(*s->in_force));
-	if (!s->tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
+	s->inst_online = calloc(VP_INSTANCE_MAX, sizeof(*s->inst_online));
+	s->inst_count = calloc(VP_INSTANCE_MAX, sizeof(*s->inst_count));
+	s->my_slot = -1;
+	s->ops = opts->store_ops ? opts->store_ops : &vp_journal_ops;
+	if (!s->tab || !s->pools || !s->routers || !s->statics || !s->in_force ||
+	    !s->inst_online || !s->inst_count) {
 		vp_space_close(s);
 		return -ENOMEM;
 	}
@@ -884,11 +1064,16 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 {
 	struct vp_store_replay replay = {
 		.put = replay_put, .del = replay_del, .size = replay_size,
+		.resync = replay_resync,
 	};
+	struct vp_store_report scratch;
 	struct vp_store_io io = { 0 };
 	struct vp_space *s;
+	size_t changed;
 	int ret;
 
+	if (!report)
+		report = &scratch;
 	ret = space_alloc(&s, opts);
 	if (ret)
 		return ret;
@@ -898,28 +1083,58 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		io = *opts->io;
 	io.now = s->opts.now;
 	io.now_ud = s->opts.ud;
-	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, &io, &replay,
-			    report, holder_pid);
+	ret = s->ops->open(&s->store, s->config->state_dir, s->config->fsync, &io, &replay,
+			   report, holder_pid);
 	if (ret)
 		goto out_free;
-	/* The journal as loaded replays to this state again (online leases
-	 * become held at every open), so a rewrite that fails (a full disk)
-	 * does not stop the start; only what comes after a damaged part
-	 * set aside lives in memory alone until a rewrite succeeds. */
-	if (settle_loaded(s, s->opts.now(s->opts.ud)) || report->torn || report->corrupt) {
-		ret = vp_store_compact(s->store, lease_each_emit, s);
+	ret = s->ops->begin(s->store);
+	if (ret)
+		goto out_free;
+	/* The journal as loaded replays to this state again (online leases of
+	 * dead instances become held at every open), so a rewrite that fails
+	 * (a full disk) does not stop the start; only what comes after a
+	 * damaged part set aside lives in memory alone until a rewrite
+	 * succeeds. */
+	changed = settle_loaded(s, s->opts.now(s->opts.ud));
+	if (changed > SETTLE_REWRITE || report->torn || report->corrupt) {
+		ret = s->ops->compact(s->store, lease_each_emit, s);
 		if (ret)
 			emit_store_error(s, VP_STORE_OP_COMPACT, report->corrupt ?
 					 "rewriting the journal at start failed (the leases kept from the damaged journal are in memory only until it succeeds)" :
 					 "rewriting the journal at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused)",
 					 ret);
 	}
+	s->ops->end(s->store);
 	*out = s;
 	return 0;
 
 out_free:
 	vp_space_close(s);
 	return ret;
+}
+
+/* A clean stop of the registered instance: its sessions end (extra ones
+ * freed, the others held from now), then its stop is recorded. */
+static void stop_instance(struct vp_space *s)
+{
+	int64_t now = s->opts.now(s->opts.ud);
+	uint16_t me = (uint16_t)s->my_slot;
+	bool rewrite = s->inst_count[me] > SETTLE_REWRITE;
+	int ret;
+
+	if (s->ops->begin(s->store))
+		return;		/* the others see it dead: its leases become held */
+	check_crashed(s);
+	while (s->inst_online[me].head) {
+		ret = end_dead_session(s, s->inst_online[me].head, now, false, rewrite);
+		if (ret)
+			emit_store_error(s, VP_STORE_OP_WRITE, "recording the sessions at stop", ret);
+	}
+	if (rewrite)
+		(void)s->ops->compact(s->store, lease_each_emit, s);
+	(void)s->ops->unregister(s->store);
+	s->my_slot = -1;
+	s->ops->end(s->store);
 }
 
 static void areas_free(struct vp_space *s)
@@ -930,17 +1145,38 @@ static void areas_free(struct vp_space *s)
 		area_free(&s->routers[i]);
 }
 
+static void space_free(struct vp_space *s);
+
+void vp_space_abandon(struct vp_space *s)
+{
+	if (!s)
+		return;
+	if (s->store)
+		s->ops->abandon(s->store);
+	s->store = NULL;
+	space_free(s);
+}
+
 void vp_space_close(struct vp_space *s)
 {
 	if (!s)
 		return;
+	if (s->store && s->my_slot >= 0)
+		stop_instance(s);
 	/* A stop or reload rewrites a journal that has grown past a quarter
 	 * of the leases, so that the next open reads one record per lease.
 	 * On failure the journal as it is stays valid. */
-	if (s->store && vp_store_appended(s->store) > 1024 &&
-	    vp_store_appended(s->store) >= s->nleases / 4)
-		(void)vp_store_compact(s->store, lease_each_emit, s);
-	vp_store_close(s->store);
+	if (s->store && s->ops->appended(s->store) > 1024 &&
+	    s->ops->appended(s->store) >= s->nleases / 4)
+		(void)s->ops->compact(s->store, lease_each_emit, s);
+	if (s->store)
+		s->ops->close(s->store);
+	s->store = NULL;
+	space_free(s);
+}
+
+static void space_free(struct vp_space *s)
+{
 	for (size_t i = 0; s->tab && i < tab_slots(s); ++i)
 		free(tab_at(s, i));
 	if (s->pools && s->routers)
@@ -951,6 +1187,8 @@ void vp_space_close(struct vp_space *s)
 	free(s->routers);
 	free(s->statics);
 	free(s->in_force);
+	free(s->inst_online);
+	free(s->inst_count);
 	free(s);
 }
 
@@ -1319,9 +1557,22 @@ static const char *place_lease(struct vp_space *s, struct lease *l)
 	return why;
 }
 
+/* A lease that does not fit, kept in the table as stored, unplaced. */
+static void lease_keep_unplaced(struct lease *l, const struct stored_addrs *stored)
+{
+	l->addr4 = stored->addr4;
+	l->addr6 = stored->addr6;
+	l->subnet4 = stored->subnet4;
+	l->subnet6 = stored->subnet6;
+	l->pool = l->router = -1;
+	l->flags = 0;
+}
+
 /* Place every loaded lease, in the order they went offline, so the held
- * lists come out oldest first. */
-static int place_all(struct vp_space *s)
+ * lists come out oldest first.  With keep, a lease that does not fit is
+ * kept unplaced rather than dropped (another instance lives, whose config
+ * it may fit; or this is the command). */
+static int place_all(struct vp_space *s, bool keep)
 {
 	struct by_since *all = malloc((s->nleases + 1) * sizeof(*all));
 	size_t n = 0;
@@ -1346,6 +1597,12 @@ static int place_all(struct vp_space *s)
 		stored = (struct stored_addrs){ l->addr4, l->addr6, l->subnet4, l->subnet6 };
 		why = place_lease(s, l);
 
+		if (why && keep) {
+			lease_release_blocks(s, l);
+			lease_keep_unplaced(l, &stored);
+			inst_list(s, l);
+			continue;
+		}
 		if (why) {
 			report_dropped(s, l, &stored, why);
 			lease_release_blocks(s, l);
@@ -1357,9 +1614,48 @@ static int place_all(struct vp_space *s)
 		lease_account(s, l, 1);
 		if (state == VP_LEASE_HELD)
 			lease_set_state(s, l, VP_LEASE_HELD);
+		else
+			inst_list(s, l);
 	}
 	free(all);
 	return 0;
+}
+
+/* Whether another instance than this one is alive on the directory. */
+static bool others_alive(struct vp_space *s)
+{
+	for (uint16_t i = 0; i < VP_INSTANCE_MAX; ++i)
+		if (i != s->my_slot && s->ops->instance(s->store, i) &&
+		    s->ops->slot_alive(s->store, i))
+			return true;
+	return false;
+}
+
+/* A lease another instance wrote, while this process has its server: placed
+ * if it fits this process's config, else kept unplaced (it may fit the
+ * writer's). */
+static void place_or_keep(struct vp_space *s, struct lease *l)
+{
+	struct stored_addrs stored = { l->addr4, l->addr6, l->subnet4, l->subnet6 };
+	uint8_t state = l->state;
+	const char *why = place_lease(s, l);
+
+	if (why) {
+		lease_release_blocks(s, l);
+		lease_keep_unplaced(l, &stored);
+		inst_list(s, l);
+		return;
+	}
+	l->state = VP_LEASE_ONLINE;
+	lease_account(s, l, 1);
+	if (state == VP_LEASE_HELD)
+		lease_set_state(s, l, VP_LEASE_HELD);
+	else
+		inst_list(s, l);
+	if (l->pool >= 0)
+		area_check_warn(s, &s->pools[l->pool]);
+	if (l->router >= 0)
+		area_check_warn(s, &s->routers[l->router]);
 }
 
 static const char *const topology_names[] = { "auto", "subnet", "net30", "p2p" };
@@ -1474,9 +1770,13 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (l) {
 			memset(l->link, 0, sizeof(l->link));
-			l->flags &= (uint8_t)~(LEASE_LINKED | LEASE_LINKED << LINK_ROUTER);
+			l->flags &= (uint8_t)~(LEASE_LINKED | LEASE_LINKED << LINK_ROUTER |
+					       LEASE_ON_INSTANCE);
+			l->pool = l->router = -1;	/* the allocators are new */
 		}
 	}
+	memset(s->inst_online, 0, VP_INSTANCE_MAX * sizeof(*s->inst_online));
+	memset(s->inst_count, 0, VP_INSTANCE_MAX * sizeof(*s->inst_count));
 	s->server = *server;
 	s->has_server = false;
 	reservations_for_server(s);
@@ -1486,7 +1786,12 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		ret = build_router(s, i);
 	if (ret)
 		return ret;
-	ret = place_all(s);
+	if (s->ops->begin(s->store) == 0) {
+		ret = place_all(s, s->opts.no_drops || others_alive(s));
+		s->ops->end(s->store);
+	} else {
+		ret = place_all(s, true);	/* nothing dropped unseen */
+	}
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < s->config->n_pools; ++i)
@@ -1499,7 +1804,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		char line[256];
 
 		vp_server_format(server, line, sizeof(line));
-		ret = vp_store_put_server(s->store, line);
+		ret = s->ops->put_server(s->store, line);
 		if (ret)
 			emit_store_error(s, VP_STORE_OP_SERVER_FILE, "writing the server file", ret);
 		else
@@ -1850,6 +2155,12 @@ static void fill_failure(const struct vp_space *s, int pool, int router, struct 
 	}
 }
 
+/* The slot this space's sessions carry. */
+static uint16_t my_instance(const struct vp_space *s)
+{
+	return s->my_slot >= 0 ? (uint16_t)s->my_slot : VP_INSTANCE_NONE;
+}
+
 static void lease_touch(struct vp_space *s, struct lease *l, const struct vp_request *req)
 {
 	int64_t now = s->opts.now(s->opts.ud);
@@ -1868,6 +2179,9 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 	struct lease saved = *l;
 	int ret;
 
+	/* Online on another instance (the client moved): this session takes
+	 * the lease over. */
+	l->instance = my_instance(s);
 	lease_set_state(s, l, VP_LEASE_ONLINE);
 	lease_touch(s, l, req);
 	ret = persist_put(s, l);
@@ -1878,8 +2192,10 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 		l->created = saved.created;
 		l->real = saved.real;
 		/* Back on the held list, at its old place in age only roughly:
-		 * it goes to the tail, which only delays its reclaim. */
-		lease_set_state(s, l, VP_LEASE_HELD);
+		 * it goes to the tail, which only delays its reclaim (or back to
+		 * the instance it was taken from). */
+		l->instance = saved.instance;
+		lease_set_state(s, l, saved.state);
 		return ret;
 	}
 	fill_grant(s, l, g, true);
@@ -1912,6 +2228,7 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 	l->subnet4 = t.subnet4;
 	l->subnet6 = t.subnet6;
 	l->state = VP_LEASE_ONLINE;
+	l->instance = my_instance(s);
 	lease_touch(s, l, req);
 	ret = persist_put(s, l);
 	if (ret) {
@@ -1922,6 +2239,7 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 		goto out_unlink;
 	}
 	lease_account(s, l, 1);
+	inst_list(s, l);
 	area_check_warn(s, &s->pools[l->pool]);
 	if (l->router >= 0)
 		area_check_warn(s, &s->routers[l->router]);
@@ -1934,25 +2252,40 @@ out_unlink:
 	return ret;
 }
 
-int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
-		     bool *store_failed)
+/* Begin a change: the store's mutex, what the others wrote, and the
+ * sessions of crashed instances ended.  0 or -errno. */
+static int change_begin(struct vp_space *s)
+{
+	int ret = s->ops->begin(s->store);
+
+	if (ret)
+		return ret;
+	check_crashed(s);
+	return 0;
+}
+
+static void change_end(struct vp_space *s)
+{
+	s->ops->end(s->store);
+}
+
+static int connect_locked(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
+			  bool *store_failed)
 {
 	const struct vp_static_config *st;
 	struct lease *l;
 	uint16_t slot;
 	int ret;
 
-	*store_failed = false;
-	memset(g, 0, sizeof(*g));
-	if (!s->has_server)
-		return -EAGAIN;
-	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
-		return -EINVAL;
 	st = static_find(s, req->identity, req->identity_len);
-	slot = free_slot(s, req, &l);
+	l = lease_find(s, req->identity, req->identity_len, 0);
+	if (l && l->state == VP_LEASE_ONLINE && s->my_slot >= 0 && l->instance != s->my_slot)
+		slot = 0;	/* online on another instance: the client moved */
+	else
+		slot = free_slot(s, req, &l);
 	if (slot == UINT16_MAX)
 		return -ENOSPC;
-	if (l && lease_still_fits(s, l, req, st)) {
+	if (l && l->pool >= 0 && lease_still_fits(s, l, req, st)) {
 		ret = connect_sticky(s, l, req, g, store_failed);
 		goto out;
 	}
@@ -1972,14 +2305,43 @@ out:
 	return ret;
 }
 
+int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
+		     bool *store_failed)
+{
+	int ret;
+
+	*store_failed = false;
+	memset(g, 0, sizeof(*g));
+	if (!s->has_server)
+		return -EAGAIN;
+	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
+		return -EINVAL;
+	ret = change_begin(s);
+	if (ret) {
+		*store_failed = true;
+		return ret;
+	}
+	ret = connect_locked(s, req, g, store_failed);
+	change_end(s);
+	return ret;
+}
+
 int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t identity_len,
 			uint16_t slot)
 {
-	struct lease *l = lease_find(s, identity, identity_len, slot);
+	struct lease *l;
+	bool locked = change_begin(s) == 0;
 	int ret;
 
-	if (!l || l->state != VP_LEASE_ONLINE)
-		return -ENOENT;
+	l = lease_find(s, identity, identity_len, slot);
+	if (!l || l->state != VP_LEASE_ONLINE) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (s->my_slot >= 0 && l->instance != s->my_slot) {
+		ret = VP_DISCONNECT_MOVED;	/* another instance's session now */
+		goto out;
+	}
 	if (slot) {
 		ret = persist_del(s, l);
 		lease_destroy(s, l);
@@ -1989,12 +2351,268 @@ int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t iden
 		ret = persist_put(s, l);
 	}
 	/* The session is over whatever the disk says: a lease the journal
-	 * still shows online is made held at the next load anyway. */
+	 * still shows online is made held when its instance is found gone. */
+	if (!locked && !ret)
+		ret = -ENOLCK;
 	if (ret)
 		emit_store_error(s, VP_STORE_OP_WRITE, "recording a disconnect", ret);
 	else
 		maybe_compact(s);
+	ret = 0;
+out:
+	if (locked)
+		change_end(s);
+	return ret;
+}
+
+/* ---- instances, release and import ------------------------------------ */
+
+int vp_space_register(struct vp_space *s, const char *name, int ifindex, const char *dev,
+		      pid_t *live_pid)
+{
+	struct vp_instance_rec rec = { .pid = (int32_t)getpid(), .ifindex = ifindex };
+	int64_t now;
+	int ret;
+
+	if (live_pid)
+		*live_pid = 0;
+	if (s->my_slot >= 0)
+		return -EALREADY;
+	if (!name || !*name || strlen(name) >= sizeof(rec.name) ||
+	    (dev && strlen(dev) >= sizeof(rec.dev)))
+		return -EINVAL;
+	strcpy(rec.name, name);
+	if (dev)
+		strcpy(rec.dev, dev);
+	ret = change_begin(s);
+	if (ret)
+		return ret;
+	ret = s->ops->register_instance(s->store, &rec, live_pid);
+	if (!ret) {
+		s->my_slot = rec.slot;
+		/* Sessions of the slot's last holder, should it have died just
+		 * now, are not this instance's. */
+		now = s->opts.now(s->opts.ud);
+		while (s->inst_online[rec.slot].head)
+			if (end_dead_session(s, s->inst_online[rec.slot].head, now, true, false))
+				emit_store_error(s, VP_STORE_OP_WRITE,
+						 "recording the sessions of a crashed instance", -EIO);
+	}
+	change_end(s);
+	return ret;
+}
+
+const char *vp_space_instance_name(const struct vp_space *s)
+{
+	return s->my_slot >= 0 ? instance_name(s, (uint16_t)s->my_slot) : "";
+}
+
+const char *vp_space_slot_name(const struct vp_space *s, uint16_t slot)
+{
+	const struct vp_instance_rec *r = slot < VP_INSTANCE_MAX ?
+		s->ops->instance(s->store, slot) : NULL;
+
+	return r ? r->name : NULL;
+}
+
+bool vp_space_others_alive(struct vp_space *s)
+{
+	return others_alive(s);
+}
+
+size_t vp_space_instances_seen(const struct vp_space *s)
+{
+	size_t n = 0;
+
+	for (uint16_t i = 0; i < VP_INSTANCE_MAX; ++i) {
+		const struct vp_instance_rec *r = s->ops->instance(s->store, i);
+		bool again = false;
+
+		if (!r)
+			continue;
+		for (uint16_t j = 0; j < i && !again; ++j) {
+			const struct vp_instance_rec *o = s->ops->instance(s->store, j);
+
+			again = o && !strcmp(o->name, r->name);
+		}
+		n += !again;
+	}
+	return n;
+}
+
+int vp_space_each_online(const struct vp_space *s,
+			 int (*fn)(void *ud, const struct vp_lease_rec *rec), void *ud)
+{
+	struct vp_lease_rec rec;
+
+	if (s->my_slot < 0)
+		return 0;
+	for (struct lease *l = s->inst_online[s->my_slot].head; l; l = l->link[LINK_POOL].next) {
+		int ret;
+
+		lease_to_rec(l, &rec);
+		ret = fn(ud, &rec);
+		if (ret)
+			return ret;
+	}
 	return 0;
+}
+
+int vp_space_sync(struct vp_space *s)
+{
+	int ret = change_begin(s);
+
+	if (!ret)
+		change_end(s);
+	return ret;
+}
+
+int vp_space_release(struct vp_space *s, const uint8_t *id, size_t len)
+{
+	struct lease *l;
+	int ret;
+
+	if (!len || len > VP_IDENTITY_MAX)
+		return -ENOENT;
+	ret = change_begin(s);
+	if (ret)
+		return ret;
+	l = lease_find(s, id, len, 0);
+	if (!l)
+		ret = -ENOENT;
+	else if (l->state == VP_LEASE_ONLINE)
+		ret = -EBUSY;
+	else
+		ret = persist_del(s, l);
+	if (!ret) {
+		lease_destroy(s, l);
+		maybe_compact(s);
+	}
+	change_end(s);
+	return ret;
+}
+
+/* The client an address is reserved for (other than the identity), or
+ * NULL. */
+static const char *reserved_owner(const struct vp_space *s, const struct lease *l,
+				  const struct vp_addr *a)
+{
+	bool v4 = a->family == VP_INET;
+
+	for (size_t i = 0; i < s->config->n_statics; ++i) {
+		const struct vp_static_config *st = &s->in_force[i];
+
+		if (strlen(st->identity) == l->identity_len &&
+		    !memcmp(st->identity, l->identity, l->identity_len))
+			continue;
+		if ((v4 ? st->has_address : st->has_address6) &&
+		    vp_addr_eq(a, v4 ? &st->address : &st->address6))
+			return st->identity;
+	}
+	return NULL;
+}
+
+/* Why an address of an imported lease was refused: -EDOM with *why, or
+ * -EADDRINUSE. */
+static int import_refused(struct vp_space *s, const struct lease *l,
+			  const struct stored_addrs *stored, const char *reason, const char **why)
+{
+	if (!strcmp(reason, "taken")) {
+		*why = "leased to another identity";
+		return -EADDRINUSE;
+	}
+	if (!strcmp(reason, "reserved")) {
+		const char *owner = reserved_owner(s, l, &stored->addr4);
+
+		if (!owner && stored->addr6.family)
+			owner = reserved_owner(s, l, &stored->addr6);
+		snprintf(s->why, sizeof(s->why), "reserved for client %s", owner ? owner : "?");
+		*why = s->why;
+	} else if (!strcmp(reason, "server-address")) {
+		*why = "a server address";
+	} else if (!strcmp(reason, "outside-range")) {
+		*why = "outside the pool's range";
+	} else if (!strcmp(reason, "excluded")) {
+		*why = "excluded";
+	} else {
+		*why = "outside every pool";
+	}
+	return -EDOM;
+}
+
+static int import_locked(struct vp_space *s, const uint8_t *id, size_t len,
+			 const struct vp_addr *a4, const struct vp_addr *a6, const char **why)
+{
+	int64_t now = s->opts.now(s->opts.ud);
+	struct stored_addrs stored = { .addr4 = *a4 };
+	const char *reason;
+	struct lease *l;
+	int ret;
+
+	if (lease_find(s, id, len, 0) || lease_find(s, id, len, 1))
+		return -EEXIST;
+	if (a6 && a6->family)
+		stored.addr6 = *a6;
+	l = lease_new(s, id, len, 0);
+	if (!l)
+		return -ENOMEM;
+	l->state = VP_LEASE_HELD;
+	l->created = l->since = now;
+	l->instance = VP_INSTANCE_NONE;
+	l->addr4 = stored.addr4;
+	l->addr6 = stored.addr6;
+	reason = place_lease(s, l);
+	if (!reason && (l->pool < 0 || !s->pools[l->pool].usable))
+		reason = "no-pool";
+	if (reason) {
+		ret = import_refused(s, l, &stored, reason, why);
+		goto out_free;
+	}
+	if (!l->addr6.family && s->pools[l->pool].v6) {
+		struct vp_prefix got;
+
+		ret = vp_blocks_alloc(s->pools[l->pool].v6, &got);
+		if (ret)
+			goto out_free;
+		l->addr6 = got.addr;
+	}
+	l->state = VP_LEASE_ONLINE;
+	lease_account(s, l, 1);
+	lease_set_state(s, l, VP_LEASE_HELD);
+	ret = persist_put(s, l);
+	if (ret) {
+		lease_destroy(s, l);
+		return ret;
+	}
+	area_check_warn(s, &s->pools[l->pool]);
+	return 0;
+
+out_free:
+	lease_release_blocks(s, l);
+	lease_unlink(s, l);
+	free(l);
+	return ret;
+}
+
+int vp_space_import(struct vp_space *s, const uint8_t *id, size_t len, const struct vp_addr *a4,
+		    const struct vp_addr *a6, const char **why)
+{
+	int ret;
+
+	*why = NULL;
+	if (!s->has_server)
+		return -EAGAIN;
+	if (!len || len > VP_IDENTITY_MAX || !a4 || a4->family != VP_INET ||
+	    (a6 && a6->family && a6->family != VP_INET6))
+		return -EINVAL;
+	ret = change_begin(s);
+	if (ret)
+		return ret;
+	ret = import_locked(s, id, len, a4, a6, why);
+	if (!ret)
+		maybe_compact(s);
+	change_end(s);
+	return ret;
 }
 
 /* ---- figures ------------------------------------------------------------ */
