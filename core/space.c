@@ -931,6 +931,7 @@ static const char *instance_name(const struct vp_space *s, uint16_t slot)
 static int end_dead_session(struct vp_space *s, struct lease *l, int64_t now, bool announce,
 			    bool quiet)
 {
+	/* now < 0: held since its last change, as it was (at open) */
 	struct vp_event ev = {
 		.type = VP_EV_CRASH_HELD, .identity = l->identity, .identity_len = l->identity_len,
 		.address = l->addr4, .address6 = l->addr6, .subnet4 = l->subnet4,
@@ -949,10 +950,55 @@ static int end_dead_session(struct vp_space *s, struct lease *l, int64_t now, bo
 		return ret;
 	}
 	lease_set_state(s, l, VP_LEASE_HELD);
-	l->since = now;
+	if (now >= 0)
+		l->since = now;
 	if (!quiet)
 		ret = persist_put(s, l);
 	return ret;
+}
+
+static int lease_order(const struct lease *x, const struct lease *y)
+{
+	size_t n = x->identity_len < y->identity_len ? x->identity_len : y->identity_len;
+	int c = memcmp(x->identity, y->identity, n);
+
+	if (c)
+		return c;
+	if (x->identity_len != y->identity_len)
+		return x->identity_len < y->identity_len ? -1 : 1;
+	return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+static int lease_ptr_cmp(const void *a, const void *b)
+{
+	return lease_order(*(struct lease *const *)a, *(struct lease *const *)b);
+}
+
+/* Every session of a dead instance ends, announced, in the order of their
+ * identities (held leases of one moment join the held lists in that order,
+ * as a load orders them). */
+static void end_dead_instance(struct vp_space *s, uint16_t slot, int64_t now, bool announce,
+			      bool quiet)
+{
+	size_t n = s->inst_count[slot], k = 0;
+	struct lease **all = malloc(n * sizeof(*all) + 1);
+
+	if (all) {
+		for (struct lease *l = s->inst_online[slot].head; l && k < n;
+		     l = l->link[LINK_POOL].next)
+			all[k++] = l;
+		qsort(all, k, sizeof(*all), lease_ptr_cmp);
+	}
+	for (size_t i = 0; all ? i < k : s->inst_online[slot].head != NULL; ++i) {
+		struct lease *l = all ? all[i] : s->inst_online[slot].head;
+		int ret = end_dead_session(s, l, now, announce, quiet);
+
+		if (ret)
+			emit_store_error(s, VP_STORE_OP_WRITE, announce ?
+					 "recording the sessions of a crashed instance" :
+					 "recording the sessions at stop", ret);
+	}
+	free(all);
 }
 
 /* At every change, after catching up: the online leases of an instance
@@ -966,13 +1012,7 @@ static void check_crashed(struct vp_space *s)
 		    s->ops->slot_alive(s->store, slot))
 			continue;
 		now = s->opts.now(s->opts.ud);
-		while (s->inst_online[slot].head) {
-			int ret = end_dead_session(s, s->inst_online[slot].head, now, true, false);
-
-			if (ret)
-				emit_store_error(s, VP_STORE_OP_WRITE,
-						 "recording the sessions of a crashed instance", ret);
-		}
+		end_dead_instance(s, slot, now, true, false);
 	}
 }
 
@@ -983,10 +1023,11 @@ static void check_crashed(struct vp_space *s)
  * live instances stay as they are.  Under the store's mutex.  Returns how
  * many changed; the first SETTLE_REWRITE are written one by one, from
  * there on the caller rewrites the journal. */
-static size_t settle_loaded(struct vp_space *s, int64_t now)
+static size_t settle_loaded(struct vp_space *s)
 {
 	int8_t alive[VP_INSTANCE_MAX];
 	size_t changed = 0;
+	int err = 0;
 
 	memset(alive, -1, sizeof(alive));
 	table_settle(s);	/* unlinks below must not move leases */
@@ -1004,15 +1045,19 @@ static size_t settle_loaded(struct vp_space *s, int64_t now)
 			if (alive[l->instance])
 				continue;
 		}
-		ret = end_dead_session(s, l, now, false, ++changed > SETTLE_REWRITE);
-		if (ret)
-			emit_store_error(s, VP_STORE_OP_WRITE, "recording a session ended", ret);
+		ret = end_dead_session(s, l, -1, false, ++changed > SETTLE_REWRITE);
+		if (ret && !err)
+			err = ret;
 		/* An entry may move back into slot i: look at it again.  One from
 		 * the table's start may move to its end and be seen twice, which
 		 * changes nothing here. */
 		if (s->tab[i].lease != l)
 			--i;
 	}
+	/* The journal as it is replays to this again (its instances are gone). */
+	if (err)
+		emit_store_error(s, VP_STORE_OP_WRITE,
+				 "recording the sessions of stopped instances at start", err);
 	return changed;
 }
 
@@ -1095,7 +1140,7 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 	 * (a full disk) does not stop the start; only what comes after a
 	 * damaged part set aside lives in memory alone until a rewrite
 	 * succeeds. */
-	changed = settle_loaded(s, s->opts.now(s->opts.ud));
+	changed = settle_loaded(s);
 	if (changed > SETTLE_REWRITE || report->torn || report->corrupt) {
 		ret = s->ops->compact(s->store, lease_each_emit, s);
 		if (ret)
@@ -1120,16 +1165,11 @@ static void stop_instance(struct vp_space *s)
 	int64_t now = s->opts.now(s->opts.ud);
 	uint16_t me = (uint16_t)s->my_slot;
 	bool rewrite = s->inst_count[me] > SETTLE_REWRITE;
-	int ret;
 
 	if (s->ops->begin(s->store))
 		return;		/* the others see it dead: its leases become held */
 	check_crashed(s);
-	while (s->inst_online[me].head) {
-		ret = end_dead_session(s, s->inst_online[me].head, now, false, rewrite);
-		if (ret)
-			emit_store_error(s, VP_STORE_OP_WRITE, "recording the sessions at stop", ret);
-	}
+	end_dead_instance(s, me, now, false, rewrite);
 	if (rewrite)
 		(void)s->ops->compact(s->store, lease_each_emit, s);
 	(void)s->ops->unregister(s->store);
@@ -1528,7 +1568,9 @@ static int by_since_cmp(const void *a, const void *b)
 {
 	const struct by_since *x = a, *y = b;
 
-	return (x->since > y->since) - (x->since < y->since);
+	if (x->since != y->since)
+		return (x->since > y->since) - (x->since < y->since);
+	return lease_order(x->lease, y->lease);	/* ties: one order everywhere */
 }
 
 /* Take one loaded lease's resources.  On a misfit, forget the parts not
@@ -2393,10 +2435,8 @@ int vp_space_register(struct vp_space *s, const char *name, int ifindex, const c
 		/* Sessions of the slot's last holder, should it have died just
 		 * now, are not this instance's. */
 		now = s->opts.now(s->opts.ud);
-		while (s->inst_online[rec.slot].head)
-			if (end_dead_session(s, s->inst_online[rec.slot].head, now, true, false))
-				emit_store_error(s, VP_STORE_OP_WRITE,
-						 "recording the sessions of a crashed instance", -EIO);
+		if (s->inst_count[rec.slot])
+			end_dead_instance(s, rec.slot, now, true, false);
 	}
 	change_end(s);
 	return ret;
