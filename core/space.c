@@ -2223,6 +2223,7 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 
 	/* Online on another instance (the client moved): this session takes
 	 * the lease over. */
+	inst_unlist(s, l);
 	l->instance = my_instance(s);
 	lease_set_state(s, l, VP_LEASE_ONLINE);
 	lease_touch(s, l, req);
@@ -2236,6 +2237,7 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 		/* Back on the held list, at its old place in age only roughly:
 		 * it goes to the tail, which only delays its reclaim (or back to
 		 * the instance it was taken from). */
+		inst_unlist(s, l);
 		l->instance = saved.instance;
 		lease_set_state(s, l, saved.state);
 		return ret;

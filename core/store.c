@@ -1426,6 +1426,7 @@ int vp_store_register(struct vp_store *s, struct vp_instance_rec *rec, pid_t *li
 		goto out;
 	}
 	rec->slot = (uint16_t)slot;
+	rec->pid = (int32_t)getpid();
 	rec->stopped = false;
 	rec->time = s->io.now(s->io.now_ud);
 	ret = append(s, encode_instance(s->crc_table, s->buf, rec));
@@ -1546,7 +1547,8 @@ static int compact_open(struct vp_store *s, struct compact *c)
 	c->buf = malloc(CHUNK);
 	if (!c->buf)
 		return -ENOMEM;
-	c->fd = s->fs->open(s->fs->ud, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW,
+	/* Read and written: it becomes the journal, which catching up reads. */
+	c->fd = s->fs->open(s->fs->ud, tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW,
 			    0640);
 	if (c->fd >= 0)
 		return 0;

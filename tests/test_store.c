@@ -558,6 +558,78 @@ static void open__dir_already_open__second_store_shares_it(void **state)
 	vp_store_close(second);
 }
 
+/* A put the first store's model (what its compaction writes) knows too. */
+static void put_both(struct fx *f, const char *id, uint16_t slot, uint32_t addr)
+{
+	struct vp_lease_rec r = lease_v4(id, slot, addr);
+
+	assert_int_equal(vp_store_put(f->store, &r), 0);
+	assert_int_equal(model_put(&f->m, &r), 0);
+}
+
+static void compaction__a_second_store_follows_moved_without_reading_again(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store *second = NULL;
+	static struct model m2;
+	struct vp_store_replay r = model_replay(&m2);
+
+	fx_open(f);
+	put_both(f, "alice", 0, 1);
+	put_both(f, "bob", 0, 2);
+	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, &r, NULL, NULL), 0);
+	assert_int_equal(m2.puts, 2);
+	put_both(f, "carol", 0, 3);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	/* once compacted: the old journal's MOVED sends it to the new one's
+	 * end; it reads only what came after */
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_int_equal(m2.puts, 3);
+	put_both(f, "dave", 0, 4);
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_int_equal(m2.puts, 4);
+	assert_non_null(model_get(&m2, "dave", 0));
+	/* twice: the file it was sent to is gone too; it reads the journal
+	 * again, whole */
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	assert_int_equal(vp_store_del(f->store, (const uint8_t *)"alice", 5, 0), 0);
+	model_del(&f->m, (const uint8_t *)"alice", 5, 0);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_int_equal(m2.puts, 4 + 3);
+	vp_store_close(second);
+}
+
+static void lock__stores_of_one_directory__exclude_each_other_per_change(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store *second = NULL;
+	struct vp_instance_rec a = { .name = "udp" }, b = { .name = "udp" };
+	pid_t live = 0;
+
+	fx_open(f);
+	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(vp_store_register(f->store, &a, &live), 0);
+	assert_int_equal(a.slot, 0);
+	assert_true(vp_store_slot_alive(second, 0));
+	assert_false(vp_store_slot_alive(second, 1));
+	assert_int_equal(vp_store_register(second, &b, &live), -EADDRINUSE);
+	assert_int_equal(live, getpid());
+	strcpy(b.name, "tcp");
+	assert_int_equal(vp_store_register(second, &b, &live), 0);
+	assert_int_equal(b.slot, 1);
+	assert_string_equal(vp_store_instance(f->store, 1) ? "" : "unknown until read", "unknown until read");
+	assert_int_equal(vp_store_begin(f->store), 0);
+	assert_string_equal(vp_store_instance(f->store, 1)->name, "tcp");
+	assert_int_equal(vp_store_begin(f->store), -EDEADLK);
+	vp_store_end(f->store);
+	vp_store_abandon(second);	/* killed: its slot's lock is gone */
+	assert_false(vp_store_slot_alive(f->store, 1));
+}
+
 /* ---- torn tails ------------------------------------------------------------------ */
 
 static void open__last_record_cut_at_every_length__dropped_earlier_kept(void **state)
@@ -1571,6 +1643,8 @@ int main(void)
 		T(open__new_dir__created_with_parents_and_empty_journal),
 		T(put__invalid_lease__einval_and_nothing_written),
 		T(open__dir_already_open__second_store_shares_it),
+		T(compaction__a_second_store_follows_moved_without_reading_again),
+		T(lock__stores_of_one_directory__exclude_each_other_per_change),
 		T(open__last_record_cut_at_every_length__dropped_earlier_kept),
 		T(open__zero_filled_tail__torn_not_corrupt),
 		T(open__header_cut_short__starts_afresh),
