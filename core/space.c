@@ -1057,7 +1057,8 @@ static size_t settle_loaded(struct vp_space *s)
 	/* The journal as it is replays to this again (its instances are gone). */
 	if (err)
 		emit_store_error(s, VP_STORE_OP_WRITE,
-				 "recording the sessions of stopped instances at start", err);
+				 "recording the end of the sessions of stopped instances at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused)",
+				 err);
 	return changed;
 }
 

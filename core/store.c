@@ -1761,18 +1761,16 @@ static const uint8_t *key_of(const uint8_t *p)
 static ssize_t key_read(const struct keys *k, uint64_t off, uint8_t buf[4 + VP_IDENTITY_MAX],
 			unsigned *cls)
 {
-	uint8_t type;
-	ssize_t n = pread(k->fd, &type, 1, (off_t)(off + REC_HEADER));
+	uint8_t head[5];
+	ssize_t n = pread(k->fd, head, 5, (off_t)(off + REC_HEADER));
 	size_t len;
 
-	if (n != 1)
+	if (n != 5)
 		return n < 0 ? -errno : -EIO;
-	*cls = key_class(type);
-	n = pread(k->fd, buf, 4, (off_t)(off + REC_HEADER + 1));
-	if (n != 4)
-		return n < 0 ? -errno : -EIO;
+	*cls = key_class(head[0]);
+	memcpy(buf, head + 1, 4);
 	len = (size_t)buf[2] | (size_t)buf[3] << 8;
-	n = pread(k->fd, buf + 4, len, (off_t)(off + REC_HEADER + 5));
+	n = len ? pread(k->fd, buf + 4, len, (off_t)(off + REC_HEADER + 5)) : 0;
 	if (n < 0 || (size_t)n != len)
 		return n < 0 ? -errno : -EIO;
 	return (ssize_t)(4 + len);

@@ -8,6 +8,7 @@
  * connect's.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,13 @@ struct vp_plugin {
 	/* Errors said once per site (a failure repeating per client is not
 	 * a line per client). */
 	struct vp_once store_once[VP_STORE_OP_COUNT], usage_once;
+	/* The instance: named by the plugin line, the config, else the tun
+	 * device at UP; usage lines name it once another has used the
+	 * state-dir (looked up at most once a second until then). */
+	char instance[VP_INSTANCE_NAME_MAX];
+	bool registered, multi;
+	bool fields_named;		/* the line being built names its instance */
+	int64_t multi_checked;
 };
 
 struct vp_session {
@@ -123,9 +131,31 @@ static void report_files(struct vp_plugin *p)
 	}
 }
 
+/* Whether usage lines name the instance: more than one has used the
+ * state-dir (once true, for good). */
+static bool name_instance(struct vp_plugin *p)
+{
+	int64_t t;
+
+	if (p->multi || !p->space || !p->registered)
+		return p->multi;
+	t = now();
+	if (t != p->multi_checked) {
+		p->multi_checked = t;
+		p->multi = vp_space_instances_seen(p->space) > 1;
+	}
+	return p->multi;
+}
+
 static void usage(struct vp_plugin *p, const char *event)
 {
-	int ret = vp_usage_write(p->usage, now(), event, &p->fields);
+	int ret;
+
+	if ((!strcmp(event, "connect") || !strcmp(event, "disconnect") ||
+	     !strcmp(event, "reject")) && !p->fields_named && name_instance(p))
+		vp_logfmt_adds(&p->fields, "instance", p->instance);
+	p->fields_named = false;
+	ret = vp_usage_write(p->usage, now(), event, &p->fields);
 	char msg[4400], line[5000];
 	enum vp_once_say say;
 
@@ -194,6 +224,32 @@ static void on_dropped(struct vp_plugin *p, const struct vp_event *ev)
 	usage(p, "drop");
 }
 
+/* Another instance died with sessions online: each ends here (held, or
+ * freed for an extra duplicate-cn session), as a disconnect with
+ * reason=crash. */
+static void on_crash(struct vp_plugin *p, const struct vp_event *ev)
+{
+	char a[VP_ADDR_STRLEN];
+
+	p->log(PLOG_NOTE, NAME, "instance %s is gone: session of %s (%s) ended, its lease %s",
+	       ev->instance, who(p, ev->identity, ev->identity_len),
+	       ev->address.family ? vp_addr_format(&ev->address, a) : "-",
+	       ev->freed ? "freed" : "held");
+	vp_logfmt_add(&p->fields, "identity", ev->identity, ev->identity_len);
+	if (ev->pool)
+		vp_logfmt_adds(&p->fields, "pool", ev->pool);
+	add_addr(&p->fields, "address", &ev->address);
+	add_addr(&p->fields, "address6", &ev->address6);
+	add_prefix(&p->fields, "subnet", &ev->subnet4);
+	add_prefix(&p->fields, "subnet6", &ev->subnet6);
+	vp_logfmt_addu(&p->fields, "duration", ev->duration > 0 ? (unsigned long long)ev->duration : 0);
+	vp_logfmt_adds(&p->fields, "reason", "crash");
+	vp_logfmt_adds(&p->fields, "instance", ev->instance && *ev->instance ? ev->instance : "-");
+	p->fields_named = true;
+	p->multi = true;	/* another instance was there */
+	usage(p, "disconnect");
+}
+
 /* A write or compaction failing, or working again: once per change. */
 static void on_store(struct vp_plugin *p, const struct vp_event *ev)
 {
@@ -250,6 +306,9 @@ static void on_event(void *ud, const struct vp_event *ev)
 	case VP_EV_RESERVATION_UNUSABLE:
 		p->log(PLOG_ERR, NAME, "%s: client %s: %s", p->config.path,
 		       who(p, ev->identity, ev->identity_len), ev->message);
+		break;
+	case VP_EV_CRASH_HELD:
+		on_crash(p, ev);
 		break;
 	}
 }
@@ -534,10 +593,21 @@ VP_EXPORT int openvpn_plugin_open_v3(const int version,
 	if (!p)
 		return OPENVPN_PLUGIN_FUNC_ERROR;
 	p->log = args->callbacks->plugin_log;
-	if (!args->argv[1] || args->argv[2]) {
+	if (!args->argv[1] || (args->argv[2] && args->argv[3])) {
 		p->log(PLOG_ERR, NAME,
-		       "usage: plugin openvpn-plugin-vpnpool.so /etc/openvpn/vpnpool.conf (one argument: the config file)");
+		       "usage: plugin openvpn-plugin-vpnpool.so /etc/openvpn/vpnpool.conf [instance=NAME]");
 		goto out_free;
+	}
+	if (args->argv[2]) {
+		const char *arg = args->argv[2];
+
+		if (strncmp(arg, "instance=", 9) || !vp_config_instance_name_ok(arg + 9)) {
+			p->log(PLOG_ERR, NAME,
+			       "plugin argument `%.100s': expected instance=NAME (1 to 63 letters, digits, '.', '_', '-')",
+			       arg);
+			goto out_free;
+		}
+		strcpy(p->instance, arg + 9);
 	}
 	if (plugin_start(p, args->argv[1], (const char *const *)args->envp))
 		goto out_free;
@@ -575,10 +645,17 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 	const char *tx = vp_env_get(envp, "bytes_sent");
 	int64_t duration = now() - s->since;
 
+	int ret;
+
 	if (!s->active)
 		return;
 	s->active = false;
-	if (vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot))
+	ret = vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot);
+	if (ret == VP_DISCONNECT_MOVED)
+		p->log(PLOG_NOTE, NAME,
+		       "session of %s ended; its address stays with its newer session on another instance",
+		       who(p, s->identity, s->identity_len));
+	else if (ret)
 		p->log(PLOG_WARN, NAME, "session of %s slot %u was not online",
 		       who(p, s->identity, s->identity_len), s->slot);
 	vp_logfmt_add(&p->fields, "identity", s->identity, s->identity_len);
@@ -592,6 +669,8 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 		vp_logfmt_adds(&p->fields, "bytes_received", rx);
 		vp_logfmt_adds(&p->fields, "bytes_sent", tx);
 	}
+	if (ret == VP_DISCONNECT_MOVED)
+		vp_logfmt_adds(&p->fields, "reason", "moved");
 	usage(p, "disconnect");
 }
 
@@ -778,6 +857,48 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	return OPENVPN_PLUGIN_FUNC_SUCCESS;
 }
 
+/* At UP: register this process as an instance of the state-dir, named by
+ * the plugin line, the config, or the tun device.  0, or -1 (logged: UP
+ * fails, and OpenVPN with it). */
+static int register_instance(struct vp_plugin *p, const char *const *envp)
+{
+	const char *dev = vp_env_get(envp, "dev");
+	unsigned ifindex = dev ? if_nametoindex(dev) : 0;
+	pid_t live = 0;
+	int ret;
+
+	if (p->registered)
+		return 0;
+	if (!p->instance[0] && p->config.instance)
+		snprintf(p->instance, sizeof(p->instance), "%s", p->config.instance);
+	if (!p->instance[0] && dev && vp_config_instance_name_ok(dev))
+		snprintf(p->instance, sizeof(p->instance), "%s", dev);
+	if (!p->instance[0]) {
+		p->log(PLOG_ERR, NAME,
+		       "no instance name: give one on the plugin line (instance=NAME) or in %s (instance = \"NAME\")",
+		       p->config.path);
+		return -1;
+	}
+	ret = vp_space_register(p->space, p->instance, (int)ifindex,
+				dev && strlen(dev) < VP_DEV_MAX ? dev : "", &live);
+	if (ret == -EADDRINUSE) {
+		p->log(PLOG_ERR, NAME,
+		       "instance %s is already running on state directory %s (pid %ld): give this OpenVPN another instance name",
+		       p->instance, p->config.state_dir, (long)live);
+		return -1;
+	}
+	if (ret) {
+		p->log(PLOG_ERR, NAME, "cannot register instance %s in the state directory %s: %s",
+		       p->instance, p->config.state_dir, ret == -EUSERS ?
+		       "too many instances are running" : strerror(-ret));
+		return -1;
+	}
+	p->registered = true;
+	p->log(PLOG_NOTE, NAME, "instance %s%s", p->instance,
+	       vp_space_others_alive(p->space) ? " (other instances are running on this state directory)" : "");
+	return 0;
+}
+
 VP_EXPORT int openvpn_plugin_func_v3(const int version,
 				     struct openvpn_plugin_args_func_in const *args,
 				     struct openvpn_plugin_args_func_return *ret)
@@ -788,6 +909,9 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 	(void)version;
 	switch (args->type) {
 	case OPENVPN_PLUGIN_UP:
+		/* The instance registers: its name may be the tun's. */
+		if (register_instance(p, envp))
+			return OPENVPN_PLUGIN_FUNC_ERROR;
 		/* The tun is up: its addresses are in envp, so the pools' sizes
 		 * and a pool outside the tun network are logged now; a failure
 		 * is logged and retried at the first connect.  Never fatal. */

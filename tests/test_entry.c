@@ -602,7 +602,7 @@ static void journal_of_a_newer_version__start_refused_saying_versions_file_and_w
 	fclose(f);
 	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_ERROR);
 	snprintf(want, sizeof(want),
-		 "%s is of format version 7; this plugin understands version 1: upgrade vpnpool, or move the file aside to start with no leases",
+		 "%s is of format version 7; this plugin understands version 2: upgrade vpnpool, or move the file aside to start with no leases",
 		 path);
 	assert_int_equal(count_lines(plugin_log_text, want, NULL), 1);
 	tl_rmtree(dir);
