@@ -481,6 +481,40 @@ static void held_remove(struct held_list *list, struct lease *l, int which)
 	l->flags &= (uint8_t)~(LEASE_LINKED << which);
 }
 
+static int lease_order(const struct lease *x, const struct lease *y);
+
+/* Whether x went offline before y: by since, ties in one order everywhere. */
+static bool held_before(const struct lease *x, const struct lease *y)
+{
+	if (x->since != y->since)
+		return x->since < y->since;
+	return lease_order(x, y) < 0;
+}
+
+/* Insert l into a held list at its place by held_before() (from the tail:
+ * a lease that just went offline belongs there), so that every process
+ * keeps one order whichever wrote the lease. */
+static void held_insert(struct held_list *list, struct lease *l, int which)
+{
+	struct lease *after = list->tail;
+	struct held_link *k = &l->link[which];
+
+	while (after && held_before(l, after))
+		after = after->link[which].prev;
+	if (after == list->tail) {
+		held_push(list, l, which);
+		return;
+	}
+	k->prev = after;
+	k->next = after ? after->link[which].next : list->head;
+	k->next->link[which].prev = l;
+	if (after)
+		after->link[which].next = l;
+	else
+		list->head = l;
+	l->flags |= (uint8_t)(LEASE_LINKED << which);
+}
+
 /* The instance lists of online leases (link[LINK_POOL]). */
 static void inst_unlist(struct vp_space *s, struct lease *l)
 {
@@ -747,7 +781,16 @@ static void lease_destroy(struct vp_space *s, struct lease *l)
 /* Move a placed lease between online and held, keeping figures and lists.
  * Held leases join the tails of their areas' lists (static ones never: they
  * are not reclaimable). */
+static void lease_set_state_at(struct vp_space *s, struct lease *l, uint8_t state, bool ordered);
+
 static void lease_set_state(struct vp_space *s, struct lease *l, uint8_t state)
+{
+	lease_set_state_at(s, l, state, false);
+}
+
+/* The same, a held lease placed by its since (with ordered) rather than at
+ * the tails. */
+static void lease_set_state_at(struct vp_space *s, struct lease *l, uint8_t state, bool ordered)
 {
 	inst_unlist(s, l);
 	lease_account(s, l, -1);
@@ -759,9 +802,9 @@ static void lease_set_state(struct vp_space *s, struct lease *l, uint8_t state)
 		return;
 	}
 	if (l->pool >= 0 && lease_dynamic4(l))
-		held_push(&s->pools[l->pool].held, l, LINK_POOL);
+		(ordered ? held_insert : held_push)(&s->pools[l->pool].held, l, LINK_POOL);
 	if (l->router >= 0 && lease_dynamic_subnet(l))
-		held_push(&s->routers[l->router].held, l, LINK_ROUTER);
+		(ordered ? held_insert : held_push)(&s->routers[l->router].held, l, LINK_ROUTER);
 }
 
 /* Take a placed lease out of the allocators and figures (it stays in the
@@ -1692,7 +1735,7 @@ static void place_or_keep(struct vp_space *s, struct lease *l)
 	l->state = VP_LEASE_ONLINE;
 	lease_account(s, l, 1);
 	if (state == VP_LEASE_HELD)
-		lease_set_state(s, l, VP_LEASE_HELD);
+		lease_set_state_at(s, l, VP_LEASE_HELD, true);
 	else
 		inst_list(s, l);
 	if (l->pool >= 0)
