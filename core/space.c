@@ -1605,8 +1605,17 @@ static void report_dropped(struct vp_space *s, const struct lease *l,
 /* Sorting keys next to the pointers: no lease is touched while sorting. */
 struct by_since {
 	int64_t since;
+	uint64_t key[2];		/* the identity's first 16 bytes, zero-padded,
+					 * big-endian: its order without a look at
+					 * the lease, unless these are equal */
 	struct lease *lease;
 };
+
+static void by_since_key(struct by_since *b, const struct lease *l)
+{
+	for (unsigned i = 0; i < 16; ++i)
+		b->key[i / 8] = b->key[i / 8] << 8 | (i < l->identity_len ? l->identity[i] : 0);
+}
 
 static int by_since_cmp(const void *a, const void *b)
 {
@@ -1614,7 +1623,12 @@ static int by_since_cmp(const void *a, const void *b)
 
 	if (x->since != y->since)
 		return (x->since > y->since) - (x->since < y->since);
-	return lease_order(x->lease, y->lease);	/* ties: one order everywhere */
+	/* ties: one order everywhere (lease_order's, for identities that
+	 * differ in their first 16 bytes) */
+	for (int i = 0; i < 2; ++i)
+		if (x->key[i] != y->key[i])
+			return x->key[i] < y->key[i] ? -1 : 1;
+	return lease_order(x->lease, y->lease);
 }
 
 /* Take one loaded lease's resources.  On a misfit, forget the parts not
@@ -1667,8 +1681,11 @@ static int place_all(struct vp_space *s, bool keep)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab_slots(s); ++i) {
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
-		if (tab_at(s, i))
-			all[n++] = (struct by_since){ tab_at(s, i)->since, tab_at(s, i) };
+		if (tab_at(s, i)) {
+			all[n] = (struct by_since){ .since = tab_at(s, i)->since,
+						    .lease = tab_at(s, i) };
+			by_since_key(&all[n++], tab_at(s, i));
+		}
 	}
 	qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {

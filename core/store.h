@@ -212,8 +212,11 @@ void vp_store_abandon(struct vp_store *store);
 uint64_t vp_store_appended(const struct vp_store *store);
 
 /* Rewrite the journal as one record per live lease, produced by each() calling
- * emit() for every lease; atomic (temporary file, fsync, rename).  On failure
- * the old journal stays in use.  0 or -errno. */
+ * emit() for every lease (after the last INSTANCE record of each slot);
+ * atomic (temporary file, fsync, MOVED appended to the old one, rename).
+ * Inside a change (else one of its own: each() sees the caller caught up).
+ * On failure the old journal stays in use.  0, -EALREADY (another store of
+ * the directory compacts: skipped), or -errno. */
 typedef int (*vp_store_emit_fn)(void *emit_ctx, const struct vp_lease_rec *rec);
 int vp_store_compact(struct vp_store *store,
 		     int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud);
@@ -225,7 +228,9 @@ int vp_store_compact(struct vp_store *store,
  * blocked, at the lowest priority); vp_store_compact_poll() then adds the
  * little appended since and renames the new journal into place.  Until then
  * the old journal is complete, so a crash or vp_store_close() at any moment
- * loses nothing (close stops the thread and drops its file).  A synchronous
+ * loses nothing (close stops the thread and drops its file).  Records other
+ * stores append meanwhile are copied too: the poll that installs the new
+ * journal runs inside a change, when this store has read them.  A synchronous
  * vp_store_compact() also drops a running one.  The thread's memory is 11-22
  * bytes per key in the journal, a bit per 8 bytes of journal and 1 MiB.  0, -EALREADY (one is
  * running, or the last one is still closing the old journal: try later),
