@@ -782,6 +782,7 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 
 static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
 			  struct openvpn_plugin_string_list **list);
+static int register_instance(struct vp_plugin *p, const char *const *envp, bool lenient);
 
 /* A connect, then the warnings it caused, in that order in both logs. */
 static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
@@ -828,6 +829,10 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);
 	}
+	/* Not registered at UP (reopened after SIGHUP with persist-tun, where
+	 * OpenVPN does not call UP again): now, by the same names. */
+	if (!p->registered && register_instance(p, envp, true))
+		return refuse(p, id, "internal", &g, "this OpenVPN is not registered as an instance");
 	ret = vp_space_connect(p->space, &req, &g, &store_failed);
 	if (ret && store_failed) {
 		snprintf(detail, sizeof(detail), "cannot record its lease in %s: %s",
@@ -860,7 +865,7 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 /* At UP: register this process as an instance of the state-dir, named by
  * the plugin line, the config, or the tun device.  0, or -1 (logged: UP
  * fails, and OpenVPN with it). */
-static int register_instance(struct vp_plugin *p, const char *const *envp)
+static int register_instance(struct vp_plugin *p, const char *const *envp, bool lenient)
 {
 	const char *dev = vp_env_get(envp, "dev");
 	unsigned ifindex = dev ? if_nametoindex(dev) : 0;
@@ -873,6 +878,8 @@ static int register_instance(struct vp_plugin *p, const char *const *envp)
 		snprintf(p->instance, sizeof(p->instance), "%s", p->config.instance);
 	if (!p->instance[0] && dev && vp_config_instance_name_ok(dev))
 		snprintf(p->instance, sizeof(p->instance), "%s", dev);
+	if (!p->instance[0] && lenient)
+		return 0;	/* tried again at the next connect */
 	if (!p->instance[0]) {
 		p->log(PLOG_ERR, NAME,
 		       "no instance name: give one on the plugin line (instance=NAME) or in %s (instance = \"NAME\")",
@@ -910,7 +917,7 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 	switch (args->type) {
 	case OPENVPN_PLUGIN_UP:
 		/* The instance registers: its name may be the tun's. */
-		if (register_instance(p, envp))
+		if (register_instance(p, envp, false))
 			return OPENVPN_PLUGIN_FUNC_ERROR;
 		/* The tun is up: its addresses are in envp, so the pools' sizes
 		 * and a pool outside the tun network are logged now; a failure
