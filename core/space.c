@@ -106,6 +106,7 @@ struct vp_space {
 	struct vp_store *store;
 	struct held_list *inst_online;	/* VP_INSTANCE_MAX: online leases by instance */
 	uint32_t *inst_count;		/* VP_INSTANCE_MAX: how many */
+	unsigned slots_online;		/* slots whose count is not 0 */
 	int my_slot;			/* registered instance slot, -1: none */
 	bool resyncing;
 	char why[VP_IDENTITY_MAX + 64];	/* vp_space_import()'s *why */
@@ -523,7 +524,8 @@ static void inst_unlist(struct vp_space *s, struct lease *l)
 	l->flags &= (uint8_t)~LEASE_ON_INSTANCE;
 	l->flags |= LEASE_LINKED << LINK_POOL;
 	held_remove(&s->inst_online[l->instance], l, LINK_POOL);
-	s->inst_count[l->instance]--;
+	if (--s->inst_count[l->instance] == 0)
+		s->slots_online--;
 }
 
 static void inst_list(struct vp_space *s, struct lease *l)
@@ -534,7 +536,8 @@ static void inst_list(struct vp_space *s, struct lease *l)
 	held_push(&s->inst_online[l->instance], l, LINK_POOL);
 	l->flags &= (uint8_t)~(LEASE_LINKED << LINK_POOL);
 	l->flags |= LEASE_ON_INSTANCE;
-	s->inst_count[l->instance]++;
+	if (s->inst_count[l->instance]++ == 0)
+		s->slots_online++;
 }
 
 /* ---- events and persistence ------------------------------------------- */
@@ -1048,6 +1051,9 @@ static void end_dead_instance(struct vp_space *s, uint16_t slot, int64_t now, bo
  * whose liveness lock is gone (it crashed) end, each announced. */
 static void check_crashed(struct vp_space *s)
 {
+	if (s->slots_online == 0 ||
+	    (s->slots_online == 1 && s->my_slot >= 0 && s->inst_count[s->my_slot]))
+		return;		/* no other instance has sessions */
 	for (uint16_t slot = 0; slot < VP_INSTANCE_MAX; ++slot) {
 		int64_t now;
 
@@ -1880,6 +1886,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 	}
 	memset(s->inst_online, 0, VP_INSTANCE_MAX * sizeof(*s->inst_online));
 	memset(s->inst_count, 0, VP_INSTANCE_MAX * sizeof(*s->inst_count));
+	s->slots_online = 0;
 	s->server = *server;
 	s->has_server = false;
 	reservations_for_server(s);

@@ -89,6 +89,9 @@ struct vp_store {
 	int my_slot;			/* the registered instance's slot, or -1 */
 	uint64_t caught_up;		/* catch-ups that read records (for tests) */
 	struct vp_instance_rec *inst;	/* VP_INSTANCE_MAX: last INSTANCE record */
+	_Atomic uint64_t *gen;		/* the lock file's change counter (mapped),
+					 * or NULL: look at the journal's size */
+	uint64_t seen_gen;		/* its value when this store last caught up */
 	uint8_t *scan_buf;		/* SCAN_BUF bytes, for catching up */
 	struct vp_store_io io;
 	const struct vp_fs *fs;
@@ -883,6 +886,32 @@ static bool ofd_held(const struct vp_store *s, off_t at)
 	return fl.l_type != F_UNLCK;
 }
 
+/* The lock file's second 4 KiB hold a counter every change of the journal
+ * bumps (under the mutex, before it changes the file): a store whose count
+ * is the counter's has read everything, without a look at the journal.
+ * Without the mapping (a full disk cannot grow the file) it looks. */
+#define GEN_OFFSET 4096
+
+static void map_gen(struct vp_store *s)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(s->lock_fd, &st) ||
+	    (st.st_size < 2 * GEN_OFFSET && ftruncate(s->lock_fd, 2 * GEN_OFFSET)))
+		return;
+	p = mmap(NULL, GEN_OFFSET, PROT_READ | PROT_WRITE, MAP_SHARED, s->lock_fd, GEN_OFFSET);
+	if (p != MAP_FAILED)
+		s->gen = p;
+}
+
+/* The journal is about to change (under the mutex, caught up). */
+static void gen_bump(struct vp_store *s)
+{
+	if (s->gen)
+		s->seen_gen = atomic_fetch_add(s->gen, 1) + 1;
+}
+
 /* Open dir/lock (once: it serves after a privilege drop) and write our pid
  * into it, for messages only (a full disk is no error). */
 static int open_lock(struct vp_store *s, struct vp_store_report *report)
@@ -904,6 +933,7 @@ static int open_lock(struct vp_store *s, struct vp_store_report *report)
 	n = snprintf(text, sizeof(text), "%-23ld", (long)getpid());
 	if (pwrite(s->lock_fd, text, (size_t)n, 0) != n)
 		n = 0;			/* messages only: nothing else to do */
+	map_gen(s);
 	return 0;
 }
 
@@ -914,6 +944,7 @@ static int write_header(struct vp_store *s, uint64_t id)
 	uint8_t header[HEADER_LEN];
 	int ret;
 
+	gen_bump(s);
 	if (ftruncate(s->fd, 0))
 		return -errno;
 	s->file_id = id;
@@ -986,7 +1017,10 @@ static int set_aside(struct vp_store *s, struct vp_store_report *report)
 static int append_moved(struct vp_store *s, uint64_t id, uint64_t offset)
 {
 	size_t len = encode_moved(s->crc_table, s->buf, id, offset);
-	int ret = write_all(&s->io, s->fd, s->buf, len);
+	int ret;
+
+	gen_bump(s);
+	ret = write_all(&s->io, s->fd, s->buf, len);
 
 	if (!ret && s->do_fsync)
 		ret = sync_fd(&s->io, s->fd);
@@ -1026,6 +1060,7 @@ static int follow_moved(struct vp_store *s, const struct scan *sc, bool *resync)
 	}
 	if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 		close(fd);
+		gen_bump(s);
 		return ftruncate(old, (off_t)s->end) ? -errno : 0;
 	}
 	if (pread(fd, header, HEADER_LEN, 0) == HEADER_LEN && !memcmp(header, MAGIC, MAGIC_LEN) &&
@@ -1053,8 +1088,11 @@ static int follow_moved(struct vp_store *s, const struct scan *sc, bool *resync)
 static int catch_up(struct vp_store *s)
 {
 	bool resync = false;
+	uint64_t gen = s->gen ? atomic_load(s->gen) : 0;
 	int ret = 0;
 
+	if (s->gen && gen == s->seen_gen && s->end)
+		return 0;		/* nobody changed the journal since */
 	for (int hops = 0; hops < 64; ++hops) {
 		struct vp_store_report report;
 		struct stat st;
@@ -1097,12 +1135,18 @@ static int catch_up(struct vp_store *s)
 				break;
 			continue;
 		}
-		if ((report.torn || report.corrupt) && ftruncate(s->fd, (off_t)good))
-			ret = -errno;
+		if (report.torn || report.corrupt) {
+			gen_bump(s);
+			if (ftruncate(s->fd, (off_t)good))
+				ret = -errno;
+		}
 		break;
 	}
 	if (resync && s->replay.resync)
 		s->replay.resync(s->replay.ud, false);
+	/* Under the mutex nobody else counts: this is every change read. */
+	if (!ret && s->gen)
+		s->seen_gen = atomic_load(s->gen);
 	return ret;
 }
 
@@ -1149,6 +1193,7 @@ static int load(struct vp_store *s, struct vp_store_report *report)
 		uint64_t id = new_file_id();
 
 		/* The damaged file is kept as it was, for a look. */
+		gen_bump(s);
 		ret = set_aside(s, report);
 		if (ret)
 			return ret;
@@ -1162,8 +1207,11 @@ static int load(struct vp_store *s, struct vp_store_report *report)
 	}
 	if (good_end < HEADER_V1 || (s->hdr_len && good_end < s->hdr_len) || !s->hdr_len)
 		return write_header(s, new_file_id());
-	if (report->torn && ftruncate(s->fd, (off_t)good_end))
-		return -errno;
+	if (report->torn) {
+		gen_bump(s);
+		if (ftruncate(s->fd, (off_t)good_end))
+			return -errno;
+	}
 	s->end = good_end;
 	return 0;
 }
@@ -1231,6 +1279,8 @@ int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		goto out_close_store;
 	s->in_change = true;
 	ret = load(s, report);
+	if (!ret && s->gen)
+		s->seen_gen = atomic_load(s->gen);
 	vp_store_end(s);
 	if (ret)
 		goto out_close_store;
@@ -1246,6 +1296,8 @@ static void bg_abandon(struct vp_store *s);
 
 static void store_free(struct vp_store *s)
 {
+	if (s->gen)
+		munmap((void *)s->gen, GEN_OFFSET);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->lock_fd >= 0)
@@ -1316,6 +1368,7 @@ static int append(struct vp_store *s, size_t len)
 		if (ret)
 			return ret;
 	}
+	gen_bump(s);
 	if (s->tail_dirty) {
 		if (ftruncate(s->fd, (off_t)s->end)) {
 			ret = -EIO;

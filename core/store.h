@@ -33,7 +33,11 @@
  *
  * Layout of the state directory:
  *   lock             the byte-range locks above (and the pid of the last
- *                    process that opened it, for messages)
+ *                    process that opened it, for messages); its second 4 KiB
+ *                    (mapped shared) hold a counter every writer bumps under
+ *                    the mutex before it changes the journal: a store whose
+ *                    last count is the counter's catches up without a look
+ *                    at the journal
  *   leases.journal   a header, then records; each record is appended with
  *                    one write(2) before vp_store_put() returns
  *   leases.journal.corrupt-<time>   a damaged journal set aside at load
