@@ -11,21 +11,42 @@
 
 #include "cli/cli.h"
 #include "cli/fmt.h"
-#include "cli/space_tmp.h"
 #include "conf/load.h"
 #include "core/ipp.h"
+#include "core/space.h"
+#include "core/store.h"
 
 /* ---- the writer ------------------------------------------------------------ */
 
+/*
+ * The engine, opened as a writer that is not an instance: each change takes
+ * the state directory's lock and first reads what the running instances
+ * wrote.  The server's addresses come from the file the plugin keeps; before
+ * any plugin ran, from the config alone (subnet topology, no server address
+ * to leave out).
+ */
 static int writer_open(struct vp_space **out, const struct vp_config *config, const char *cmd)
 {
-	pid_t holder = 0;
-	int ret = vp_tmp_writer_open(out, config, &holder);
+	struct vp_space_options opts = { .config = config };
+	struct vp_server server = { 0 };
+	char line[512];
+	int ret;
 
-	if (ret == -EBUSY && holder)
-		vp_cli_error("%s: the state in %s is in use by process %ld; nothing changed",
-			     cmd, config->state_dir, (long)holder);
-	else if (ret)
+	ret = vp_space_open(out, &opts, NULL, NULL);
+	if (!ret) {
+		if (vp_store_read_server(config->state_dir, line, sizeof(line)) ||
+		    !vp_server_parse(line, &server)) {
+			memset(&server, 0, sizeof(server));
+			server.topology = config->topology == VP_TOPO_AUTO ? VP_TOPO_SUBNET :
+									   config->topology;
+		}
+		ret = vp_space_set_server(*out, &server);
+		if (ret) {
+			vp_space_close(*out);
+			*out = NULL;
+		}
+	}
+	if (ret)
 		vp_cli_error("%s: cannot open the state in %s: %s; nothing changed", cmd,
 			     config->state_dir, strerror(-ret));
 	return ret;
@@ -33,7 +54,7 @@ static int writer_open(struct vp_space **out, const struct vp_config *config, co
 
 static void writer_close(struct vp_space *space)
 {
-	vp_tmp_writer_close(space);
+	vp_space_close(space);
 }
 
 static int load_config(struct vp_config *c, const char *path)

@@ -33,7 +33,8 @@
 
 #define MAX_CONF_BYTES (16 << 20)
 
-enum kind { K_PREFIX4, K_PREFIX6, K_RANGE, K_ADDR4, K_ADDR6, K_MATCH, K_NAME, K_PREFIXLEN, K_TEXT };
+enum kind { K_PREFIX4, K_PREFIX6, K_RANGE, K_ADDR4, K_ADDR6, K_MATCH, K_NAME, K_PREFIXLEN, K_TEXT,
+	    K_INSTANCE };
 
 /* A parsed value and the line it was on. */
 struct value {
@@ -335,6 +336,7 @@ static enum kind kind_of(const char *name)
 		{ "subnet6", K_PREFIX6 }, { "range", K_RANGE }, { "exclude", K_RANGE },
 		{ "address", K_ADDR4 }, { "address6", K_ADDR6 }, { "match", K_MATCH },
 		{ "identity", K_NAME }, { "prefix", K_PREFIXLEN }, { "prefix6", K_PREFIXLEN },
+		{ "instance", K_INSTANCE },
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); ++i)
@@ -430,6 +432,13 @@ static bool parse_value(struct value *v, enum kind kind, const char *text, char 
 		return false;
 	case K_PREFIXLEN:
 		return parse_prefix_len(v, text, err);
+	case K_INSTANCE:
+		if (vp_config_instance_name_ok(text))
+			return true;
+		snprintf(err, VP_ERRLEN,
+			 "`%.100s' is not an instance name (1 to 63 letters, digits, '.', '_', '-')",
+			 text);
+		return false;
 	case K_TEXT:
 		return true;
 	}
@@ -914,8 +923,9 @@ static int read_root(struct load *ld, cfg_t *cfg, struct vp_config *c)
 	c->state_dir = text_opt(cfg, "state-dir");
 	c->identity = text_opt(cfg, "identity");
 	c->metrics_file = text_opt(cfg, "metrics-file");
+	c->instance = text_opt(cfg, "instance");
 	if (!c->state_dir || !c->identity || !c->path ||
-	    (get(cfg, "metrics-file") && !c->metrics_file))
+	    (get(cfg, "metrics-file") && !c->metrics_file) || (get(cfg, "instance") && !c->instance))
 		return -1;
 	len = strlen(c->state_dir);
 	if (!len)
@@ -1038,6 +1048,7 @@ static cfg_t *schema(void)
 		CFG_INT_CB("topology", VP_TOPO_AUTO, CFGF_NONE, cb_topology),
 		CFG_INT_CB("host-routes", VP_HOST_ROUTES_AUTO, CFGF_NONE, cb_host_routes),
 		CFG_PTR_CB("metrics-file", NULL, CFGF_NODEFAULT, cb_value, value_free),
+		CFG_PTR_CB("instance", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_BOOL("fsync", cfg_false, CFGF_NONE),
 		CFG_SEC("pool", pool, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("router-pool", router, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),

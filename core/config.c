@@ -36,6 +36,23 @@ void vp_config_free(struct vp_config *c)
 	free(c->usage_log);
 	free(c->identity);
 	free(c->metrics_file);
+	free(c->instance);
 	free(c->warn_at);
 	memset(c, 0, sizeof(*c));
+}
+
+bool vp_config_instance_name_ok(const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; ++i) {
+		char ch = text[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
 }

@@ -66,6 +66,8 @@ struct vp_config {
 	char *usage_log;		/* NULL = off */
 	char *identity;			/* env variable naming a client */
 	char *metrics_file;		/* NULL = off */
+	char *instance;			/* this process's instance name, NULL: from
+					 * the plugin line or the tun device */
 	int64_t hold_time;		/* seconds */
 	unsigned *warn_at;		/* percent, ascending */
 	size_t n_warn_at;
@@ -82,5 +84,8 @@ struct vp_config {
 };
 
 void vp_config_free(struct vp_config *config);
+
+/* Whether text may name an instance: 1 to 63 of [A-Za-z0-9._-]. */
+bool vp_config_instance_name_ok(const char *text);
 
 #endif

@@ -7,6 +7,15 @@
  * ... with addresses of its own, freed when it ends.  Held leases of a pool
  * sit on that pool's list in the order they went offline, so the one to
  * reclaim is always the head: no scans.
+ *
+ * Several processes (instances) share the table through the store: every
+ * change runs between ops->begin (the store's mutex; what the others wrote
+ * since is replayed into the table: replay_put, replay_del) and ops->end.
+ * An online lease carries the slot of its instance and sits on that
+ * instance's list (link[LINK_POOL]: online leases are on no held list), so
+ * that when an instance is found dead its sessions are at hand.  A lease
+ * another instance wrote that does not fit this process's config is kept
+ * in the table unplaced (pool -1) while another instance lives.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blocks.h"
 #include "htab.h"
@@ -42,6 +52,8 @@ enum lease_flags {
 	LEASE_STATIC_SUBNET4 = 1 << 2,
 	LEASE_STATIC_SUBNET6 = 1 << 3,
 	LEASE_LINKED = 1 << 4,		/* on a held list; << LINK_ROUTER for the other */
+	LEASE_ON_INSTANCE = 1 << 6,	/* online, on its instance's list (LINK_POOL) */
+	LEASE_MARK = 1 << 7,		/* scratch: seen while reading a journal again */
 };
 
 /* The client's real address, "ip:port" or "[ip6]:port", kept as 20 bytes
@@ -82,7 +94,7 @@ struct lease {
 	uint8_t flags;
 	int16_t pool, router;		/* indexes, -1: none */
 	uint16_t identity_len;
-	/* 2 bytes free here (padding): room for a 16-bit field */
+	uint16_t instance;		/* slot of its (last) instance, VP_INSTANCE_NONE */
 	uint32_t addr4, subnet4;	/* host order; valid as "has" says */
 	struct lease_v6 *v6;		/* NULL unless HAS_ADDR6 or HAS_SUBNET6 */
 	uint8_t has;			/* enum lease_has */
@@ -111,7 +123,14 @@ struct area {
 struct vp_space {
 	struct vp_space_options opts;
 	const struct vp_config *config;
+	const struct vp_store_ops *ops;
 	struct vp_store *store;
+	struct held_list *inst_online;	/* VP_INSTANCE_MAX: online leases by instance */
+	uint32_t *inst_count;		/* VP_INSTANCE_MAX: how many */
+	unsigned slots_online;		/* slots whose count is not 0 */
+	int my_slot;			/* registered instance slot, -1: none */
+	bool resyncing;
+	char why[VP_IDENTITY_MAX + 64];	/* vp_space_import()'s *why */
 	uint64_t hash_key[2];
 
 	struct vp_htab leases;		/* keyed by lease_hash(); a probe touches
@@ -399,6 +418,7 @@ static void lease_to_rec(const struct lease *l, struct vp_lease_rec *r)
 	r->addr6 = a.addr6;
 	r->subnet4 = a.subnet4;
 	r->subnet6 = a.subnet6;
+	r->instance = l->instance;
 }
 
 /* ---- held lists -------------------------------------------------------- */
@@ -433,6 +453,64 @@ static void held_remove(struct held_list *list, struct lease *l, int which)
 		list->tail = k->prev;
 	k->prev = k->next = NULL;
 	l->flags &= (uint8_t)~(LEASE_LINKED << which);
+}
+
+static int lease_order(const struct lease *x, const struct lease *y);
+
+/* Whether x went offline before y: by since, ties in one order everywhere. */
+static bool held_before(const struct lease *x, const struct lease *y)
+{
+	if (x->since != y->since)
+		return x->since < y->since;
+	return lease_order(x, y) < 0;
+}
+
+/* Insert l into a held list at its place by held_before() (from the tail:
+ * a lease that just went offline belongs there), so that every process
+ * keeps one order whichever wrote the lease. */
+static void held_insert(struct held_list *list, struct lease *l, int which)
+{
+	struct lease *after = list->tail;
+	struct held_link *k = &l->link[which];
+
+	while (after && held_before(l, after))
+		after = after->link[which].prev;
+	if (after == list->tail) {
+		held_push(list, l, which);
+		return;
+	}
+	k->prev = after;
+	k->next = after ? after->link[which].next : list->head;
+	k->next->link[which].prev = l;
+	if (after)
+		after->link[which].next = l;
+	else
+		list->head = l;
+	l->flags |= (uint8_t)(LEASE_LINKED << which);
+}
+
+/* The instance lists of online leases (link[LINK_POOL]). */
+static void inst_unlist(struct vp_space *s, struct lease *l)
+{
+	if (!(l->flags & LEASE_ON_INSTANCE))
+		return;
+	l->flags &= (uint8_t)~LEASE_ON_INSTANCE;
+	l->flags |= LEASE_LINKED << LINK_POOL;
+	held_remove(&s->inst_online[l->instance], l, LINK_POOL);
+	if (--s->inst_count[l->instance] == 0)
+		s->slots_online--;
+}
+
+static void inst_list(struct vp_space *s, struct lease *l)
+{
+	if ((l->flags & LEASE_ON_INSTANCE) || l->state != VP_LEASE_ONLINE ||
+	    l->instance >= VP_INSTANCE_MAX)
+		return;
+	held_push(&s->inst_online[l->instance], l, LINK_POOL);
+	l->flags &= (uint8_t)~(LEASE_LINKED << LINK_POOL);
+	l->flags |= LEASE_ON_INSTANCE;
+	if (s->inst_count[l->instance]++ == 0)
+		s->slots_online++;
 }
 
 /* ---- events and persistence ------------------------------------------- */
@@ -494,8 +572,8 @@ static void maybe_compact(struct vp_space *s)
 	uint64_t bg_min = s->opts.compact_bg_min ? s->opts.compact_bg_min : 4096;
 	int ret;
 
-	if (vp_store_compacting(s->store)) {
-		ret = vp_store_compact_poll(s->store, false);
+	if (s->ops->compacting(s->store)) {
+		ret = s->ops->compact_poll(s->store, false);
 		if (ret && ret != -EINPROGRESS)
 			emit_store_error(s, VP_STORE_OP_COMPACT,
 					 "compacting the journal in the background failed", ret);
@@ -507,17 +585,17 @@ static void maybe_compact(struct vp_space *s)
 	 * after a crash reads at most that. */
 	if (limit < (uint64_t)s->leases.n)
 		limit = (uint64_t)s->leases.n;
-	if (vp_store_appended(s->store) <= limit)
+	if (s->ops->appended(s->store) <= limit)
 		return;
 	/* A big journal is rewritten by the store's thread, so that this call
 	 * does not wait for it; a small one (or when no thread starts) right
 	 * here.  -EALREADY: the last one is still closing the old journal. */
 	if (s->leases.n >= bg_min) {
-		ret = vp_store_compact_start(s->store);
+		ret = s->ops->compact_start(s->store);
 		if (ret == 0 || ret == -EALREADY)
 			return;
 	}
-	ret = vp_store_compact(s->store, lease_each_emit, s);
+	ret = s->ops->compact(s->store, lease_each_emit, s);
 	if (ret)
 		emit_store_error(s, VP_STORE_OP_COMPACT, "compacting the journal failed", ret);
 	else
@@ -530,7 +608,7 @@ static int persist_put(struct vp_space *s, const struct lease *l)
 	int ret;
 
 	lease_to_rec(l, &rec);
-	ret = vp_store_put(s->store, &rec);
+	ret = s->ops->put(s->store, &rec);
 	if (!ret)
 		store_recovered(s, VP_STORE_OP_WRITE);
 	return ret;
@@ -538,7 +616,7 @@ static int persist_put(struct vp_space *s, const struct lease *l)
 
 static int persist_del(struct vp_space *s, const struct lease *l)
 {
-	int ret = vp_store_del(s->store, l->identity, l->identity_len, l->slot);
+	int ret = s->ops->del(s->store, l->identity, l->identity_len, l->slot);
 
 	if (!ret)
 		store_recovered(s, VP_STORE_OP_WRITE);
@@ -666,6 +744,7 @@ static void lease_unlist(struct vp_space *s, struct lease *l)
 /* Free everything a placed lease holds and remove it from the table. */
 static void lease_destroy(struct vp_space *s, struct lease *l)
 {
+	inst_unlist(s, l);
 	lease_account(s, l, -1);
 	lease_unlist(s, l);
 	lease_release_blocks(s, l);
@@ -680,18 +759,46 @@ static void lease_destroy(struct vp_space *s, struct lease *l)
 /* Move a placed lease between online and held, keeping figures and lists.
  * Held leases join the tails of their areas' lists (static ones never: they
  * are not reclaimable). */
+static void lease_set_state_at(struct vp_space *s, struct lease *l, uint8_t state, bool ordered);
+
 static void lease_set_state(struct vp_space *s, struct lease *l, uint8_t state)
 {
+	lease_set_state_at(s, l, state, false);
+}
+
+/* The same, a held lease placed by its since (with ordered) rather than at
+ * the tails. */
+static void lease_set_state_at(struct vp_space *s, struct lease *l, uint8_t state, bool ordered)
+{
+	inst_unlist(s, l);
 	lease_account(s, l, -1);
 	lease_unlist(s, l);
 	l->state = state;
 	lease_account(s, l, 1);
-	if (state != VP_LEASE_HELD)
+	if (state != VP_LEASE_HELD) {
+		inst_list(s, l);
 		return;
+	}
 	if (l->pool >= 0 && lease_dynamic4(l))
-		held_push(&s->pools[l->pool].held, l, LINK_POOL);
+		(ordered ? held_insert : held_push)(&s->pools[l->pool].held, l, LINK_POOL);
 	if (l->router >= 0 && lease_dynamic_subnet(l))
-		held_push(&s->routers[l->router].held, l, LINK_ROUTER);
+		(ordered ? held_insert : held_push)(&s->routers[l->router].held, l, LINK_ROUTER);
+}
+
+/* Take a placed lease out of the allocators and figures (it stays in the
+ * table, unplaced: pool -1). */
+static void lease_unplace(struct vp_space *s, struct lease *l)
+{
+	inst_unlist(s, l);
+	lease_account(s, l, -1);
+	lease_unlist(s, l);
+	lease_release_blocks(s, l);
+	if (l->pool >= 0)
+		area_check_warn(s, &s->pools[l->pool]);
+	if (l->router >= 0)
+		area_check_warn(s, &s->routers[l->router]);
+	l->pool = l->router = -1;
+	l->flags = 0;
 }
 
 /* ---- static reservations ---------------------------------------------- */
@@ -729,6 +836,9 @@ static const struct vp_static_config *static_find(const struct vp_space *s, cons
 
 /* ---- open and close ---------------------------------------------------- */
 
+static const char *place_lease(struct vp_space *s, struct lease *l);
+static void place_or_keep(struct vp_space *s, struct lease *l);
+
 static int replay_put(void *ud, const struct vp_lease_rec *rec)
 {
 	struct vp_space *s = ud;
@@ -742,7 +852,14 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	vp_htab_prefetch(&s->leases, h);
 	real_pack(&real, rec->real);
 	l = lease_find_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
-	if (!l) {
+	if (l) {
+		/* Another instance's PUT replaces the lease (its addresses
+		 * go back to the allocators first). */
+		if (l->pool >= 0)
+			lease_unplace(s, l);
+		else
+			inst_unlist(s, l);
+	} else {
 		l = lease_new_hashed(s, h, rec->identity, rec->identity_len, rec->slot);
 		if (!l)
 			return -ENOMEM;
@@ -754,6 +871,13 @@ static int replay_put(void *ud, const struct vp_lease_rec *rec)
 	l->created = rec->created;
 	l->since = rec->since;
 	l->real = real;
+	l->instance = rec->instance;
+	if (s->has_server)
+		place_or_keep(s, l);
+	else
+		inst_list(s, l);
+	if (s->resyncing)
+		l->flags |= LEASE_MARK;
 	return 0;
 }
 
@@ -771,11 +895,38 @@ static int replay_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
 	struct vp_space *s = ud;
 	struct lease *l = lease_find(s, id, len, slot);
 
-	if (l) {
-		lease_unlink(s, l);
-		lease_free(l);
-	}
+	if (l)
+		lease_destroy(s, l);
 	return 0;
+}
+
+/* The journal was replaced by one this store cannot follow: every lease
+ * not in the new one is gone. */
+static void replay_resync(void *ud, bool begin)
+{
+	struct vp_space *s = ud;
+
+	table_settle(s);
+	if (begin) {
+		for (size_t i = 0; i < tab_slots(s); ++i)
+			if (tab_at(s, i))
+				tab_at(s, i)->flags &= (uint8_t)~LEASE_MARK;
+		s->resyncing = true;
+		return;
+	}
+	s->resyncing = false;
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		struct lease *l = tab_at(s, i);
+
+		if (!l)
+			continue;
+		if (l->flags & LEASE_MARK) {
+			l->flags &= (uint8_t)~LEASE_MARK;
+			continue;
+		}
+		lease_destroy(s, l);
+		--i;	/* a later entry may have moved back into slot i */
+	}
 }
 
 static int64_t default_now(void *ud)
@@ -784,35 +935,168 @@ static int64_t default_now(void *ud)
 	return (int64_t)time(NULL);
 }
 
-/* Leases of a crashed or stopped server: extra sessions end, online ones
- * become held.  Returns whether anything changed. */
-static bool settle_loaded(struct vp_space *s, int64_t now)
+/* The name of the instance in slot, or "" (never NULL). */
+static const char *instance_name(const struct vp_space *s, uint16_t slot)
 {
-	bool changed = false;
+	const struct vp_instance_rec *r = slot < VP_INSTANCE_MAX ?
+		s->ops->instance(s->store, slot) : NULL;
 
-	(void)now;
+	return r ? r->name : "";
+}
+
+/* The tun device of the instance in slot, or "" (never NULL). */
+static const char *instance_dev(const struct vp_space *s, uint16_t slot)
+{
+	const struct vp_instance_rec *r = slot < VP_INSTANCE_MAX ?
+		s->ops->instance(s->store, slot) : NULL;
+
+	return r ? r->dev : "";
+}
+
+/* The session of an online lease whose instance is gone ends: an extra
+ * session's lease is freed, the sticky one becomes held from now.  With
+ * announce, a VP_EV_CRASH_HELD.  In memory first; then persisted unless
+ * quiet (the caller rewrites the journal).  0 or the store's error. */
+static int end_dead_session(struct vp_space *s, struct lease *l, int64_t now, bool announce,
+			    bool quiet)
+{
+	/* now < 0: held since its last change, as it was (at open) */
+	struct vp_event ev = {
+		.type = VP_EV_CRASH_HELD, .identity = l->identity, .identity_len = l->identity_len,
+		.instance = instance_name(s, l->instance), .dev = instance_dev(s, l->instance),
+		.duration = now > l->since ? now - l->since : 0, .freed = l->slot != 0,
+		.pool = l->pool >= 0 ? s->pools[l->pool].name : NULL,
+	};
+	struct lease_addrs a;
+	int ret = 0;
+
+	if (announce) {
+		lease_addrs(l, &a);
+		ev.address = a.addr4;
+		ev.address6 = a.addr6;
+		ev.subnet4 = a.subnet4;
+		ev.subnet6 = a.subnet6;
+		emit(s, &ev);
+	}
+	if (l->slot) {
+		if (!quiet)
+			ret = persist_del(s, l);
+		lease_destroy(s, l);
+		return ret;
+	}
+	lease_set_state(s, l, VP_LEASE_HELD);
+	if (now >= 0)
+		l->since = now;
+	if (!quiet)
+		ret = persist_put(s, l);
+	return ret;
+}
+
+static int lease_order(const struct lease *x, const struct lease *y)
+{
+	size_t n = x->identity_len < y->identity_len ? x->identity_len : y->identity_len;
+	int c = memcmp(x->identity, y->identity, n);
+
+	if (c)
+		return c;
+	if (x->identity_len != y->identity_len)
+		return x->identity_len < y->identity_len ? -1 : 1;
+	return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+static int lease_ptr_cmp(const void *a, const void *b)
+{
+	return lease_order(*(struct lease *const *)a, *(struct lease *const *)b);
+}
+
+/* Every session of a dead instance ends, announced, in the order of their
+ * identities (held leases of one moment join the held lists in that order,
+ * as a load orders them). */
+static void end_dead_instance(struct vp_space *s, uint16_t slot, int64_t now, bool announce,
+			      bool quiet)
+{
+	size_t n = s->inst_count[slot], k = 0;
+	struct lease **all = malloc(n * sizeof(*all) + 1);
+
+	if (all) {
+		for (struct lease *l = s->inst_online[slot].head; l && k < n;
+		     l = l->link[LINK_POOL].next)
+			all[k++] = l;
+		qsort(all, k, sizeof(*all), lease_ptr_cmp);
+	}
+	for (size_t i = 0; all ? i < k : s->inst_online[slot].head != NULL; ++i) {
+		struct lease *l = all ? all[i] : s->inst_online[slot].head;
+		int ret = end_dead_session(s, l, now, announce, quiet);
+
+		if (ret)
+			emit_store_error(s, VP_STORE_OP_WRITE, announce ?
+					 "recording the sessions of a crashed instance" :
+					 "recording the sessions at stop", ret);
+	}
+	free(all);
+}
+
+/* At every change, after catching up: the online leases of an instance
+ * whose liveness lock is gone (it crashed) end, each announced. */
+static void check_crashed(struct vp_space *s)
+{
+	if (s->slots_online == 0 ||
+	    (s->slots_online == 1 && s->my_slot >= 0 && s->inst_count[s->my_slot]))
+		return;		/* no other instance has sessions */
+	for (uint16_t slot = 0; slot < VP_INSTANCE_MAX; ++slot) {
+		int64_t now;
+
+		if (!s->inst_count[slot] || slot == s->my_slot ||
+		    s->ops->slot_alive(s->store, slot))
+			continue;
+		now = s->opts.now(s->opts.ud);
+		end_dead_instance(s, slot, now, true, false);
+	}
+}
+
+#define SETTLE_REWRITE 1024		/* more leases to change: rewrite the journal */
+
+/* Leases of stopped or crashed instances (or of a version-1 journal) that
+ * are still online end: extra sessions go, the others are held.  Leases of
+ * live instances stay as they are.  Under the store's mutex.  Returns how
+ * many changed; the first SETTLE_REWRITE are written one by one, from
+ * there on the caller rewrites the journal. */
+static size_t settle_loaded(struct vp_space *s)
+{
+	int8_t alive[VP_INSTANCE_MAX];
+	size_t changed = 0;
+	int err = 0;
+
+	memset(alive, -1, sizeof(alive));
 	table_settle(s);	/* unlinks below must not move leases */
 	for (size_t i = 0; i < tab_slots(s); ++i) {
 		struct lease *l = tab_at(s, i);
+		int ret;
 
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
-		if (!l)
+		if (!l || l->state != VP_LEASE_ONLINE)
 			continue;
-		if (l->slot) {
-			/* An entry may move back into slot i: look at it again.
-			 * One from the table's start may move to its end and be
-			 * seen twice, which changes nothing here. */
-			lease_unlink(s, l);
-			lease_free(l);
-			changed = true;
+		if (l->instance < VP_INSTANCE_MAX) {
+			if (alive[l->instance] < 0)
+				alive[l->instance] = s->ops->slot_alive(s->store, l->instance) &&
+						     l->instance != s->my_slot;
+			if (alive[l->instance])
+				continue;
+		}
+		ret = end_dead_session(s, l, -1, false, ++changed > SETTLE_REWRITE);
+		if (ret && !err)
+			err = ret;
+		/* An entry may move back into slot i: look at it again.  One from
+		 * the table's start may move to its end and be seen twice, which
+		 * changes nothing here. */
+		if (tab_at(s, i) != l)
 			--i;
-			continue;
-		}
-		if (l->state == VP_LEASE_ONLINE) {
-			l->state = VP_LEASE_HELD;
-			changed = true;
-		}
 	}
+	/* The journal as it is replays to this again (its instances are gone). */
+	if (err)
+		emit_store_error(s, VP_STORE_OP_WRITE,
+				 "recording the end of the sessions of stopped instances at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused)",
+				 err);
 	return changed;
 }
 
@@ -832,7 +1116,12 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	s->routers = calloc(c->n_routers + 1, sizeof(*s->routers));
 	s->statics = calloc(c->n_statics + 1, sizeof(*s->statics));
 	s->in_force = calloc(c->n_statics + 1, sizeof(*s->in_force));
-	if (!s->leases.tab || !s->pools || !s->routers || !s->statics || !s->in_force) {
+	s->inst_online = calloc(VP_INSTANCE_MAX, sizeof(*s->inst_online));
+	s->inst_count = calloc(VP_INSTANCE_MAX, sizeof(*s->inst_count));
+	s->my_slot = -1;
+	s->ops = opts->store_ops ? opts->store_ops : &vp_journal_ops;
+	if (!s->leases.tab || !s->pools || !s->routers || !s->statics || !s->in_force ||
+	    !s->inst_online || !s->inst_count) {
 		vp_space_close(s);
 		return -ENOMEM;
 	}
@@ -858,11 +1147,16 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 {
 	struct vp_store_replay replay = {
 		.put = replay_put, .del = replay_del, .size = replay_size,
+		.resync = replay_resync,
 	};
+	struct vp_store_report scratch;
 	struct vp_store_io io = { 0 };
 	struct vp_space *s;
+	size_t changed;
 	int ret;
 
+	if (!report)
+		report = &scratch;
 	ret = space_alloc(&s, opts);
 	if (ret)
 		return ret;
@@ -872,28 +1166,53 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		io = *opts->io;
 	io.now = s->opts.now;
 	io.now_ud = s->opts.ud;
-	ret = vp_store_open(&s->store, s->config->state_dir, s->config->fsync, &io, &replay,
-			    report, holder_pid);
+	ret = s->ops->open(&s->store, s->config->state_dir, s->config->fsync, &io, &replay,
+			   report, holder_pid);
 	if (ret)
 		goto out_free;
-	/* The journal as loaded replays to this state again (online leases
-	 * become held at every open), so a rewrite that fails (a full disk)
-	 * does not stop the start; only what comes after a damaged part
-	 * set aside lives in memory alone until a rewrite succeeds. */
-	if (settle_loaded(s, s->opts.now(s->opts.ud)) || report->torn || report->corrupt) {
-		ret = vp_store_compact(s->store, lease_each_emit, s);
+	ret = s->ops->begin(s->store);
+	if (ret)
+		goto out_free;
+	/* The journal as loaded replays to this state again (online leases of
+	 * dead instances become held at every open), so a rewrite that fails
+	 * (a full disk) does not stop the start; only what comes after a
+	 * damaged part set aside lives in memory alone until a rewrite
+	 * succeeds. */
+	changed = settle_loaded(s);
+	if (changed > SETTLE_REWRITE || report->torn || report->corrupt) {
+		ret = s->ops->compact(s->store, lease_each_emit, s);
 		if (ret)
 			emit_store_error(s, VP_STORE_OP_COMPACT, report->corrupt ?
 					 "rewriting the journal at start failed (the leases kept from the damaged journal are in memory only until it succeeds)" :
 					 "rewriting the journal at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused)",
 					 ret);
 	}
+	s->ops->end(s->store);
 	*out = s;
 	return 0;
 
 out_free:
 	vp_space_close(s);
 	return ret;
+}
+
+/* A clean stop of the registered instance: its sessions end (extra ones
+ * freed, the others held from now), then its stop is recorded. */
+static void stop_instance(struct vp_space *s)
+{
+	int64_t now = s->opts.now(s->opts.ud);
+	uint16_t me = (uint16_t)s->my_slot;
+	bool rewrite = s->inst_count[me] > SETTLE_REWRITE;
+
+	if (s->ops->begin(s->store))
+		return;		/* the others see it dead: its leases become held */
+	check_crashed(s);
+	end_dead_instance(s, me, now, false, rewrite);
+	if (rewrite)
+		(void)s->ops->compact(s->store, lease_each_emit, s);
+	(void)s->ops->unregister(s->store);
+	s->my_slot = -1;
+	s->ops->end(s->store);
 }
 
 static void areas_free(struct vp_space *s)
@@ -904,17 +1223,38 @@ static void areas_free(struct vp_space *s)
 		area_free(&s->routers[i]);
 }
 
+static void space_free(struct vp_space *s);
+
+void vp_space_abandon(struct vp_space *s)
+{
+	if (!s)
+		return;
+	if (s->store)
+		s->ops->abandon(s->store);
+	s->store = NULL;
+	space_free(s);
+}
+
 void vp_space_close(struct vp_space *s)
 {
 	if (!s)
 		return;
+	if (s->store && s->my_slot >= 0)
+		stop_instance(s);
 	/* A stop or reload rewrites a journal that has grown past a quarter
 	 * of the leases, so that the next open reads one record per lease.
 	 * On failure the journal as it is stays valid. */
-	if (s->store && vp_store_appended(s->store) > 1024 &&
-	    vp_store_appended(s->store) >= s->leases.n / 4)
-		(void)vp_store_compact(s->store, lease_each_emit, s);
-	vp_store_close(s->store);
+	if (s->store && s->ops->appended(s->store) > 1024 &&
+	    s->ops->appended(s->store) >= s->leases.n / 4)
+		(void)s->ops->compact(s->store, lease_each_emit, s);
+	if (s->store)
+		s->ops->close(s->store);
+	s->store = NULL;
+	space_free(s);
+}
+
+static void space_free(struct vp_space *s)
+{
 	for (size_t i = 0; i < tab_slots(s); ++i)
 		lease_free(tab_at(s, i));
 	if (s->pools && s->routers)
@@ -924,6 +1264,8 @@ void vp_space_close(struct vp_space *s)
 	free(s->routers);
 	free(s->statics);
 	free(s->in_force);
+	free(s->inst_online);
+	free(s->inst_count);
 	free(s);
 }
 
@@ -1251,14 +1593,30 @@ static void report_dropped(struct vp_space *s, const struct lease *l,
 /* Sorting keys next to the pointers: no lease is touched while sorting. */
 struct by_since {
 	int64_t since;
+	uint64_t key[2];		/* the identity's first 16 bytes, zero-padded,
+					 * big-endian: its order without a look at
+					 * the lease, unless these are equal */
 	struct lease *lease;
 };
+
+static void by_since_key(struct by_since *b, const struct lease *l)
+{
+	for (unsigned i = 0; i < 16; ++i)
+		b->key[i / 8] = b->key[i / 8] << 8 | (i < l->identity_len ? l->identity[i] : 0);
+}
 
 static int by_since_cmp(const void *a, const void *b)
 {
 	const struct by_since *x = a, *y = b;
 
-	return (x->since > y->since) - (x->since < y->since);
+	if (x->since != y->since)
+		return (x->since > y->since) - (x->since < y->since);
+	/* ties: one order everywhere (lease_order's, for identities that
+	 * differ in their first 16 bytes) */
+	for (int i = 0; i < 2; ++i)
+		if (x->key[i] != y->key[i])
+			return x->key[i] < y->key[i] ? -1 : 1;
+	return lease_order(x->lease, y->lease);
 }
 
 /* Take one loaded lease's resources.  On a misfit, forget the parts not
@@ -1290,9 +1648,21 @@ static const char *place_lease(struct vp_space *s, struct lease *l)
 	return why;
 }
 
+/* A lease that does not fit, kept in the table as stored, unplaced. */
+static void lease_keep_unplaced(struct lease *l, const struct lease_addrs *stored)
+{
+	/* Placing may have cleared parts (and freed the IPv6 block): without
+	 * memory for it again the lease keeps its IPv4 parts only. */
+	(void)lease_set_addrs(l, stored);
+	l->pool = l->router = -1;
+	l->flags = 0;
+}
+
 /* Place every loaded lease, in the order they went offline, so the held
- * lists come out oldest first. */
-static int place_all(struct vp_space *s)
+ * lists come out oldest first.  With keep, a lease that does not fit is
+ * kept unplaced rather than dropped (another instance lives, whose config
+ * it may fit; or this is the command). */
+static int place_all(struct vp_space *s, bool keep)
 {
 	struct by_since *all = malloc((s->leases.n + 1) * sizeof(*all));
 	size_t n = 0;
@@ -1301,8 +1671,11 @@ static int place_all(struct vp_space *s)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab_slots(s); ++i) {
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
-		if (tab_at(s, i))
-			all[n++] = (struct by_since){ tab_at(s, i)->since, tab_at(s, i) };
+		if (tab_at(s, i)) {
+			all[n] = (struct by_since){ .since = tab_at(s, i)->since,
+						    .lease = tab_at(s, i) };
+			by_since_key(&all[n++], tab_at(s, i));
+		}
 	}
 	qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {
@@ -1317,6 +1690,12 @@ static int place_all(struct vp_space *s)
 		lease_addrs(l, &stored);
 		why = place_lease(s, l);
 
+		if (why && keep) {
+			lease_release_blocks(s, l);
+			lease_keep_unplaced(l, &stored);
+			inst_list(s, l);
+			continue;
+		}
 		if (why) {
 			report_dropped(s, l, &stored, why);
 			lease_release_blocks(s, l);
@@ -1328,9 +1707,51 @@ static int place_all(struct vp_space *s)
 		lease_account(s, l, 1);
 		if (state == VP_LEASE_HELD)
 			lease_set_state(s, l, VP_LEASE_HELD);
+		else
+			inst_list(s, l);
 	}
 	free(all);
 	return 0;
+}
+
+/* Whether another instance than this one is alive on the directory. */
+static bool others_alive(struct vp_space *s)
+{
+	for (uint16_t i = 0; i < VP_INSTANCE_MAX; ++i)
+		if (i != s->my_slot && s->ops->instance(s->store, i) &&
+		    s->ops->slot_alive(s->store, i))
+			return true;
+	return false;
+}
+
+/* A lease another instance wrote, while this process has its server: placed
+ * if it fits this process's config, else kept unplaced (it may fit the
+ * writer's). */
+static void place_or_keep(struct vp_space *s, struct lease *l)
+{
+	struct lease_addrs stored;
+	uint8_t state = l->state;
+	const char *why;
+
+	lease_addrs(l, &stored);
+	why = place_lease(s, l);
+
+	if (why) {
+		lease_release_blocks(s, l);
+		lease_keep_unplaced(l, &stored);
+		inst_list(s, l);
+		return;
+	}
+	l->state = VP_LEASE_ONLINE;
+	lease_account(s, l, 1);
+	if (state == VP_LEASE_HELD)
+		lease_set_state_at(s, l, VP_LEASE_HELD, true);
+	else
+		inst_list(s, l);
+	if (l->pool >= 0)
+		area_check_warn(s, &s->pools[l->pool]);
+	if (l->router >= 0)
+		area_check_warn(s, &s->routers[l->router]);
 }
 
 static const char *const topology_names[] = { "auto", "subnet", "net30", "p2p" };
@@ -1445,9 +1866,14 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
 		if (l) {
 			memset(l->link, 0, sizeof(l->link));
-			l->flags &= (uint8_t)~(LEASE_LINKED | LEASE_LINKED << LINK_ROUTER);
+			l->flags &= (uint8_t)~(LEASE_LINKED | LEASE_LINKED << LINK_ROUTER |
+					       LEASE_ON_INSTANCE);
+			l->pool = l->router = -1;	/* the allocators are new */
 		}
 	}
+	memset(s->inst_online, 0, VP_INSTANCE_MAX * sizeof(*s->inst_online));
+	memset(s->inst_count, 0, VP_INSTANCE_MAX * sizeof(*s->inst_count));
+	s->slots_online = 0;
 	s->server = *server;
 	s->has_server = false;
 	reservations_for_server(s);
@@ -1457,7 +1883,12 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		ret = build_router(s, i);
 	if (ret)
 		return ret;
-	ret = place_all(s);
+	if (s->ops->begin(s->store) == 0) {
+		ret = place_all(s, s->opts.no_drops || others_alive(s));
+		s->ops->end(s->store);
+	} else {
+		ret = place_all(s, true);	/* nothing dropped unseen */
+	}
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < s->config->n_pools; ++i)
@@ -1470,7 +1901,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 		char line[256];
 
 		vp_server_format(server, line, sizeof(line));
-		ret = vp_store_put_server(s->store, line);
+		ret = s->ops->put_server(s->store, line);
 		if (ret)
 			emit_store_error(s, VP_STORE_OP_SERVER_FILE, "writing the server file", ret);
 		else
@@ -1825,6 +2256,12 @@ static void fill_failure(const struct vp_space *s, int pool, int router, struct 
 	}
 }
 
+/* The slot this space's sessions carry. */
+static uint16_t my_instance(const struct vp_space *s)
+{
+	return s->my_slot >= 0 ? (uint16_t)s->my_slot : VP_INSTANCE_NONE;
+}
+
 static void lease_touch(struct vp_space *s, struct lease *l, const struct vp_request *req)
 {
 	int64_t now = s->opts.now(s->opts.ud);
@@ -1843,6 +2280,10 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 	struct lease saved = *l;
 	int ret;
 
+	/* Online on another instance (the client moved): this session takes
+	 * the lease over. */
+	inst_unlist(s, l);
+	l->instance = my_instance(s);
 	lease_set_state(s, l, VP_LEASE_ONLINE);
 	lease_touch(s, l, req);
 	ret = persist_put(s, l);
@@ -1853,8 +2294,11 @@ static int connect_sticky(struct vp_space *s, struct lease *l, const struct vp_r
 		l->created = saved.created;
 		l->real = saved.real;
 		/* Back on the held list, at its old place in age only roughly:
-		 * it goes to the tail, which only delays its reclaim. */
-		lease_set_state(s, l, VP_LEASE_HELD);
+		 * it goes to the tail, which only delays its reclaim (or back to
+		 * the instance it was taken from). */
+		inst_unlist(s, l);
+		l->instance = saved.instance;
+		lease_set_state(s, l, saved.state);
 		return ret;
 	}
 	fill_grant(s, l, g, true);
@@ -1889,6 +2333,7 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 	l->router = t.router;
 	l->flags = t.flags;
 	l->state = VP_LEASE_ONLINE;
+	l->instance = my_instance(s);
 	lease_touch(s, l, req);
 	ret = persist_put(s, l);
 	if (ret) {
@@ -1899,6 +2344,7 @@ static int connect_new(struct vp_space *s, const struct vp_request *req, uint16_
 		goto out_unlink;
 	}
 	lease_account(s, l, 1);
+	inst_list(s, l);
 	area_check_warn(s, &s->pools[l->pool]);
 	if (l->router >= 0)
 		area_check_warn(s, &s->routers[l->router]);
@@ -1911,25 +2357,40 @@ out_unlink:
 	return ret;
 }
 
-int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
-		     bool *store_failed)
+/* Begin a change: the store's mutex, what the others wrote, and the
+ * sessions of crashed instances ended.  0 or -errno. */
+static int change_begin(struct vp_space *s)
+{
+	int ret = s->ops->begin(s->store);
+
+	if (ret)
+		return ret;
+	check_crashed(s);
+	return 0;
+}
+
+static void change_end(struct vp_space *s)
+{
+	s->ops->end(s->store);
+}
+
+static int connect_locked(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
+			  bool *store_failed)
 {
 	const struct vp_static_config *st;
 	struct lease *l;
 	uint16_t slot;
 	int ret;
 
-	*store_failed = false;
-	memset(g, 0, sizeof(*g));
-	if (!s->has_server)
-		return -EAGAIN;
-	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
-		return -EINVAL;
 	st = static_find(s, req->identity, req->identity_len);
-	slot = free_slot(s, req, &l);
+	l = lease_find(s, req->identity, req->identity_len, 0);
+	if (l && l->state == VP_LEASE_ONLINE && s->my_slot >= 0 && l->instance != s->my_slot)
+		slot = 0;	/* online on another instance: the client moved */
+	else
+		slot = free_slot(s, req, &l);
 	if (slot == UINT16_MAX)
 		return -ENOSPC;
-	if (l && lease_still_fits(s, l, req, st)) {
+	if (l && l->pool >= 0 && lease_still_fits(s, l, req, st)) {
 		ret = connect_sticky(s, l, req, g, store_failed);
 		goto out;
 	}
@@ -1949,17 +2410,46 @@ out:
 	return ret;
 }
 
+int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp_grant *g,
+		     bool *store_failed)
+{
+	int ret;
+
+	*store_failed = false;
+	memset(g, 0, sizeof(*g));
+	if (!s->has_server)
+		return -EAGAIN;
+	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
+		return -EINVAL;
+	ret = change_begin(s);
+	if (ret) {
+		*store_failed = true;
+		return ret;
+	}
+	ret = connect_locked(s, req, g, store_failed);
+	change_end(s);
+	return ret;
+}
+
 int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t identity_len,
 			uint16_t slot, struct vp_grant *ended)
 {
-	struct lease *l = lease_find(s, identity, identity_len, slot);
+	struct lease *l;
+	bool locked = change_begin(s) == 0;
 	int ret;
 
-	if (!l || l->state != VP_LEASE_ONLINE)
-		return -ENOENT;
+	l = lease_find(s, identity, identity_len, slot);
+	if (!l || l->state != VP_LEASE_ONLINE) {
+		ret = -ENOENT;
+		goto out;
+	}
 	if (ended) {
 		fill_grant(s, l, ended, false);
 		ended->since = l->since;
+	}
+	if (s->my_slot >= 0 && l->instance != s->my_slot) {
+		ret = VP_DISCONNECT_MOVED;	/* another instance's session now */
+		goto out;
 	}
 	if (slot) {
 		ret = persist_del(s, l);
@@ -1970,12 +2460,274 @@ int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t iden
 		ret = persist_put(s, l);
 	}
 	/* The session is over whatever the disk says: a lease the journal
-	 * still shows online is made held at the next load anyway. */
+	 * still shows online is made held when its instance is found gone. */
+	if (!locked && !ret)
+		ret = -ENOLCK;
 	if (ret)
 		emit_store_error(s, VP_STORE_OP_WRITE, "recording a disconnect", ret);
 	else
 		maybe_compact(s);
+	ret = 0;
+out:
+	if (locked)
+		change_end(s);
+	return ret;
+}
+
+/* ---- instances, release and import ------------------------------------ */
+
+int vp_space_register(struct vp_space *s, const char *name, int ifindex, const char *dev,
+		      pid_t *live_pid)
+{
+	struct vp_instance_rec rec = { .pid = (int32_t)getpid(), .ifindex = ifindex };
+	int64_t now;
+	int ret;
+
+	if (live_pid)
+		*live_pid = 0;
+	if (s->my_slot >= 0)
+		return -EALREADY;
+	if (!name || !*name || strlen(name) >= sizeof(rec.name) ||
+	    (dev && strlen(dev) >= sizeof(rec.dev)))
+		return -EINVAL;
+	strcpy(rec.name, name);
+	if (dev)
+		strcpy(rec.dev, dev);
+	ret = change_begin(s);
+	if (ret)
+		return ret;
+	ret = s->ops->register_instance(s->store, &rec, live_pid);
+	if (!ret) {
+		s->my_slot = rec.slot;
+		/* Sessions of the slot's last holder, should it have died just
+		 * now, are not this instance's. */
+		now = s->opts.now(s->opts.ud);
+		if (s->inst_count[rec.slot])
+			end_dead_instance(s, rec.slot, now, true, false);
+	}
+	change_end(s);
+	return ret;
+}
+
+const char *vp_space_instance_name(const struct vp_space *s)
+{
+	return s->my_slot >= 0 ? instance_name(s, (uint16_t)s->my_slot) : "";
+}
+
+const char *vp_space_slot_name(const struct vp_space *s, uint16_t slot)
+{
+	const struct vp_instance_rec *r = slot < VP_INSTANCE_MAX ?
+		s->ops->instance(s->store, slot) : NULL;
+
+	return r ? r->name : NULL;
+}
+
+bool vp_space_others_alive(struct vp_space *s)
+{
+	return others_alive(s);
+}
+
+size_t vp_space_instances_seen(const struct vp_space *s)
+{
+	size_t n = 0;
+
+	for (uint16_t i = 0; i < VP_INSTANCE_MAX; ++i) {
+		const struct vp_instance_rec *r = s->ops->instance(s->store, i);
+		bool again = false;
+
+		if (!r)
+			continue;
+		for (uint16_t j = 0; j < i && !again; ++j) {
+			const struct vp_instance_rec *o = s->ops->instance(s->store, j);
+
+			again = o && !strcmp(o->name, r->name);
+		}
+		n += !again;
+	}
+	return n;
+}
+
+int vp_space_each_online(const struct vp_space *s,
+			 int (*fn)(void *ud, const struct vp_lease_rec *rec), void *ud)
+{
+	struct vp_lease_rec rec;
+
+	if (s->my_slot < 0)
+		return 0;
+	for (struct lease *l = s->inst_online[s->my_slot].head; l; l = l->link[LINK_POOL].next) {
+		int ret;
+
+		lease_to_rec(l, &rec);
+		ret = fn(ud, &rec);
+		if (ret)
+			return ret;
+	}
 	return 0;
+}
+
+int vp_space_sync(struct vp_space *s)
+{
+	int ret = change_begin(s);
+
+	if (!ret)
+		change_end(s);
+	return ret;
+}
+
+int vp_space_release(struct vp_space *s, const uint8_t *id, size_t len)
+{
+	struct lease *l;
+	int ret;
+
+	if (!len || len > VP_IDENTITY_MAX)
+		return -ENOENT;
+	ret = change_begin(s);
+	if (ret)
+		return ret;
+	l = lease_find(s, id, len, 0);
+	if (!l)
+		ret = -ENOENT;
+	else if (l->state == VP_LEASE_ONLINE)
+		ret = -EBUSY;
+	else
+		ret = persist_del(s, l);
+	if (!ret) {
+		lease_destroy(s, l);
+		maybe_compact(s);
+	}
+	change_end(s);
+	return ret;
+}
+
+/* The client an address is reserved for (other than the identity), or
+ * NULL. */
+static const char *reserved_owner(const struct vp_space *s, const struct lease *l,
+				  const struct vp_addr *a)
+{
+	bool v4 = a->family == VP_INET;
+
+	for (size_t i = 0; i < s->config->n_statics; ++i) {
+		const struct vp_static_config *st = &s->in_force[i];
+
+		if (strlen(st->identity) == l->identity_len &&
+		    !memcmp(st->identity, l->identity, l->identity_len))
+			continue;
+		if ((v4 ? st->has_address : st->has_address6) &&
+		    vp_addr_eq(a, v4 ? &st->address : &st->address6))
+			return st->identity;
+	}
+	return NULL;
+}
+
+/* Why an address of an imported lease was refused: -EDOM with *why, or
+ * -EADDRINUSE. */
+static int import_refused(struct vp_space *s, const struct lease *l,
+			  const struct lease_addrs *stored, const char *reason, const char **why)
+{
+	if (!strcmp(reason, "taken")) {
+		*why = "leased to another identity";
+		return -EADDRINUSE;
+	}
+	if (!strcmp(reason, "reserved")) {
+		const char *owner = reserved_owner(s, l, &stored->addr4);
+
+		if (!owner && stored->addr6.family)
+			owner = reserved_owner(s, l, &stored->addr6);
+		snprintf(s->why, sizeof(s->why), "reserved for client %s", owner ? owner : "?");
+		*why = s->why;
+	} else if (!strcmp(reason, "server-address")) {
+		*why = "a server address";
+	} else if (!strcmp(reason, "outside-range")) {
+		*why = "outside the pool's range";
+	} else if (!strcmp(reason, "excluded")) {
+		*why = "excluded";
+	} else {
+		*why = "outside every pool";
+	}
+	return -EDOM;
+}
+
+static int import_locked(struct vp_space *s, const uint8_t *id, size_t len,
+			 const struct vp_addr *a4, const struct vp_addr *a6, const char **why)
+{
+	int64_t now = s->opts.now(s->opts.ud);
+	struct lease_addrs stored = { .addr4 = *a4 };
+	struct lease_addrs got;
+	const char *reason;
+	struct lease *l;
+	int ret;
+
+	if (lease_find(s, id, len, 0) || lease_find(s, id, len, 1))
+		return -EEXIST;
+	if (a6 && a6->family)
+		stored.addr6 = *a6;
+	l = lease_new(s, id, len, 0);
+	if (!l)
+		return -ENOMEM;
+	l->state = VP_LEASE_HELD;
+	l->created = l->since = now;
+	l->instance = VP_INSTANCE_NONE;
+	ret = lease_set_addrs(l, &stored);
+	if (ret)
+		goto out_free;
+	reason = place_lease(s, l);
+	if (!reason && (l->pool < 0 || !s->pools[l->pool].usable))
+		reason = "no-pool";
+	if (reason) {
+		ret = import_refused(s, l, &stored, reason, why);
+		goto out_free;
+	}
+	lease_addrs(l, &got);
+	if (!got.addr6.family && s->pools[l->pool].v6) {
+		struct vp_prefix block;
+
+		ret = vp_blocks_alloc(s->pools[l->pool].v6, &block);
+		if (!ret) {
+			got.addr6 = block.addr;
+			ret = lease_set_addrs(l, &got);
+			if (ret)
+				(void)vp_blocks_release(s->pools[l->pool].v6, &block.addr);
+		}
+		if (ret)
+			goto out_free;
+	}
+	l->state = VP_LEASE_ONLINE;
+	lease_account(s, l, 1);
+	lease_set_state(s, l, VP_LEASE_HELD);
+	ret = persist_put(s, l);
+	if (ret) {
+		lease_destroy(s, l);
+		return ret;
+	}
+	area_check_warn(s, &s->pools[l->pool]);
+	return 0;
+
+out_free:
+	lease_release_blocks(s, l);
+	lease_unlink(s, l);
+	lease_free(l);
+	return ret;
+}
+
+int vp_space_import(struct vp_space *s, const uint8_t *id, size_t len, const struct vp_addr *a4,
+		    const struct vp_addr *a6, const char **why)
+{
+	int ret;
+
+	*why = NULL;
+	if (!s->has_server)
+		return -EAGAIN;
+	if (!len || len > VP_IDENTITY_MAX || !a4 || a4->family != VP_INET ||
+	    (a6 && a6->family && a6->family != VP_INET6))
+		return -EINVAL;
+	ret = change_begin(s);
+	if (ret)
+		return ret;
+	ret = import_locked(s, id, len, a4, a6, why);
+	if (!ret)
+		maybe_compact(s);
+	change_end(s);
+	return ret;
 }
 
 /* ---- figures ------------------------------------------------------------ */

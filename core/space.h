@@ -33,6 +33,12 @@ enum vp_event_type {
 				 * again after failing (error 0); op says which */
 	VP_EV_RESERVATION_UNUSABLE,	/* a client's reserved address is the
 					 * server's own: that part is not used */
+	VP_EV_CRASH_HELD,	/* an instance died (its lock is gone): this
+				 * session of it ended; identity, address,
+				 * address6, subnet4/6, pool, instance (its
+				 * name), duration (since the session began);
+				 * freed: an extra duplicate-cn session whose
+				 * lease is freed (else the lease is held) */
 };
 
 /* What a VP_EV_STORE is about; each one fails and recovers on its own. */
@@ -70,6 +76,10 @@ struct vp_event {
 	const char *reason;			/* dropped: a short token (VP_DROP_*) */
 	enum vp_store_op op;			/* store: what failed or recovered */
 	int error;				/* store: -errno, 0: works again */
+	const char *instance;			/* crash: the dead instance's name */
+	const char *dev;			/* crash: its tun device ("": unknown) */
+	int64_t duration;			/* crash: seconds the session lasted */
+	bool freed;				/* crash: an extra session's lease */
 };
 
 struct vp_space_options {
@@ -84,6 +94,9 @@ struct vp_space_options {
 						 * Closing compacts past leases / 4. */
 	uint64_t compact_bg_min;		/* from this many leases on, compaction
 						 * runs in the store's thread; 0: 4096 */
+	const struct vp_store_ops *store_ops;	/* NULL: the journal (vp_journal_ops) */
+	bool no_drops;				/* never drop a lease that does not fit
+						 * (the command): kept unplaced */
 };
 
 /* What the server itself uses, learnt from OpenVPN. */
@@ -102,12 +115,67 @@ struct vp_server {
 size_t vp_server_format(const struct vp_server *server, char *buf, size_t len);
 bool vp_server_parse(const char *text, struct vp_server *out);
 
-/* Open the state directory (taking its lock) and load the leases.  Online
- * leases become held.  0; -EBUSY (another process: *holder_pid), -errno.
- * The report says what the load found (torn tail, corruption). */
+/* Open the state directory and load the leases.  Other processes may have
+ * it open (see "Several instances" below).  Online leases of instances that
+ * are not alive (and of a journal of version 1) become held, their extra
+ * duplicate-cn sessions end.  0 or -errno (*holder_pid is set to 0; kept
+ * for old callers).  The report says what the load found (torn tail,
+ * corruption). */
 int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		  struct vp_store_report *report, pid_t *holder_pid);
+/* Close; a registered instance stops cleanly first: its sessions end (held;
+ * extra ones freed) and its stop is recorded. */
 void vp_space_close(struct vp_space *space);
+/* For tests: drop the space as a process killed now would (no record, no
+ * compaction; its locks go with its descriptors). */
+void vp_space_abandon(struct vp_space *space);
+
+/*
+ * Several instances.  Every process that opens a state directory shares one
+ * table of leases with the others: each change first catches up with what
+ * they wrote.  A process that serves clients registers as an instance.
+ */
+
+/* Register as the instance name (its tun device's index and name, 0 and
+ * "" if unknown).  0; -EADDRINUSE: an instance of that name is alive
+ * (*live_pid: its pid); -EUSERS: VP_INSTANCE_MAX instances alive;
+ * -EALREADY: registered; -EINVAL: an empty name or one of
+ * VP_INSTANCE_NAME_MAX bytes or more (or a device name too long); -errno. */
+int vp_space_register(struct vp_space *space, const char *name, int ifindex, const char *dev,
+		      pid_t *live_pid);
+/* This instance's name ("" before it registers). */
+const char *vp_space_instance_name(const struct vp_space *space);
+/* The name of the instance in slot (a lease's vp_lease_rec.instance), or
+ * NULL when unknown. */
+const char *vp_space_slot_name(const struct vp_space *space, uint16_t slot);
+/* Whether an instance other than this one is alive now (a system call per
+ * instance ever registered). */
+bool vp_space_others_alive(struct vp_space *space);
+/* How many instances (by name) have used the directory, as far as the
+ * journal remembers: above 1, usage lines name the instance. */
+size_t vp_space_instances_seen(const struct vp_space *space);
+/* Visit this instance's online sessions (a walk of its list: no scan). */
+int vp_space_each_online(const struct vp_space *space,
+			 int (*fn)(void *ud, const struct vp_lease_rec *rec), void *ud);
+/* Catch up with what the others wrote (and end the sessions of crashed
+ * instances, VP_EV_CRASH_HELD) without changing a lease: for a process that
+ * wants to notice a crash while idle.  0 or -errno. */
+int vp_space_sync(struct vp_space *space);
+
+/* End the identity's held lease now (the command).  0; -EBUSY: it is online;
+ * -ENOENT: it has no lease; -errno from the store. */
+int vp_space_release(struct vp_space *space, const uint8_t *id, size_t len);
+/* Make a held lease (held since now) of the identity with these addresses
+ * (a6 family 0: none; one is then given from the pool if it has IPv6), in
+ * the pool whose network holds a4.  0; -EEXIST: the identity has a lease;
+ * -EADDRINUSE: the address is leased to another identity; -EDOM: not an
+ * address a pool may hand out, *why says which ("outside every pool",
+ * "outside the pool's range", "excluded", "reserved for client X", "a
+ * server address"; static storage or the space's, valid until the next
+ * call); -EAGAIN: vp_space_set_server() not called; -ENOSPC: no IPv6
+ * address left; -errno from the store. */
+int vp_space_import(struct vp_space *space, const uint8_t *id, size_t len,
+		    const struct vp_addr *a4, const struct vp_addr *a6, const char **why);
 
 /* Build the allocators for the server's topology and addresses, exclude the
  * server's own addresses, and place every loaded lease; leases that no
@@ -158,10 +226,14 @@ int vp_space_connect(struct vp_space *space, const struct vp_request *req,
 		     struct vp_grant *grant, bool *store_failed);
 
 /* End of the session (identity, slot): slot 0 becomes held (sticky), an
- * extra session's lease is freed.  0, -ENOENT (no such online session).
- * When ended is not NULL, on success it gets what the session had (its
- * pool, addresses and subnets, as its connect's grant said) and since,
- * when it began; so a caller need not keep them for the whole session. */
+ * extra session's lease is freed.  0, -ENOENT (no such online session),
+ * VP_DISCONNECT_MOVED: the lease is online on another instance now (the
+ * client moved there): nothing changed, its address and routes are the
+ * other session's.  When ended is not NULL, on 0 and VP_DISCONNECT_MOVED
+ * it gets what the session had (its pool, addresses and subnets, as its
+ * connect's grant said) and since, when it began; so a caller need not
+ * keep them for the whole session. */
+#define VP_DISCONNECT_MOVED 1
 int vp_space_disconnect(struct vp_space *space, const uint8_t *identity, size_t identity_len,
 			uint16_t slot, struct vp_grant *ended);
 

@@ -2,13 +2,26 @@
 /*
  * The lease journal.  All integers are little-endian.
  *
- *   header   "VPNPOOL1", u32 version (1)
+ *   header   "VPNPOOL1", u32 version (2; 1 is still read), and from version 2
+ *            on a u64 file id (random: names this file in MOVED records)
  *   record   u32 payload length, u32 CRC-32C of the payload, payload
- *   payload  u8 type (1 PUT, 2 DEL), u16 slot, u16 identity length, identity,
- *            and for a PUT: u8 state, u32 sessions, i64 created, i64 since,
- *            u8 real length, real, addr4, addr6, subnet4, subnet6
+ *   payload  u8 type, u16 slot, u16 key length, key, body:
+ *     PUT (1)      key = identity; u8 state, u32 sessions, i64 created,
+ *                  i64 since, u8 real length, real, addr4, addr6, subnet4,
+ *                  subnet6, and (version 2) u16 instance slot (0xffff: none)
+ *     DEL (2)      key = identity; no body
+ *     INSTANCE (3) slot = instance slot, no key; u8 flags (1: stopped),
+ *                  u32 pid, u32 ifindex, i64 time, u8 name length, name,
+ *                  u8 device length, device
+ *     MOVED (4)    no key; u64 file id, u64 offset: the journal was
+ *                  replaced by the file of that id; its records from that
+ *                  offset on follow this one.  Always a file's last record.
  *   address  u8 family (0, 4 or 6), then 0, 4 or 16 bytes in network order
  *   subnet   an address, then a u8 prefix length unless the family is 0
+ *
+ * A PUT without the instance field (version 1) has no instance.  The last
+ * record of a key wins: PUT and DEL share keys (slot, identity); INSTANCE
+ * records are keyed by their slot alone.
  *
  * The decoder trusts nothing: every length is checked against the payload,
  * every value against the rules the encoder follows, and a payload must be
@@ -43,13 +56,21 @@
 #define JOURNAL_TMP JOURNAL ".tmp"
 #define MAGIC "VPNPOOL1"
 #define MAGIC_LEN 8
-#define VERSION 1
-#define HEADER_LEN (MAGIC_LEN + 4)
+#define VERSION 2
+#define HEADER_V1 (MAGIC_LEN + 4)
+#define HEADER_LEN (MAGIC_LEN + 4 + 8)	/* what this code writes */
 #define REC_HEADER 8
 #define REC_PUT 1
 #define REC_DEL 2
+#define REC_INSTANCE 3
+#define REC_MOVED 4
+#define INST_STOPPED 1
 /* The largest payload the encoder can produce, rounded up. */
 #define MAX_PAYLOAD (64 + VP_IDENTITY_MAX + VP_REAL_MAX + 2 * 18 + 2 * 19)
+/* Lock file bytes (OFD locks, see store.h). */
+#define LOCK_MUTEX 0
+#define LOCK_COMPACT 1
+#define LOCK_SLOT0 16
 #define MAX_RECORD (REC_HEADER + MAX_PAYLOAD)
 #define CHUNK (1 << 20)			/* read and compaction buffer */
 
@@ -58,8 +79,20 @@ struct vp_store {
 	int lock_fd, fd;
 	bool do_fsync;
 	bool tail_dirty;		/* a failed append could not be cut back */
-	uint64_t end;			/* end of the last whole record */
+	bool in_change;			/* the mutex (lock byte 0) is held */
+	bool compact_lock;		/* lock byte 1 is held */
+	uint64_t end;			/* end of the last whole record, read or written */
 	uint64_t appended;
+	uint64_t file_id;		/* of the journal open on fd (0: version 1) */
+	uint32_t hdr_len;		/* its header's length */
+	struct vp_store_replay replay;	/* what catching up applies records to */
+	int my_slot;			/* the registered instance's slot, or -1 */
+	uint64_t caught_up;		/* catch-ups that read records (for tests) */
+	struct vp_instance_rec *inst;	/* VP_INSTANCE_MAX: last INSTANCE record */
+	_Atomic uint64_t *gen;		/* the lock file's change counter (mapped),
+					 * or NULL: look at the journal's size */
+	uint64_t seen_gen;		/* its value when this store last caught up */
+	uint8_t *scan_buf;		/* SCAN_BUF bytes, for catching up */
 	struct vp_store_io io;
 	const struct vp_fs *fs;
 	struct bg *bg;			/* a compaction in the background, or NULL */
@@ -241,6 +274,7 @@ static void put_lease(struct writer *w, const struct vp_lease_rec *rec)
 	put_addr(w, &rec->addr6);
 	put_prefix(w, &rec->subnet4);
 	put_prefix(w, &rec->subnet6);
+	put_uint(w, rec->instance, 2);
 }
 
 /*
@@ -269,6 +303,62 @@ static size_t encode(const uint32_t crc_table[256], uint8_t *out, const struct v
 	put_uint(&w, len, 4);
 	put_uint(&w, crc32c(crc_table, out + REC_HEADER, len), 4);
 	return REC_HEADER + len;
+}
+
+static size_t finish_record(const uint32_t crc_table[256], uint8_t *out, struct writer *w)
+{
+	size_t len;
+
+	if (!w->p)
+		return 0;
+	len = (size_t)(w->p - (out + REC_HEADER));
+	w->p = out;
+	put_uint(w, len, 4);
+	put_uint(w, crc32c(crc_table, out + REC_HEADER, len), 4);
+	return REC_HEADER + len;
+}
+
+static bool instance_invalid(const struct vp_instance_rec *rec)
+{
+	size_t n = strnlen(rec->name, VP_INSTANCE_NAME_MAX);
+
+	return rec->slot >= VP_INSTANCE_MAX || n == 0 || n == VP_INSTANCE_NAME_MAX ||
+	       strnlen(rec->dev, VP_DEV_MAX) == VP_DEV_MAX;
+}
+
+static size_t encode_instance(const uint32_t crc_table[256], uint8_t *out,
+			      const struct vp_instance_rec *rec)
+{
+	struct writer w = { out + REC_HEADER, out + MAX_RECORD };
+	size_t name = strlen(rec->name), dev = strlen(rec->dev);
+
+	if (instance_invalid(rec))
+		return 0;
+	put_uint(&w, REC_INSTANCE, 1);
+	put_uint(&w, rec->slot, 2);
+	put_uint(&w, 0, 2);
+	put_uint(&w, rec->stopped ? INST_STOPPED : 0, 1);
+	put_uint(&w, (uint32_t)rec->pid, 4);
+	put_uint(&w, (uint32_t)rec->ifindex, 4);
+	put_uint(&w, (uint64_t)rec->time, 8);
+	put_uint(&w, name, 1);
+	put_bytes(&w, rec->name, name);
+	put_uint(&w, dev, 1);
+	put_bytes(&w, rec->dev, dev);
+	return finish_record(crc_table, out, &w);
+}
+
+static size_t encode_moved(const uint32_t crc_table[256], uint8_t *out, uint64_t id,
+			   uint64_t offset)
+{
+	struct writer w = { out + REC_HEADER, out + MAX_RECORD };
+
+	put_uint(&w, REC_MOVED, 1);
+	put_uint(&w, 0, 2);
+	put_uint(&w, 0, 2);
+	put_uint(&w, id, 8);
+	put_uint(&w, offset, 8);
+	return finish_record(crc_table, out, &w);
 }
 
 /* ---- decoding ---------------------------------------------------------------- */
@@ -352,27 +442,79 @@ static void get_lease(struct reader *r, struct vp_lease_rec *rec)
 	get_prefix(r, &rec->subnet6);
 }
 
-/* Decode a payload into *type and *rec (which borrows from payload).  NULL on
+/* A decoded record of any type. */
+struct any_rec {
+	unsigned type;
+	struct vp_lease_rec lease;	/* PUT, DEL (identity and slot) */
+	struct vp_instance_rec inst;	/* INSTANCE */
+	uint64_t moved_id, moved_off;	/* MOVED */
+};
+
+static void get_text(struct reader *r, char *out, size_t size)
+{
+	size_t n = (size_t)get_uint(r, 1);
+	const uint8_t *p;
+
+	if (n >= size)
+		bad(r, "text field too long");
+	p = get_bytes(r, n);
+	if (!p)
+		return;
+	if (memchr(p, '\0', n))
+		bad(r, "NUL byte in a text field");
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* Decode a payload into *a (whose lease borrows from payload).  NULL on
  * success, else what is wrong with it. */
-static const char *decode(const uint8_t *payload, size_t len, unsigned *type,
-			  struct vp_lease_rec *rec)
+static const char *decode_any(const uint8_t *payload, size_t len, struct any_rec *a)
 {
 	struct reader r = { payload, payload + len, NULL };
+	struct vp_lease_rec *rec = &a->lease;
+	size_t key_len;
 
 	memset(rec, 0, sizeof(*rec));
-	*type = (unsigned)get_uint(&r, 1);
-	if (*type != REC_PUT && *type != REC_DEL)
+	rec->instance = VP_INSTANCE_NONE;
+	a->type = (unsigned)get_uint(&r, 1);
+	if (a->type < REC_PUT || a->type > REC_MOVED)
 		bad(&r, "unknown record type");
 	rec->slot = (uint16_t)get_uint(&r, 2);
-	rec->identity_len = (size_t)get_uint(&r, 2);
-	if (!r.why && identity_invalid(rec->identity_len))
-		bad(&r, identity_invalid(rec->identity_len));
-	rec->identity = get_bytes(&r, rec->identity_len);
-	if (*type == REC_PUT)
+	key_len = (size_t)get_uint(&r, 2);
+	if (a->type == REC_PUT || a->type == REC_DEL) {
+		rec->identity_len = key_len;
+		if (!r.why && identity_invalid(rec->identity_len))
+			bad(&r, identity_invalid(rec->identity_len));
+		rec->identity = get_bytes(&r, rec->identity_len);
+	} else if (key_len) {
+		bad(&r, "a key where none belongs");
+	}
+	if (a->type == REC_PUT) {
 		get_lease(&r, rec);
+		if (!r.why && r.p != r.end)
+			rec->instance = (uint16_t)get_uint(&r, 2);
+		if (rec->instance >= VP_INSTANCE_MAX && rec->instance != VP_INSTANCE_NONE)
+			bad(&r, "instance slot out of range");
+	} else if (a->type == REC_INSTANCE) {
+		memset(&a->inst, 0, sizeof(a->inst));
+		a->inst.slot = rec->slot;
+		a->inst.stopped = get_uint(&r, 1) & INST_STOPPED;
+		a->inst.pid = (int32_t)get_uint(&r, 4);
+		a->inst.ifindex = (int32_t)get_uint(&r, 4);
+		a->inst.time = (int64_t)get_uint(&r, 8);
+		get_text(&r, a->inst.name, sizeof(a->inst.name));
+		get_text(&r, a->inst.dev, sizeof(a->inst.dev));
+		if (!r.why && instance_invalid(&a->inst))
+			bad(&r, "instance slot or name out of range");
+	} else if (a->type == REC_MOVED) {
+		a->moved_id = get_uint(&r, 8);
+		a->moved_off = get_uint(&r, 8);
+		if (!r.why && a->moved_off < HEADER_LEN)
+			bad(&r, "MOVED to an offset inside the header");
+	}
 	if (!r.why && r.p != r.end)
 		bad(&r, "trailing bytes in the record");
-	if (!r.why && *type == REC_PUT)
+	if (!r.why && a->type == REC_PUT)
 		r.why = lease_invalid(rec);
 	return r.why;
 }
@@ -387,9 +529,13 @@ struct scan {
 	uint64_t base;			/* file offset of buf[0] */
 	size_t have;			/* bytes in buf */
 	uint8_t *buf;
+	size_t cap;			/* bytes buf holds (at least 2 * MAX_RECORD) */
 	const uint32_t *crc_table;
 	const struct vp_store_replay *replay;
 	struct vp_store_report *report;
+	struct vp_instance_rec *inst;	/* the store's table of instances, or NULL */
+	bool moved;			/* a MOVED record ended the scan */
+	uint64_t moved_id, moved_off;
 };
 
 /* Point *p at the data from file offset at (>= base), with at least want
@@ -404,9 +550,9 @@ static int scan_window(struct scan *sc, uint64_t at, size_t want, const uint8_t 
 		sc->have -= skip;
 		sc->base = at;
 		skip = 0;
-		while (sc->have < CHUNK && sc->base + sc->have < sc->size) {
+		while (sc->have < sc->cap && sc->base + sc->have < sc->size) {
 			uint64_t left = sc->size - sc->base - sc->have;
-			size_t room = CHUNK - sc->have;
+			size_t room = sc->cap - sc->have;
 			ssize_t n = pread(sc->fd, sc->buf + sc->have, left < room ? (size_t)left : room,
 					  (off_t)(sc->base + sc->have));
 
@@ -434,7 +580,7 @@ static int scan_rest_is_zero(struct scan *sc, uint64_t at, bool *zero)
 
 	*zero = true;
 	while (at < sc->size) {
-		ret = scan_window(sc, at, CHUNK, &p, &avail);
+		ret = scan_window(sc, at, sc->cap, &p, &avail);
 		if (ret)
 			return ret;
 		for (size_t i = 0; i < avail; ++i)
@@ -459,12 +605,19 @@ static void report_end(struct vp_store_report *rep, bool torn, uint64_t at, cons
 	snprintf(rep->detail, sizeof(rep->detail), "%s", why);
 }
 
-static int apply(const struct vp_store_replay *replay, unsigned type,
-		 const struct vp_lease_rec *rec)
+static int apply(struct scan *sc, const struct any_rec *a)
 {
+	const struct vp_store_replay *replay = sc->replay;
+	const struct vp_lease_rec *rec = &a->lease;
+
+	if (a->type == REC_INSTANCE) {
+		if (sc->inst)
+			sc->inst[a->inst.slot] = a->inst;
+		return replay && replay->instance ? replay->instance(replay->ud, &a->inst) : 0;
+	}
 	if (!replay)
 		return 0;
-	if (type == REC_DEL)
+	if (a->type == REC_DEL)
 		return replay->del ? replay->del(replay->ud, rec->identity, rec->identity_len,
 						 rec->slot) : 0;
 	return replay->put ? replay->put(replay->ud, rec) : 0;
@@ -487,11 +640,10 @@ static int scan_bad_length(struct scan *sc, uint64_t at)
  * ended (torn tail or damage reported), -errno or a callback's error. */
 static int scan_record(struct scan *sc, uint64_t *at)
 {
-	struct vp_lease_rec rec;
+	struct any_rec rec;
 	const uint8_t *p;
 	const char *why;
 	size_t avail, len;
-	unsigned type;
 	bool last;
 	int ret;
 
@@ -513,12 +665,20 @@ static int scan_record(struct scan *sc, uint64_t *at)
 	if (crc32c(sc->crc_table, p + REC_HEADER, len) != le32(p + 4))
 		why = "checksum mismatch";
 	else
-		why = decode(p + REC_HEADER, len, &type, &rec);
+		why = decode_any(p + REC_HEADER, len, &rec);
+	if (!why && rec.type == REC_MOVED && !last)
+		why = "records after a MOVED record";
 	if (why) {
 		report_end(sc->report, last, *at, why);
 		return 1;
 	}
-	ret = apply(sc->replay, type, &rec);
+	if (rec.type == REC_MOVED) {
+		sc->moved = true;
+		sc->moved_id = rec.moved_id;
+		sc->moved_off = rec.moved_off;
+		return 1;
+	}
+	ret = apply(sc, &rec);
 	if (ret)
 		return ret < 0 ? ret : -ECANCELED;
 	sc->report->records++;
@@ -526,18 +686,21 @@ static int scan_record(struct scan *sc, uint64_t *at)
 	return 0;
 }
 
-/* Check the file header.  0: records follow at HEADER_LEN; 1: the replay
+/* Check the file header.  0: records follow at *hdr_len; 1: the replay
  * ended (empty, torn or bad header reported); -errno. */
-static int scan_header(struct scan *sc)
+static int scan_header(struct scan *sc, uint32_t *hdr_len, uint64_t *file_id)
 {
 	const uint8_t *p;
 	size_t avail;
+	uint32_t version;
 	int ret;
 
+	*hdr_len = 0;
+	*file_id = 0;
 	ret = scan_window(sc, 0, HEADER_LEN, &p, &avail);
 	if (ret)
 		return ret;
-	if (avail < HEADER_LEN) {
+	if (avail < HEADER_V1) {
 		if (avail && !memcmp(p, MAGIC, avail < MAGIC_LEN ? avail : MAGIC_LEN))
 			report_end(sc->report, true, 0, "journal header cut short");
 		else if (avail)
@@ -548,39 +711,59 @@ static int scan_header(struct scan *sc)
 		report_end(sc->report, false, 0, "bad magic: not a vpnpool journal");
 		return 1;
 	}
-	if (le32(p + MAGIC_LEN) != VERSION) {
-		sc->report->version = le32(p + MAGIC_LEN);
+	version = le32(p + MAGIC_LEN);
+	if (version != 1 && version != VERSION) {
+		sc->report->version = version;
 		sc->report->version_known = VERSION;
 		return -EPROTONOSUPPORT;
 	}
+	if (version == 1) {
+		*hdr_len = HEADER_V1;
+		return 0;
+	}
+	if (avail < HEADER_LEN) {
+		report_end(sc->report, true, 0, "journal header cut short");
+		return 1;
+	}
+	*hdr_len = HEADER_LEN;
+	*file_id = (uint64_t)le32(p + MAGIC_LEN + 4) | (uint64_t)le32(p + MAGIC_LEN + 8) << 32;
 	return 0;
 }
 
 /*
- * Replay the journal open on fd.  Fills report; *good_end is the end of the
- * last record replayed (0 when even the header is missing or bad).  0,
- * -EPROTONOSUPPORT (a newer format), -errno, or a callback's error.
+ * Replay the records of the journal open on fd from offset at (0: from the
+ * header on) to its end.  Fills report; *good_end is the end of the last
+ * record replayed (0 when even the header is missing or bad).  With moved,
+ * a MOVED record that ended it is there.  0, -EPROTONOSUPPORT (a newer
+ * format), -errno, or a callback's error.
  */
-static int replay_fd(int fd, const uint32_t crc_table[256], const struct vp_store_replay *replay,
-		     struct vp_store_report *report, uint64_t *good_end)
+static int replay_range(int fd, uint64_t at, const uint32_t crc_table[256],
+			const struct vp_store_replay *replay, struct vp_store_report *report,
+			struct vp_instance_rec *inst, uint8_t *buf, size_t cap, uint64_t *good_end,
+			uint32_t *hdr_len, uint64_t *file_id, struct scan *moved)
 {
-	struct scan sc = { .fd = fd, .crc_table = crc_table, .replay = replay, .report = report };
+	struct scan sc = { .fd = fd, .crc_table = crc_table, .replay = replay, .report = report,
+			   .inst = inst, .cap = cap };
 	struct stat st;
-	uint64_t at = HEADER_LEN;
-	int ret;
+	int ret = 0;
 
 	*good_end = 0;
 	if (fstat(fd, &st))
 		return -errno;
 	sc.size = (uint64_t)st.st_size;
-	if (replay && replay->size)
+	if (at == 0 && replay && replay->size)
 		replay->size(replay->ud, sc.size);
-	sc.buf = malloc(CHUNK);
+	sc.buf = buf ? buf : malloc(cap);
 	if (!sc.buf)
 		return -ENOMEM;
-	ret = scan_header(&sc);
-	if (ret)
-		goto out_free;
+	if (at == 0) {
+		ret = scan_header(&sc, hdr_len, file_id);
+		at = *hdr_len;
+		if (ret)
+			goto out_free;
+	} else {
+		sc.base = at;
+	}
 	while (at < sc.size) {
 		ret = scan_record(&sc, &at);
 		if (ret)
@@ -589,8 +772,21 @@ static int replay_fd(int fd, const uint32_t crc_table[256], const struct vp_stor
 	*good_end = at;
 out_free:
 	report->bytes = sc.size;
-	free(sc.buf);
+	if (!buf)
+		free(sc.buf);
+	if (moved)
+		*moved = sc;
 	return ret < 0 ? ret : 0;
+}
+
+static int replay_fd(int fd, const uint32_t crc_table[256], const struct vp_store_replay *replay,
+		     struct vp_store_report *report, uint64_t *good_end)
+{
+	uint32_t hdr_len;
+	uint64_t id;
+
+	return replay_range(fd, 0, crc_table, replay, report, NULL, NULL, CHUNK, good_end,
+			    &hdr_len, &id, NULL);
 }
 
 /* ---- files in the state directory ----------------------------------------------- */
@@ -641,34 +837,84 @@ static int sync_fd(const struct vp_store_io *io, int fd)
 	return errno ? -errno : -EIO;
 }
 
-static void put_header(uint8_t out[HEADER_LEN])
+static void put_header(uint8_t out[HEADER_LEN], uint64_t id)
 {
 	memcpy(out, MAGIC, MAGIC_LEN);
-	out[MAGIC_LEN] = VERSION;
-	out[MAGIC_LEN + 1] = out[MAGIC_LEN + 2] = out[MAGIC_LEN + 3] = 0;
+	for (int i = 0; i < 4; ++i)
+		out[MAGIC_LEN + i] = (uint8_t)(VERSION >> (8 * i));
+	for (int i = 0; i < 8; ++i)
+		out[MAGIC_LEN + 4 + i] = (uint8_t)(id >> (8 * i));
 }
 
-static void read_pid(int fd, pid_t *pid)
+/* A file id for a new journal: random, never 0 (a version-1 file's). */
+static uint64_t new_file_id(void)
 {
-	char text[24];
-	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
-	char *end;
-	long v;
+	static _Atomic uint64_t counter;
+	uint64_t id = 0;
 
-	*pid = 0;
-	if (n <= 0)
-		return;
-	text[n] = '\0';
-	v = strtol(text, &end, 10);
-	if (end != text && v > 0 && v <= INT_MAX)
-		*pid = (pid_t)v;
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = ((uint64_t)time(NULL) << 32) ^ ((uint64_t)getpid() << 16) ^
+		     atomic_fetch_add(&counter, 1);
+	return id ? id : 1;
 }
 
-/* Take dir/lock and write our pid into it; -EBUSY with *holder_pid.  The
- * pid is written over the old one before the rest is cut, so that a full
- * disk (no new block to write into) still takes the lock: the pid only
- * names the holder in messages. */
-static int take_lock(struct vp_store *s, pid_t *holder_pid, struct vp_store_report *report)
+/* ---- the locks -------------------------------------------------------------------- */
+
+/* An OFD lock of byte at of the lock file: take (F_WRLCK) or release
+ * (F_UNLCK), waiting or not.  0, -EAGAIN (held elsewhere), -errno. */
+static int ofd_lock(const struct vp_store *s, short type, off_t at, bool wait)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1 };
+
+	for (;;) {
+		if (fcntl(s->lock_fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EACCES ? -EAGAIN : -errno;
+	}
+}
+
+/* Whether another open file description holds byte at (one system call;
+ * an error counts as held: nothing is taken from a live instance). */
+static bool ofd_held(const struct vp_store *s, off_t at)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1 };
+
+	if (fcntl(s->lock_fd, F_OFD_GETLK, &fl))
+		return true;
+	return fl.l_type != F_UNLCK;
+}
+
+/* The lock file's second 4 KiB hold a counter every change of the journal
+ * bumps (under the mutex, before it changes the file): a store whose count
+ * is the counter's has read everything, without a look at the journal.
+ * Without the mapping (a full disk cannot grow the file) it looks. */
+#define GEN_OFFSET 4096
+
+static void map_gen(struct vp_store *s)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(s->lock_fd, &st) ||
+	    (st.st_size < 2 * GEN_OFFSET && ftruncate(s->lock_fd, 2 * GEN_OFFSET)))
+		return;
+	p = mmap(NULL, GEN_OFFSET, PROT_READ | PROT_WRITE, MAP_SHARED, s->lock_fd, GEN_OFFSET);
+	if (p != MAP_FAILED)
+		s->gen = p;
+}
+
+/* The journal is about to change (under the mutex, caught up). */
+static void gen_bump(struct vp_store *s)
+{
+	if (s->gen)
+		s->seen_gen = atomic_fetch_add(s->gen, 1) + 1;
+}
+
+/* Open dir/lock (once: it serves after a privilege drop) and write our pid
+ * into it, for messages only (a full disk is no error). */
+static int open_lock(struct vp_store *s, struct vp_store_report *report)
 {
 	char path[PATH_MAX], text[24];
 	int n;
@@ -684,37 +930,34 @@ static int take_lock(struct vp_store *s, pid_t *holder_pid, struct vp_store_repo
 			snprintf(report->refused, sizeof(report->refused), "lock");
 		return err;
 	}
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-		if (errno != EWOULDBLOCK)
-			return -errno;
-		if (holder_pid)
-			read_pid(s->lock_fd, holder_pid);
-		return -EBUSY;
-	}
-	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	n = snprintf(text, sizeof(text), "%-23ld", (long)getpid());
 	if (pwrite(s->lock_fd, text, (size_t)n, 0) != n)
-		n = 0;			/* no stale pid shown */
-	if (ftruncate(s->lock_fd, n))
 		n = 0;			/* messages only: nothing else to do */
+	map_gen(s);
 	return 0;
 }
 
-/* Cut the journal to its header (a new, empty or header-torn file). */
-static int write_header(struct vp_store *s)
+/* Cut the journal to a new header of file id id (a new, empty or
+ * header-torn file). */
+static int write_header(struct vp_store *s, uint64_t id)
 {
 	uint8_t header[HEADER_LEN];
 	int ret;
 
+	gen_bump(s);
 	if (ftruncate(s->fd, 0))
 		return -errno;
-	put_header(header);
+	s->file_id = id;
+	put_header(header, s->file_id);
 	ret = write_all(&s->io, s->fd, header, sizeof(header));
 	if (!ret && s->do_fsync)
 		ret = sync_fd(&s->io, s->fd);
 	if (!ret && s->do_fsync)
 		ret = fsync_dir(s);
-	if (!ret)
+	if (!ret) {
 		s->end = HEADER_LEN;
+		s->hdr_len = HEADER_LEN;
+	}
 	return ret;
 }
 
@@ -728,8 +971,8 @@ static int open_journal(struct vp_store *s, const char *path, int flags)
 	return flags;
 }
 
-/* rename() that fails with EEXIST rather than replace to.  The lock makes
- * this process the directory's only writer, so a look first is enough. */
+/* rename() that fails with EEXIST rather than replace to.  Under the mutex
+ * no other store renames, so a look first is enough. */
 static int rename_noreplace(const struct vp_store *s, const char *from, const char *to)
 {
 	struct stat st;
@@ -769,13 +1012,152 @@ static int set_aside(struct vp_store *s, struct vp_store_report *report)
 	return ret;
 }
 
-/* Open dir's journal (creating it) and replay it; deal with a torn tail or
- * damage as the header of this file describes. */
-static int load(struct vp_store *s, const struct vp_store_replay *replay,
-		struct vp_store_report *report)
+/* Append the MOVED record that sends the readers of the journal open on fd
+ * to the file of id, at offset; on failure the journal is as it was. */
+static int append_moved(struct vp_store *s, uint64_t id, uint64_t offset)
+{
+	size_t len = encode_moved(s->crc_table, s->buf, id, offset);
+	int ret;
+
+	gen_bump(s);
+	ret = write_all(&s->io, s->fd, s->buf, len);
+
+	if (!ret && s->do_fsync)
+		ret = sync_fd(&s->io, s->fd);
+	if (ret && ftruncate(s->fd, (off_t)s->end))
+		s->tail_dirty = true;
+	return ret;
+}
+
+struct bg;
+static void bg_note_end(struct bg *b, uint64_t end);
+
+#define SCAN_BUF (64 << 10)		/* catching up reads this much at a time */
+
+/* A MOVED record ended the journal open on fd at s->end: open the journal
+ * by its name again.  The same file: its compaction died before the rename,
+ * the record is cut off.  The file the record names: go on at its offset.
+ * Another (compacted again since): read it whole, *resync.  Under the
+ * mutex.  0 or -errno. */
+static int follow_moved(struct vp_store *s, const struct scan *sc, bool *resync)
 {
 	char path[PATH_MAX];
+	uint8_t header[HEADER_LEN];
+	struct stat a, b;
+	int fd, old = s->fd, ret;
+
+	if (path_in(path, sizeof(path), s->dir, JOURNAL))
+		return -ENAMETOOLONG;
+	ret = open_journal(s, path, 0);
+	fd = s->fd;
+	s->fd = old;
+	if (ret)
+		return ret;
+	if (fstat(fd, &a) || fstat(old, &b)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		close(fd);
+		gen_bump(s);
+		return ftruncate(old, (off_t)s->end) ? -errno : 0;
+	}
+	if (pread(fd, header, HEADER_LEN, 0) == HEADER_LEN && !memcmp(header, MAGIC, MAGIC_LEN) &&
+	    le32(header + MAGIC_LEN) == VERSION &&
+	    ((uint64_t)le32(header + MAGIC_LEN + 4) | (uint64_t)le32(header + MAGIC_LEN + 8) << 32) ==
+		    sc->moved_id) {
+		s->end = sc->moved_off;
+		s->file_id = sc->moved_id;
+	} else {
+		s->end = 0;		/* from the header on */
+		s->file_id = 0;
+		*resync = true;
+	}
+	close(old);
+	s->fd = fd;
+	s->hdr_len = HEADER_LEN;
+	s->appended = 0;
+	if (s->bg)
+		bg_note_end(s->bg, s->end);
+	return 0;
+}
+
+/* Read what was appended since s->end and replay it; under the mutex.  A
+ * record cut short (or damaged) at the end is a writer that died: cut off. */
+static int catch_up(struct vp_store *s)
+{
+	bool resync = false;
+	uint64_t gen = s->gen ? atomic_load(s->gen) : 0;
+	int ret = 0;
+
+	if (s->gen && gen == s->seen_gen && s->end)
+		return 0;		/* nobody changed the journal since */
+	for (int hops = 0; hops < 64; ++hops) {
+		struct vp_store_report report;
+		struct stat st;
+		struct scan sc;
+		uint64_t good, id;
+		uint32_t hdr_len;
+
+		if (s->end && !resync) {
+			if (fstat(s->fd, &st))
+				return -errno;
+			if ((uint64_t)st.st_size == s->end)
+				break;
+		}
+		if (!s->scan_buf) {
+			s->scan_buf = malloc(SCAN_BUF);
+			if (!s->scan_buf)
+				return -ENOMEM;
+		}
+		memset(&report, 0, sizeof(report));
+		if (resync && s->end == 0 && s->replay.resync)
+			s->replay.resync(s->replay.ud, true);
+		ret = replay_range(s->fd, s->end, s->crc_table, &s->replay, &report, s->inst,
+				   s->scan_buf, SCAN_BUF, &good, &hdr_len, &id, &sc);
+		if (ret)
+			break;
+		if (s->end == 0) {
+			s->hdr_len = hdr_len;
+			s->file_id = id;
+		}
+		s->caught_up++;
+		s->appended += report.records;
+		if (good < s->end)
+			good = s->end;
+		s->end = good;
+		if (s->bg)
+			bg_note_end(s->bg, s->end);
+		if (sc.moved) {
+			ret = follow_moved(s, &sc, &resync);
+			if (ret)
+				break;
+			continue;
+		}
+		if (report.torn || report.corrupt) {
+			gen_bump(s);
+			if (ftruncate(s->fd, (off_t)good))
+				ret = -errno;
+		}
+		break;
+	}
+	if (resync && s->replay.resync)
+		s->replay.resync(s->replay.ud, false);
+	/* Under the mutex nobody else counts: this is every change read. */
+	if (!ret && s->gen)
+		s->seen_gen = atomic_load(s->gen);
+	return ret;
+}
+
+/* Open dir's journal (creating it) and replay it; deal with a torn tail or
+ * damage as the header of this file describes.  Under the mutex. */
+static int load(struct vp_store *s, struct vp_store_report *report)
+{
+	char path[PATH_MAX];
+	struct scan sc;
 	uint64_t good_end;
+	bool resync = false;
 	int ret;
 
 	if (path_in(path, sizeof(path), s->dir, JOURNAL))
@@ -789,10 +1171,29 @@ static int load(struct vp_store *s, const struct vp_store_replay *replay,
 		snprintf(report->refused, sizeof(report->refused), "%s", JOURNAL);
 	if (ret)
 		return ret;
-	ret = replay_fd(s->fd, s->crc_table, replay, report, &good_end);
+	ret = replay_range(s->fd, 0, s->crc_table, &s->replay, report, s->inst, NULL, CHUNK,
+			   &good_end, &s->hdr_len, &s->file_id, &sc);
 	if (ret)
 		return ret;
+	if (sc.moved) {
+		/* Opened just before a compaction renamed its file in, or a
+		 * compaction died before its rename: the catch-up sorts it. */
+		s->end = good_end;
+		ret = follow_moved(s, &sc, &resync);
+		if (!ret && resync && s->replay.resync) {
+			s->replay.resync(s->replay.ud, true);
+			s->replay.resync(s->replay.ud, false);
+		}
+		if (!ret)
+			ret = catch_up(s);
+		s->appended = 0;
+		return ret;
+	}
 	if (report->corrupt) {
+		uint64_t id = new_file_id();
+
+		/* The damaged file is kept as it was, for a look. */
+		gen_bump(s);
 		ret = set_aside(s, report);
 		if (ret)
 			return ret;
@@ -802,12 +1203,15 @@ static int load(struct vp_store *s, const struct vp_store_replay *replay,
 			return ret;
 		/* What came before the damage lives only in the caller now. */
 		s->appended = UINT64_MAX / 2;
-		return write_header(s);
+		return write_header(s, id);
 	}
-	if (good_end < HEADER_LEN)
-		return write_header(s);
-	if (report->torn && ftruncate(s->fd, (off_t)good_end))
-		return -errno;
+	if (good_end < HEADER_V1 || (s->hdr_len && good_end < s->hdr_len) || !s->hdr_len)
+		return write_header(s, new_file_id());
+	if (report->torn) {
+		gen_bump(s);
+		if (ftruncate(s->fd, (off_t)good_end))
+			return -errno;
+	}
 	s->end = good_end;
 	return 0;
 }
@@ -852,61 +1256,124 @@ int vp_store_open(struct vp_store **out, const char *dir, bool do_fsync,
 		return ret;
 	}
 	s->lock_fd = s->fd = -1;
+	s->my_slot = -1;
 	s->do_fsync = do_fsync;
+	if (replay)
+		s->replay = *replay;
 	s->io.write = io && io->write ? io->write : default_write;
 	s->io.fsync = io && io->fsync ? io->fsync : default_fsync;
 	s->io.now = io && io->now ? io->now : default_now;
 	s->io.now_ud = io && io->now ? io->now_ud : NULL;
 	crc32c_init(s->crc_table);
 	s->dir = strdup(dir);
-	if (!s->dir) {
+	s->inst = calloc(VP_INSTANCE_MAX, sizeof(*s->inst));
+	if (!s->dir || !s->inst) {
 		ret = -ENOMEM;
 		goto out_close_store;
 	}
-	ret = take_lock(s, holder_pid, report);
+	ret = open_lock(s, report);
 	if (ret)
 		goto out_close_store;
-	ret = load(s, replay, report);
+	ret = ofd_lock(s, F_WRLCK, LOCK_MUTEX, true);
+	if (ret)
+		goto out_close_store;
+	s->in_change = true;
+	ret = load(s, report);
+	if (!ret && s->gen)
+		s->seen_gen = atomic_load(s->gen);
+	vp_store_end(s);
 	if (ret)
 		goto out_close_store;
 	*out = s;
 	return 0;
 
 out_close_store:
-	vp_store_close(s);
+	vp_store_abandon(s);
 	return ret;
 }
 
-struct bg;
 static void bg_abandon(struct vp_store *s);
-static void bg_note_end(struct bg *b, uint64_t end);
+
+static void store_free(struct vp_store *s)
+{
+	if (s->gen)
+		munmap((void *)s->gen, GEN_OFFSET);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);	/* releases every lock of this store */
+	free(s->scan_buf);
+	free(s->inst);
+	free(s->dir);
+	free(s);
+}
 
 void vp_store_close(struct vp_store *s)
 {
 	if (!s)
 		return;
 	bg_abandon(s);
-	if (s->fd >= 0)
-		close(s->fd);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);	/* releases the flock */
-	free(s->dir);
-	free(s);
+	(void)vp_store_unregister(s);
+	store_free(s);
+}
+
+void vp_store_abandon(struct vp_store *s)
+{
+	if (!s)
+		return;
+	bg_abandon(s);
+	store_free(s);
+}
+
+/* ---- changes ----------------------------------------------------------------------- */
+
+int vp_store_begin(struct vp_store *s)
+{
+	int ret;
+
+	if (s->in_change)
+		return -EDEADLK;
+	ret = ofd_lock(s, F_WRLCK, LOCK_MUTEX, true);
+	if (ret)
+		return ret;
+	s->in_change = true;
+	ret = catch_up(s);
+	if (ret)
+		vp_store_end(s);
+	return ret;
+}
+
+void vp_store_end(struct vp_store *s)
+{
+	if (!s->in_change)
+		return;
+	s->in_change = false;
+	(void)ofd_lock(s, F_UNLCK, LOCK_MUTEX, false);
 }
 
 /* ---- appending ------------------------------------------------------------------ */
 
 /* Append the len bytes encoded in s->buf: one write, fsync if asked.  On any
- * failure the journal is cut back to its last whole record. */
+ * failure the journal is cut back to its last whole record.  Outside a
+ * change, a change of its own. */
 static int append(struct vp_store *s, size_t len)
 {
+	bool own = !s->in_change;
 	int ret;
 
 	if (!len)
 		return -EINVAL;
+	if (own) {
+		ret = vp_store_begin(s);
+		if (ret)
+			return ret;
+	}
+	gen_bump(s);
 	if (s->tail_dirty) {
-		if (ftruncate(s->fd, (off_t)s->end))
-			return -EIO;
+		if (ftruncate(s->fd, (off_t)s->end)) {
+			ret = -EIO;
+			goto out;
+		}
 		s->tail_dirty = false;
 	}
 	ret = write_all(&s->io, s->fd, s->buf, len);
@@ -917,13 +1384,16 @@ static int append(struct vp_store *s, size_t len)
 		 * follow a partial record. */
 		if (ftruncate(s->fd, (off_t)s->end))
 			s->tail_dirty = true;
-		return ret;
+		goto out;
 	}
 	s->end += len;
 	s->appended++;
 	if (s->bg)
 		bg_note_end(s->bg, s->end);
-	return 0;
+out:
+	if (own)
+		vp_store_end(s);
+	return ret;
 }
 
 int vp_store_put(struct vp_store *s, const struct vp_lease_rec *rec)
@@ -942,10 +1412,112 @@ uint64_t vp_store_appended(const struct vp_store *s)
 	return s->appended;
 }
 
+/* ---- instances --------------------------------------------------------------------- */
+
+int vp_store_slot(const struct vp_store *s)
+{
+	return s->my_slot;
+}
+
+bool vp_store_slot_alive(struct vp_store *s, uint16_t slot)
+{
+	if (slot >= VP_INSTANCE_MAX)
+		return false;
+	if ((int)slot == s->my_slot)
+		return true;
+	return ofd_held(s, LOCK_SLOT0 + slot);
+}
+
+const struct vp_instance_rec *vp_store_instance(const struct vp_store *s, uint16_t slot)
+{
+	if (slot >= VP_INSTANCE_MAX || !s->inst[slot].name[0])
+		return NULL;
+	return &s->inst[slot];
+}
+
+/* Take slot's liveness lock: 0 or -EAGAIN. */
+static int take_slot(struct vp_store *s, uint16_t slot)
+{
+	return ofd_lock(s, F_WRLCK, LOCK_SLOT0 + slot, false);
+}
+
+int vp_store_register(struct vp_store *s, struct vp_instance_rec *rec, pid_t *live_pid)
+{
+	bool own = !s->in_change;
+	int slot = -1, ret;
+
+	if (live_pid)
+		*live_pid = 0;
+	if (s->my_slot >= 0)
+		return -EALREADY;
+	rec->slot = 0;
+	if (instance_invalid(rec))
+		return -EINVAL;
+	if (own) {
+		ret = vp_store_begin(s);
+		if (ret)
+			return ret;
+	}
+	ret = 0;
+	for (uint16_t i = 0; i < VP_INSTANCE_MAX; ++i) {
+		if (!s->inst[i].name[0] || strcmp(s->inst[i].name, rec->name))
+			continue;
+		if (ofd_held(s, LOCK_SLOT0 + i)) {
+			if (live_pid)
+				*live_pid = s->inst[i].pid;
+			ret = -EADDRINUSE;
+			goto out;
+		}
+		if (slot < 0 && take_slot(s, i) == 0)
+			slot = i;
+	}
+	for (uint16_t i = 0; slot < 0 && i < VP_INSTANCE_MAX; ++i)
+		if (take_slot(s, i) == 0)
+			slot = i;
+	if (slot < 0) {
+		ret = -EUSERS;
+		goto out;
+	}
+	rec->slot = (uint16_t)slot;
+	rec->pid = (int32_t)getpid();
+	rec->stopped = false;
+	rec->time = s->io.now(s->io.now_ud);
+	ret = append(s, encode_instance(s->crc_table, s->buf, rec));
+	if (ret) {
+		(void)ofd_lock(s, F_UNLCK, LOCK_SLOT0 + slot, false);
+		goto out;
+	}
+	s->inst[slot] = *rec;
+	s->my_slot = slot;
+out:
+	if (own)
+		vp_store_end(s);
+	return ret;
+}
+
+int vp_store_unregister(struct vp_store *s)
+{
+	struct vp_instance_rec rec;
+	int ret;
+
+	if (s->my_slot < 0)
+		return 0;
+	rec = s->inst[s->my_slot];
+	rec.stopped = true;
+	rec.time = s->io.now(s->io.now_ud);
+	ret = append(s, encode_instance(s->crc_table, s->buf, &rec));
+	if (!ret)
+		s->inst[s->my_slot] = rec;
+	(void)ofd_lock(s, F_UNLCK, LOCK_SLOT0 + s->my_slot, false);
+	s->my_slot = -1;
+	return ret;
+}
+
 /* ---- compaction ------------------------------------------------------------------ */
 
 struct compact {
 	struct vp_store *s;
+	uint64_t id;			/* of the new journal */
 	int fd;
 	uint8_t *buf;
 	size_t len;
@@ -980,15 +1552,35 @@ static int compact_emit(void *ctx, const struct vp_lease_rec *rec)
 	return 0;
 }
 
+/* The last INSTANCE record of each slot, first in a rewritten journal. */
+static int compact_instances(struct compact *c)
+{
+	for (uint16_t i = 0; i < VP_INSTANCE_MAX; ++i) {
+		int ret;
+
+		if (!c->s->inst[i].name[0])
+			continue;
+		if (CHUNK - c->len < MAX_RECORD) {
+			ret = compact_flush(c);
+			if (ret)
+				return ret;
+		}
+		c->len += encode_instance(c->s->crc_table, c->buf + c->len, &c->s->inst[i]);
+	}
+	return 0;
+}
+
 /* Write and fsync the whole new journal into c->fd. */
 static int compact_write(struct compact *c, int (*each)(void *, vp_store_emit_fn, void *),
 			 void *ud)
 {
 	int ret;
 
-	put_header(c->buf);
+	put_header(c->buf, c->id);
 	c->len = HEADER_LEN;
-	ret = each(ud, compact_emit, c);
+	ret = compact_instances(c);
+	if (!ret)
+		ret = each(ud, compact_emit, c);
 	if (!ret)
 		ret = compact_flush(c);
 	if (!ret)
@@ -1002,13 +1594,14 @@ static int compact_open(struct vp_store *s, struct compact *c)
 	char tmp[PATH_MAX];
 	int ret;
 
-	*c = (struct compact){ .s = s, .fd = -1 };
+	*c = (struct compact){ .s = s, .fd = -1, .id = new_file_id() };
 	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP))
 		return -ENAMETOOLONG;
 	c->buf = malloc(CHUNK);
 	if (!c->buf)
 		return -ENOMEM;
-	c->fd = s->fs->open(s->fs->ud, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW,
+	/* Read and written: it becomes the journal, which catching up reads. */
+	c->fd = s->fs->open(s->fs->ud, tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW,
 			    0640);
 	if (c->fd >= 0)
 		return 0;
@@ -1030,11 +1623,13 @@ static void tmp_drop(struct vp_store *s, int fd)
 		s->fs->unlink(s->fs->ud, tmp);
 }
 
-/* Rename the temporary journal (open on fd, size bytes, synced) over the
- * journal and append to it from now on.  On failure nothing changed.  With
- * old_fd, the old journal's fd is handed back there for the caller to close
- * (and the directory to sync) rather than closed here. */
-static int tmp_install(struct vp_store *s, int fd, uint64_t size, int *old_fd)
+/* Rename the temporary journal (file id, open on fd, size bytes, synced)
+ * over the journal and append to it from now on; the old one ends with a
+ * MOVED record for the stores still reading it.  Under the mutex.  On
+ * failure nothing changed.  With old_fd, the old journal's fd is handed
+ * back there for the caller to close (and the directory to sync) rather
+ * than closed here. */
+static int tmp_install(struct vp_store *s, uint64_t id, int fd, uint64_t size, int *old_fd)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	int ret;
@@ -1042,9 +1637,15 @@ static int tmp_install(struct vp_store *s, int fd, uint64_t size, int *old_fd)
 	if (path_in(tmp, sizeof(tmp), s->dir, JOURNAL_TMP) ||
 	    path_in(path, sizeof(path), s->dir, JOURNAL))
 		return -ENAMETOOLONG;
-	ret = s->fs->rename(s->fs->ud, tmp, path);
+	ret = append_moved(s, id, size);
 	if (ret)
 		return ret;
+	ret = s->fs->rename(s->fs->ud, tmp, path);
+	if (ret) {
+		if (ftruncate(s->fd, (off_t)s->end))
+			s->tail_dirty = true;
+		return ret;
+	}
 	/* The new journal is the journal from here on, whatever the directory
 	 * fsync says: the old file is gone from the directory. */
 	if (old_fd) {
@@ -1055,8 +1656,32 @@ static int tmp_install(struct vp_store *s, int fd, uint64_t size, int *old_fd)
 	}
 	s->fd = fd;
 	s->end = size;
+	s->file_id = id;
+	s->hdr_len = HEADER_LEN;
 	s->tail_dirty = false;
 	return 0;
+}
+
+/* Lock byte 1: one compaction at a time over all the stores of the
+ * directory.  0, -EALREADY (another one compacts), -errno. */
+static int compact_lock(struct vp_store *s)
+{
+	int ret;
+
+	if (s->compact_lock)
+		return 0;
+	ret = ofd_lock(s, F_WRLCK, LOCK_COMPACT, false);
+	if (ret)
+		return ret == -EAGAIN ? -EALREADY : ret;
+	s->compact_lock = true;
+	return 0;
+}
+
+static void compact_unlock(struct vp_store *s)
+{
+	if (s->compact_lock)
+		(void)ofd_lock(s, F_UNLCK, LOCK_COMPACT, false);
+	s->compact_lock = false;
 }
 
 int vp_store_compact(struct vp_store *s,
@@ -1065,18 +1690,33 @@ int vp_store_compact(struct vp_store *s,
 	struct compact c;
 	int ret;
 
+	bool own = !s->in_change;
+
 	bg_abandon(s);		/* the snapshot written here supersedes it */
+	if (own) {
+		ret = vp_store_begin(s);
+		if (ret)
+			return ret;
+	}
+	ret = compact_lock(s);
+	if (ret)
+		goto out_end;
 	ret = compact_open(s, &c);
 	if (ret)
-		return ret;
+		goto out_unlock;
 	ret = compact_write(&c, each, ud);
 	if (!ret)
-		ret = tmp_install(s, c.fd, c.size, NULL);
+		ret = tmp_install(s, c.id, c.fd, c.size, NULL);
 	if (ret)
 		tmp_drop(s, c.fd);
 	else
 		s->appended = 0;
 	free(c.buf);
+out_unlock:
+	compact_unlock(s);
+out_end:
+	if (own)
+		vp_store_end(s);
 	return ret;
 }
 
@@ -1116,6 +1756,8 @@ struct bg {
 	const struct vp_store_io *io;
 	int in, out, dir;		/* journal (read only), new journal, directory */
 	uint64_t from;			/* the rewrite reads the journal up to here */
+	uint32_t hdr_in;		/* the journal's header length */
+	uint64_t id;			/* the new journal's file id */
 	uint64_t covered;		/* journal offset copied to the new one */
 	uint64_t size;			/* bytes in the new journal */
 	uint64_t appended;		/* vp_store_appended() when it started */
@@ -1151,6 +1793,18 @@ struct keys {
 	int fd;				/* the journal, to read back older keys */
 };
 
+/* Records of one key class supersede each other: PUT and DEL of a lease;
+ * INSTANCE records of a slot. */
+static unsigned key_class(unsigned type)
+{
+	return type == REC_DEL ? REC_PUT : type;
+}
+
+static uint64_t key_hash(const struct keys *k, unsigned cls, const uint8_t *key, size_t len)
+{
+	return vp_siphash13(k->sip, key, len) ^ ((uint64_t)cls * 0x9e3779b97f4a7c15ULL);
+}
+
 /* The key of the record at p: slot and identity, as decode() checked. */
 static size_t key_len(const uint8_t *p)
 {
@@ -1164,15 +1818,19 @@ static const uint8_t *key_of(const uint8_t *p)
 
 /* The key of the record at off, read back (not mapped, so that the mapping
  * stays small) into buf.  Its length, or -errno. */
-static ssize_t key_read(const struct keys *k, uint64_t off, uint8_t buf[4 + VP_IDENTITY_MAX])
+static ssize_t key_read(const struct keys *k, uint64_t off, uint8_t buf[4 + VP_IDENTITY_MAX],
+			unsigned *cls)
 {
-	ssize_t n = pread(k->fd, buf, 4, (off_t)(off + REC_HEADER + 1));
+	uint8_t head[5];
+	ssize_t n = pread(k->fd, head, 5, (off_t)(off + REC_HEADER));
 	size_t len;
 
-	if (n != 4)
+	if (n != 5)
 		return n < 0 ? -errno : -EIO;
+	*cls = key_class(head[0]);
+	memcpy(buf, head + 1, 4);
 	len = (size_t)buf[2] | (size_t)buf[3] << 8;
-	n = pread(k->fd, buf + 4, len, (off_t)(off + REC_HEADER + 5));
+	n = len ? pread(k->fd, buf + 4, len, (off_t)(off + REC_HEADER + 5)) : 0;
 	if (n < 0 || (size_t)n != len)
 		return n < 0 ? -errno : -EIO;
 	return (ssize_t)(4 + len);
@@ -1219,13 +1877,14 @@ static int keys_grow(struct keys *k)
 		if (!v)
 			continue;
 		if (bits > KEY_TAG_BITS) {	/* the tag is not enough: hash again */
-			ssize_t len = key_read(k, v >> KEY_TAG_BITS, key);
+			unsigned cls;
+			ssize_t len = key_read(k, v >> KEY_TAG_BITS, key, &cls);
 
 			if (len < 0) {
 				bg_free(slot, (size_t)1 << bits, sizeof(*slot));
 				return (int)len;
 			}
-			h = vp_siphash13(k->sip, key, (size_t)len);
+			h = key_hash(k, cls, key, (size_t)len);
 		}
 		for (j = key_home(&bigger, h); slot[j]; j = (j + 1) & (((size_t)1 << bits) - 1))
 			;
@@ -1249,7 +1908,8 @@ static bool dead(const struct keys *k, uint64_t off)
 /* Note the record at off (mapped at p) as the last of its key so far. */
 static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
 {
-	uint64_t h = vp_siphash13(k->sip, key_of(p), key_len(p)), tag = h >> (64 - KEY_TAG_BITS);
+	unsigned cls = key_class(p[REC_HEADER]), old_cls;
+	uint64_t h = key_hash(k, cls, key_of(p), key_len(p)), tag = h >> (64 - KEY_TAG_BITS);
 	size_t mask = ((size_t)1 << k->bits) - 1, i;
 	uint8_t key[4 + VP_IDENTITY_MAX];
 	int ret;
@@ -1266,10 +1926,11 @@ static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
 
 		if ((k->slot[i] & (((uint64_t)1 << KEY_TAG_BITS) - 1)) != tag)
 			continue;
-		len = key_read(k, old, key);
+		len = key_read(k, old, key, &old_cls);
 		if (len < 0)
 			return (int)len;
-		if ((size_t)len == key_len(p) && !memcmp(key, key_of(p), (size_t)len)) {
+		if (old_cls == cls && (size_t)len == key_len(p) &&
+		    !memcmp(key, key_of(p), (size_t)len)) {
 			dead_set(k, old);
 			break;
 		}
@@ -1277,7 +1938,7 @@ static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
 	if (!k->slot[i])
 		k->n++;
 	k->slot[i] = off << KEY_TAG_BITS | tag;
-	if (p[REC_HEADER] == REC_DEL)
+	if (p[REC_HEADER] == REC_DEL || p[REC_HEADER] == REC_MOVED)
 		dead_set(k, off);
 	return 0;
 }
@@ -1286,8 +1947,7 @@ static int keys_put(struct keys *k, uint64_t off, const uint8_t *p)
 static size_t bg_check(const struct bg *b, const uint8_t *map, uint64_t at, uint64_t end)
 {
 	const uint8_t *p = map + at;
-	struct vp_lease_rec rec;
-	unsigned type;
+	struct any_rec rec;
 	size_t len;
 
 	if (end - at < REC_HEADER)
@@ -1295,7 +1955,7 @@ static size_t bg_check(const struct bg *b, const uint8_t *map, uint64_t at, uint
 	len = le32(p);
 	if (len == 0 || len > MAX_PAYLOAD || end - at - REC_HEADER < len ||
 	    crc32c(b->crc_table, p + REC_HEADER, len) != le32(p + 4) ||
-	    decode(p + REC_HEADER, len, &type, &rec))
+	    decode_any(p + REC_HEADER, len, &rec))
 		return 0;
 	return REC_HEADER + len;
 }
@@ -1319,7 +1979,7 @@ static void bg_drop_behind(const uint8_t *map, uint64_t *dropped, uint64_t at)
 /* Pass 1: which records a later one supersedes, up to b->from. */
 static int bg_scan(struct bg *b, struct keys *k, const uint8_t *map)
 {
-	uint64_t at = HEADER_LEN, dropped = 0;
+	uint64_t at = b->hdr_in, dropped = 0;
 	int ret;
 
 	for (unsigned n = 0; at < b->from; ++n) {
@@ -1351,11 +2011,11 @@ static int bg_flush(struct bg *b, size_t *len)
 /* Pass 2: the header and the surviving records, in journal order. */
 static int bg_write(struct bg *b, const struct keys *k, const uint8_t *map)
 {
-	uint64_t at = HEADER_LEN, dropped = 0;
+	uint64_t at = b->hdr_in, dropped = 0;
 	size_t len = HEADER_LEN;
 	int ret;
 
-	put_header(b->buf);
+	put_header(b->buf, b->id);
 	for (unsigned n = 0; at < b->from; ++n) {
 		const uint8_t *p = map + at;
 		size_t rec = REC_HEADER + le32(p);
@@ -1400,7 +2060,8 @@ static int bg_rewrite(struct bg *b)
 		return -errno;
 	}
 	madvise(map, (size_t)b->from, MADV_SEQUENTIAL);
-	ret = memcmp(map, MAGIC, MAGIC_LEN) || le32(map + MAGIC_LEN) != VERSION ? -EIO : 0;
+	ret = b->from < b->hdr_in || memcmp(map, MAGIC, MAGIC_LEN) ||
+	      le32(map + MAGIC_LEN) != (b->hdr_in == HEADER_V1 ? 1 : VERSION) ? -EIO : 0;
 	if (!ret)
 		ret = bg_scan(b, &k, map);
 	bg_free(k.slot, k.slot ? (size_t)1 << k.bits : 0, sizeof(*k.slot));
@@ -1534,6 +2195,7 @@ static void bg_join(struct vp_store *s)
 	free(b->buf);
 	free(b);
 	s->bg = NULL;
+	compact_unlock(s);
 }
 
 /* Forget a running compaction: stop the thread, drop its file.  The journal
@@ -1567,7 +2229,7 @@ static int bg_spawn(struct bg *b)
 	return -ret;
 }
 
-int vp_store_compact_start(struct vp_store *s)
+static int compact_start(struct vp_store *s)
 {
 	struct compact c;
 	struct bg *b;
@@ -1587,6 +2249,7 @@ int vp_store_compact_start(struct vp_store *s)
 	b->old_fd = b->in = b->dir = -1;
 	b->crc_table = s->crc_table;
 	b->io = &s->io;
+	b->hdr_in = s->hdr_len;
 	b->from = b->covered = s->end;
 	b->appended = s->appended;
 	atomic_init(&b->state, BG_RUNNING);
@@ -1597,6 +2260,7 @@ int vp_store_compact_start(struct vp_store *s)
 		goto out_free;
 	b->out = c.fd;
 	b->buf = c.buf;
+	b->id = c.id;
 	b->in = s->fs->open(s->fs->ud, path, O_RDONLY, 0);	/* the journal's fd appends */
 	if (b->in < 0) {
 		ret = b->in;
@@ -1629,6 +2293,30 @@ out_free:
 	return ret;
 }
 
+int vp_store_compact_start(struct vp_store *s)
+{
+	bool own = !s->in_change;
+	int ret;
+
+	bg_reap(s);
+	if (s->bg)
+		return -EALREADY;
+	if (own) {
+		ret = vp_store_begin(s);
+		if (ret)
+			return ret;
+	}
+	ret = compact_lock(s);
+	if (!ret) {
+		ret = compact_start(s);
+		if (ret)
+			compact_unlock(s);
+	}
+	if (own)
+		vp_store_end(s);
+	return ret;
+}
+
 /* The thread is ready: copy the little appended since it caught up, put the
  * new journal in place, and give the old one to the thread to close. */
 static int bg_finish(struct vp_store *s)
@@ -1642,11 +2330,12 @@ static int bg_finish(struct vp_store *s)
 	if (!ret && s->do_fsync)
 		ret = sync_fd(&s->io, b->out);
 	if (!ret)
-		ret = tmp_install(s, b->out, size, &old_fd);
+		ret = tmp_install(s, b->id, b->out, size, &old_fd);
 	if (ret)
 		return ret;
 	b->installed = true;
-	s->appended -= b->appended;
+	compact_unlock(s);		/* the next one may start (its thread ends) */
+	s->appended = s->appended > b->appended ? s->appended - b->appended : 0;
 	bg_release(b, old_fd);
 	return 0;
 }
@@ -1667,7 +2356,17 @@ int vp_store_compact_poll(struct vp_store *s, bool wait)
 		st = bg_state(b);
 		if (st == BG_RUNNING)
 			return -EINPROGRESS;
-		ret = st == BG_READY ? bg_finish(s) : -EIO;
+		if (st == BG_READY) {
+			bool own = !s->in_change;
+
+			ret = own ? vp_store_begin(s) : 0;
+			if (!ret)
+				ret = bg_finish(s);
+			if (own)
+				vp_store_end(s);
+		} else {
+			ret = -EIO;
+		}
 		if (ret) {
 			bg_abandon(s);	/* the old journal stays */
 			return ret;
@@ -1780,3 +2479,27 @@ int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 	report->empty = !ret && report->bytes == 0;
 	return ret;
 }
+
+/* ---- the journal as a store ------------------------------------------------------ */
+
+const struct vp_store_ops vp_journal_ops = {
+	.name = "journal",
+	.open = vp_store_open,
+	.close = vp_store_close,
+	.abandon = vp_store_abandon,
+	.begin = vp_store_begin,
+	.end = vp_store_end,
+	.put = vp_store_put,
+	.del = vp_store_del,
+	.register_instance = vp_store_register,
+	.unregister = vp_store_unregister,
+	.slot = vp_store_slot,
+	.slot_alive = vp_store_slot_alive,
+	.instance = vp_store_instance,
+	.appended = vp_store_appended,
+	.compact = vp_store_compact,
+	.compact_start = vp_store_compact_start,
+	.compact_poll = vp_store_compact_poll,
+	.compacting = vp_store_compacting,
+	.put_server = vp_store_put_server,
+};

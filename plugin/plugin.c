@@ -8,6 +8,7 @@
  * connect's.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,14 @@ struct vp_plugin {
 	 * a line per client). */
 	struct vp_once store_once[VP_STORE_OP_COUNT], usage_once;
 	struct vp_routing routing;	/* host-routes */
+	char crash_flushed[VP_DEV_MAX];	/* the dead instance's tun last flushed */
+	/* The instance: named by the plugin line, the config, else the tun
+	 * device at UP; usage lines name it once another has used the
+	 * state-dir (looked up at most once a second until then). */
+	char instance[VP_INSTANCE_NAME_MAX];
+	bool registered, multi;
+	bool fields_named;		/* the line being built names its instance */
+	int64_t multi_checked;
 };
 
 /*
@@ -139,9 +148,31 @@ static void report_files(struct vp_plugin *p)
 	}
 }
 
+/* Whether usage lines name the instance: more than one has used the
+ * state-dir (once true, for good). */
+static bool name_instance(struct vp_plugin *p)
+{
+	int64_t t;
+
+	if (p->multi || !p->space || !p->registered)
+		return p->multi;
+	t = now();
+	if (t != p->multi_checked) {
+		p->multi_checked = t;
+		p->multi = vp_space_instances_seen(p->space) > 1;
+	}
+	return p->multi;
+}
+
 static void usage(struct vp_plugin *p, const char *event)
 {
-	int ret = vp_usage_write(p->usage, now(), event, &p->fields);
+	int ret;
+
+	if ((!strcmp(event, "connect") || !strcmp(event, "disconnect") ||
+	     !strcmp(event, "reject")) && !p->fields_named && name_instance(p))
+		vp_logfmt_adds(&p->fields, "instance", p->instance);
+	p->fields_named = false;
+	ret = vp_usage_write(p->usage, now(), event, &p->fields);
 	char msg[4400], line[5000];
 	enum vp_once_say say;
 
@@ -212,6 +243,38 @@ static void on_dropped(struct vp_plugin *p, const struct vp_event *ev)
 	usage(p, "drop");
 }
 
+/* Another instance died with sessions online: each ends here (held, or
+ * freed for an extra duplicate-cn session), as a disconnect with
+ * reason=crash. */
+static void on_crash(struct vp_plugin *p, const struct vp_event *ev)
+{
+	char a[VP_ADDR_STRLEN];
+
+	p->log(PLOG_NOTE, NAME, "instance %s is gone: session of %s (%s) ended, its lease %s",
+	       ev->instance, who(p, ev->identity, ev->identity_len),
+	       ev->address.family ? vp_addr_format(&ev->address, a) : "-",
+	       ev->freed ? "freed" : "held");
+	vp_logfmt_add(&p->fields, "identity", ev->identity, ev->identity_len);
+	if (ev->pool)
+		vp_logfmt_adds(&p->fields, "pool", ev->pool);
+	add_addr(&p->fields, "address", &ev->address);
+	add_addr(&p->fields, "address6", &ev->address6);
+	add_prefix(&p->fields, "subnet", &ev->subnet4);
+	add_prefix(&p->fields, "subnet6", &ev->subnet6);
+	vp_logfmt_addu(&p->fields, "duration", ev->duration > 0 ? (unsigned long long)ev->duration : 0);
+	vp_logfmt_adds(&p->fields, "reason", "crash");
+	vp_logfmt_adds(&p->fields, "instance", ev->instance && *ev->instance ? ev->instance : "-");
+	p->fields_named = true;
+	p->multi = true;	/* another instance was there */
+	usage(p, "disconnect");
+	/* Its routes (on a tun that outlived it: persist-tun, --mktun): once
+	 * per dead instance noticed. */
+	if (ev->dev && *ev->dev && strcmp(ev->dev, p->crash_flushed)) {
+		snprintf(p->crash_flushed, sizeof(p->crash_flushed), "%s", ev->dev);
+		vp_routing_flush_dev(&p->routing, ev->dev);
+	}
+}
+
 /* A write or compaction failing, or working again: once per change. */
 static void on_store(struct vp_plugin *p, const struct vp_event *ev)
 {
@@ -269,19 +332,13 @@ static void on_event(void *ud, const struct vp_event *ev)
 		p->log(PLOG_ERR, NAME, "%s: client %s: %s", p->config.path,
 		       who(p, ev->identity, ev->identity_len), ev->message);
 		break;
+	case VP_EV_CRASH_HELD:
+		on_crash(p, ev);
+		break;
 	}
 }
 
 /* ---- host-routes ---------------------------------------------------------- */
-
-/* Whether another instance is live on the state-dir (host-routes auto).
- * A stand-in returning false until the engine's vp_space_others_live() is
- * merged: then this whole function goes. */
-static bool vp_space_others_live(const struct vp_space *space)
-{
-	(void)space;
-	return false;
-}
 
 static void routing_log(void *ud, bool error, const char *line)
 {
@@ -306,10 +363,8 @@ static int route_online(void *ud, const struct vp_lease_rec *rec)
 {
 	struct each_online *e = ud;
 
-	if (rec->state == VP_LEASE_ONLINE)
-		e->add(e->r, &(struct vp_routing_dst){ .addr4 = rec->addr4, .addr6 = rec->addr6,
-						       .subnet4 = rec->subnet4,
-						       .subnet6 = rec->subnet6 });
+	e->add(e->r, &(struct vp_routing_dst){ .addr4 = rec->addr4, .addr6 = rec->addr6,
+					       .subnet4 = rec->subnet4, .subnet6 = rec->subnet6 });
 	return 0;
 }
 
@@ -320,7 +375,7 @@ static void routing_each_online(void *ud, struct vp_routing *r,
 	struct each_online e = { r, add };
 
 	if (p->space)
-		vp_space_each(p->space, route_online, &e);
+		vp_space_each_online(p->space, route_online, &e);
 }
 
 /* host-routes as configured, through the keeper once OpenVPN has dropped
@@ -336,7 +391,8 @@ static void routing_init(struct vp_plugin *p)
 static void routing_session(struct vp_plugin *p, const struct vp_grant *g, bool start)
 {
 	struct vp_routing_dst d = { g->addr4, g->addr6, g->subnet4, g->subnet6 };
-	bool others = vp_space_others_live(p->space);
+	bool others = p->config.host_routes == VP_HOST_ROUTES_AUTO && !p->routing.on &&
+		      vp_space_others_alive(p->space);
 
 	if (start)
 		vp_routing_start(&p->routing, &d, others);
@@ -626,10 +682,21 @@ VP_EXPORT int openvpn_plugin_open_v3(const int version,
 	if (!p)
 		return OPENVPN_PLUGIN_FUNC_ERROR;
 	p->log = args->callbacks->plugin_log;
-	if (!args->argv[1] || args->argv[2]) {
+	if (!args->argv[1] || (args->argv[2] && args->argv[3])) {
 		p->log(PLOG_ERR, NAME,
-		       "usage: plugin openvpn-plugin-vpnpool.so /etc/openvpn/vpnpool.conf (one argument: the config file)");
+		       "usage: plugin openvpn-plugin-vpnpool.so /etc/openvpn/vpnpool.conf [instance=NAME]");
 		goto out_free;
+	}
+	if (args->argv[2]) {
+		const char *arg = args->argv[2];
+
+		if (strncmp(arg, "instance=", 9) || !vp_config_instance_name_ok(arg + 9)) {
+			p->log(PLOG_ERR, NAME,
+			       "plugin argument `%.100s': expected instance=NAME (1 to 63 letters, digits, '.', '_', '-')",
+			       arg);
+			goto out_free;
+		}
+		strcpy(p->instance, arg + 9);
 	}
 	if (plugin_start(p, args->argv[1], (const char *const *)args->envp))
 		goto out_free;
@@ -667,17 +734,25 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 	const char *tx = vp_env_get(envp, "bytes_sent");
 	struct vp_grant g;
 	int64_t duration;
+	int ret;
 
 	if (!s->active)
 		return;
 	/* Not online any more (its lease dropped): the line names the client
-	 * only. */
-	if (vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot, &g)) {
+	 * only.  Moved: the client's newer session on another instance owns
+	 * the address and its route now; this one's end removes nothing. */
+	ret = vp_space_disconnect(p->space, s->identity, s->identity_len, s->slot, &g);
+	if (ret == VP_DISCONNECT_MOVED) {
+		p->log(PLOG_NOTE, NAME,
+		       "session of %s ended; its address stays with its newer session on another instance",
+		       who(p, s->identity, s->identity_len));
+	} else if (ret) {
 		p->log(PLOG_WARN, NAME, "session of %s slot %u was not online",
 		       who(p, s->identity, s->identity_len), s->slot);
 		memset(&g, 0, sizeof(g));
+	} else {
+		routing_session(p, &g, false);
 	}
-	routing_session(p, &g, false);
 	vp_logfmt_add(&p->fields, "identity", s->identity, s->identity_len);
 	if (g.pool) {
 		duration = now() - g.since;
@@ -693,6 +768,8 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 		vp_logfmt_adds(&p->fields, "bytes_received", rx);
 		vp_logfmt_adds(&p->fields, "bytes_sent", tx);
 	}
+	if (ret == VP_DISCONNECT_MOVED)
+		vp_logfmt_adds(&p->fields, "reason", "moved");
 	session_forget(s);
 	usage(p, "disconnect");
 }
@@ -806,6 +883,7 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 
 static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
 			  struct openvpn_plugin_string_list **list);
+static int register_instance(struct vp_plugin *p, const char *const *envp, bool lenient);
 
 /* A connect, then the warnings it caused, in that order in both logs. */
 static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
@@ -853,6 +931,10 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);
 	}
+	/* Not registered at UP (reopened after SIGHUP with persist-tun, where
+	 * OpenVPN does not call UP again): now, by the same names. */
+	if (!p->registered && register_instance(p, envp, true))
+		return refuse(p, id, "internal", &g, "this OpenVPN is not registered as an instance");
 	ret = vp_space_connect(p->space, &req, &g, &store_failed);
 	if (ret && store_failed) {
 		snprintf(detail, sizeof(detail), "cannot record its lease in %s: %s",
@@ -882,6 +964,50 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	return OPENVPN_PLUGIN_FUNC_SUCCESS;
 }
 
+/* At UP: register this process as an instance of the state-dir, named by
+ * the plugin line, the config, or the tun device.  0, or -1 (logged: UP
+ * fails, and OpenVPN with it). */
+static int register_instance(struct vp_plugin *p, const char *const *envp, bool lenient)
+{
+	const char *dev = vp_env_get(envp, "dev");
+	unsigned ifindex = dev ? if_nametoindex(dev) : 0;
+	pid_t live = 0;
+	int ret;
+
+	if (p->registered)
+		return 0;
+	if (!p->instance[0] && p->config.instance)
+		snprintf(p->instance, sizeof(p->instance), "%s", p->config.instance);
+	if (!p->instance[0] && dev && vp_config_instance_name_ok(dev))
+		snprintf(p->instance, sizeof(p->instance), "%s", dev);
+	if (!p->instance[0] && lenient)
+		return 0;	/* tried again at the next connect */
+	if (!p->instance[0]) {
+		p->log(PLOG_ERR, NAME,
+		       "no instance name: give one on the plugin line (instance=NAME) or in %s (instance = \"NAME\")",
+		       p->config.path);
+		return -1;
+	}
+	ret = vp_space_register(p->space, p->instance, (int)ifindex,
+				dev && strlen(dev) < VP_DEV_MAX ? dev : "", &live);
+	if (ret == -EADDRINUSE) {
+		p->log(PLOG_ERR, NAME,
+		       "instance %s is already running on state directory %s (pid %ld): give this OpenVPN another instance name",
+		       p->instance, p->config.state_dir, (long)live);
+		return -1;
+	}
+	if (ret) {
+		p->log(PLOG_ERR, NAME, "cannot register instance %s in the state directory %s: %s",
+		       p->instance, p->config.state_dir, ret == -EUSERS ?
+		       "too many instances are running" : strerror(-ret));
+		return -1;
+	}
+	p->registered = true;
+	p->log(PLOG_NOTE, NAME, "instance %s%s", p->instance,
+	       vp_space_others_alive(p->space) ? " (other instances are running on this state directory)" : "");
+	return 0;
+}
+
 VP_EXPORT int openvpn_plugin_func_v3(const int version,
 				     struct openvpn_plugin_args_func_in const *args,
 				     struct openvpn_plugin_args_func_return *ret)
@@ -892,6 +1018,9 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 	(void)version;
 	switch (args->type) {
 	case OPENVPN_PLUGIN_UP:
+		/* The instance registers: its name may be the tun's. */
+		if (register_instance(p, envp, false))
+			return OPENVPN_PLUGIN_FUNC_ERROR;
 		/* The tun is up: its addresses are in envp, so the pools' sizes
 		 * and a pool outside the tun network are logged now; a failure
 		 * is logged and retried at the first connect.  Never fatal. */

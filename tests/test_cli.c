@@ -19,6 +19,7 @@
 #include "cli/fmt.h"
 #include "conf/load.h"
 #include "core/ipp.h"
+#include "core/space.h"
 #include "core/view.h"
 #include "plugin/metrics.h"
 #include "tests/testlib.h"
@@ -563,14 +564,53 @@ static char *cmd_leases(struct cmd_fx *f)
 	return text;
 }
 
+/* An OpenVPN instance running on the fixture's state: a registered engine
+ * with id online (its sticky lease, if written before, comes back). */
+struct live {
+	struct vp_config config;
+	struct tl_world world;
+	struct vp_space *space;
+};
+
+static void live_open(struct cmd_fx *f, struct live *l, const char *id)
+{
+	struct vp_space_options o;
+	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
+	struct vp_request req = { .identity = (const uint8_t *)id, .identity_len = strlen(id) };
+	struct vp_grant g;
+	char err[2048];
+	bool failed;
+	pid_t pid;
+
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(vp_conf_load(&l->config, f->conf, err, sizeof(err)), 0);
+	o = tl_options(&l->config, &l->world);
+	assert_int_equal(vp_space_open(&l->space, &o, NULL, &pid), 0);
+	assert_int_equal(vp_space_register(l->space, "udp", 0, "", &pid), 0);
+	assert_int_equal(vp_space_set_server(l->space, &server), 0);
+	assert_int_equal(vp_space_connect(l->space, &req, &g, &failed), 0);
+}
+
+static void live_close(struct live *l)
+{
+	vp_space_close(l->space);
+	vp_config_free(&l->config);
+}
+
 static void release__held_online_or_none__exit_message_and_what_changed(void **state)
 {
 	struct cmd_fx f;
+	struct live udp;
+	struct vp_grant g;
+	bool failed;
 
 	(void)state;
 	cmd_fx_open(&f);
 	cmd_fx_lease(&f, "alice", "10.8.0.10", false);
 	cmd_fx_lease(&f, "bob", "10.8.0.11", true);
+	/* bob's session is on a running instance: online (a lease written
+	 * online by an instance that is gone is held) */
+	live_open(&f, &udp, "bob");
 	assert_int_equal(cmd_run(&f, vp_cmd_release, "release", "bob"), VP_EXIT_FAIL);
 	assert_string_equal(f.err, "vpnpool: release: bob is online; nothing changed\n");
 	assert_string_equal(f.out, "");
@@ -582,6 +622,12 @@ static void release__held_online_or_none__exit_message_and_what_changed(void **s
 	assert_string_equal(f.err, "");
 	assert_string_equal(cmd_leases(&f), "bob#0 ");
 	assert_int_equal(cmd_run(&f, vp_cmd_release, "release", NULL), VP_EXIT_USAGE);
+	/* The instance sees the release at its next change: alice comes back
+	 * as a new client, not to a sticky lease. */
+	assert_int_equal(vp_space_connect(udp.space, &(struct vp_request){
+		.identity = (const uint8_t *)"alice", .identity_len = 5 }, &g, &failed), 0);
+	assert_false(g.sticky);
+	live_close(&udp);
 	cmd_fx_close(&f);
 }
 

@@ -136,6 +136,7 @@ static void load__spec_example_with_subnet6_inside__gives_every_value(void **sta
 	assert_int_equal(c.topology, VP_TOPO_AUTO);
 	assert_int_equal(c.host_routes, VP_HOST_ROUTES_AUTO);
 	assert_null(c.metrics_file);
+	assert_null(c.instance);
 	assert_false(c.fsync);
 
 	assert_int_equal(c.n_pools, 1);
@@ -199,6 +200,7 @@ static void load__minimal__takes_the_defaults(void **state)
 	assert_int_equal(c.warn_at[1], 95);
 	assert_int_equal(c.topology, VP_TOPO_AUTO);
 	assert_null(c.metrics_file);
+	assert_null(c.instance);
 	assert_false(c.fsync);
 	assert_int_equal(c.n_pools, 1);
 	assert_false(c.pools[0].has_range);
@@ -223,6 +225,7 @@ static void load__every_root_option__is_read(void **state)
 		    "warn-at = {95, 50, 95, 1, 100}\n"
 		    "topology = net30\n"
 		    "metrics-file = \"/run/vpnpool.prom\"\n"
+		    "instance = \"udp-1.a_b\"\n"
 		    "fsync = true\n"
 		    "host-routes = yes\n"
 		    "pool \"p\" { network = \"10.8.0.0/24\" }\n");
@@ -237,6 +240,7 @@ static void load__every_root_option__is_read(void **state)
 	assert_int_equal(c.warn_at[3], 100);
 	assert_int_equal(c.topology, VP_TOPO_NET30);
 	assert_string_equal(c.metrics_file, "/run/vpnpool.prom");
+	assert_string_equal(c.instance, "udp-1.a_b");
 	assert_true(c.fsync);
 	assert_int_equal(c.host_routes, VP_HOST_ROUTES_YES);
 	vp_config_free(&c);
@@ -355,6 +359,10 @@ static const struct bad bad_configs[] = {
 	  "t.conf:2: identity: `common name' is not an environment variable name (letters, digits, '_')" },
 	{ "identity = \"\"\n" P16,
 	  "t.conf:1: identity: `' is not an environment variable name (letters, digits, '_')" },
+	{ P16 "instance = \"udp 1\"\n",
+	  "t.conf:4: instance: `udp 1' is not an instance name (1 to 63 letters, digits, '.', '_', '-')" },
+	{ P16 "instance = \"\"\n",
+	  "t.conf:4: instance: `' is not an instance name (1 to 63 letters, digits, '.', '_', '-')" },
 	{ P16 "state-dir = \"\"\n", "t.conf:4: state-dir is empty" },
 	{ "state-dir = \"/x\"\nfsync = true\n", "t.conf:2: no pool defined" },
 	{ "", "t.conf:1: no pool defined" },

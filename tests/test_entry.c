@@ -581,6 +581,46 @@ static void up_without_addresses__first_connect_logs_the_sizes(void **state)
 	free(server_close(&s));
 }
 
+/* Two OpenVPNs on one state directory: each an instance, named by its tun
+ * (or the plugin line); a name already running fails UP naming its pid. */
+static void up__instance_name_running__up_fails_naming_the_pid(void **state)
+{
+	const char *up_env[] = { "script_context=init", "dev=tun0", "ifconfig_local=10.8.0.1",
+				 "ifconfig_netmask=255.255.0.0", NULL };
+	const char *up_env2[] = { "script_context=init", "dev=tun1", "ifconfig_local=10.8.0.1",
+				  "ifconfig_netmask=255.255.0.0", NULL };
+	struct openvpn_plugin_callbacks cb = { .plugin_log = fake_plugin_log };
+	const char *argv[] = { "openvpn-plugin-vpnpool.so", NULL, "instance=tun0", NULL };
+	const char *envp[] = { "verb=3", "daemon=0", NULL };
+	struct openvpn_plugin_args_open_in in = { .argv = argv, .envp = envp, .callbacks = &cb };
+	struct openvpn_plugin_args_open_return out = { 0 };
+	struct openvpn_plugin_args_func_in fin = { .type = OPENVPN_PLUGIN_UP, .envp = up_env2 };
+	struct server s;
+	char want[4400];
+
+	(void)state;
+	server_open(&s, "pool \"p\" { network = \"10.8.0.0/16\" }\n");
+	assert_int_equal(call(&s, NULL, OPENVPN_PLUGIN_UP, up_env, NULL),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	argv[1] = s.conf;
+	assert_int_equal(openvpn_plugin_open_v3(OPENVPN_PLUGINv3_STRUCTVER, &in, &out),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	fin.handle = out.handle;
+	assert_int_equal(openvpn_plugin_func_v3(OPENVPN_PLUGINv3_STRUCTVER, &fin, NULL),
+			 OPENVPN_PLUGIN_FUNC_ERROR);
+	snprintf(want, sizeof(want),
+		 "instance tun0 is already running on state directory %s/state (pid %ld)", s.dir,
+		 (long)getpid());
+	assert_int_equal(count_lines(plugin_log_text, want, NULL), 1);
+	openvpn_plugin_close_v1(out.handle);
+	/* a bad second argument stops the start */
+	argv[2] = "instanc=x";
+	assert_int_equal(openvpn_plugin_open_v3(OPENVPN_PLUGINv3_STRUCTVER, &in, &out),
+			 OPENVPN_PLUGIN_FUNC_ERROR);
+	assert_int_equal(count_lines(plugin_log_text, "expected instance=NAME", NULL), 1);
+	free(server_close(&s));
+}
+
 /* ---- start-up: what the state directory holds ---------------------------- */
 
 /* open_v3 on the config file at conf: its return code; *handle on success. */
@@ -630,7 +670,7 @@ static void journal_of_a_newer_version__start_refused_saying_versions_file_and_w
 	fclose(f);
 	assert_int_equal(open_conf(conf, &h), OPENVPN_PLUGIN_FUNC_ERROR);
 	snprintf(want, sizeof(want),
-		 "%s is of format version 7; this plugin understands version 1: upgrade vpnpool, or move the file aside to start with no leases",
+		 "%s is of format version 7; this plugin understands version 2: upgrade vpnpool, or move the file aside to start with no leases",
 		 path);
 	assert_int_equal(count_lines(plugin_log_text, want, NULL), 1);
 	tl_rmtree(dir);
@@ -899,6 +939,7 @@ int main(void)
 		cmocka_unit_test(up__logs_pool_sizes_and_unusable_pools_before_any_client),
 		cmocka_unit_test(up_without_addresses__first_connect_logs_the_sizes),
 		cmocka_unit_test(journal_of_a_newer_version__start_refused_saying_versions_file_and_what_to_do),
+		cmocka_unit_test(up__instance_name_running__up_fails_naming_the_pid),
 		cmocka_unit_test(empty_journal__started_with_a_warning_naming_it),
 		cmocka_unit_test(symlinked_journal_or_lock__refused_and_not_followed),
 		cmocka_unit_test(state_dir_writable_by_others__warned_naming_it),

@@ -7,9 +7,17 @@
  * few hundred steps the whole lease table must equal the model's, and no
  * address, subnet, excluded or reserved address may be held twice.
  *
+ * A second test runs several instances (spaces opened on one directory, as
+ * several OpenVPN processes would) and the command between them: connects
+ * and disconnects on any instance (a client moving between them), release,
+ * import, clean stops, crashes (a space dropped without a word) noticed at
+ * the next change or at the next open, and restarts.
+ *
  *   VP_MODEL_OPS=10000000 VP_MODEL_SEED=42 ./tests/test_model
+ *   VP_MODEL_MULTI_OPS=10000000 ./tests/test_model
  */
 #include <errno.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +33,7 @@
 #define N_IDS 48
 #define MAX_SLOTS 3
 #define HOLD 50
+#define N_INST 3
 
 /* The fixed world: pool a (10.8.0.0/27, group=a, exclude .5-.7, IPv6 /123),
  * pool b (10.8.1.0/28, anyone), router pool r (10.9.0.0/26 in /28s, site-*),
@@ -40,6 +49,7 @@ struct mlease {
 	int a6;				/* low byte of fd00:8::/123, -1 none */
 	int sub;			/* router block index 0..3, -1 none */
 	bool static4, static_sub;
+	int inst;			/* instance of its session, -1: none */
 };
 
 struct model {
@@ -49,6 +59,9 @@ struct model {
 	int cand6[32];
 	int n_cand6;
 	int64_t now;
+	int inst;			/* the instance of the operation, -1: none */
+	bool alive[N_INST];
+	bool pending[N_INST];		/* killed, not noticed yet */
 };
 
 static uint64_t rng_state;
@@ -115,21 +128,46 @@ static bool used_sub(struct model *m, int b)
 	return false;
 }
 
-/* The oldest held lease on a pool's (or, pool < 0, the router's) list. */
+static void id_name(int id, char *buf, size_t len);
+
+/* The engine's order of identities (bytes, then length). */
+static int name_cmp(int a, int b)
+{
+	char x[32], y[32];
+	size_t lx, ly;
+	int c;
+
+	id_name(a, x, sizeof(x));
+	id_name(b, y, sizeof(y));
+	lx = strlen(x);
+	ly = strlen(y);
+	c = memcmp(x, y, lx < ly ? lx : ly);
+	return c ? c : (lx > ly) - (lx < ly);
+}
+
+/* The oldest held lease on a pool's (or, pool < 0, the router's) list;
+ * leases offline since one moment in the engine's order of identities. */
 static struct mlease *oldest_held(struct model *m, int pool)
 {
 	struct mlease *best = NULL;
+	int best_id = 0, best_s = 0;
 
 	for (int i = 0; i < N_IDS; ++i)
 		for (int s = 0; s < MAX_SLOTS; ++s) {
 			struct mlease *l = &m->l[i][s];
+			int c;
 
 			if (!l->used || l->online)
 				continue;
 			if (pool >= 0 ? (l->pool != pool || l->static4) : (l->sub < 0 || l->static_sub))
 				continue;
-			if (!best || l->since < best->since)
+			c = best ? name_cmp(i, best_id) : 0;
+			if (!best || l->since < best->since ||
+			    (l->since == best->since && (c < 0 || (c == 0 && s < best_s)))) {
 				best = l;
+				best_id = i;
+				best_s = s;
+			}
 		}
 	return best;
 }
@@ -191,14 +229,26 @@ static bool take_pool(struct model *m, int pool, bool may_reclaim, struct mlease
 	return true;
 }
 
-static int model_connect(struct model *m, int id, bool group_a, struct mlease **got)
+/* The slot a connect on the model's instance takes: slot 0 when it is
+ * online on another instance (the client moved: its newest session takes
+ * the lease over), else the first not online; MAX_SLOTS if none. */
+static int model_slot(struct model *m, int id)
 {
 	int slot = 0;
+
+	if (m->inst >= 0 && m->l[id][0].used && m->l[id][0].online && m->l[id][0].inst != m->inst)
+		return 0;
+	while (slot < MAX_SLOTS && m->l[id][slot].used && m->l[id][slot].online)
+		slot++;
+	return slot;
+}
+
+static int model_connect(struct model *m, int id, bool group_a, struct mlease **got)
+{
+	int slot = model_slot(m, id);
 	struct mlease *l, fresh;
 	bool pools[N_POOLS] = { group_a, true };
 
-	while (slot < MAX_SLOTS && m->l[id][slot].used && m->l[id][slot].online)
-		slot++;
 	assert_true(slot < MAX_SLOTS);
 	l = &m->l[id][slot];
 	if (l->used) {
@@ -207,6 +257,7 @@ static int model_connect(struct model *m, int id, bool group_a, struct mlease **
 		if (fits) {
 			l->online = true;
 			l->since = m->now;
+			l->inst = m->inst;
 			*got = l;
 			return 0;
 		}
@@ -219,6 +270,7 @@ static int model_connect(struct model *m, int id, bool group_a, struct mlease **
 	fresh.since = m->now;
 	fresh.sub = -1;
 	fresh.pool = -1;
+	fresh.inst = m->inst;
 	*l = fresh;	/* occupies the slot while choosing, owns nothing yet */
 	l->used = false;
 	if (id == 0 && slot == 0) {
@@ -272,6 +324,8 @@ static int model_disconnect(struct model *m, int id, int slot)
 
 	if (!l->used || !l->online)
 		return -ENOENT;
+	if (m->inst >= 0 && l->inst != m->inst)
+		return VP_DISCONNECT_MOVED;
 	if (slot) {
 		memset(l, 0, sizeof(*l));
 		return 0;
@@ -434,6 +488,7 @@ static void model__random_operations__engine_matches_model(void **state)
 	w.tw.now = 1000;
 	model_init(m);
 	m->now = w.tw.now;
+	m->inst = -1;
 	engine_open(&w);
 	for (uint64_t step = 0; step < ops; ++step) {
 		uint64_t r = rnd() % 1000;
@@ -499,10 +554,300 @@ static void model__random_operations__engine_matches_model(void **state)
 	free(m);
 }
 
+/* ---- several instances ------------------------------------------------------ */
+
+/* The sessions of instance k end: extra ones freed, the others held (since
+ * now, or with at_open as they were: a load does not know when). */
+static void model_end_sessions(struct model *m, int k, bool at_open)
+{
+	for (int i = 0; i < N_IDS; ++i)
+		for (int s = 0; s < MAX_SLOTS; ++s) {
+			struct mlease *l = &m->l[i][s];
+
+			if (!l->used || !l->online || l->inst != k)
+				continue;
+			if (s) {
+				memset(l, 0, sizeof(*l));
+				continue;
+			}
+			l->online = false;
+			if (!at_open)
+				l->since = m->now;
+		}
+}
+
+/* Killed instances are noticed: by a change (at_open false) or a load. */
+static void model_notice(struct model *m, bool at_open)
+{
+	for (int k = 0; k < N_INST; ++k)
+		if (m->pending[k]) {
+			model_end_sessions(m, k, at_open);
+			m->pending[k] = false;
+		}
+}
+
+static int model_release(struct model *m, int id)
+{
+	struct mlease *l = &m->l[id][0];
+
+	if (!l->used)
+		return -ENOENT;
+	if (l->online)
+		return -EBUSY;
+	memset(l, 0, sizeof(*l));
+	return 0;
+}
+
+/* Import a4 as id's held lease (id is one of the u* clients). */
+static int model_import(struct model *m, int id, uint32_t a4)
+{
+	struct mlease *l = &m->l[id][0];
+	int pool = -1, h = (int)(a4 & 0xff), a6 = -1;
+	bool allocatable = false;
+
+	if (m->l[id][0].used || m->l[id][1].used)
+		return -EEXIST;
+	if ((a4 >> 8) == 0x0a0800 && h < 32)
+		pool = POOL_A;
+	else if ((a4 >> 8) == 0x0a0801 && h < 16)
+		pool = POOL_B;
+	if (pool < 0)
+		return -EDOM;
+	for (int i = 0; i < m->n_cand4[pool]; ++i)
+		allocatable |= m->cand4[pool][i] == a4;
+	if (!allocatable)
+		return -EDOM;	/* reserved, the server's, excluded or outside the range */
+	if (owner4(m, a4))
+		return -EADDRINUSE;
+	if (pool == POOL_A && (a6 = free6(m)) < 0)
+		return -ENOSPC;
+	memset(l, 0, sizeof(*l));
+	l->used = true;
+	l->since = m->now;
+	l->pool = pool;
+	l->a4 = a4;
+	l->a6 = a6;
+	l->sub = -1;
+	l->inst = -1;
+	return 0;
+}
+
+struct multi {
+	char *dir;
+	struct vp_config *config;
+	struct vp_space *space[N_INST];
+	struct tl_world tw[N_INST];
+	struct vp_server server;
+	unsigned opens;
+};
+
+static void multi_open(struct multi *w, int k, int64_t now)
+{
+	struct vp_space_options o = tl_options(w->config, &w->tw[k]);
+	struct vp_store_report report;
+	char name[8];
+	pid_t holder, live;
+
+	w->tw[k].now = now;
+	o.compact_min = 64;
+	o.compact_bg_min = w->opens++ % 2 ? 1 : UINT64_MAX;
+	snprintf(name, sizeof(name), "i%d", k);
+	assert_int_equal(vp_space_open(&w->space[k], &o, &report, &holder), 0);
+	assert_false(report.torn || report.corrupt);
+	assert_int_equal(vp_space_register(w->space[k], name, 0, "", &live), 0);
+	assert_int_equal(vp_space_set_server(w->space[k], &w->server), 0);
+}
+
+/* The command: a space that is no instance, for one release or import. */
+static int multi_command(struct multi *w, int64_t now, int id, bool import, uint32_t a4)
+{
+	struct tl_world tw = { .now = now };
+	struct vp_space_options o = tl_options(w->config, &tw);
+	struct vp_store_report report;
+	struct vp_space *cmd;
+	struct vp_addr a = vp_addr_v4(a4);
+	const char *why;
+	char name[32];
+	pid_t holder;
+	int ret;
+
+	o.no_drops = true;
+	id_name(id, name, sizeof(name));
+	assert_int_equal(vp_space_open(&cmd, &o, &report, &holder), 0);
+	assert_int_equal(vp_space_set_server(cmd, &w->server), 0);
+	if (import) {
+		ret = vp_space_import(cmd, (const uint8_t *)name, strlen(name), &a, NULL, &why);
+		assert_true(ret != -EDOM || why != NULL);
+	} else {
+		ret = vp_space_release(cmd, (const uint8_t *)name, strlen(name));
+	}
+	vp_space_close(cmd);
+	return ret;
+}
+
+struct inst_ctx {
+	struct model *m;
+	int mismatches;
+};
+
+static int check_instance(void *ud, const struct vp_lease_rec *r)
+{
+	struct inst_ctx *c = ud;
+	char name[32];
+
+	for (int id = 0; id < N_IDS; ++id) {
+		id_name(id, name, sizeof(name));
+		if (strlen(name) == r->identity_len && !memcmp(name, r->identity, r->identity_len) &&
+		    r->state == VP_LEASE_ONLINE && c->m->l[id][r->slot].inst != (int)r->instance)
+			c->mismatches++;
+	}
+	return 0;
+}
+
+static void model__several_instances__engine_matches_model(void **state)
+{
+	uint64_t ops = env_u64("VP_MODEL_MULTI_OPS", 100000);
+	uint64_t seed = env_u64("VP_MODEL_SEED", 20261203);
+	uint64_t counts[8] = { 0 };
+	struct model *m = calloc(1, sizeof(*m));
+	struct multi w = { 0 };
+
+	(void)state;
+	rng_state = seed ? seed : 1;
+	w.dir = tl_tmpdir();
+	w.config = world_config(w.dir);
+	w.server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 16, "fd00:8::1");
+	model_init(m);
+	m->now = 1000;
+	for (int k = 0; k < N_INST; ++k) {
+		multi_open(&w, k, m->now);
+		m->alive[k] = true;
+	}
+	for (uint64_t step = 0; step < ops; ++step) {
+		uint64_t r = rnd() % 1000;
+		int id = (int)(rnd() % N_IDS), k = (int)(rnd() % N_INST);
+		char name[32];
+
+		++m->now;	/* distinct times: the held order is exact */
+		for (int i = 0; i < N_INST; ++i)
+			w.tw[i].now = m->now;
+		id_name(id, name, sizeof(name));
+		m->inst = k;
+		if (r < 450 && m->alive[k]) {
+			bool group_a = ((id & 1) == 0) ^ (rnd() % 20 == 0);
+			struct tl_env env = { { "common_name", "group" },
+					      { name, group_a ? "a" : "b" }, 2 };
+			struct vp_request req = { .identity = (const uint8_t *)name,
+						  .identity_len = strlen(name), .getvar = tl_getvar,
+						  .getvar_ud = &env };
+			struct mlease *want = NULL;
+			struct vp_grant g;
+			bool store_failed;
+			int mret, eret;
+
+			model_notice(m, false);
+			if (model_slot(m, id) == MAX_SLOTS)
+				continue;
+			mret = model_connect(m, id, group_a, &want);
+			eret = vp_space_connect(w.space[k], &req, &g, &store_failed);
+			if (mret != eret)
+				fail_msg("step %" PRIu64 ": connect %s on i%d: engine %d, model %d", step,
+					 name, k, eret, mret);
+			if (!eret)
+				check_grant(want, &g, step);
+			counts[0]++;
+		} else if (r < 850 && m->alive[k]) {
+			int slot = (int)(rnd() % 4 == 0 ? rnd() % MAX_SLOTS : 0), mret, eret;
+
+			model_notice(m, false);
+			mret = model_disconnect(m, id, slot);
+			eret = vp_space_disconnect(w.space[k], (const uint8_t *)name, strlen(name),
+						   (uint16_t)slot, NULL);
+			if (mret != eret)
+				fail_msg("step %" PRIu64 ": disconnect %s/%d on i%d: engine %d, model %d",
+					 step, name, slot, k, eret, mret);
+			counts[1]++;
+		} else if (r < 900) {
+			m->now += (int64_t)(rnd() % (2 * HOLD));
+		} else if (r < 940) {
+			bool import = rnd() % 2;
+			uint32_t a4 = 0;
+			int mret, eret;
+
+			m->inst = -1;
+			if (import) {
+				unsigned where = (unsigned)(rnd() % 5);
+
+				id = 9 + (int)(rnd() % (N_IDS - 9));
+				id_name(id, name, sizeof(name));
+				a4 = where < 3 ? 0x0a080000 | (uint32_t)(rnd() % 32) :
+				     where < 4 ? 0x0a080100 | (uint32_t)(rnd() % 16) : 0x0a0a0001;
+			}
+			model_notice(m, true);	/* the command's open notices */
+			mret = import ? model_import(m, id, a4) : model_release(m, id);
+			eret = multi_command(&w, m->now, id, import, a4);
+			if (mret != eret)
+				fail_msg("step %" PRIu64 ": %s %s: engine %d, model %d", step,
+					 import ? "import" : "release", name, eret, mret);
+			counts[import ? 2 : 3]++;
+		} else if (r < 960 && m->alive[k]) {
+			vp_space_abandon(w.space[k]);	/* SIGKILL */
+			w.space[k] = NULL;
+			m->alive[k] = false;
+			m->pending[k] = true;
+			counts[4]++;
+		} else if (r < 975 && m->alive[k]) {
+			model_notice(m, false);		/* its stop is a change */
+			model_end_sessions(m, k, false);
+			vp_space_close(w.space[k]);
+			w.space[k] = NULL;
+			m->alive[k] = false;
+			counts[5]++;
+		} else if (!m->alive[k]) {
+			model_notice(m, true);		/* a load notices */
+			multi_open(&w, k, m->now);
+			m->alive[k] = true;
+			counts[6]++;
+		}
+		if (step % 256 == 0 || r >= 940) {
+			int live = -1;
+
+			for (int i = 0; i < N_INST; ++i)
+				if (m->alive[i])
+					live = i;
+			if (live >= 0) {
+				struct inst_ctx c = { .m = m };
+				struct world cw = { .space = w.space[live] };
+
+				model_notice(m, false);
+				assert_int_equal(vp_space_sync(w.space[live]), 0);
+				compare_all(&cw, m);
+				vp_space_each(w.space[live], check_instance, &c);
+				if (c.mismatches)
+					fail_msg("step %" PRIu64 ": %d online leases on the wrong instance",
+						 step, c.mismatches);
+			}
+		}
+	}
+	printf("model (%d instances): seed %" PRIu64 ", %" PRIu64 " operations, %" PRIu64
+	       " connects, %" PRIu64 " disconnects, %" PRIu64 " imports, %" PRIu64
+	       " releases, %" PRIu64 " crashes, %" PRIu64 " stops, %" PRIu64
+	       " starts, 0 divergences\n", N_INST, seed, ops, counts[0], counts[1], counts[2],
+	       counts[3], counts[4], counts[5], counts[6]);
+	for (int k = 0; k < N_INST; ++k)
+		vp_space_close(w.space[k]);
+	vp_config_free(w.config);
+	free(w.config);
+	tl_rmtree(w.dir);
+	free(w.dir);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(model__random_operations__engine_matches_model),
+		cmocka_unit_test(model__several_instances__engine_matches_model),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

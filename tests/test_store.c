@@ -23,7 +23,8 @@
 #include "fs.h"
 #include "store.h"
 
-#define HEADER_LEN 12
+#define HEADER_V1 12		/* the crafted journals here are of version 1 */
+#define HEADER_LEN 20		/* what the store writes (version 2) */
 
 /* ---- a model of the leases the replay produced ---------------------------- */
 
@@ -440,7 +441,7 @@ static uint64_t second_record_offset(void)
 	struct bytes p;
 
 	craft_payload(&p, &ok);
-	return HEADER_LEN + 8 + p.n;
+	return HEADER_V1 + 8 + p.n;
 }
 
 /* ---- round trips ------------------------------------------------------------ */
@@ -535,20 +536,98 @@ static void put__invalid_lease__einval_and_nothing_written(void **state)
 
 /* ---- the lock ----------------------------------------------------------------- */
 
-static void open__dir_already_open__ebusy_naming_our_pid(void **state)
+static void open__dir_already_open__second_store_shares_it(void **state)
 {
 	struct fx *f = *state;
 	struct vp_store *second = (struct vp_store *)1;
-	struct vp_store_replay r = { 0 };
-	pid_t holder = 0;
+	static struct model m2;
+	struct vp_store_replay r = model_replay(&m2);
+	pid_t holder = 1;
 
 	fx_open(f);
-	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, &r, NULL, &holder), -EBUSY);
-	assert_null(second);
-	assert_int_equal(holder, getpid());
-	fx_close(f);
+	put_v4(f, "alice", 0, 1);
 	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, &r, NULL, &holder), 0);
+	assert_int_equal(holder, 0);
+	assert_non_null(model_get(&m2, "alice", 0));
+	/* each sees what the other appended at its next change */
+	put_v4(f, "bob", 0, 2);
+	assert_null(model_get(&m2, "bob", 0));
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_non_null(model_get(&m2, "bob", 0));
 	vp_store_close(second);
+}
+
+/* A put the first store's model (what its compaction writes) knows too. */
+static void put_both(struct fx *f, const char *id, uint16_t slot, uint32_t addr)
+{
+	struct vp_lease_rec r = lease_v4(id, slot, addr);
+
+	assert_int_equal(vp_store_put(f->store, &r), 0);
+	assert_int_equal(model_put(&f->m, &r), 0);
+}
+
+static void compaction__a_second_store_follows_moved_without_reading_again(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store *second = NULL;
+	static struct model m2;
+	struct vp_store_replay r = model_replay(&m2);
+
+	fx_open(f);
+	put_both(f, "alice", 0, 1);
+	put_both(f, "bob", 0, 2);
+	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, &r, NULL, NULL), 0);
+	assert_int_equal(m2.puts, 2);
+	put_both(f, "carol", 0, 3);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	/* once compacted: the old journal's MOVED sends it to the new one's
+	 * end; it reads only what came after */
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_int_equal(m2.puts, 3);
+	put_both(f, "dave", 0, 4);
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_int_equal(m2.puts, 4);
+	assert_non_null(model_get(&m2, "dave", 0));
+	/* twice: the file it was sent to is gone too; it reads the journal
+	 * again, whole */
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	assert_int_equal(vp_store_del(f->store, (const uint8_t *)"alice", 5, 0), 0);
+	model_del(&f->m, (const uint8_t *)"alice", 5, 0);
+	assert_int_equal(vp_store_compact(f->store, model_each, &f->m), 0);
+	assert_int_equal(vp_store_begin(second), 0);
+	vp_store_end(second);
+	assert_int_equal(m2.puts, 4 + 3);
+	vp_store_close(second);
+}
+
+static void lock__stores_of_one_directory__exclude_each_other_per_change(void **state)
+{
+	struct fx *f = *state;
+	struct vp_store *second = NULL;
+	struct vp_instance_rec a = { .name = "udp" }, b = { .name = "udp" };
+	pid_t live = 0;
+
+	fx_open(f);
+	assert_int_equal(vp_store_open(&second, f->dir, false, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(vp_store_register(f->store, &a, &live), 0);
+	assert_int_equal(a.slot, 0);
+	assert_true(vp_store_slot_alive(second, 0));
+	assert_false(vp_store_slot_alive(second, 1));
+	assert_int_equal(vp_store_register(second, &b, &live), -EADDRINUSE);
+	assert_int_equal(live, getpid());
+	strcpy(b.name, "tcp");
+	assert_int_equal(vp_store_register(second, &b, &live), 0);
+	assert_int_equal(b.slot, 1);
+	assert_string_equal(vp_store_instance(f->store, 1) ? "" : "unknown until read", "unknown until read");
+	assert_int_equal(vp_store_begin(f->store), 0);
+	assert_string_equal(vp_store_instance(f->store, 1)->name, "tcp");
+	assert_int_equal(vp_store_begin(f->store), -EDEADLK);
+	vp_store_end(f->store);
+	vp_store_abandon(second);	/* killed: its slot's lock is gone */
+	assert_false(vp_store_slot_alive(f->store, 1));
 }
 
 /* ---- torn tails ------------------------------------------------------------------ */
@@ -609,7 +688,7 @@ static void open__header_cut_short__starts_afresh(void **state)
 {
 	struct fx *f = *state;
 
-	for (size_t len = 1; len < HEADER_LEN; ++len) {
+	for (size_t len = 1; len < HEADER_V1; ++len) {
 		file_write(f->journal, "VPNPOOL1\1\0\0", len);
 		fx_open(f);
 		assert_true(f->report.torn);
@@ -679,11 +758,11 @@ static void open__bad_magic__set_aside_and_fresh_journal(void **state)
 {
 	struct fx *f = *state;
 
-	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_LEN);
+	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_V1);
 	fx_open(f);
 	assert_true(f->report.corrupt);
 	assert_int_equal(f->report.corrupt_offset, 0);
-	assert_int_equal(file_size(f->report.set_aside), HEADER_LEN);
+	assert_int_equal(file_size(f->report.set_aside), HEADER_V1);
 	assert_int_equal(file_size(f->journal), HEADER_LEN);
 	fx_open(f);
 	assert_false(f->report.corrupt || f->report.torn);
@@ -701,13 +780,13 @@ static void open__damaged_journal__set_aside_under_the_time_of_the_store_clock(v
 	struct vp_store_io io = { .now = fixed_clock, .now_ud = &t };
 	char want[256];
 
-	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_LEN);
+	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_V1);
 	assert_int_equal(fx_open_io(f, &io), 0);
 	snprintf(want, sizeof(want), "%s.corrupt-1234567", f->journal);
 	assert_string_equal(f->report.set_aside, want);
 	vp_store_close(f->store);
 	f->store = NULL;
-	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_LEN);
+	file_write(f->journal, "VPNPOOL2\1\0\0\0", HEADER_V1);
 	assert_int_equal(fx_open_io(f, &io), 0);
 	snprintf(want, sizeof(want), "%s.corrupt-1234567-1", f->journal);
 	assert_string_equal(f->report.set_aside, want);
@@ -734,7 +813,7 @@ static void open__newer_version__refused_and_left_alone(void **state)
 {
 	struct fx *f = *state;
 
-	file_write(f->journal, "VPNPOOL1\2\0\0\0", HEADER_LEN);
+	file_write(f->journal, "VPNPOOL1\3\0\0\0", HEADER_V1);
 	assert_int_equal(fx_open_io(f, NULL), -EPROTONOSUPPORT);
 	assert_null(f->store);
 	assert_int_equal(count_set_aside(f->dir), 0);
@@ -757,8 +836,8 @@ static void open__garbage__never_crashes(void **state)
 			uint8_t c = (uint8_t)rand();
 
 			/* small lengths now and then, so that records get decoded */
-			if (round % 3 == 0 && (file.n - HEADER_LEN) % 64 < 4)
-				c = (file.n - HEADER_LEN) % 64 ? 0 : 40;
+			if (round % 3 == 0 && (file.n - HEADER_V1) % 64 < 4)
+				c = (file.n - HEADER_V1) % 64 ? 0 : 40;
 			b_raw(&file, &c, 1);
 		}
 		file_write(f->journal, file.b, file.n);
@@ -1563,7 +1642,9 @@ int main(void)
 		T(put__every_field__survives_reopen),
 		T(open__new_dir__created_with_parents_and_empty_journal),
 		T(put__invalid_lease__einval_and_nothing_written),
-		T(open__dir_already_open__ebusy_naming_our_pid),
+		T(open__dir_already_open__second_store_shares_it),
+		T(compaction__a_second_store_follows_moved_without_reading_again),
+		T(lock__stores_of_one_directory__exclude_each_other_per_change),
 		T(open__last_record_cut_at_every_length__dropped_earlier_kept),
 		T(open__zero_filled_tail__torn_not_corrupt),
 		T(open__header_cut_short__starts_afresh),

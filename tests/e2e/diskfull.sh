@@ -144,8 +144,11 @@ e2e_log "state-dir full again: $(df -h --output=used,avail "$STATE" | tail -n 1)
 if e2e_server_start; then
 	e2e_pass "OpenVPN starts on a full disk after a crash"
 	e2e_assert_match "with every lease" "$(grep -m1 ' leases in ' "$E2E_SERVER_LOG")" " $leases leases in $STATE"
-	e2e_assert_eq "OpenVPN's log warns once that new leases may be refused" \
-		"$(grep -c "vpnpool: state directory $STATE: rewriting the journal at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused): No space left on device" "$E2E_SERVER_LOG")" 1
+	# The killed server's sessions end with a record each (no rewrite of
+	# the journal): the last block's room takes them, or the log says so
+	# once and the journal as it is keeps them online-of-a-dead-instance.
+	e2e_assert_eq "OpenVPN's log says at most once that recording them failed" \
+		"$(grep -c "vpnpool: state directory $STATE: recording the end of the sessions of stopped instances at start failed (the leases are loaded; the journal as it is keeps them; new leases may be refused): No space left on device" "$E2E_SERVER_LOG" | sed 's/^0$/1/')" 1
 	e2e_server_stop
 else
 	e2e_fail "OpenVPN did not start on a full disk after a crash: $(grep -m1 vpnpool: "$E2E_SERVER_LOG")"

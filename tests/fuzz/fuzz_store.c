@@ -8,12 +8,17 @@
  *   2  a valid header, then the bytes as records whose CRC-32C the harness
  *      sets right (so the fuzzer gets past the checksum into the decoder)
  *   3  the bytes with the first four as the header's version
+ * and bit 2 of that byte makes the header of modes 1 and 2 one of version 2
+ * (with a file id), where records may also be INSTANCE and MOVED ones and a
+ * PUT carries an instance slot.
  *
  * Properties: vp_store_read() and vp_store_open() replay the same records
  * and report the same torn tail or damage; every record replayed is a lease
  * vp_store_put() accepts, and written to a fresh journal it reads back the
  * same; after vp_store_open() repaired the file (cut a torn tail, set damage
- * aside), it reads clean: no torn tail, no damage, and the records kept.
+ * aside, cut a MOVED record left by a compaction that died), it reads clean:
+ * no torn tail, no damage, and the records kept.  Every INSTANCE record
+ * replayed has a slot in range and a name and device that are strings.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +34,7 @@
 /* The records of one replay, copied (identities into one arena). */
 struct replayed {
 	size_t n;
+	size_t ninst;			/* INSTANCE records */
 	bool is_del[MAX_KEPT];
 	struct vp_lease_rec rec[MAX_KEPT];
 	uint8_t arena[64 * 1024 + MAX_KEPT * 8];
@@ -72,6 +78,15 @@ static int on_put(void *ud, const struct vp_lease_rec *rec)
 	FUZZ_CHECK(!rec->addr6.family || rec->addr6.family == VP_INET6);
 	FUZZ_CHECK(prefix_ok(&rec->subnet4, VP_INET) && prefix_ok(&rec->subnet6, VP_INET6));
 	return keep(ud, rec, false);
+}
+
+static int on_instance(void *ud, const struct vp_instance_rec *rec)
+{
+	((struct replayed *)ud)->ninst++;
+	FUZZ_CHECK(rec->slot < VP_INSTANCE_MAX);
+	FUZZ_CHECK(rec->name[0] && memchr(rec->name, '\0', sizeof(rec->name)));
+	FUZZ_CHECK(memchr(rec->dev, '\0', sizeof(rec->dev)));
+	return 0;
 }
 
 static int on_del(void *ud, const uint8_t *identity, size_t identity_len, uint16_t slot)
@@ -121,6 +136,8 @@ static void fix_crcs(uint8_t *p, size_t len)
 static size_t build_journal(uint8_t *out, const uint8_t *data, size_t size)
 {
 	unsigned mode = data[0] & 3;
+	bool v2 = data[0] & 4;
+	size_t hdr = v2 ? 20 : 12;
 
 	++data;
 	--size;
@@ -133,11 +150,13 @@ static size_t build_journal(uint8_t *out, const uint8_t *data, size_t size)
 		memcpy(out + 8, data, size);
 		return 8 + size;
 	}
-	put_le32(out + 8, 1);
-	memcpy(out + 12, data, size);
+	put_le32(out + 8, v2 ? 2 : 1);
+	if (v2)
+		memcpy(out + 12, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);	/* file id */
+	memcpy(out + hdr, data, size);
 	if (mode == 2)
-		fix_crcs(out + 12, size);
-	return 12 + size;
+		fix_crcs(out + hdr, size);
+	return hdr + size;
 }
 
 /* ---- properties ------------------------------------------------------------------ */
@@ -150,7 +169,8 @@ static bool same_rec(const struct vp_lease_rec *a, const struct vp_lease_rec *b)
 	       a->since == b->since && !strcmp(a->real, b->real) &&
 	       vp_addr_eq(&a->addr4, &b->addr4) && vp_addr_eq(&a->addr6, &b->addr6) &&
 	       vp_addr_eq(&a->subnet4.addr, &b->subnet4.addr) && a->subnet4.len == b->subnet4.len &&
-	       vp_addr_eq(&a->subnet6.addr, &b->subnet6.addr) && a->subnet6.len == b->subnet6.len;
+	       vp_addr_eq(&a->subnet6.addr, &b->subnet6.addr) && a->subnet6.len == b->subnet6.len &&
+	       a->instance == b->instance;
 }
 
 static void check_same(const struct replayed *a, const struct replayed *b, size_t n)
@@ -163,7 +183,8 @@ static void check_same(const struct replayed *a, const struct replayed *b, size_
 /* Every replayed record, appended to a fresh journal in sub, reads back equal. */
 static void check_rewrite(const char *sub, size_t n)
 {
-	struct vp_store_replay replay = { .put = on_put, .del = on_del, .ud = &second };
+	struct vp_store_replay replay = { .put = on_put, .del = on_del, .instance = on_instance,
+					  .ud = &second };
 	struct vp_store_report rep;
 	struct vp_store *s;
 
@@ -177,7 +198,7 @@ static void check_rewrite(const char *sub, size_t n)
 			FUZZ_CHECK(vp_store_put(s, r) == 0);
 	}
 	vp_store_close(s);
-	second.n = second.used = 0;
+	second.n = second.used = second.ninst = 0;
 	FUZZ_CHECK(vp_store_read(sub, &replay, &rep) == 0);
 	FUZZ_CHECK(!rep.torn && !rep.corrupt && rep.records == n);
 	check_same(&first, &second, n);
@@ -185,8 +206,10 @@ static void check_rewrite(const char *sub, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vp_store_replay replay_first = { .put = on_put, .del = on_del, .ud = &first };
-	struct vp_store_replay replay_second = { .put = on_put, .del = on_del, .ud = &second };
+	struct vp_store_replay replay_first = { .put = on_put, .del = on_del,
+						.instance = on_instance, .ud = &first };
+	struct vp_store_replay replay_second = { .put = on_put, .del = on_del,
+						 .instance = on_instance, .ud = &second };
 	struct vp_store_report read_rep, open_rep, again_rep;
 	const char *dir = fuzz_dir();
 	char sub[PATH_MAX];
@@ -197,22 +220,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1 || size > 64 * 1024)
 		return 0;
-	journal = malloc(size + 12);
+	journal = malloc(size + 20);
 	FUZZ_CHECK(journal);
 	len = build_journal(journal, data, size);
 	fuzz_dir_clear(dir);
 	fuzz_write_file(dir, "leases.journal", journal, len);
 	free(journal);
 
-	first.n = first.used = 0;
+	first.n = first.used = first.ninst = 0;
 	r1 = vp_store_read(dir, &replay_first, &read_rep);
 	FUZZ_CHECK(r1 == 0 || r1 == -EPROTONOSUPPORT);
-	FUZZ_CHECK(read_rep.records == first.n || first.n == MAX_KEPT);
+	FUZZ_CHECK(read_rep.records == first.n + first.ninst || first.n == MAX_KEPT);
 	FUZZ_CHECK(read_rep.bytes == len && !read_rep.set_aside[0]);
 	FUZZ_CHECK(!(read_rep.torn && read_rep.corrupt));
 	FUZZ_CHECK(memchr(read_rep.detail, '\0', sizeof(read_rep.detail)));
 
-	second.n = second.used = 0;
+	second.n = second.used = second.ninst = 0;
 	r2 = vp_store_open(&s, dir, false, NULL, &replay_second, &open_rep, NULL);
 	FUZZ_CHECK(r1 == r2);
 	if (r2)
@@ -229,12 +252,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * (Each load allocates a 1 MiB buffer, slow under ASan: skip the loads
 	 * that cannot tell anything new.) */
 	kept = open_rep.corrupt ? 0 : (size_t)open_rep.records;
-	if (open_rep.torn || open_rep.corrupt || len < 12) {
-		second.n = second.used = 0;
+	if (open_rep.torn || open_rep.corrupt || len < 20) {
+		second.n = second.used = second.ninst = 0;
 		FUZZ_CHECK(vp_store_read(dir, &replay_second, &again_rep) == 0);
 		FUZZ_CHECK(!again_rep.torn && !again_rep.corrupt && again_rep.records == kept);
-		if (kept)
-			check_same(&first, &second, kept < MAX_KEPT ? kept : MAX_KEPT);
+		if (kept && first.n < MAX_KEPT) {
+			FUZZ_CHECK(second.n == first.n && second.ninst == first.ninst);
+			check_same(&first, &second, first.n);
+		}
 	}
 	if (first.n) {
 		snprintf(sub, sizeof(sub), "%s/rewrite", dir);
