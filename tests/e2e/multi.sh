@@ -88,14 +88,14 @@ mp_server_start udp || { e2e_fail "the UDP server did not start"; e2e_finish; }
 mp_server_start tcp || { e2e_fail "the TCP server did not start next to the UDP one"; e2e_finish; }
 e2e_pass "two servers on one vpnpool.conf started (udp pid ${MP_PID[udp]}, tcp pid ${MP_PID[tcp]})"
 
-# `status --json` names these instances (whatever the shape of .instances:
-# names as strings or as fields of objects).
+# The live instances `status --json` lists (vpnpool(8)): "name:pid,...".
 status_instances() {
-	vp status --json 2>/dev/null | jq -r '[.instances | .. | strings] | sort | join(",")' 2>/dev/null
+	vp status --json 2>/dev/null | jq -r '[.instances[] | "\(.name):\(.pid)"] | sort | join(",")' 2>/dev/null
 }
-has_instance() { [[ ,$(status_instances), == *,$1,* ]]; }
+has_instance() { [[ ,$(status_instances), == *,$1:${MP_PID[$1]:-none},* ]]; }	# with its pid
+has_name() { [[ ,$(status_instances), == *,$1:* ]]; }
 has_instance udp && has_instance tcp &&
-	e2e_pass "status --json lists the live instances udp and tcp" ||
+	e2e_pass "status --json lists the live instances udp and tcp with their pids" ||
 	e2e_fail "status --json does not list both live instances: instances='$(status_instances)'"
 e2e_assert_match "status (table) names both instances" "$(vp status 2>&1)" '(udp[^$]*tcp|tcp[^$]*udp)'
 
@@ -319,7 +319,7 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 e2e_assert_eq "host routes of the killed server left on ${MP_DEV[tcp]} (of $ntcp)" "$left" 0
-if has_instance tcp || ! has_instance udp; then e2e_fail "status after the kill: want udp listed, tcp not: $(status_instances)"
+if has_name tcp || ! has_instance udp; then e2e_fail "status after the kill: want udp listed, tcp not: $(status_instances)"
 else e2e_pass "status no longer lists the killed instance ($(status_instances))"; fi
 e2e_assert_eq "poll errors so far" "$(wc -l <"$E2E_DIR/poll-errors")" 0
 
