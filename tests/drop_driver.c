@@ -33,14 +33,14 @@
  *   sticky     a client that comes back gets the address it had
  *   journal    the journal shrank (was compacted) at least twice while the
  *              clients came and went, and never exceeded
- *              2 * rec * (leases + max(leases, 65536)) + 64 KiB, rec being
+ *              3 * rec * (leases + max(leases, 65536)) + 64 KiB, rec being
  *              the size one connect added: after a compaction the journal
  *              holds one record per lease, a compaction starts once more
  *              than max(leases, 65536) records were appended, and it runs
- *              beside the connects (a thread), so the journal may grow by
- *              as much again before it is put in place; one that does not
- *              compact grows by a record per lease change (2 * (clients +
- *              churn) records, well over the bound by default)
+ *              beside the connects (a thread, starved on a busy machine),
+ *              so the journal may grow by that much again, and half as
+ *              much more, before it is put in place; one that does not
+ *              compact never shrinks
  *   journal_stop  after close_v1 the journal holds at most a record per
  *              lease (+ 5% + 4 KiB): close compacts it
  *   logs       at most 3 warning/error lines from the plugin in all
@@ -590,7 +590,12 @@ static int report(const struct figures *f, const struct setup *s, int status)
 {
 	unsigned long leases = s->clients;
 	long long rec = f->journal_first - f->journal_up;
-	long long bound = 2 * rec * (long long)(leases + (leases > 65536 ? leases : 65536)) +
+	/* The compaction thread runs at the lowest priority beside a driver
+	 * that changes leases as fast as the CPU goes; on a machine busy with
+	 * other tests it may finish later than one more threshold's worth of
+	 * records: half as much again is allowed.  A plugin that never
+	 * compacts fails on journal_shrinks (and grows past this too). */
+	long long bound = 3 * rec * (long long)(leases + (leases > 65536 ? leases : 65536)) +
 			  JOURNAL_SLACK;
 	long long stop_bound = rec * (long long)leases * 105 / 100 + 4096;
 	char failed[512] = "";
