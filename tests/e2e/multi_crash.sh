@@ -12,8 +12,8 @@
 # whole run every client gets the same address every time, whichever server
 # it reaches.  Figures are printed at the end.
 #
-# VP_MULTI_CRASH_TRIALS (default 8 in make check; the documented run is 50,
-# about 4 minutes):  VP_MULTI_CRASH_TRIALS=50 bash ../tests/e2e/multi_crash.sh
+# VP_MULTI_CRASH_TRIALS (default 8 in make check, ~35 s; the documented run is 50,
+# about 2.5 minutes on 2 CPUs):  VP_MULTI_CRASH_TRIALS=50 bash ../tests/e2e/multi_crash.sh
 # (from build/).  VP_MULTI_CRASH_SEED fixes the random choices.
 # MP_CONTROL=1: two state-dirs (no shared space): the checks must fail.
 : "${VP_MULTI_CRASH_TRIALS:=8}"
