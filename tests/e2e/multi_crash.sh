@@ -149,7 +149,7 @@ for t in $(seq 1 "$VP_MULTI_CRASH_TRIALS"); do
 		on=$(vp leases --json --online | jq --arg v "$v" '[.leases[] | select(.instance == $v or .instance == null)] | length')
 		if [ "$on" != 0 ]; then
 			STILL_ONLINE=$((STILL_ONLINE + 1))
-			e2e_fail "trial $t: $on sessions of the killed $v still online after $s changed a lease"
+			e2e_fail "trial $t: after $s changed a lease, $on online leases name the killed $v or no instance"
 		fi
 	else
 		NOT_NOTICED=$((NOT_NOTICED + 1))
