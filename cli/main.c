@@ -131,7 +131,7 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct vp_cli cli = { .config_path = VP_DEFAULT_CONFIG, .prog = "vpnpool" };
+	struct vp_cli cli = { .config_path = VP_DEFAULT_CONFIG, .prog = "vpnpool", .exits = true };
 	const struct vp_command *cmd;
 	int i = 1;
 
