@@ -256,6 +256,7 @@ static int status_table(struct state *st, const struct totals *t)
 static int instances_table(const struct vp_instance_rec *const *inst, size_t n)
 {
 	static const char *const head[] = { "INSTANCE", ">PID", "DEV", "SINCE (UTC)" };
+	struct vp_strbuf name = { 0 }, dev = { 0 };
 	struct vp_table *tab;
 	int ret;
 
@@ -266,8 +267,11 @@ static int instances_table(const struct vp_instance_rec *const *inst, size_t n)
 		return -1;
 	for (size_t i = 0; i < n; ++i) {
 		char pid[16], since[VP_FMT_LEN];
-		const char *cells[] = { inst[i]->name, pid, inst[i]->dev[0] ? inst[i]->dev : "-",
-					since };
+		const char *cells[] = {
+			vp_fmt_cell(&name, inst[i]->name, strlen(inst[i]->name)), pid,
+			inst[i]->dev[0] ? vp_fmt_cell(&dev, inst[i]->dev, strlen(inst[i]->dev)) : "-",
+			since,
+		};
 
 		snprintf(pid, sizeof(pid), "%d", (int)inst[i]->pid);
 		vp_fmt_time_short(inst[i]->time, since);
@@ -276,6 +280,8 @@ static int instances_table(const struct vp_instance_rec *const *inst, size_t n)
 	printf("\n");
 	ret = vp_table_print(tab, stdout);
 	vp_table_free(tab);
+	vp_strbuf_free(&name);
+	vp_strbuf_free(&dev);
 	return ret;
 }
 
@@ -298,15 +304,16 @@ int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
 	}
 	if (state_open(&st, cli->config_path))
 		return VP_EXIT_FAIL;
-	ret = 0;
 	vp_space_count(st.space, &t.online, &t.held);
 	n_inst = live_instances(&st, inst);
-	if (!ret && json)
+	if (json) {
 		status_json(&st, &t, inst, n_inst);
-	else if (!ret)
+		ret = 0;
+	} else {
 		ret = status_table(&st, &t);
-	if (!ret && !json)
-		ret = instances_table(inst, n_inst);
+		if (!ret)
+			ret = instances_table(inst, n_inst);
+	}
 	if (fflush(stdout))
 		ret = -1;
 	state_close(&st, cli->exits);
