@@ -1669,24 +1669,11 @@ static void lease_keep_unplaced(struct lease *l, const struct lease_addrs *store
  * lists come out oldest first.  With keep, a lease that does not fit is
  * kept unplaced rather than dropped (another instance lives, whose config
  * it may fit; or this is the command). */
-static void place_loaded(struct vp_space *s, struct lease *l, bool keep);
-
 static int place_all(struct vp_space *s, bool keep)
 {
-	struct by_since *all;
+	struct by_since *all = malloc((s->leases.n + 1) * sizeof(*all));
 	size_t n = 0;
 
-	if (s->opts.read_only) {
-		/* No held list is ever taken from: the table's order (no
-		 * lease is dropped, so the table stays as it is). */
-		for (size_t i = 0; i < tab_slots(s); ++i) {
-			tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
-			if (tab_at(s, i))
-				place_loaded(s, tab_at(s, i), true);
-		}
-		return 0;
-	}
-	all = malloc((s->leases.n + 1) * sizeof(*all));
 	if (!all)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab_slots(s); ++i) {
@@ -1697,46 +1684,42 @@ static int place_all(struct vp_space *s, bool keep)
 			by_since_key(&all[n++], tab_at(s, i));
 		}
 	}
-	qsort(all, n, sizeof(*all), by_since_cmp);
+	if (!s->opts.read_only)	/* read only: no held list is taken from */
+		qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {
+		struct lease *l = all[i].lease;
+		uint8_t state;
+		struct lease_addrs stored;
+		const char *why;
+
 		if (i + LEASE_PREFETCH_AHEAD < n)
 			lease_prefetch(all[i + LEASE_PREFETCH_AHEAD].lease);
-		place_loaded(s, all[i].lease, keep);
+		state = l->state;
+		lease_addrs(l, &stored);
+		why = place_lease(s, l);
+
+		if (why && keep) {
+			lease_release_blocks(s, l);
+			lease_keep_unplaced(l, &stored);
+			inst_list(s, l);
+			continue;
+		}
+		if (why) {
+			report_dropped(s, l, &stored, why);
+			lease_release_blocks(s, l);
+			lease_unlink(s, l);
+			lease_free(l);
+			continue;
+		}
+		l->state = VP_LEASE_ONLINE;
+		lease_account(s, l, 1);
+		if (state == VP_LEASE_HELD)
+			lease_set_state(s, l, VP_LEASE_HELD);
+		else
+			inst_list(s, l);
 	}
 	free(all);
 	return 0;
-}
-
-/* One loaded lease into its pool (held ones at the tail of its held list),
- * or, when it does not fit, kept unplaced (keep) or dropped. */
-static void place_loaded(struct vp_space *s, struct lease *l, bool keep)
-{
-	uint8_t state = l->state;
-	struct lease_addrs stored;
-	const char *why;
-
-	lease_addrs(l, &stored);
-	why = place_lease(s, l);
-
-	if (why && keep) {
-		lease_release_blocks(s, l);
-		lease_keep_unplaced(l, &stored);
-		inst_list(s, l);
-		return;
-	}
-	if (why) {
-		report_dropped(s, l, &stored, why);
-		lease_release_blocks(s, l);
-		lease_unlink(s, l);
-		lease_free(l);
-		return;
-	}
-	l->state = VP_LEASE_ONLINE;
-	lease_account(s, l, 1);
-	if (state == VP_LEASE_HELD)
-		lease_set_state(s, l, VP_LEASE_HELD);
-	else
-		inst_list(s, l);
 }
 
 /* Whether another instance than this one is alive on the directory. */
