@@ -1904,7 +1904,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 	for (size_t i = 0; i < s->config->n_routers; ++i)
 		area_check_warn(s, &s->routers[i]);
 	s->has_server = true;
-	if (!s->opts.read_only) {
+	if (!s->opts.read_only && !s->opts.no_drops) {
 		/* For the command, which cannot ask OpenVPN. */
 		char line[256];
 

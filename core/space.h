@@ -95,8 +95,10 @@ struct vp_space_options {
 	uint64_t compact_bg_min;		/* from this many leases on, compaction
 						 * runs in the store's thread; 0: 4096 */
 	const struct vp_store_ops *store_ops;	/* NULL: the journal (vp_journal_ops) */
-	bool no_drops;				/* never drop a lease that does not fit
-						 * (the command): kept unplaced */
+	bool no_drops;				/* the command's writing: never drop a
+						 * lease that does not fit (kept
+						 * unplaced), and leave the server
+						 * file, which only OpenVPN knows, alone */
 	bool read_only;				/* the command's reading: see below */
 };
 
