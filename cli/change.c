@@ -27,7 +27,7 @@
  */
 static int writer_open(struct vp_space **out, const struct vp_config *config, const char *cmd)
 {
-	struct vp_space_options opts = { .config = config };
+	struct vp_space_options opts = { .config = config, .no_drops = true };
 	struct vp_server server = { 0 };
 	char line[512];
 	int ret;

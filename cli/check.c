@@ -8,9 +8,37 @@
 #include "cli/cli.h"
 #include "cli/fmt.h"
 #include "conf/load.h"
-#include "core/view.h"
+#include "core/blocks.h"
+#include "core/layout.h"
 
 static const char *const topo_name[] = { "auto", "subnet", "net30", "p2p" };
+
+/* Blocks a pool hands out before any server address is known, from the
+ * allocators the engine builds (core/layout.c). */
+static uint64_t pool_size(const struct vp_config *c, size_t pool)
+{
+	struct vp_blocks *b;
+	uint64_t size;
+
+	if (vp_layout_pool4(c, pool, NULL, c->topology == VP_TOPO_NET30 ? 30 : 32, &b))
+		return 0;
+	size = vp_blocks_size(b);
+	vp_blocks_free(b);
+	return size;
+}
+
+static uint64_t router_size(const struct vp_config *c, size_t router)
+{
+	bool v4 = c->routers[router].network.addr.family != 0;
+	struct vp_blocks *b;
+	uint64_t size;
+
+	if (vp_layout_router(c, router, v4 ? VP_INET : VP_INET6, NULL, &b) || !b)
+		return 0;
+	size = vp_blocks_size(b);
+	vp_blocks_free(b);
+	return size;
+}
 
 static void print_match(const struct vp_match *m, size_t n, struct vp_strbuf *b)
 {
@@ -31,7 +59,7 @@ static void print_pool(const struct vp_config *c, size_t i, struct vp_strbuf *b)
 	const struct vp_pool_config *pc = &c->pools[i];
 	char n[VP_PREFIX_STRLEN], r[VP_RANGE_STRLEN];
 	struct vp_range hosts = vp_prefix_range(&pc->network);
-	uint64_t size = 0;
+	uint64_t size = pool_size(c, i);
 
 	printf("pool \"%s\" (line %u)\n", pc->name, pc->line);
 	printf("    network    %s\n", vp_prefix_format(&pc->network, n));
@@ -44,7 +72,6 @@ static void print_pool(const struct vp_config *c, size_t i, struct vp_strbuf *b)
 	printf("    range      %s%s\n", vp_range_format(&hosts, r), pc->has_range ? "" : " (every usable host)");
 	for (size_t k = 0; k < pc->n_exclude; ++k)
 		printf("    exclude    %s\n", vp_range_format(&pc->exclude[k], r));
-	vp_view_pool_size(c, i, c->topology, NULL, &size);
 	printf("    size       %llu %s after exclusions and reservations\n",
 	       (unsigned long long)size, c->topology == VP_TOPO_NET30 ? "/30 blocks" : "addresses");
 	if (pc->has_network6)
@@ -64,10 +91,9 @@ static void print_router(const struct vp_config *c, size_t i, struct vp_strbuf *
 {
 	const struct vp_router_config *rc = &c->routers[i];
 	char n[VP_PREFIX_STRLEN];
-	uint64_t size = 0;
+	uint64_t size = router_size(c, i);
 
 	printf("router-pool \"%s\" (line %u)\n", rc->name, rc->line);
-	vp_view_router_size(c, i, NULL, &size);
 	if (rc->network.addr.family)
 		printf("    network    %s: %llu subnets of /%u (%llu after reservations)\n",
 		       vp_prefix_format(&rc->network, n), subnets(&rc->network, rc->prefix),

@@ -13,6 +13,8 @@ enum { VP_EXIT_OK = 0, VP_EXIT_FAIL = 1, VP_EXIT_USAGE = 2 };
 struct vp_cli {
 	const char *config_path;
 	const char *prog;
+	bool exits;			/* the process ends after the command: the
+					 * state it read need not be freed */
 };
 
 struct vp_command {

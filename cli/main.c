@@ -22,13 +22,15 @@ static const struct vp_command commands[] = {
 	  "\n"
 	  "Read the state directory (no lock: fine while OpenVPN runs) and print, per\n"
 	  "pool and router pool, its size after exclusions and how many leases are\n"
-	  "online, held (disconnected, kept for the client) and free.\n"
+	  "online, held (disconnected, kept for the client) and free; then the\n"
+	  "OpenVPN instances running on it: name, pid, tun device, since when.\n"
 	  "\n"
 	  "  --json   one JSON document (see vpnpool(8) for the fields)\n" },
 	{ "leases", vp_cmd_leases, "the leases: who has which address since when",
 	  "usage: vpnpool [-c FILE] leases [--json] [--online|--held] [--pool NAME] [IDENTITY-GLOB]\n"
 	  "\n"
-	  "Print the leases the plugin has written: identity, state, pool, addresses,\n"
+	  "Print the leases the plugin has written: identity, state, instance (the\n"
+	  "OpenVPN process of its session, or of its last one), pool, addresses,\n"
 	  "routed subnets, since when, the client's real address and its sessions.\n"
 	  "\n"
 	  "  --json         one JSON document\n"
@@ -131,7 +133,7 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct vp_cli cli = { .config_path = VP_DEFAULT_CONFIG, .prog = "vpnpool" };
+	struct vp_cli cli = { .config_path = VP_DEFAULT_CONFIG, .prog = "vpnpool", .exits = true };
 	const struct vp_command *cmd;
 	int i = 1;
 

@@ -10,22 +10,54 @@
 #include "cli/cli.h"
 #include "cli/fmt.h"
 #include "conf/load.h"
-#include "core/view.h"
+#include "core/space.h"
+#include "core/store.h"
 
 /* Append a string literal. */
 #define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
 
 struct state {
 	struct vp_config config;
-	struct vp_view *view;
+	struct vp_space *space;		/* read only */
 	struct vp_store_report report;
 	struct vp_server server;
 	bool has_server;
 };
 
+/*
+ * The engine, read only: the journal replayed without the lock, every lease
+ * placed as the plugin places it (none dropped: one that does not fit this
+ * config shows with no pool).  The server's own addresses, as the plugin last
+ * learnt them, are left out of the pools as the plugin's do; before any
+ * plugin ran, the config's topology (subnet for auto) and no address.
+ */
+static int space_open(struct state *st)
+{
+	struct vp_space_options opts = { .config = &st->config, .read_only = true };
+	char line[512];
+	int ret;
+
+	st->has_server = !vp_store_read_server(st->config.state_dir, line, sizeof(line)) &&
+			 vp_server_parse(line, &st->server);
+	if (!st->has_server) {
+		memset(&st->server, 0, sizeof(st->server));
+		st->server.topology = st->config.topology == VP_TOPO_AUTO ? VP_TOPO_SUBNET :
+									     st->config.topology;
+	}
+	ret = vp_space_open(&st->space, &opts, &st->report, NULL);
+	if (!ret) {
+		ret = vp_space_set_server(st->space, &st->server);
+		if (ret) {
+			vp_space_close(st->space);
+			st->space = NULL;
+		}
+	}
+	return ret;
+}
+
 static int state_open(struct state *st, const char *path)
 {
-	char err[2048], line[512];
+	char err[2048];
 	int ret;
 
 	memset(st, 0, sizeof(*st));
@@ -33,12 +65,7 @@ static int state_open(struct state *st, const char *path)
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
-	/* The server's own addresses, as the plugin last learnt them: pools
-	 * leave them out, as the plugin's do. */
-	st->has_server = !vp_store_read_server(st->config.state_dir, line, sizeof(line)) &&
-			 vp_server_parse(line, &st->server);
-	ret = vp_view_open(&st->view, &st->config, st->has_server ? &st->server : NULL,
-			   &st->report);
+	ret = space_open(st);
 	if (ret == -EPROTONOSUPPORT)
 		vp_cli_error("%s/leases.journal is of format version %u; this vpnpool understands version %u: upgrade vpnpool, or move the file aside to start with no leases (every client then gets a new address)",
 			     st->config.state_dir, st->report.version, st->report.version_known);
@@ -58,9 +85,16 @@ static int state_open(struct state *st, const char *path)
 	return 0;
 }
 
-static void state_close(struct state *st)
+/* A space left for the process's exit to free: a million leases take
+ * longer to free(3) one by one (kept reachable, for leak checkers). */
+static struct vp_space *left_to_exit;
+
+static void state_close(struct state *st, bool exits)
 {
-	vp_view_free(st->view);
+	if (exits && !left_to_exit)
+		left_to_exit = st->space;
+	else
+		vp_space_close(st->space);
 	vp_config_free(&st->config);
 }
 
@@ -76,12 +110,21 @@ struct totals {
 	uint64_t online, held;
 };
 
-static int count_lease(void *ud, const struct vp_view_lease *l)
+/* The live instances: a registration (not a stop) whose liveness lock is
+ * held; in slot order.  n of them into out. */
+static size_t live_instances(struct state *st, const struct vp_instance_rec **out)
 {
-	struct totals *t = ud;
+	size_t n = 0;
 
-	*(l->rec.state == VP_LEASE_ONLINE ? &t->online : &t->held) += 1;
-	return 0;
+	for (uint16_t slot = 0; slot < VP_INSTANCE_MAX; ++slot) {
+		const struct vp_instance_rec *r = vp_space_instance(st->space, slot);
+
+		/* A stop record with the lock held: it registered again after
+		 * the journal was read; not known yet. */
+		if (r && !r->stopped && vp_space_slot_alive(st->space, slot))
+			out[n++] = r;
+	}
+	return n;
 }
 
 static double percent(const struct vp_pool_usage *u)
@@ -110,7 +153,8 @@ static void json_usage(struct vp_strbuf *b, const char *name, const struct vp_pr
 		       (unsigned long long)u->held, (unsigned long long)u->free, percent(u));
 }
 
-static void status_json(struct state *st, const struct totals *t)
+static void status_json(struct state *st, const struct totals *t,
+			const struct vp_instance_rec *const *inst, size_t n_inst)
 {
 	const struct vp_config *c = &st->config;
 	struct vp_strbuf b = { 0 };
@@ -120,7 +164,7 @@ static void status_json(struct state *st, const struct totals *t)
 	vp_json_adds(&b, c->path);
 	ADD_LIT(&b, ",\"state_dir\":");
 	vp_json_adds(&b, c->state_dir);
-	vp_strbuf_addf(&b, ",\"leases\":%zu,\"online\":%llu,\"held\":%llu", vp_view_leases(st->view),
+	vp_strbuf_addf(&b, ",\"leases\":%zu,\"online\":%llu,\"held\":%llu", vp_space_leases(st->space),
 		       (unsigned long long)t->online, (unsigned long long)t->held);
 	vp_strbuf_addf(&b, ",\"journal\":{\"records\":%llu,\"bytes\":%llu,\"torn\":%s,\"corrupt\":%s}",
 		       (unsigned long long)st->report.records, (unsigned long long)st->report.bytes,
@@ -129,7 +173,7 @@ static void status_json(struct state *st, const struct totals *t)
 	for (size_t i = 0; i < c->n_pools; ++i) {
 		const struct vp_pool_config *pc = &c->pools[i];
 
-		vp_view_pool_usage(st->view, i, &u);
+		vp_space_pool_usage(st->space, i, &u);
 		if (i)
 			ADD_LIT(&b, ",");
 		json_usage(&b, pc->name, &pc->network, pc->has_network6 ? &pc->network6 : NULL, 0, 0, &u);
@@ -138,11 +182,24 @@ static void status_json(struct state *st, const struct totals *t)
 	for (size_t i = 0; i < c->n_routers; ++i) {
 		const struct vp_router_config *rc = &c->routers[i];
 
-		vp_view_router_usage(st->view, i, &u);
+		vp_space_router_usage(st->space, i, &u);
 		if (i)
 			ADD_LIT(&b, ",");
 		json_usage(&b, rc->name, &rc->network, rc->has_network6 ? &rc->network6 : NULL,
 			   rc->prefix, rc->has_network6 ? rc->prefix6 : 0, &u);
+	}
+	ADD_LIT(&b, "],\"instances\":[");
+	for (size_t i = 0; i < n_inst; ++i) {
+		char when[VP_FMT_LEN];
+
+		if (i)
+			ADD_LIT(&b, ",");
+		ADD_LIT(&b, "{\"name\":");
+		vp_json_adds(&b, inst[i]->name);
+		vp_strbuf_addf(&b, ",\"pid\":%d,\"dev\":", (int)inst[i]->pid);
+		vp_json_adds(&b, inst[i]->dev[0] ? inst[i]->dev : NULL);
+		vp_strbuf_addf(&b, ",\"since\":\"%s\",\"since_unix\":%lld}",
+			       vp_fmt_time(inst[i]->time, when), (long long)inst[i]->time);
 	}
 	ADD_LIT(&b, "]}\n");
 	out(&b);
@@ -175,17 +232,17 @@ static int status_table(struct state *st, const struct totals *t)
 
 	if (!tab)
 		return -1;
-	printf("%s: %zu leases, %llu online, %llu held\n\n", c->state_dir, vp_view_leases(st->view),
+	printf("%s: %zu leases, %llu online, %llu held\n\n", c->state_dir, vp_space_leases(st->space),
 	       (unsigned long long)t->online, (unsigned long long)t->held);
 	for (size_t i = 0; i < c->n_pools; ++i) {
-		vp_view_pool_usage(st->view, i, &u);
+		vp_space_pool_usage(st->space, i, &u);
 		usage_row(tab, c->pools[i].name, "pool", vp_prefix_format(&c->pools[i].network, n), &u);
 	}
 	for (size_t i = 0; i < c->n_routers; ++i) {
 		const struct vp_router_config *rc = &c->routers[i];
 		bool v4 = rc->network.addr.family;
 
-		vp_view_router_usage(st->view, i, &u);
+		vp_space_router_usage(st->space, i, &u);
 		snprintf(net, sizeof(net), "%s /%u", vp_prefix_format(v4 ? &rc->network : &rc->network6, n),
 			 v4 ? rc->prefix : rc->prefix6);
 		usage_row(tab, rc->name, "router-pool", net, &u);
@@ -195,11 +252,46 @@ static int status_table(struct state *st, const struct totals *t)
 	return ret;
 }
 
+/* The live instances, after the pools (nothing when none runs). */
+static int instances_table(const struct vp_instance_rec *const *inst, size_t n)
+{
+	static const char *const head[] = { "INSTANCE", ">PID", "DEV", "SINCE (UTC)" };
+	struct vp_strbuf name = { 0 }, dev = { 0 };
+	struct vp_table *tab;
+	int ret;
+
+	if (!n)
+		return 0;
+	tab = vp_table_new(4, head);
+	if (!tab)
+		return -1;
+	for (size_t i = 0; i < n; ++i) {
+		char pid[16], since[VP_FMT_LEN];
+		const char *cells[] = {
+			vp_fmt_cell(&name, inst[i]->name, strlen(inst[i]->name)), pid,
+			inst[i]->dev[0] ? vp_fmt_cell(&dev, inst[i]->dev, strlen(inst[i]->dev)) : "-",
+			since,
+		};
+
+		snprintf(pid, sizeof(pid), "%d", (int)inst[i]->pid);
+		vp_fmt_time_short(inst[i]->time, since);
+		vp_table_row(tab, cells);
+	}
+	printf("\n");
+	ret = vp_table_print(tab, stdout);
+	vp_table_free(tab);
+	vp_strbuf_free(&name);
+	vp_strbuf_free(&dev);
+	return ret;
+}
+
 int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
 {
+	const struct vp_instance_rec *inst[VP_INSTANCE_MAX];
 	struct state st;
 	struct totals t = { 0 };
 	bool json = false;
+	size_t n_inst;
 	int ret;
 
 	for (int i = 1; i < argc; ++i) {
@@ -212,14 +304,19 @@ int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
 	}
 	if (state_open(&st, cli->config_path))
 		return VP_EXIT_FAIL;
-	ret = vp_view_each(st.view, false, count_lease, &t);
-	if (!ret && json)
-		status_json(&st, &t);
-	else if (!ret)
+	vp_space_count(st.space, &t.online, &t.held);
+	n_inst = live_instances(&st, inst);
+	if (json) {
+		status_json(&st, &t, inst, n_inst);
+		ret = 0;
+	} else {
 		ret = status_table(&st, &t);
+		if (!ret)
+			ret = instances_table(inst, n_inst);
+	}
 	if (fflush(stdout))
 		ret = -1;
-	state_close(&st);
+	state_close(&st, cli->exits);
 	return ret ? VP_EXIT_FAIL : VP_EXIT_OK;
 }
 
@@ -233,25 +330,33 @@ struct filter {
 
 struct listing {
 	const struct vp_config *config;
+	const char *instances[VP_INSTANCE_MAX];	/* name of each slot, or NULL */
 	struct filter f;
-	bool json, has6, hassub;
+	bool json, has6, hassub, hasinst;
 	size_t count;
 	struct vp_strbuf line, cell;
 	struct vp_table *tab;
 	struct jsonout *out;		/* --json */
 };
 
-static const char *pool_name(const struct vp_config *c, const struct vp_view_lease *l)
+static const char *pool_name(const struct vp_config *c, const struct vp_space_lease *l)
 {
 	return l->pool >= 0 ? c->pools[l->pool].name : NULL;
 }
 
-static const char *router_name(const struct vp_config *c, const struct vp_view_lease *l)
+static const char *router_name(const struct vp_config *c, const struct vp_space_lease *l)
 {
 	return l->router >= 0 ? c->routers[l->router].name : NULL;
 }
 
-static bool wanted(struct listing *ls, const struct vp_view_lease *l)
+/* The name of a lease's instance (online: its current one; held: its last
+ * one), or NULL. */
+static const char *instance_of(const struct listing *ls, const struct vp_space_lease *l)
+{
+	return l->rec.instance < VP_INSTANCE_MAX ? ls->instances[l->rec.instance] : NULL;
+}
+
+static bool wanted(struct listing *ls, const struct vp_space_lease *l)
 {
 	const struct vp_config *c = ls->config;
 	const char *p = pool_name(c, l), *r = router_name(c, l);
@@ -430,7 +535,7 @@ static char *put_time(struct jsonout *o, char *p, const char *unix_key, size_t u
 
 #define PUT_KEY(p, k) put(p, "" k, sizeof(k) - 1)
 
-static void lease_json(struct listing *ls, const struct vp_view_lease *l)
+static void lease_json(struct listing *ls, const struct vp_space_lease *l)
 {
 	const struct vp_lease_rec *r = &l->rec;
 	struct jsonout *o = ls->out;
@@ -448,9 +553,15 @@ static void lease_json(struct listing *ls, const struct vp_view_lease *l)
 	p = PUT_LIT(p, ",\"slot\":");
 	p = put_u64(p, r->slot);
 	if (r->state == VP_LEASE_ONLINE)
-		p = PUT_LIT(p, ",\"state\":\"online\",\"pool\":");
+		p = PUT_LIT(p, ",\"state\":\"online\",\"instance\":");
 	else
-		p = PUT_LIT(p, ",\"state\":\"held\",\"pool\":");
+		p = PUT_LIT(p, ",\"state\":\"held\",\"instance\":");
+	name = instance_of(ls, l);
+	if (name)
+		p = put_str(o, p, name, strlen(name));
+	else
+		p = PUT_LIT(p, "null");
+	p = PUT_LIT(p, ",\"pool\":");
 	name = l->pool >= 0 ? o->pools[l->pool] : "null";
 	p = put(p, name, strlen(name));
 	p = PUT_LIT(p, ",\"router_pool\":");
@@ -478,17 +589,25 @@ static void lease_json(struct listing *ls, const struct vp_view_lease *l)
 	o->p = p;
 }
 
-static void lease_row(struct listing *ls, const struct vp_view_lease *l)
+/* Columns of the leases table: ADDRESS6, SUBNET and INSTANCE only where
+ * the config or the journal has them. */
+static bool column_shown(const struct listing *ls, size_t i)
+{
+	return !((i == 2 && !ls->hasinst) || (i == 5 && !ls->has6) || (i == 6 && !ls->hassub));
+}
+
+static void lease_row(struct listing *ls, const struct vp_space_lease *l)
 {
 	const struct vp_lease_rec *r = &l->rec;
 	char a4[VP_ADDR_STRLEN + 4] = "-", a6[VP_ADDR_STRLEN] = "-", sn[2 * VP_PREFIX_STRLEN] = "-";
 	char since[VP_FMT_LEN], sessions[16];
 	const char *pool = pool_name(ls->config, l), *router = router_name(ls->config, l);
 	char where[256];
-	const char *cells[] = { NULL, r->state == VP_LEASE_ONLINE ? "online" : "held", where, a4,
-				a6, sn, since, r->real[0] ? r->real : "-", sessions };
+	const char *inst = instance_of(ls, l);
+	const char *cells[] = { NULL, r->state == VP_LEASE_ONLINE ? "online" : "held", NULL,
+				where, a4, a6, sn, since, r->real[0] ? r->real : "-", sessions };
 	size_t ncells = 0;
-	const char *row[9];
+	const char *row[10];
 
 	if (r->addr4.family) {
 		vp_addr_format(&r->addr4, a4);
@@ -516,15 +635,16 @@ static void lease_row(struct listing *ls, const struct vp_view_lease *l)
 	} else {
 		cells[0] = vp_fmt_cell(&ls->line, r->identity, r->identity_len);
 	}
-	for (size_t i = 0; i < 9; ++i) {
-		if ((i == 4 && !ls->has6) || (i == 5 && !ls->hassub))
+	cells[2] = inst ? vp_fmt_cell(&ls->cell, inst, strlen(inst)) : "-";
+	for (size_t i = 0; i < 10; ++i) {
+		if (!column_shown(ls, i))
 			continue;
 		row[ncells++] = cells[i];
 	}
 	vp_table_row(ls->tab, row);
 }
 
-static int each_lease(void *ud, const struct vp_view_lease *l)
+static int each_lease(void *ud, const struct vp_space_lease *l)
 {
 	struct listing *ls = ud;
 
@@ -553,24 +673,27 @@ static void columns_needed(struct listing *ls)
 
 static int leases_table(struct state *st, struct listing *ls)
 {
-	static const char *const all[] = { "IDENTITY", "STATE", "POOL", "ADDRESS", "ADDRESS6",
-					   "SUBNET", "SINCE (UTC)", "REAL", ">SESSIONS" };
-	const char *head[9];
+	static const char *const all[] = { "IDENTITY", "STATE", "INSTANCE", "POOL", "ADDRESS",
+					   "ADDRESS6", "SUBNET", "SINCE (UTC)", "REAL",
+					   ">SESSIONS" };
+	const char *head[10];
 	size_t n = 0;
 	int ret;
 
 	columns_needed(ls);
-	for (size_t i = 0; i < 9; ++i)
-		if (!((i == 4 && !ls->has6) || (i == 5 && !ls->hassub)))
+	ls->hasinst = vp_space_instances_seen(st->space) > 0;
+	for (size_t i = 0; i < 10; ++i)
+		if (column_shown(ls, i))
 			head[n++] = all[i];
 	ls->tab = vp_table_new(n, head);
 	if (!ls->tab)
 		return -ENOMEM;
-	ret = vp_view_each(st->view, true, each_lease, ls);
+	ret = vp_space_each_placed(st->space, true, each_lease, ls);
 	if (!ret && ls->count)
 		ret = vp_table_print(ls->tab, stdout);
 	if (!ret)
-		printf("%s%zu of %zu leases\n", ls->count ? "\n" : "", ls->count, vp_view_leases(st->view));
+		printf("%s%zu of %zu leases\n", ls->count ? "\n" : "", ls->count,
+		       vp_space_leases(st->space));
 	vp_table_free(ls->tab);
 	return ret;
 }
@@ -631,7 +754,7 @@ static int leases_json(struct state *st, struct listing *ls)
 		o.p = o.buf;
 		o.p = PUT_LIT(o.p, "{\"leases\":[");
 		ls->out = &o;
-		ret = vp_view_each(st->view, false, each_lease, ls);
+		ret = vp_space_each_placed(st->space, true, each_lease, ls);
 		jo_room(&o, 64);
 		p = o.p;
 		if (ls->count)
@@ -639,7 +762,7 @@ static int leases_json(struct state *st, struct listing *ls)
 		p = PUT_LIT(p, "],\"count\":");
 		p = put_u64(p, ls->count);
 		p = PUT_LIT(p, ",\"total\":");
-		p = put_u64(p, vp_view_leases(st->view));
+		p = put_u64(p, vp_space_leases(st->space));
 		p = PUT_LIT(p, "}\n");
 		o.p = p;
 		jo_flush(&o);
@@ -694,6 +817,8 @@ int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv)
 		return VP_EXIT_FAIL;
 	}
 	ls.config = &st.config;
+	for (uint16_t slot = 0; slot < VP_INSTANCE_MAX; ++slot)
+		ls.instances[slot] = vp_space_slot_name(st.space, slot);
 	if (ls.f.pool && !ls.json) {
 		bool known = false;
 
@@ -712,6 +837,6 @@ int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv)
 	vp_strbuf_free(&ls.line);
 	vp_strbuf_free(&ls.cell);
 	free(ls.f.id);
-	state_close(&st);
+	state_close(&st, cli->exits);
 	return ret ? VP_EXIT_FAIL : VP_EXIT_OK;
 }

@@ -1119,7 +1119,10 @@ static int space_alloc(struct vp_space **out, const struct vp_space_options *opt
 	s->inst_online = calloc(VP_INSTANCE_MAX, sizeof(*s->inst_online));
 	s->inst_count = calloc(VP_INSTANCE_MAX, sizeof(*s->inst_count));
 	s->my_slot = -1;
-	s->ops = opts->store_ops ? opts->store_ops : &vp_journal_ops;
+	s->ops = opts->store_ops ? opts->store_ops :
+		 opts->read_only ? &vp_journal_read_ops : &vp_journal_ops;
+	if (opts->read_only)
+		s->opts.no_drops = true;
 	if (!s->leases.tab || !s->pools || !s->routers || !s->statics || !s->in_force ||
 	    !s->inst_online || !s->inst_count) {
 		vp_space_close(s);
@@ -1170,6 +1173,10 @@ int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 			   report, holder_pid);
 	if (ret)
 		goto out_free;
+	if (s->opts.read_only) {
+		*out = s;	/* a snapshot, as written */
+		return 0;
+	}
 	ret = s->ops->begin(s->store);
 	if (ret)
 		goto out_free;
@@ -1677,7 +1684,8 @@ static int place_all(struct vp_space *s, bool keep)
 			by_since_key(&all[n++], tab_at(s, i));
 		}
 	}
-	qsort(all, n, sizeof(*all), by_since_cmp);
+	if (!s->opts.read_only)	/* read only: no held list is taken from */
+		qsort(all, n, sizeof(*all), by_since_cmp);
 	for (size_t i = 0; i < n; ++i) {
 		struct lease *l = all[i].lease;
 		uint8_t state;
@@ -1896,7 +1904,7 @@ int vp_space_set_server(struct vp_space *s, const struct vp_server *server)
 	for (size_t i = 0; i < s->config->n_routers; ++i)
 		area_check_warn(s, &s->routers[i]);
 	s->has_server = true;
-	{
+	if (!s->opts.read_only && !s->opts.no_drops) {
 		/* For the command, which cannot ask OpenVPN. */
 		char line[256];
 
@@ -2417,6 +2425,8 @@ int vp_space_connect(struct vp_space *s, const struct vp_request *req, struct vp
 
 	*store_failed = false;
 	memset(g, 0, sizeof(*g));
+	if (s->opts.read_only)
+		return -EROFS;
 	if (!s->has_server)
 		return -EAGAIN;
 	if (!req->identity_len || req->identity_len > VP_IDENTITY_MAX)
@@ -2435,9 +2445,12 @@ int vp_space_disconnect(struct vp_space *s, const uint8_t *identity, size_t iden
 			uint16_t slot, struct vp_grant *ended)
 {
 	struct lease *l;
-	bool locked = change_begin(s) == 0;
+	bool locked;
 	int ret;
 
+	if (s->opts.read_only)
+		return -EROFS;
+	locked = change_begin(s) == 0;
 	l = lease_find(s, identity, identity_len, slot);
 	if (!l || l->state != VP_LEASE_ONLINE) {
 		ret = -ENOENT;
@@ -2485,6 +2498,8 @@ int vp_space_register(struct vp_space *s, const char *name, int ifindex, const c
 
 	if (live_pid)
 		*live_pid = 0;
+	if (s->opts.read_only)
+		return -EROFS;
 	if (s->my_slot >= 0)
 		return -EALREADY;
 	if (!name || !*name || strlen(name) >= sizeof(rec.name) ||
@@ -2520,6 +2535,16 @@ const char *vp_space_slot_name(const struct vp_space *s, uint16_t slot)
 		s->ops->instance(s->store, slot) : NULL;
 
 	return r ? r->name : NULL;
+}
+
+const struct vp_instance_rec *vp_space_instance(const struct vp_space *s, uint16_t slot)
+{
+	return slot < VP_INSTANCE_MAX ? s->ops->instance(s->store, slot) : NULL;
+}
+
+bool vp_space_slot_alive(struct vp_space *s, uint16_t slot)
+{
+	return slot < VP_INSTANCE_MAX && s->ops->slot_alive(s->store, slot);
 }
 
 bool vp_space_others_alive(struct vp_space *s)
@@ -2567,7 +2592,7 @@ int vp_space_each_online(const struct vp_space *s,
 
 int vp_space_sync(struct vp_space *s)
 {
-	int ret = change_begin(s);
+	int ret = s->opts.read_only ? -EROFS : change_begin(s);
 
 	if (!ret)
 		change_end(s);
@@ -2579,6 +2604,8 @@ int vp_space_release(struct vp_space *s, const uint8_t *id, size_t len)
 	struct lease *l;
 	int ret;
 
+	if (s->opts.read_only)
+		return -EROFS;
 	if (!len || len > VP_IDENTITY_MAX)
 		return -ENOENT;
 	ret = change_begin(s);
@@ -2715,6 +2742,8 @@ int vp_space_import(struct vp_space *s, const uint8_t *id, size_t len, const str
 	int ret;
 
 	*why = NULL;
+	if (s->opts.read_only)
+		return -EROFS;
 	if (!s->has_server)
 		return -EAGAIN;
 	if (!len || len > VP_IDENTITY_MAX || !a4 || a4->family != VP_INET ||
@@ -2775,6 +2804,86 @@ int vp_space_each(const struct vp_space *s, int (*fn)(void *ud, const struct vp_
 	struct each_ctx e = { fn, ud };
 
 	return lease_each_emit((void *)s, each_adapter, &e);
+}
+
+/* ---- the leases with their places (the command) ------------------------ */
+
+void vp_space_count(const struct vp_space *s, uint64_t *online, uint64_t *held)
+{
+	*online = *held = 0;
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
+		if (tab_at(s, i))
+			*(tab_at(s, i)->state == VP_LEASE_ONLINE ? online : held) += 1;
+	}
+}
+
+static int visit_placed(const struct lease *l,
+			int (*fn)(void *ud, const struct vp_space_lease *l), void *ud)
+{
+	struct vp_space_lease v = {
+		.pool = l->pool, .router = l->router,
+		.static4 = (l->flags & LEASE_STATIC4) != 0,
+		.static_subnet = (l->flags & (LEASE_STATIC_SUBNET4 | LEASE_STATIC_SUBNET6)) != 0,
+	};
+
+	lease_to_rec(l, &v.rec);
+	return fn(ud, &v);
+}
+
+/* The order of vp_space_each_placed: pool (none last), then IPv4 address
+ * (none last) in one 64-bit key; identity and slot on a tie. */
+struct by_place {
+	uint64_t key;
+	const struct lease *lease;
+};
+
+static int by_place_cmp(const void *a, const void *b)
+{
+	const struct by_place *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return lease_order(x->lease, y->lease);
+}
+
+int vp_space_each_placed(const struct vp_space *s, bool sorted,
+			 int (*fn)(void *ud, const struct vp_space_lease *l), void *ud)
+{
+	struct by_place *all;
+	size_t n = 0;
+	int ret = 0;
+
+	if (!sorted) {
+		for (size_t i = 0; i < tab_slots(s) && !ret; ++i) {
+			tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
+			if (tab_at(s, i))
+				ret = visit_placed(tab_at(s, i), fn, ud);
+		}
+		return ret;
+	}
+	all = malloc((s->leases.n + 1) * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < tab_slots(s); ++i) {
+		const struct lease *l = tab_at(s, i);
+
+		tab_prefetch(s, i + LEASE_PREFETCH_AHEAD);
+		if (!l)
+			continue;
+		all[n].key = (uint64_t)(uint16_t)l->pool << 33 |
+			     (uint64_t)!(l->has & HAS_ADDR4) << 32 |
+			     ((l->has & HAS_ADDR4) ? l->addr4 : 0);
+		all[n++].lease = l;
+	}
+	qsort(all, n, sizeof(*all), by_place_cmp);
+	for (size_t i = 0; i < n && !ret; ++i) {
+		if (i + LEASE_PREFETCH_AHEAD < n)
+			lease_prefetch(all[i + LEASE_PREFETCH_AHEAD].lease);
+		ret = visit_placed(all[i].lease, fn, ud);
+	}
+	free(all);
+	return ret;
 }
 
 size_t vp_space_memory(const struct vp_space *s)

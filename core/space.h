@@ -95,8 +95,11 @@ struct vp_space_options {
 	uint64_t compact_bg_min;		/* from this many leases on, compaction
 						 * runs in the store's thread; 0: 4096 */
 	const struct vp_store_ops *store_ops;	/* NULL: the journal (vp_journal_ops) */
-	bool no_drops;				/* never drop a lease that does not fit
-						 * (the command): kept unplaced */
+	bool no_drops;				/* the command's writing: never drop a
+						 * lease that does not fit (kept
+						 * unplaced), and leave the server
+						 * file, which only OpenVPN knows, alone */
+	bool read_only;				/* the command's reading: see below */
 };
 
 /* What the server itself uses, learnt from OpenVPN. */
@@ -123,6 +126,17 @@ bool vp_server_parse(const char *text, struct vp_server *out);
  * corruption). */
 int vp_space_open(struct vp_space **out, const struct vp_space_options *opts,
 		  struct vp_store_report *report, pid_t *holder_pid);
+/*
+ * Read only (options.read_only): the journal is replayed with
+ * vp_store_read() (store_ops NULL: vp_journal_read_ops): no lock is taken,
+ * nothing is created or written, a torn tail is skipped, a journal of a newer
+ * version is refused (-EPROTONOSUPPORT).  It is a snapshot: online leases
+ * stay online as written (also those of instances that are gone), and
+ * vp_space_set_server() places every lease and drops none (one that does
+ * not fit is kept unplaced: pool -1).  vp_space_connect, _disconnect,
+ * _register, _release, _import and _sync fail with -EROFS.
+ */
+
 /* Close; a registered instance stops cleanly first: its sessions end (held;
  * extra ones freed) and its stop is recorded. */
 void vp_space_close(struct vp_space *space);
@@ -148,6 +162,12 @@ const char *vp_space_instance_name(const struct vp_space *space);
 /* The name of the instance in slot (a lease's vp_lease_rec.instance), or
  * NULL when unknown. */
 const char *vp_space_slot_name(const struct vp_space *space, uint16_t slot);
+/* The last INSTANCE record of slot (its name, pid, tun device, when it
+ * registered or stopped), or NULL. */
+const struct vp_instance_rec *vp_space_instance(const struct vp_space *space, uint16_t slot);
+/* Whether the instance in slot is alive now (its liveness lock is held; a
+ * system call). */
+bool vp_space_slot_alive(struct vp_space *space, uint16_t slot);
 /* Whether an instance other than this one is alive now (a system call per
  * instance ever registered). */
 bool vp_space_others_alive(struct vp_space *space);
@@ -250,6 +270,22 @@ size_t vp_space_leases(const struct vp_space *space);
 /* Visit every lease; stops early when fn returns non-zero (and returns it). */
 int vp_space_each(const struct vp_space *space,
 		  int (*fn)(void *ud, const struct vp_lease_rec *rec), void *ud);
+/* How many leases are online and held (a walk over them all). */
+void vp_space_count(const struct vp_space *space, uint64_t *online, uint64_t *held);
+/* A lease and where it is placed (the command). */
+struct vp_space_lease {
+	struct vp_lease_rec rec;	/* its pointers: valid for the call */
+	int pool, router;		/* index into config->pools / routers, -1:
+					 * none (or not placed: it does not fit) */
+	bool static4;			/* its IPv4 address is its reservation */
+	bool static_subnet;		/* its subnet (either family) is */
+};
+/* Visit every lease with its place, after vp_space_set_server(): sorted
+ * by pool (config order; none last), IPv4 address (none last), identity
+ * and slot; or, faster, in no order.  Stops when fn returns non-zero and
+ * returns it; -ENOMEM when the order cannot be made. */
+int vp_space_each_placed(const struct vp_space *space, bool sorted,
+			 int (*fn)(void *ud, const struct vp_space_lease *l), void *ud);
 /* Bytes of memory held by allocators and lease table. */
 size_t vp_space_memory(const struct vp_space *space);
 

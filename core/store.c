@@ -2480,6 +2480,220 @@ int vp_store_read(const char *dir, const struct vp_store_replay *replay,
 	return ret;
 }
 
+/* ---- the journal read only, as a store ----------------------------------------------- */
+
+/*
+ * vp_journal_read_ops: the journal as vp_store_read() sees it, behind the
+ * store interface, for an engine that only reads (the command).  Nothing is
+ * created, locked or written: open replays the journal once (a snapshot:
+ * begin catches up with nothing), every write is -EROFS, and liveness is
+ * asked of the lock file opened read-only (F_OFD_GETLK needs no write
+ * access and takes nothing).
+ */
+static int reader_put(void *ud, const struct vp_lease_rec *rec)
+{
+	const struct vp_store *s = ud;
+
+	return s->replay.put ? s->replay.put(s->replay.ud, rec) : 0;
+}
+
+static int reader_del(void *ud, const uint8_t *id, size_t len, uint16_t slot)
+{
+	const struct vp_store *s = ud;
+
+	return s->replay.del ? s->replay.del(s->replay.ud, id, len, slot) : 0;
+}
+
+static void reader_size(void *ud, uint64_t bytes)
+{
+	const struct vp_store *s = ud;
+
+	if (s->replay.size)
+		s->replay.size(s->replay.ud, bytes);
+}
+
+static int reader_instance(void *ud, const struct vp_instance_rec *rec)
+{
+	struct vp_store *s = ud;
+
+	if (rec->slot < VP_INSTANCE_MAX)
+		s->inst[rec->slot] = *rec;
+	return s->replay.instance ? s->replay.instance(s->replay.ud, rec) : 0;
+}
+
+static void reader_close(struct vp_store *s)
+{
+	if (!s)
+		return;
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->inst);
+	free(s->dir);
+	free(s);
+}
+
+static int reader_open(struct vp_store **out, const char *dir, bool do_fsync,
+		       const struct vp_store_io *io, const struct vp_store_replay *replay,
+		       struct vp_store_report *report, pid_t *holder_pid)
+{
+	struct vp_store_replay mine = {
+		.put = reader_put, .del = reader_del, .size = reader_size,
+		.instance = reader_instance,
+	};
+	struct vp_store *s = calloc(1, sizeof(*s));
+	char path[PATH_MAX];
+	int ret;
+
+	(void)do_fsync;
+	(void)io;
+	*out = NULL;
+	if (holder_pid)
+		*holder_pid = 0;
+	if (!s)
+		return -ENOMEM;
+	s->lock_fd = s->fd = -1;
+	s->my_slot = -1;
+	s->dir = strdup(dir);
+	s->inst = calloc(VP_INSTANCE_MAX, sizeof(*s->inst));
+	if (!s->dir || !s->inst) {
+		reader_close(s);
+		return -ENOMEM;
+	}
+	if (replay)
+		s->replay = *replay;
+	mine.ud = s;
+	/* No lock file (no instance ever ran), or one that cannot be opened:
+	 * no instance is seen alive. */
+	if (!path_in(path, sizeof(path), dir, "lock"))
+		s->lock_fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ret = vp_store_read(dir, &mine, report);
+	if (ret == -ENOENT)
+		ret = 0;	/* no journal yet: no leases */
+	if (ret) {
+		reader_close(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+static int reader_begin(struct vp_store *s)
+{
+	(void)s;
+	return 0;	/* a snapshot: nothing to catch up with */
+}
+
+static void reader_end(struct vp_store *s)
+{
+	(void)s;
+}
+
+static int reader_put_rec(struct vp_store *s, const struct vp_lease_rec *rec)
+{
+	(void)s;
+	(void)rec;
+	return -EROFS;
+}
+
+static int reader_del_rec(struct vp_store *s, const uint8_t *id, size_t len, uint16_t slot)
+{
+	(void)s;
+	(void)id;
+	(void)len;
+	(void)slot;
+	return -EROFS;
+}
+
+static int reader_register(struct vp_store *s, struct vp_instance_rec *rec, pid_t *live_pid)
+{
+	(void)s;
+	(void)rec;
+	if (live_pid)
+		*live_pid = 0;
+	return -EROFS;
+}
+
+static int reader_unregister(struct vp_store *s)
+{
+	(void)s;
+	return 0;	/* never registered */
+}
+
+static bool reader_slot_alive(struct vp_store *s, uint16_t slot)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = LOCK_SLOT0 + slot, .l_len = 1 };
+
+	if (slot >= VP_INSTANCE_MAX || s->lock_fd < 0)
+		return false;
+	if (fcntl(s->lock_fd, F_OFD_GETLK, &fl))
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
+static uint64_t reader_appended(const struct vp_store *s)
+{
+	(void)s;
+	return 0;
+}
+
+static int reader_compact(struct vp_store *s,
+			  int (*each)(void *ud, vp_store_emit_fn emit, void *emit_ctx), void *ud)
+{
+	(void)s;
+	(void)each;
+	(void)ud;
+	return -EROFS;
+}
+
+static int reader_compact_start(struct vp_store *s)
+{
+	(void)s;
+	return -EROFS;
+}
+
+static int reader_compact_poll(struct vp_store *s, bool wait)
+{
+	(void)s;
+	(void)wait;
+	return 0;
+}
+
+static bool reader_compacting(const struct vp_store *s)
+{
+	(void)s;
+	return false;
+}
+
+static int reader_put_server(struct vp_store *s, const char *text)
+{
+	(void)s;
+	(void)text;
+	return -EROFS;
+}
+
+const struct vp_store_ops vp_journal_read_ops = {
+	.name = "journal (read only)",
+	.open = reader_open,
+	.close = reader_close,
+	.abandon = reader_close,
+	.begin = reader_begin,
+	.end = reader_end,
+	.put = reader_put_rec,
+	.del = reader_del_rec,
+	.register_instance = reader_register,
+	.unregister = reader_unregister,
+	.slot = vp_store_slot,
+	.slot_alive = reader_slot_alive,
+	.instance = vp_store_instance,
+	.appended = reader_appended,
+	.compact = reader_compact,
+	.compact_start = reader_compact_start,
+	.compact_poll = reader_compact_poll,
+	.compacting = reader_compacting,
+	.put_server = reader_put_server,
+};
+
 /* ---- the journal as a store ------------------------------------------------------ */
 
 const struct vp_store_ops vp_journal_ops = {

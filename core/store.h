@@ -301,6 +301,11 @@ struct vp_store_ops {
 	int (*put_server)(struct vp_store *store, const char *text);
 };
 extern const struct vp_store_ops vp_journal_ops;
+/* The journal read only (the command): open replays it with vp_store_read()
+ * (no lock taken, nothing created; a missing journal is no leases), begin
+ * catches up with nothing, every write fails with -EROFS, and slot_alive
+ * asks the lock file opened read-only (none: no instance alive). */
+extern const struct vp_store_ops vp_journal_read_ops;
 
 /* The records' checksum, CRC-32C: the fastest way this CPU has, or (portable)
  * the table-driven one every machine computes alike.  For tests. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What the command prints: units, durations, times, table cells and columns,
- * JSON strings, Prometheus labels; and the state view it reads. */
+ * JSON strings, Prometheus labels; the engine read only, as it reads the
+ * state; and the commands run in-process. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -20,7 +22,7 @@
 #include "conf/load.h"
 #include "core/ipp.h"
 #include "core/space.h"
-#include "core/view.h"
+#include "core/store.h"
 #include "plugin/metrics.h"
 #include "tests/testlib.h"
 
@@ -220,14 +222,14 @@ static void metrics_label__escaped_per_prometheus(void **state)
 	vp_strbuf_free(&b);
 }
 
-/* ---- the state view --------------------------------------------------------- */
+/* ---- the engine read only --------------------------------------------------- */
 
 static void put(struct vp_store *s, const char *id, uint16_t slot, uint8_t state, uint32_t a4)
 {
 	struct vp_lease_rec r = {
 		.identity = (const uint8_t *)id, .identity_len = strlen(id), .slot = slot,
 		.state = state, .sessions = 1, .created = 100, .since = 200,
-		.addr4 = vp_addr_v4(a4),
+		.addr4 = vp_addr_v4(a4), .instance = VP_INSTANCE_NONE,
 	};
 
 	assert_int_equal(vp_store_put(s, &r), 0);
@@ -236,27 +238,88 @@ static void put(struct vp_store *s, const char *id, uint16_t slot, uint8_t state
 struct seen {
 	char ids[16][32];
 	int pools[16];
+	char instances[16][VP_INSTANCE_NAME_MAX];
+	bool online[16];
 	size_t n;
 };
 
-static int collect(void *ud, const struct vp_view_lease *l)
+static struct vp_space *seen_space;	/* whose instance names collect() looks up */
+
+static int collect(void *ud, const struct vp_space_lease *l)
 {
 	struct seen *s = ud;
+	const char *inst = seen_space ? vp_space_slot_name(seen_space, l->rec.instance) : NULL;
 
+	assert_true(s->n < 16);
 	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%.*s#%u", (int)l->rec.identity_len,
 		 (const char *)l->rec.identity, l->rec.slot);
+	snprintf(s->instances[s->n], sizeof(s->instances[0]), "%s", inst ? inst : "-");
+	s->online[s->n] = l->rec.state == VP_LEASE_ONLINE;
 	s->pools[s->n++] = l->pool;
 	return 0;
 }
 
-static void view__last_record_wins_counts_by_network_not_reservations(void **state)
+/* The engine opened read only on c's state, placed for server (NULL: the
+ * config's topology and no address, as the command without a server file). */
+static int ro_open(struct vp_space **out, const struct vp_config *c, const struct vp_server *server,
+		   struct tl_world *w, struct vp_store_report *report)
+{
+	struct vp_space_options o = tl_options(c, w);
+	struct vp_server none = { .topology = VP_TOPO_SUBNET };
+	int ret;
+
+	o.read_only = true;
+	ret = vp_space_open(out, &o, report, NULL);
+	if (!ret) {
+		assert_int_equal(vp_space_set_server(*out, server ? server : &none), 0);
+		seen_space = *out;
+	}
+	return ret;
+}
+
+static void ro_close(struct vp_space *space)
+{
+	vp_space_close(space);
+	seen_space = NULL;
+}
+
+/* The bytes of a file (NUL-terminated; length in *len), or NULL. */
+static char *file_bytes(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = NULL;
+	size_t n = 0;
+
+	if (!f)
+		return NULL;
+	b = malloc(1 << 20);
+	assert_non_null(b);
+	n = fread(b, 1, (1 << 20) - 1, f);
+	fclose(f);
+	b[n] = '\0';
+	*len = n;
+	return b;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char path[1024];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0;
+}
+
+static void read_only__last_record_wins_counts_placed_leases_not_reservations(void **state)
 {
 	char dir[] = "/tmp/vpnpool-test-cli.XXXXXX", text[1024], err[512];
 	struct vp_config c;
 	struct vp_store *st;
-	struct vp_view *v;
+	struct vp_space *v;
 	struct vp_pool_usage u;
+	struct tl_world w = { .now = 1000 };
 	struct seen seen = { 0 };
+	uint64_t online, held;
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(text, sizeof(text),
@@ -275,42 +338,180 @@ static void view__last_record_wins_counts_by_network_not_reservations(void **sta
 	put(st, "bob", 1, VP_LEASE_ONLINE, 0x0a080008);		/* a second session */
 	vp_store_close(st);
 
-	assert_int_equal(vp_view_open(&v, &c, NULL, NULL), 0);
-	assert_int_equal(vp_view_leases(v), 4);
-	vp_view_pool_usage(v, 0, &u);
+	assert_int_equal(ro_open(&v, &c, NULL, &w, NULL), 0);
+	assert_int_equal(vp_space_leases(v), 4);
+	vp_space_count(v, &online, &held);
+	assert_int_equal(online, 3);
+	assert_int_equal(held, 1);
+	vp_space_pool_usage(v, 0, &u);
 	assert_int_equal(u.size, 253);		/* 254 hosts minus alice's reservation */
 	assert_int_equal(u.online, 1);
 	assert_int_equal(u.held, 1);
 	assert_int_equal(u.free, 251);
-	vp_view_pool_usage(v, 1, &u);
+	vp_space_pool_usage(v, 1, &u);
 	assert_int_equal(u.size, 154);		/* 254 minus 100 excluded */
 	assert_int_equal(u.online, 1);
-	assert_int_equal(vp_view_each(v, true, collect, &seen), 0);
+	assert_int_equal(vp_space_each_placed(v, true, collect, &seen), 0);
 	assert_int_equal(seen.n, 4);
 	assert_string_equal(seen.ids[0], "carol#0");	/* pool a by address */
 	assert_string_equal(seen.ids[1], "bob#1");
 	assert_string_equal(seen.ids[2], "alice#0");
 	assert_string_equal(seen.ids[3], "bob#0");
 	assert_int_equal(seen.pools[3], 1);
-	vp_view_free(v);
+	assert_string_equal(seen.instances[0], "-");	/* written by no instance */
+	ro_close(v);
 	vp_config_free(&c);
 	snprintf(text, sizeof(text), "rm -rf '%s'", dir);
 	assert_int_equal(system(text), 0);
 }
 
-static void view__no_journal_yet__empty(void **state)
+static void read_only__no_journal_yet__empty_and_nothing_created(void **state)
 {
-	char text[256], err[512];
+	char text[256], err[512], dir[128];
 	struct vp_config c;
-	struct vp_view *v;
+	struct vp_space *v;
+	struct tl_world w = { .now = 1000 };
+	struct stat sb;
 
-	snprintf(text, sizeof(text), "state-dir = \"/nonexistent/vpnpool-%d\"\n"
-		 "pool \"a\" { network = \"10.8.0.0/24\" }\n", (int)getpid());
+	snprintf(dir, sizeof(dir), "/tmp/vpnpool-test-cli-none-%d", (int)getpid());
+	snprintf(text, sizeof(text), "state-dir = \"%s\"\n"
+		 "pool \"a\" { network = \"10.8.0.0/24\" }\n", dir);
 	assert_int_equal(vp_conf_load_buf(&c, text, "t.conf", err, sizeof(err)), 0);
-	assert_int_equal(vp_view_open(&v, &c, NULL, NULL), 0);
-	assert_int_equal(vp_view_leases(v), 0);
-	vp_view_free(v);
+	assert_int_equal(ro_open(&v, &c, NULL, &w, NULL), 0);
+	assert_int_equal(vp_space_leases(v), 0);
+	assert_false(vp_space_slot_alive(v, 0));
+	ro_close(v);
+	assert_int_equal(stat(dir, &sb), -1);		/* not created */
 	vp_config_free(&c);
+}
+
+/* A journal by an instance that was not stopped: two leases, one online. */
+static void write_two_leases(const char *dir)
+{
+	struct vp_store *st;
+
+	assert_int_equal(vp_store_open(&st, dir, false, NULL, NULL, NULL, NULL), 0);
+	put(st, "alice", 0, VP_LEASE_ONLINE, 0x0a08000a);
+	put(st, "bob", 0, VP_LEASE_HELD, 0x0a08000b);
+	vp_store_close(st);
+}
+
+static void read_only__every_write_refused_files_left_as_they_were(void **state)
+{
+	char *dir = tl_tmpdir(), path[1024], *before, *after;
+	struct vp_config *c = tl_config_new(dir);
+	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
+	struct vp_request req = { .identity = (const uint8_t *)"carol", .identity_len = 5 };
+	struct vp_store_report rep;
+	struct tl_world w = { .now = 5000 };
+	struct vp_addr a4 = vp_addr_v4(0x0a08000c);
+	struct vp_space *v;
+	struct vp_grant g;
+	const char *why;
+	size_t n_before, n_after;
+	uint64_t online, held;
+	bool failed;
+	pid_t live;
+	FILE *f;
+
+	tl_add_pool(c, "a", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	write_two_leases(dir);
+	/* a writer that died mid-record: a torn tail */
+	snprintf(path, sizeof(path), "%s/leases.journal", dir);
+	f = fopen(path, "ab");
+	assert_non_null(f);
+	fwrite("\x40\0\0\0\x01", 1, 5, f);
+	fclose(f);
+	before = file_bytes(path, &n_before);
+	assert_non_null(before);
+
+	assert_int_equal(ro_open(&v, c, &server, &w, &rep), 0);
+	assert_true(rep.torn);
+	assert_int_equal(vp_space_leases(v), 2);
+	vp_space_count(v, &online, &held);
+	assert_int_equal(online, 1);		/* as written: a snapshot, no instance ended */
+	assert_int_equal(vp_space_connect(v, &req, &g, &failed), -EROFS);
+	assert_int_equal(vp_space_disconnect(v, (const uint8_t *)"alice", 5, 0, NULL), -EROFS);
+	assert_int_equal(vp_space_release(v, (const uint8_t *)"bob", 3), -EROFS);
+	assert_int_equal(vp_space_import(v, (const uint8_t *)"carol", 5, &a4, NULL, &why), -EROFS);
+	assert_int_equal(vp_space_register(v, "udp", 0, "", &live), -EROFS);
+	assert_int_equal(vp_space_sync(v), -EROFS);
+	vp_space_count(v, &online, &held);
+	assert_int_equal(online, 1);
+	assert_int_equal(held, 1);
+	ro_close(v);
+
+	after = file_bytes(path, &n_after);
+	assert_int_equal(n_after, n_before);		/* the torn tail not cut off */
+	assert_memory_equal(after, before, n_before);
+	assert_false(exists(dir, "server"));		/* the plugin's file, not the reader's */
+	free(before);
+	free(after);
+	vp_config_free(c);
+	free(c);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+static void read_only__newer_journal__refused(void **state)
+{
+	char *dir = tl_tmpdir(), path[1024];
+	struct vp_config *c = tl_config_new(dir);
+	struct vp_store_report rep;
+	struct tl_world w = { .now = 1000 };
+	struct vp_space *v = NULL;
+	FILE *f;
+
+	tl_add_pool(c, "a", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	snprintf(path, sizeof(path), "%s/leases.journal", dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite("VPNPOOL1\x63\0\0\0", 1, 12, f);
+	fclose(f);
+	assert_int_equal(ro_open(&v, c, NULL, &w, &rep), -EPROTONOSUPPORT);
+	assert_null(v);
+	assert_int_equal(rep.version, 0x63);
+	vp_config_free(c);
+	free(c);
+	tl_rmtree(dir);
+	free(dir);
+}
+
+static void read_only__leases_that_do_not_fit__shown_unplaced_none_dropped(void **state)
+{
+	char *dir = tl_tmpdir();
+	struct vp_config *c = tl_config_new(dir);
+	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
+	struct tl_world w = { .now = 1000 };
+	struct seen seen = { 0 };
+	struct vp_pool_usage u;
+	struct vp_store *st;
+	struct vp_space *v;
+
+	tl_add_pool(c, "a", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	assert_int_equal(vp_store_open(&st, dir, false, NULL, NULL, NULL, NULL), 0);
+	put(st, "alice", 0, VP_LEASE_HELD, 0x0a08000a);
+	put(st, "zed", 0, VP_LEASE_HELD, 0x0a09000a);	/* in no pool */
+	put(st, "srv", 0, VP_LEASE_HELD, 0x0a080001);	/* the server's own address */
+	vp_store_close(st);
+	assert_int_equal(ro_open(&v, c, &server, &w, NULL), 0);
+	assert_int_equal(vp_space_leases(v), 3);
+	assert_int_equal(w.events[VP_EV_LEASE_DROPPED], 0);
+	assert_int_equal(vp_space_each_placed(v, true, collect, &seen), 0);
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.ids[0], "alice#0");
+	assert_int_equal(seen.pools[0], 0);
+	assert_string_equal(seen.ids[1], "srv#0");	/* no pool: last, by address */
+	assert_int_equal(seen.pools[1], -1);
+	assert_string_equal(seen.ids[2], "zed#0");
+	assert_int_equal(seen.pools[2], -1);
+	vp_space_pool_usage(v, 0, &u);
+	assert_int_equal(u.held, 1);
+	ro_close(v);
+	vp_config_free(c);
+	free(c);
+	tl_rmtree(dir);
+	free(dir);
 }
 
 /* ---- OpenVPN's ifconfig-pool-persist file (vpnpool import) ------------------ */
@@ -547,19 +748,20 @@ static char *cmd_leases(struct cmd_fx *f)
 {
 	static char text[2048];
 	struct vp_config c;
-	struct vp_view *v;
+	struct vp_space *v;
+	struct tl_world w = { .now = 1000 };
 	char err[2048];
 	struct seen seen = { 0 };
 
 	assert_int_equal(vp_conf_load(&c, f->conf, err, sizeof(err)), 0);
-	assert_int_equal(vp_view_open(&v, &c, NULL, NULL), 0);
-	assert_int_equal(vp_view_each(v, true, collect, &seen), 0);
+	assert_int_equal(ro_open(&v, &c, NULL, &w, NULL), 0);
+	assert_int_equal(vp_space_each_placed(v, true, collect, &seen), 0);
 	text[0] = '\0';
 	for (size_t i = 0; i < seen.n; ++i) {
 		strcat(text, seen.ids[i]);
 		strcat(text, " ");
 	}
-	vp_view_free(v);
+	ro_close(v);
 	vp_config_free(&c);
 	return text;
 }
@@ -572,7 +774,8 @@ struct live {
 	struct vp_space *space;
 };
 
-static void live_open(struct cmd_fx *f, struct live *l, const char *id)
+static void live_open_as(struct cmd_fx *f, struct live *l, const char *name, const char *dev,
+			 const char *id)
 {
 	struct vp_space_options o;
 	struct vp_server server = tl_server(VP_TOPO_SUBNET, "10.8.0.1", 24, NULL);
@@ -586,9 +789,14 @@ static void live_open(struct cmd_fx *f, struct live *l, const char *id)
 	assert_int_equal(vp_conf_load(&l->config, f->conf, err, sizeof(err)), 0);
 	o = tl_options(&l->config, &l->world);
 	assert_int_equal(vp_space_open(&l->space, &o, NULL, &pid), 0);
-	assert_int_equal(vp_space_register(l->space, "udp", 0, "", &pid), 0);
+	assert_int_equal(vp_space_register(l->space, name, 0, dev, &pid), 0);
 	assert_int_equal(vp_space_set_server(l->space, &server), 0);
 	assert_int_equal(vp_space_connect(l->space, &req, &g, &failed), 0);
+}
+
+static void live_open(struct cmd_fx *f, struct live *l, const char *id)
+{
+	live_open_as(f, l, "udp", "", id);
 }
 
 static void live_close(struct live *l)
@@ -628,6 +836,136 @@ static void release__held_online_or_none__exit_message_and_what_changed(void **s
 		.identity = (const uint8_t *)"alice", .identity_len = 5 }, &g, &failed), 0);
 	assert_false(g.sticky);
 	live_close(&udp);
+	cmd_fx_close(&f);
+}
+
+static void live_connect(struct live *l, const char *id)
+{
+	struct vp_request req = { .identity = (const uint8_t *)id, .identity_len = strlen(id) };
+	struct vp_grant g;
+	bool failed;
+
+	assert_int_equal(vp_space_connect(l->space, &req, &g, &failed), 0);
+}
+
+/* "identity#slot:instance:state " of each lease, sorted. */
+static char *cmd_lease_instances(struct cmd_fx *f, bool *alive, size_t n_alive)
+{
+	static char text[2048];
+	struct vp_config c;
+	struct vp_space *v;
+	struct tl_world w = { .now = 1000 };
+	char err[2048];
+	struct seen seen = { 0 };
+
+	assert_int_equal(vp_conf_load(&c, f->conf, err, sizeof(err)), 0);
+	assert_int_equal(ro_open(&v, &c, NULL, &w, NULL), 0);
+	assert_int_equal(vp_space_each_placed(v, true, collect, &seen), 0);
+	text[0] = '\0';
+	for (size_t i = 0; i < seen.n; ++i)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s:%s:%s ", seen.ids[i],
+			 seen.instances[i], seen.online[i] ? "online" : "held");
+	for (uint16_t i = 0; i < n_alive; ++i)
+		alive[i] = vp_space_slot_alive(v, i);
+	ro_close(v);
+	vp_config_free(&c);
+	return text;
+}
+
+static void read_only__two_instances__each_lease_names_its_and_both_alive(void **state)
+{
+	struct cmd_fx f;
+	struct live udp, tcp;
+	bool alive[3];
+
+	(void)state;
+	cmd_fx_open(&f);
+	live_open_as(&f, &udp, "udp", "tun0", "alice");
+	live_open_as(&f, &tcp, "tcp", "tun1", "bob");
+	live_connect(&udp, "dan");
+	assert_int_equal(vp_space_disconnect(udp.space, (const uint8_t *)"dan", 3, 0, NULL), 0);
+	assert_string_equal(cmd_lease_instances(&f, alive, 3),
+			    "alice#0:udp:online bob#0:tcp:online dan#0:udp:held ");
+	assert_true(alive[0]);
+	assert_true(alive[1]);
+	assert_false(alive[2]);
+	/* alice moves to tcp: her lease is tcp's now */
+	live_connect(&tcp, "alice");
+	assert_string_equal(cmd_lease_instances(&f, alive, 3),
+			    "alice#0:tcp:online bob#0:tcp:online dan#0:udp:held ");
+	/* tcp is killed: no longer alive; its sessions read as written (online)
+	 * until an instance notices */
+	vp_space_abandon(tcp.space);
+	vp_config_free(&tcp.config);
+	assert_string_equal(cmd_lease_instances(&f, alive, 3),
+			    "alice#0:tcp:online bob#0:tcp:online dan#0:udp:held ");
+	assert_true(alive[0]);
+	assert_false(alive[1]);
+	/* udp stops: its last sessions are held, the lease still names it */
+	live_close(&udp);
+	assert_string_equal(cmd_lease_instances(&f, alive, 3),
+			    "alice#0:tcp:held bob#0:tcp:held dan#0:udp:held ");
+	assert_false(alive[0]);
+	cmd_fx_close(&f);
+}
+
+static void status_and_leases__live_instances_listed_each_lease_names_its(void **state)
+{
+	struct cmd_fx f;
+	struct live udp, tcp;
+	char want[512];
+	const char *at;
+
+	(void)state;
+	cmd_fx_open(&f);
+	live_open_as(&f, &udp, "udp", "tun0", "alice");
+	live_open_as(&f, &tcp, "tcp", "", "bob");
+	live_connect(&udp, "dan");
+	assert_int_equal(vp_space_disconnect(udp.space, (const uint8_t *)"dan", 3, 0, NULL), 0);
+	live_close(&tcp);	/* stopped: not listed, bob's lease names it */
+
+	assert_int_equal(cmd_run(&f, vp_cmd_status, "status", "--json"), VP_EXIT_OK);
+	snprintf(want, sizeof(want), "\"instances\":[{\"name\":\"udp\",\"pid\":%d,\"dev\":\"tun0\",\"since\":\"",
+		 (int)getpid());
+	at = strstr(f.out, want);
+	assert_non_null(at);
+	assert_non_null(strstr(at, "\"since_unix\":"));
+	assert_null(strstr(f.out, "\"tcp\""));
+	assert_int_equal(cmd_run(&f, vp_cmd_status, "status", NULL), VP_EXIT_OK);
+	at = strstr(f.out, "\n\nINSTANCE  ");
+	assert_non_null(at);
+	assert_non_null(strstr(at, "  SINCE (UTC)\nudp "));
+	snprintf(want, sizeof(want), " %d  tun0  ", (int)getpid());
+	assert_non_null(strstr(at, want));
+
+	assert_int_equal(cmd_run(&f, vp_cmd_leases, "leases", "--json"), VP_EXIT_OK);
+	assert_non_null(strstr(f.out, "{\"identity\":\"alice\",\"slot\":0,\"state\":\"online\",\"instance\":\"udp\",\"pool\":\"staff\""));
+	assert_non_null(strstr(f.out, "{\"identity\":\"bob\",\"slot\":0,\"state\":\"held\",\"instance\":\"tcp\",\"pool\":\"staff\""));
+	assert_non_null(strstr(f.out, "{\"identity\":\"dan\",\"slot\":0,\"state\":\"held\",\"instance\":\"udp\",\"pool\":\"staff\""));
+	assert_int_equal(cmd_run(&f, vp_cmd_leases, "leases", NULL), VP_EXIT_OK);
+	assert_non_null(strstr(f.out, "IDENTITY  STATE   INSTANCE  POOL "));
+	assert_non_null(strstr(f.out, "\nalice     online  udp       staff "));
+	assert_non_null(strstr(f.out, "\nbob       held    tcp       staff "));
+	live_close(&udp);
+	cmd_fx_close(&f);
+}
+
+static void leases__no_instance_ever__no_instance_column_and_null(void **state)
+{
+	struct cmd_fx f;
+
+	(void)state;
+	cmd_fx_open(&f);
+	cmd_fx_lease(&f, "alice", "10.8.0.10", false);
+	assert_int_equal(cmd_run(&f, vp_cmd_leases, "leases", NULL), VP_EXIT_OK);
+	assert_non_null(strstr(f.out, "IDENTITY  STATE  POOL "));
+	assert_null(strstr(f.out, "INSTANCE"));
+	assert_int_equal(cmd_run(&f, vp_cmd_leases, "leases", "--json"), VP_EXIT_OK);
+	assert_non_null(strstr(f.out, "\"state\":\"held\",\"instance\":null,"));
+	assert_int_equal(cmd_run(&f, vp_cmd_status, "status", "--json"), VP_EXIT_OK);
+	assert_non_null(strstr(f.out, ",\"instances\":[]}\n"));
+	assert_int_equal(cmd_run(&f, vp_cmd_status, "status", NULL), VP_EXIT_OK);
+	assert_null(strstr(f.out, "INSTANCE"));
 	cmd_fx_close(&f);
 }
 
@@ -682,6 +1020,10 @@ static void import__every_line_or_reported__exit_and_leases(void **state)
 	assert_string_equal(f.out, want);
 	assert_int_equal(cmd_run(&f, vp_cmd_import, "import", "/nonexistent/ipp.txt"), VP_EXIT_FAIL);
 	assert_string_equal(f.err, "vpnpool: import: cannot read /nonexistent/ipp.txt: No such file or directory; nothing changed\n");
+	/* The server's addresses are OpenVPN's to say: the command wrote no
+	 * server file of its own guess. */
+	snprintf(want, sizeof(want), "%s/state/server", f.dir);
+	assert_int_equal(access(want, F_OK), -1);
 	cmd_fx_close(&f);
 }
 
@@ -698,8 +1040,11 @@ int main(void)
 		cmocka_unit_test(json__valid_utf8_passes_invalid_bytes_become_u00xx),
 		cmocka_unit_test(json__every_byte__clean_output),
 		cmocka_unit_test(metrics_label__escaped_per_prometheus),
-		cmocka_unit_test(view__last_record_wins_counts_by_network_not_reservations),
-		cmocka_unit_test(view__no_journal_yet__empty),
+		cmocka_unit_test(read_only__last_record_wins_counts_placed_leases_not_reservations),
+		cmocka_unit_test(read_only__no_journal_yet__empty_and_nothing_created),
+		cmocka_unit_test(read_only__every_write_refused_files_left_as_they_were),
+		cmocka_unit_test(read_only__newer_journal__refused),
+		cmocka_unit_test(read_only__leases_that_do_not_fit__shown_unplaced_none_dropped),
 		cmocka_unit_test(ipp_line__as_openvpn_writes_it__read),
 		cmocka_unit_test(ipp_line__blank_or_comment__skipped),
 		cmocka_unit_test(ipp_line__common_name_with_commas__addresses_taken_from_the_right),
@@ -707,6 +1052,9 @@ int main(void)
 		cmocka_unit_test(ipp_each__every_line_numbered_bad_ones_reported_last_without_newline),
 		cmocka_unit_test(release__held_online_or_none__exit_message_and_what_changed),
 		cmocka_unit_test(import__every_line_or_reported__exit_and_leases),
+		cmocka_unit_test(read_only__two_instances__each_lease_names_its_and_both_alive),
+		cmocka_unit_test(status_and_leases__live_instances_listed_each_lease_names_its),
+		cmocka_unit_test(leases__no_instance_ever__no_instance_column_and_null),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,6 +55,14 @@ for n in 0 1 2 3 4; do
 	e2e_assert_eq "leases: ${id}'s address is the pushed one" "$(vp leases --json | jq -r --arg id "$id" '.leases[] | select(.identity == $id) | .address')" "${got[$n]}"
 	e2e_assert_eq "leases: ${id} online" "$(vp leases --json | jq -r --arg id "$id" '.leases[] | select(.identity == $id) | .state')" online
 done
+# The one instance (named by its tun device): live in status, named by every lease.
+server_pid=$E2E_SERVER_PID
+e2e_assert_eq "status: one live instance, named by its tun, its pid and device" \
+	"$(vpj '.instances | map("\(.name) \(.pid) \(.dev)") | join(",")' status --json)" "$E2E_DEV $server_pid $E2E_DEV"
+e2e_assert_eq "leases: every lease names the instance" \
+	"$(vpj '[.leases[].instance] | unique | join(",")' leases --json)" "$E2E_DEV"
+e2e_assert_match "status table: the instance" "$(vp status)" "INSTANCE +PID +DEV +SINCE \\(UTC\\)"$'\n'"$E2E_DEV +$server_pid +$E2E_DEV +20"
+e2e_assert_match "leases table: an INSTANCE column" "$(vp leases --online)" "IDENTITY +STATE +INSTANCE +POOL"$'.*\n'"bob +online +$E2E_DEV +staff "
 subnet=$(grep -o 'MULTI: Learn: 10\.9\.[0-9]*\.0/24 -> site-a/' "$E2E_SERVER_LOG" | head -n 1 | sed 's/MULTI: Learn: //; s/ ->.*//')
 e2e_assert_eq "leases: site-a's subnet is the one the server learnt" \
 	"$(vp leases --json | jq -r '.leases[] | select(.identity == "site-a") | .subnet')" "$subnet"
@@ -120,6 +128,9 @@ e2e_assert_match "metrics: disconnects" "$(cat "$E2E_DIR/metrics.prom")" 'vpnpoo
 for n in 1 2 3 4; do e2e_client_stop $n; done
 e2e_server_stop
 e2e_assert_eq "after stop: 5 leases, all held" "$(vpj '[.leases[] | select(.state == "held")] | length' leases --json)" 5
+e2e_assert_eq "after stop: no live instance" "$(vpj '.instances | length' status --json)" 0
+e2e_assert_eq "after stop: the held leases name their last instance" \
+	"$(vpj '[.leases[].instance] | unique | join(",")' leases --json)" "$E2E_DEV"
 for n in 0 1 2 3 4; do
 	e2e_assert_eq "after stop: ${names[$n]} keeps its address" "$(vp leases --json | jq -r --arg id "${names[$n]}" '.leases[] | select(.identity == $id) | .address')" "${got[$n]}"
 done
