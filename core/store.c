@@ -2392,6 +2392,7 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	size_t len = strlen(text);
+	bool own = s->in_change;
 	int fd, ret;
 
 	if (memchr(text, '\n', len))
@@ -2399,9 +2400,15 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 	if (path_in(tmp, sizeof(tmp), s->dir, SERVER_TMP) ||
 	    path_in(path, sizeof(path), s->dir, SERVER_FILE))
 		return -ENAMETOOLONG;
+	/* Instances starting together would share the temporary file: one
+	 * at a time, under the journal's mutex. */
+	if (!own && (ret = ofd_lock(s, F_WRLCK, LOCK_MUTEX, true)))
+		return ret;
 	fd = s->fs->open(s->fs->ud, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return fd;
+	if (fd < 0) {
+		ret = fd;
+		goto out_unlock;
+	}
 	ret = write_all(&s->io, fd, text, len);
 	if (!ret)
 		ret = write_all(&s->io, fd, "\n", 1);
@@ -2411,6 +2418,9 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 		ret = s->fs->rename(s->fs->ud, tmp, path);
 	if (ret)
 		s->fs->unlink(s->fs->ud, tmp);
+out_unlock:
+	if (!own)
+		(void)ofd_lock(s, F_UNLCK, LOCK_MUTEX, false);
 	return ret;
 }
 
