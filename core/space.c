@@ -741,17 +741,12 @@ static void lease_unlist(struct vp_space *s, struct lease *l)
 		held_remove(&s->routers[l->router].held, l, LINK_ROUTER);
 }
 
+static void lease_unplace(struct vp_space *s, struct lease *l);
+
 /* Free everything a placed lease holds and remove it from the table. */
 static void lease_destroy(struct vp_space *s, struct lease *l)
 {
-	inst_unlist(s, l);
-	lease_account(s, l, -1);
-	lease_unlist(s, l);
-	lease_release_blocks(s, l);
-	if (l->pool >= 0)
-		area_check_warn(s, &s->pools[l->pool]);
-	if (l->router >= 0)
-		area_check_warn(s, &s->routers[l->router]);
+	lease_unplace(s, l);
 	lease_unlink(s, l);
 	lease_free(l);
 }
