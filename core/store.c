@@ -1034,6 +1034,35 @@ static void bg_note_end(struct bg *b, uint64_t end);
 
 #define SCAN_BUF (64 << 10)		/* catching up reads this much at a time */
 
+static void *closer(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Close the last descriptor of a replaced journal without waiting: that
+ * frees the file's blocks, tens of milliseconds for a big one, which would
+ * stall a lease change (this runs under the mutex).  A thread of its own,
+ * its signals blocked; inline if none can be made. */
+static void close_replaced(int fd)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret = -1;
+
+	sigfillset(&all);
+	if (!pthread_attr_init(&attr)) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		ret = pthread_create(&t, &attr, closer, (void *)(intptr_t)fd);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	if (ret)
+		close(fd);
+}
+
 /* A MOVED record ended the journal open on fd at s->end: open the journal
  * by its name again.  The same file: its compaction died before the rename,
  * the record is cut off.  The file the record names: go on at its offset.
@@ -1074,7 +1103,7 @@ static int follow_moved(struct vp_store *s, const struct scan *sc, bool *resync)
 		s->file_id = 0;
 		*resync = true;
 	}
-	close(old);
+	close_replaced(old);
 	s->fd = fd;
 	s->hdr_len = HEADER_LEN;
 	s->appended = 0;
@@ -2392,7 +2421,7 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 	size_t len = strlen(text);
-	bool own = s->in_change;
+	bool locked = s->in_change;
 	int fd, ret;
 
 	if (memchr(text, '\n', len))
@@ -2402,7 +2431,7 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 		return -ENAMETOOLONG;
 	/* Instances starting together would share the temporary file: one
 	 * at a time, under the journal's mutex. */
-	if (!own && (ret = ofd_lock(s, F_WRLCK, LOCK_MUTEX, true)))
+	if (!locked && (ret = ofd_lock(s, F_WRLCK, LOCK_MUTEX, true)))
 		return ret;
 	fd = s->fs->open(s->fs->ud, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0640);
 	if (fd < 0) {
@@ -2419,7 +2448,7 @@ int vp_store_put_server(struct vp_store *s, const char *text)
 	if (ret)
 		s->fs->unlink(s->fs->ud, tmp);
 out_unlock:
-	if (!own)
+	if (!locked)
 		(void)ofd_lock(s, F_UNLCK, LOCK_MUTEX, false);
 	return ret;
 }
