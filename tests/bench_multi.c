@@ -28,12 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vp_autoconf.h"
-#ifdef HAVE_OPENVPN_SUBDIR_HEADER
-#include <openvpn/openvpn-plugin.h>
-#else
-#include <openvpn-plugin.h>
-#endif
+#include "tests/plugin_api.h"
 
 __attribute__((format(printf, 3, 4)))
 static void quiet_log(openvpn_plugin_log_flags_t flags, const char *name, const char *fmt, ...)
@@ -70,22 +65,6 @@ static int cmp_u32(const void *a, const void *b)
 
 	return (x > y) - (x < y);
 }
-
-typedef int (*open_fn)(int, struct openvpn_plugin_args_open_in const *,
-		       struct openvpn_plugin_args_open_return *);
-typedef int (*func_fn)(int, struct openvpn_plugin_args_func_in const *,
-		       struct openvpn_plugin_args_func_return *);
-typedef void (*close_fn)(openvpn_plugin_handle_t);
-typedef void *(*ctor_fn)(openvpn_plugin_handle_t);
-typedef void (*dtor_fn)(openvpn_plugin_handle_t, void *);
-
-struct api {
-	open_fn open;
-	func_fn func;
-	close_fn close;
-	ctor_fn ctor;
-	dtor_fn dtor;
-};
 
 struct proc {
 	int index;
@@ -193,11 +172,8 @@ static int child(const char *so_path, const struct proc *pr, const char *dir, co
 
 	if (!t1 || !t2 || !addr || !sessions || !(so = dlopen(so_path, RTLD_NOW)))
 		return 2;
-	a.open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
-	a.func = (func_fn)dlsym(so, "openvpn_plugin_func_v3");
-	a.close = (close_fn)dlsym(so, "openvpn_plugin_close_v1");
-	a.ctor = (ctor_fn)dlsym(so, "openvpn_plugin_client_constructor_v1");
-	a.dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
+	if (!plugin_api_find(so, &a))
+		return 2;
 	h = plugin_open(&a, pr, conf, config_var);
 	if (read(go_fd, &go, 1) != 1)	/* everyone opened: go */
 		return 2;

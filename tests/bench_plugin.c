@@ -17,12 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "vp_autoconf.h"
-#ifdef HAVE_OPENVPN_SUBDIR_HEADER
-#include <openvpn/openvpn-plugin.h>
-#else
-#include <openvpn-plugin.h>
-#endif
+#include "tests/plugin_api.h"
 
 /* OpenVPN's log: errors and warnings only (VP_BENCH_LOG=1: everything). */
 static void quiet_log(openvpn_plugin_log_flags_t flags, const char *name, const char *fmt, ...)
@@ -52,22 +47,6 @@ static int cmp(const void *a, const void *b)
 
 	return (x > y) - (x < y);
 }
-
-typedef int (*open_fn)(int, struct openvpn_plugin_args_open_in const *,
-		       struct openvpn_plugin_args_open_return *);
-typedef int (*func_fn)(int, struct openvpn_plugin_args_func_in const *,
-		       struct openvpn_plugin_args_func_return *);
-typedef void (*close_fn)(openvpn_plugin_handle_t);
-typedef void *(*ctor_fn)(openvpn_plugin_handle_t);
-typedef void (*dtor_fn)(openvpn_plugin_handle_t, void *);
-
-struct api {
-	open_fn open;
-	func_fn func;
-	close_fn close;
-	ctor_fn ctor;
-	dtor_fn dtor;
-};
 
 /* Open as OpenVPN 2.6 does (tests/e2e/NOTES.md 1): its own config file's
  * path and a few daemon variables, no ifconfig_* yet. */
@@ -223,11 +202,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_plugin PLUGIN.so [clients [fsync]] (%s)\n", dlerror());
 		return 2;
 	}
-	a.open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
-	a.func = (func_fn)dlsym(so, "openvpn_plugin_func_v3");
-	a.close = (close_fn)dlsym(so, "openvpn_plugin_close_v1");
-	a.ctor = (ctor_fn)dlsym(so, "openvpn_plugin_client_constructor_v1");
-	a.dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
+	if (!plugin_api_find(so, &a)) {
+		fprintf(stderr, "bench_plugin: %s: an entry point is missing\n", argv[1]);
+		return 2;
+	}
 	snprintf(conf, sizeof(conf), "%s/vpnpool.conf", dir);
 	f = fopen(conf, "w");
 	fprintf(f, "state-dir = \"%s/state\"\nfsync = %s\n%spool \"big\" { network = \"10.0.0.0/8\" }\n",

@@ -67,34 +67,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vp_autoconf.h"
-#ifdef HAVE_OPENVPN_SUBDIR_HEADER
-#include <openvpn/openvpn-plugin.h>
-#else
-#include <openvpn-plugin.h>
-#endif
+#include "tests/plugin_api.h"
 
 #define PATH_LEN 512
 #define JOURNAL_SLACK (64 * 1024)
 #define MAX_LOG_LINES 3
 #define REOPEN_CLIENTS 200
 #define SHOWN_LINES 6
-
-typedef int (*open_fn)(int, struct openvpn_plugin_args_open_in const *,
-		       struct openvpn_plugin_args_open_return *);
-typedef int (*func_fn)(int, struct openvpn_plugin_args_func_in const *,
-		       struct openvpn_plugin_args_func_return *);
-typedef void (*close_fn)(openvpn_plugin_handle_t);
-typedef void *(*ctor_fn)(openvpn_plugin_handle_t);
-typedef void (*dtor_fn)(openvpn_plugin_handle_t, void *);
-
-struct api {
-	open_fn open;
-	func_fn func;
-	close_fn close;
-	ctor_fn ctor;
-	dtor_fn dtor;
-};
 
 struct setup {
 	const char *plugin;
@@ -337,12 +316,7 @@ static void *load(struct api *a, const char *path)
 		printf("dlopen=failed %s\n", dlerror());
 		return NULL;
 	}
-	a->open = (open_fn)dlsym(so, "openvpn_plugin_open_v3");
-	a->func = (func_fn)dlsym(so, "openvpn_plugin_func_v3");
-	a->close = (close_fn)dlsym(so, "openvpn_plugin_close_v1");
-	a->ctor = (ctor_fn)dlsym(so, "openvpn_plugin_client_constructor_v1");
-	a->dtor = (dtor_fn)dlsym(so, "openvpn_plugin_client_destructor_v1");
-	if (!a->open || !a->func || !a->close || !a->ctor || !a->dtor) {
+	if (!plugin_api_find(so, a)) {
 		printf("dlopen=failed %s: an entry point is missing\n", path);
 		dlclose(so);
 		return NULL;

@@ -34,10 +34,7 @@ if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev
 fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multilib.sh"
-e2e_require
-[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up || e2e_skip_or_fail "cannot bring lo up in the namespace"
-command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
-[ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
+mp_require
 N=$VP_MULTI_CLIENTS
 # A tun network of this run's own (parallel runs, other tests use 10.8/10.9).
 NET=10.$((64 + $$ % 120))

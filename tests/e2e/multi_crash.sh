@@ -26,10 +26,7 @@ if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev
 fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multilib.sh"
-e2e_require
-[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up || e2e_skip_or_fail "cannot bring lo up in the namespace"
-command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
-[ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
+mp_require
 RANDOM=$VP_MULTI_CRASH_SEED
 NET=10.$((64 + $$ % 120))
 e2e_log "$VP_MULTI_CRASH_TRIALS trials, seed $VP_MULTI_CRASH_SEED, tun network $NET.0.0/16"

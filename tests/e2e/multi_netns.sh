@@ -20,10 +20,7 @@ if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev
 fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multilib.sh"
-e2e_require
-[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up || e2e_skip_or_fail "cannot bring lo up in the namespace"
-command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
-[ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
+mp_require
 command -v ping >/dev/null || e2e_skip_or_fail "ping not installed (iputils-ping; scripts/deps.sh installs it)"
 NSA="vpa$$" NSB="vpb$$"
 ip netns add "$NSA" 2>/dev/null || e2e_skip_or_fail "cannot make a network namespace (ip netns add)"

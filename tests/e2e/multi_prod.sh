@@ -16,12 +16,9 @@ if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev
 fi
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/multilib.sh"
-e2e_require
-[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up || e2e_skip_or_fail "cannot bring lo up in the namespace"
+mp_require
 getent passwd nobody >/dev/null && getent group nogroup >/dev/null ||
 	e2e_skip_or_fail "needs a user nobody and a group nogroup"
-command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
-[ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
 NET=10.$((64 + $$ % 120))
 
 # What nobody reopens at SIGHUP: the scratch dir, the server key, the pid

@@ -12,6 +12,17 @@
 # Every server gets its own log per start (MP_LOG[NAME]); MP_PID[NAME] is
 # its pid; the plugin line names the instance (instance=NAME).
 
+# e2e_require, and what every multi*.sh needs: lo up in the network
+# namespace of its own (MULTI_NETNS=1: the script ran itself again under
+# unshare --net), jq, the command.
+mp_require() {
+	e2e_require
+	[ "${MULTI_NETNS:-}" != 1 ] || ip link set lo up ||
+		e2e_skip_or_fail "cannot bring lo up in the namespace"
+	command -v jq >/dev/null || e2e_skip_or_fail "jq not installed (scripts/deps.sh installs it)"
+	[ -x "$VPNPOOL_BIN" ] || e2e_skip_or_fail "command not built: $VPNPOOL_BIN"
+}
+
 declare -A MP_PROTO MP_PORT MP_DEV MP_PID MP_LOG MP_RUNS MP_EXTRA
 MP_NAMES=()
 
