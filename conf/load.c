@@ -34,7 +34,7 @@
 #define MAX_CONF_BYTES (16 << 20)
 
 enum kind { K_PREFIX4, K_PREFIX6, K_RANGE, K_ADDR4, K_ADDR6, K_MATCH, K_NAME, K_PREFIXLEN, K_TEXT,
-	    K_INSTANCE };
+	    K_INSTANCE, K_STORE };
 
 /* A parsed value and the line it was on. */
 struct value {
@@ -336,7 +336,7 @@ static enum kind kind_of(const char *name)
 		{ "subnet6", K_PREFIX6 }, { "range", K_RANGE }, { "exclude", K_RANGE },
 		{ "address", K_ADDR4 }, { "address6", K_ADDR6 }, { "match", K_MATCH },
 		{ "identity", K_NAME }, { "prefix", K_PREFIXLEN }, { "prefix6", K_PREFIXLEN },
-		{ "instance", K_INSTANCE },
+		{ "instance", K_INSTANCE }, { "store", K_STORE }, { "node", K_INSTANCE },
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); ++i)
@@ -436,7 +436,14 @@ static bool parse_value(struct value *v, enum kind kind, const char *text, char 
 		if (vp_config_instance_name_ok(text))
 			return true;
 		snprintf(err, VP_ERRLEN,
-			 "`%.100s' is not an instance name (1 to 63 letters, digits, '.', '_', '-')",
+			 "`%.100s' is not a valid name (1 to 63 letters, digits, '.', '_', '-')",
+			 text);
+		return false;
+	case K_STORE:
+		if (!*text || !strncmp(text, "postgresql://", 13) || !strncmp(text, "postgres://", 11))
+			return true;
+		snprintf(err, VP_ERRLEN,
+			 "`%.100s' is not a PostgreSQL URI (postgresql://...; \"\": the journal)",
 			 text);
 		return false;
 	case K_TEXT:
@@ -486,6 +493,16 @@ static int cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result, lo
 static int cb_hold_time(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
 {
 	return cb_int(cfg, opt, text, result, 0, 10L * 365 * 86400);
+}
+
+static int cb_store_timeout(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
+{
+	return cb_int(cfg, opt, text, result, 1, 3600);
+}
+
+static int cb_node_timeout(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
+{
+	return cb_int(cfg, opt, text, result, 2, 86400);
 }
 
 static int cb_percent(cfg_t *cfg, cfg_opt_t *opt, const char *text, void *result)
@@ -924,9 +941,16 @@ static int read_root(struct load *ld, cfg_t *cfg, struct vp_config *c)
 	c->identity = text_opt(cfg, "identity");
 	c->metrics_file = text_opt(cfg, "metrics-file");
 	c->instance = text_opt(cfg, "instance");
+	c->store = text_opt(cfg, "store");
+	c->node = text_opt(cfg, "node");
 	if (!c->state_dir || !c->identity || !c->path ||
-	    (get(cfg, "metrics-file") && !c->metrics_file) || (get(cfg, "instance") && !c->instance))
+	    (get(cfg, "metrics-file") && !c->metrics_file) || (get(cfg, "instance") && !c->instance) ||
+	    (get(cfg, "store") && !c->store) || (get(cfg, "node") && !c->node))
 		return -1;
+	if (c->store && !c->store[0]) {
+		free(c->store);
+		c->store = NULL;
+	}
 	len = strlen(c->state_dir);
 	if (!len)
 		return fail_at(ld, ((const struct value *)cfg_getptr(cfg, "state-dir"))->line,
@@ -948,6 +972,8 @@ static int read_root(struct load *ld, cfg_t *cfg, struct vp_config *c)
 	c->topology = (enum vp_topology)cfg_getint(cfg, "topology");
 	c->host_routes = (enum vp_host_routes)cfg_getint(cfg, "host-routes");
 	c->fsync = cfg_getbool(cfg, "fsync");
+	c->store_timeout_ms = (unsigned)cfg_getint(cfg, "store-timeout") * 1000u;
+	c->node_timeout = cfg_getint(cfg, "node-timeout");
 	return read_warn_at(cfg, c);
 }
 
@@ -1050,6 +1076,10 @@ static cfg_t *schema(void)
 		CFG_PTR_CB("metrics-file", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_PTR_CB("instance", NULL, CFGF_NODEFAULT, cb_value, value_free),
 		CFG_BOOL("fsync", cfg_false, CFGF_NONE),
+		CFG_PTR_CB("store", NULL, CFGF_NODEFAULT, cb_value, value_free),
+		CFG_PTR_CB("node", NULL, CFGF_NODEFAULT, cb_value, value_free),
+		CFG_INT_CB("store-timeout", 5, CFGF_NONE, cb_store_timeout),
+		CFG_INT_CB("node-timeout", 60, CFGF_NONE, cb_node_timeout),
 		CFG_SEC("pool", pool, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("router-pool", router, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("client", client, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),

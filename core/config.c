@@ -37,6 +37,8 @@ void vp_config_free(struct vp_config *c)
 	free(c->identity);
 	free(c->metrics_file);
 	free(c->instance);
+	free(c->store);
+	free(c->node);
 	free(c->warn_at);
 	memset(c, 0, sizeof(*c));
 }

@@ -74,6 +74,13 @@ struct vp_config {
 	enum vp_topology topology;
 	enum vp_host_routes host_routes;
 	bool fsync;
+	char *store;			/* NULL: the state-dir journal; else a
+					 * libpq URI (postgresql:// or
+					 * postgres://) of the shared store */
+	char *node;			/* this server's node name in the store,
+					 * NULL: the host name */
+	unsigned store_timeout_ms;	/* store-timeout: a store call's limit */
+	int64_t node_timeout;		/* node-timeout, seconds */
 
 	struct vp_pool_config *pools;
 	size_t n_pools;
