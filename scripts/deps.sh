@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
       libconfuse-dev libcmocka-dev libssl-dev openvpn openssl iproute2
       clang libclang-rt-14-dev procps jq passwd libpam-modules logrotate
-      iputils-ping)
+      iputils-ping util-linux libpq-dev postgresql-15 postgresql-client-15)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
