@@ -32,6 +32,7 @@ static PGconn *admin(void)
 }
 
 /* The first value of a query, as a number (-1: NULL or no row). */
+static long long sqlv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long sqlv(const char *fmt, ...)
 {
 	char q[1024];
