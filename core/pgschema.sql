@@ -29,8 +29,14 @@
 --  * Dead nodes: their online leases are turned held by UPDATE ... WHERE
 --    online, row by row under FOR UPDATE; concurrent reapers see a row
 --    already held and skip it, so each session is reported once.
---  * in_use: counters sharded 16 ways by backend, updated by a trigger in
---    the transaction that inserts or deletes the lease; summed on read.
+--  * in_use: a counter row per area and backend (shard = its pid), updated
+--    by a trigger in the transaction that inserts or deletes the lease, so
+--    no two transactions ever wait on a counter; summed on read (shard 0
+--    holds what heartbeats folded in from backends that have gone).
+--  * No deadlock: a connect locks its own identity (advisory lock, then its
+--    rows), takes other leases only with SKIP LOCKED and its counters are
+--    its backend's own; reapers lock the leases of dead nodes in one order
+--    (identity, slot).
 
 CREATE SCHEMA IF NOT EXISTS vpnpool;
 
@@ -69,7 +75,8 @@ CREATE TABLE IF NOT EXISTS vpnpool.free (
 	PRIMARY KEY (area, family, value)
 );
 
--- in_use of an area: sum(n) over its shards.
+-- in_use of an area: sum(n) over its shards (0, and the pid of each backend
+-- that changed it).
 CREATE TABLE IF NOT EXISTS vpnpool.usage (
 	area int NOT NULL,
 	shard int NOT NULL,
@@ -131,11 +138,17 @@ BEGIN
 	IF TG_OP = 'INSERT' THEN r := NEW; d := 1; ELSE r := OLD; d := -1; END IF;
 	IF r.pool IS NOT NULL AND NOT r.static4 THEN
 		UPDATE vpnpool.usage SET n = n + d
-		 WHERE area = r.pool AND shard = pg_backend_pid() % 16;
+		 WHERE area = r.pool AND shard = pg_backend_pid();
+		IF NOT FOUND THEN
+			INSERT INTO vpnpool.usage VALUES (r.pool, pg_backend_pid(), d);
+		END IF;
 	END IF;
 	IF r.router IS NOT NULL AND NOT r.static_subnet THEN
 		UPDATE vpnpool.usage SET n = n + d
-		 WHERE area = r.router AND shard = pg_backend_pid() % 16;
+		 WHERE area = r.router AND shard = pg_backend_pid();
+		IF NOT FOUND THEN
+			INSERT INTO vpnpool.usage VALUES (r.router, pg_backend_pid(), d);
+		END IF;
 	END IF;
 	RETURN NULL;
 END $$;
@@ -573,13 +586,24 @@ BEGIN
 			VALUES (p_node, p_instance, p_pid) ON CONFLICT DO NOTHING;
 		END IF;
 	END IF;
-	FOR l IN SELECT x.* FROM vpnpool.lease x
-		  WHERE x.online AND CASE WHEN p_self THEN x.node = p_node AND x.instance = p_instance
-			ELSE NOT (x.node = p_node AND x.instance = p_instance) AND EXISTS (
-				SELECT 1 FROM vpnpool.node n WHERE n.node = x.node
-				   AND n.instance = x.instance
-				   AND n.heartbeat < now() - make_interval(secs => p_timeout)) END
-		  FOR UPDATE LOOP
+	-- The counters of backends gone fold into shard 0 (one folder at a time).
+	IF NOT p_self AND pg_try_advisory_xact_lock(1987006, 2) THEN
+		WITH gone AS (
+			DELETE FROM vpnpool.usage u WHERE u.shard <> 0 AND NOT EXISTS (
+				SELECT 1 FROM pg_stat_activity a WHERE a.pid = u.shard)
+			RETURNING u.area, u.n)
+		UPDATE vpnpool.usage b SET n = b.n + g.n
+		  FROM (SELECT area, sum(n) AS n FROM gone GROUP BY area) g
+		 WHERE b.area = g.area AND b.shard = 0;
+	END IF;
+	-- (the dead nodes first, then their online leases by index)
+	FOR l IN SELECT x.* FROM vpnpool.node n
+		  JOIN vpnpool.lease x ON x.node = n.node AND x.instance = n.instance AND x.online
+		  WHERE CASE WHEN p_self THEN n.node = p_node AND n.instance = p_instance
+			ELSE NOT (n.node = p_node AND n.instance = p_instance)
+			     AND n.heartbeat < now() - make_interval(secs => p_timeout) END
+		  ORDER BY x.identity, x.slot
+		  FOR UPDATE OF x LOOP
 		CONTINUE WHEN NOT l.online;
 		o_identity := l.identity; o_slot := l.slot; o_node := l.node;
 		o_instance := l.instance; o_pool := l.pool; o_router := l.router;
@@ -613,8 +637,7 @@ BEGIN
 	   SET size = p_size, main_family = p_main, has4 = p_has4, has6 = p_has6,
 	       published = now()
 	RETURNING x.id INTO aid;
-	INSERT INTO vpnpool.usage (area, shard) SELECT aid, g FROM generate_series(0, 15) g
-	ON CONFLICT DO NOTHING;
+	INSERT INTO vpnpool.usage (area, shard) VALUES (aid, 0) ON CONFLICT DO NOTHING;
 	DELETE FROM vpnpool.segment s
 	 WHERE s.area = aid AND NOT EXISTS (
 		SELECT 1 FROM unnest(p_family, p_first, p_len) u(f, a, b)
