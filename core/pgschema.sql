@@ -38,6 +38,11 @@
 --    its backend's own; reapers lock the leases of dead nodes in one order
 --    (identity, slot).
 
+-- Limits: a block lost to a rollback is found again only in an area's main
+-- family (IPv4 of a pool; a router pool's IPv4, else IPv6); freed blocks go
+-- back to the free list as they were, also when the config has changed
+-- since (servers are expected to share one config).
+
 CREATE SCHEMA IF NOT EXISTS vpnpool;
 
 CREATE TABLE IF NOT EXISTS vpnpool.meta (version int NOT NULL);
