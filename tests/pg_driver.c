@@ -54,12 +54,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (!vp_prefix_parse(&net, argv[4], err) || net.addr.family != VP_INET) {
-		fprintf(stderr, "pg_driver: bad server address %s\n", argv[4]);
-		return 1;
+	/* ADDRESS/NETBITS: the server's own address, host bits set. */
+	{
+		char text[64], *slash;
+		char *end;
+		unsigned long bits;
+
+		snprintf(text, sizeof(text), "%s", argv[4]);
+		slash = strchr(text, '/');
+		if (slash)
+			*slash = '\0';
+		bits = slash ? strtoul(slash + 1, &end, 10) : 0;
+		if (!slash || *end || bits < 1 || bits > 31 || !vp_addr_parse(&net.addr, text, err) ||
+		    net.addr.family != VP_INET) {
+			fprintf(stderr, "pg_driver: bad server address %s\n", argv[4]);
+			return 1;
+		}
+		server.local4 = net.addr;
+		server.netbits4 = (unsigned)bits;
 	}
-	server.local4 = net.addr;
-	server.netbits4 = net.len;
 	opts.config = &config;
 	opts.node = argv[2];
 	opts.instance = argv[3];
