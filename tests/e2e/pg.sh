@@ -340,7 +340,8 @@ mgmt version
 e2e_assert_match "management interface of server a answers (database up)" "$MGMT_OUT" 'OpenVPN Version'
 e2e_clients_mark
 live_before=$(for i in "${!LIVE[@]}"; do echo "$i"; done | sort -n)
-db_freeze && : >"$E2E_DIR/db-down"
+: >"$E2E_DIR/db-down"
+db_freeze || e2e_fail "could not SIGSTOP the database"
 e2e_log "database frozen (SIGSTOP of $PG_PID and its children $DB_FROZEN)"
 t0=$(date +%s%N)
 start x900 x900 a m-900
