@@ -13,6 +13,7 @@
 #include "cli/fmt.h"
 #include "conf/load.h"
 #include "core/ipp.h"
+#include "core/pgstore.h"
 #include "core/space.h"
 #include "core/store.h"
 
@@ -91,6 +92,11 @@ int vp_cmd_release(const struct vp_cli *cli, int argc, char **argv)
 	}
 	if (load_config(&config, cli->config_path))
 		return VP_EXIT_FAIL;
+	if (config.store) {
+		ret = vp_cli_pg_release(&config, id);
+		vp_config_free(&config);
+		return ret;
+	}
 	ret = writer_open(&space, &config, "release");
 	if (!ret) {
 		ret = vp_space_release(space, (const uint8_t *)id, strlen(id));
@@ -116,6 +122,7 @@ int vp_cmd_release(const struct vp_cli *cli, int argc, char **argv)
 struct importing {
 	const char *file;
 	struct vp_space *space;
+	struct vp_pg *pg;		/* instead of space: the PostgreSQL store */
 	const char *state_dir;
 	unsigned imported, reported;
 	struct vp_strbuf cell;
@@ -146,8 +153,12 @@ static int import_entry(void *ud, unsigned line, const struct vp_ipp_entry *e, c
 		im->reported++;
 		return 0;
 	}
-	ret = vp_space_import(im->space, (const uint8_t *)e->identity, e->identity_len,
-			      &e->addr4, &e->addr6, &refused);
+	if (im->pg)
+		ret = vp_pg_import(im->pg, (const uint8_t *)e->identity, e->identity_len,
+				   &e->addr4, &e->addr6, &refused);
+	else
+		ret = vp_space_import(im->space, (const uint8_t *)e->identity, e->identity_len,
+				      &e->addr4, &e->addr6, &refused);
 	if (!ret) {
 		im->imported++;
 		return 0;
@@ -233,8 +244,22 @@ int vp_cmd_import(const struct vp_cli *cli, int argc, char **argv)
 		return VP_EXIT_FAIL;
 	}
 	im.state_dir = config.state_dir;
-	ret = writer_open(&im.space, &config, "import");
-	if (!ret) {
+	if (config.store) {
+		ret = vp_cli_pg_import_open(&im.pg, &config) ? -EIO : 0;
+		if (!ret) {
+			ret = vp_ipp_each(text, len, import_entry, &im);
+			if (ret)
+				vp_cli_pg_import_failed(im.pg, &config, ret, im.imported);
+			vp_pg_close(im.pg);
+			im.pg = NULL;
+		}
+	} else {
+		ret = writer_open(&im.space, &config, "import");
+	}
+	if (!ret && config.store) {
+		printf("imported %u lease%s from %s, %u line%s skipped\n", im.imported,
+		       im.imported == 1 ? "" : "s", im.file, im.reported, im.reported == 1 ? "" : "s");
+	} else if (!ret) {
 		ret = vp_ipp_each(text, len, import_entry, &im);
 		writer_close(im.space);
 		if (ret)

@@ -231,7 +231,18 @@ int vp_cmd_check(const struct vp_cli *cli, int argc, char **argv)
 	printf("host-routes  %s\n", c.host_routes == VP_HOST_ROUTES_YES ? "yes" :
 				   c.host_routes == VP_HOST_ROUTES_NO ? "no" :
 				   "auto (while other instances are live)");
-	printf("fsync        %s\n\n", c.fsync ? "true" : "false");
+	printf("fsync        %s\n", c.fsync ? "true" : "false");
+	if (c.store) {
+		char name[512];
+
+		/* Not contacted: check reads the config only (status does). */
+		printf("store        %s (not contacted by check; vpnpool status reads it)\n",
+		       vp_cli_store_name(c.store, name, sizeof(name)));
+		printf("node         %s\n", c.node ? c.node : "(the host name)");
+		printf("store-timeout %us\n", c.store_timeout_ms / 1000);
+		printf("node-timeout %llds\n", (long long)c.node_timeout);
+	}
+	putchar('\n');
 	for (size_t i = 0; i < c.n_pools; ++i)
 		print_pool(&c, i, &b);
 	for (size_t i = 0; i < c.n_routers; ++i)

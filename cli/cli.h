@@ -4,6 +4,7 @@
 #define VP_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define VP_DEFAULT_CONFIG "/etc/openvpn/vpnpool.conf"
 
@@ -30,6 +31,25 @@ int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv);
 int vp_cmd_usage(const struct vp_cli *cli, int argc, char **argv);
 int vp_cmd_release(const struct vp_cli *cli, int argc, char **argv);
 int vp_cmd_import(const struct vp_cli *cli, int argc, char **argv);
+int vp_cmd_schema(const struct vp_cli *cli, int argc, char **argv);
+
+/* The same commands against a PostgreSQL store (config->store set): cli/pg.c.
+ * Each opens the store as a command (no node, the schema never created),
+ * prints its messages and returns an exit code. */
+struct vp_config;
+struct vp_pg;
+int vp_cli_pg_status(const struct vp_config *config, bool json);
+int vp_cli_pg_leases(const struct vp_config *config, bool json, int state, const char *pool,
+		     const char *glob);
+int vp_cli_pg_release(const struct vp_config *config, const char *id);
+/* import: the store opened (0; -1 with the message printed), and a failed
+ * vp_pg_import() reported, naming the store. */
+int vp_cli_pg_import_open(struct vp_pg **out, const struct vp_config *config);
+void vp_cli_pg_import_failed(struct vp_pg *pg, const struct vp_config *config, int ret,
+			     unsigned imported);
+/* The store's URI (or key=value string) as it may be printed: without its
+ * password.  Returns buf. */
+const char *vp_cli_store_name(const char *uri, char *buf, size_t len);
 
 /* Whether argv holds -h or --help (before a "--"). */
 bool vp_cli_wants_help(int argc, char **argv);

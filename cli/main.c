@@ -25,6 +25,10 @@ static const struct vp_command commands[] = {
 	  "online, held (disconnected, kept for the client) and free; then the\n"
 	  "OpenVPN instances running on it: name, pid, tun device, since when.\n"
 	  "\n"
+	  "With a store = \"postgresql://...\" in the config, the pools are read from\n"
+	  "the database, and the servers registered there follow (NODE, INSTANCE,\n"
+	  "PID, LIVE, HEARTBEAT, SINCE, ONLINE).\n"
+	  "\n"
 	  "  --json   one JSON document (see vpnpool(8) for the fields)\n" },
 	{ "leases", vp_cmd_leases, "the leases: who has which address since when",
 	  "usage: vpnpool [-c FILE] leases [--json] [--online|--held] [--pool NAME] [IDENTITY-GLOB]\n"
@@ -32,6 +36,8 @@ static const struct vp_command commands[] = {
 	  "Print the leases the plugin has written: identity, state, instance (the\n"
 	  "OpenVPN process of its session, or of its last one), pool, addresses,\n"
 	  "routed subnets, since when, the client's real address and its sessions.\n"
+	  "With a store = \"postgresql://...\", the leases of the database, with\n"
+	  "the NODE (and INSTANCE) of each lease's session instead.\n"
 	  "\n"
 	  "  --json         one JSON document\n"
 	  "  --online       only leases of connected clients\n"
@@ -66,6 +72,13 @@ static const struct vp_command commands[] = {
 	  "or whose identity already has a lease is reported as FILE:LINE: why and\n"
 	  "skipped.  Exit status 0 when every line was imported, 1 when any was\n"
 	  "reported (the others are imported all the same).\n" },
+	{ "schema", vp_cmd_schema, "print the SQL of the PostgreSQL store",
+	  "usage: vpnpool schema\n"
+	  "\n"
+	  "Print the SQL that creates the schema of the PostgreSQL store (store =\n"
+	  "\"postgresql://...\"), for a DBA to apply as the role owning the database\n"
+	  "when the servers' role may not create it:  vpnpool schema | psql URI\n"
+	  "Needs no config file.\n" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -55,16 +55,24 @@ static int space_open(struct state *st)
 	return ret;
 }
 
-static int state_open(struct state *st, const char *path)
+/* The config alone (a store in it: the database is read instead). */
+static int state_config(struct state *st, const char *path)
 {
 	char err[2048];
-	int ret;
 
 	memset(st, 0, sizeof(*st));
 	if (vp_conf_load(&st->config, path, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	return 0;
+}
+
+/* After state_config(): the journal. */
+static int state_open(struct state *st)
+{
+	int ret;
+
 	ret = space_open(st);
 	if (ret == -EPROTONOSUPPORT)
 		vp_cli_error("%s/leases.journal is of format version %u; this vpnpool understands version %u: upgrade vpnpool, or move the file aside to start with no leases (every client then gets a new address)",
@@ -302,7 +310,14 @@ int vp_cmd_status(const struct vp_cli *cli, int argc, char **argv)
 			return VP_EXIT_USAGE;
 		}
 	}
-	if (state_open(&st, cli->config_path))
+	if (state_config(&st, cli->config_path))
+		return VP_EXIT_FAIL;
+	if (st.config.store) {
+		ret = vp_cli_pg_status(&st.config, json);
+		vp_config_free(&st.config);
+		return ret;
+	}
+	if (state_open(&st))
 		return VP_EXIT_FAIL;
 	vp_space_count(st.space, &t.online, &t.held);
 	n_inst = live_instances(&st, inst);
@@ -811,9 +826,18 @@ int vp_cmd_leases(const struct vp_cli *cli, int argc, char **argv)
 
 	if (parse_filter(argc, argv, &ls))
 		return VP_EXIT_USAGE;
+	if (state_config(&st, cli->config_path))
+		return VP_EXIT_FAIL;
+	if (st.config.store) {
+		ret = vp_cli_pg_leases(&st.config, ls.json, ls.f.state, ls.f.pool, ls.f.glob);
+		vp_config_free(&st.config);
+		return ret;
+	}
 	ls.f.id = malloc(VP_IDENTITY_MAX + 1);
-	if (!ls.f.id || state_open(&st, cli->config_path)) {
+	if (!ls.f.id || state_open(&st)) {
 		free(ls.f.id);
+		if (!ls.f.id)
+			vp_config_free(&st.config);
 		return VP_EXIT_FAIL;
 	}
 	ls.config = &st.config;
