@@ -28,12 +28,16 @@
 # - server c SIGKILLed: its sessions become held in the database within
 #   2 x node-timeout; its clients get their sticky addresses on a and b.
 # Runs in a network namespace of its own; about 2 minutes on 2 CPUs.
+# PG_NODE_TIMEOUT (default 8 s): the servers' node-timeout; the database is
+# frozen or down for less than that.  PG_FREEZE_HOLD=S keeps it frozen S s
+# longer (online sessions must stay online all the same).
 # PG_CONTROL=1, the control run that shows the checks can fail: no `store`
 # line (each server its own journal: three address spaces); the checks of
 # the shared space must fail then.
 : "${PG_CLIENTS:=30}"
 : "${PG_ROUNDS:=5}"
-: "${PG_NODE_TIMEOUT:=6}"
+: "${PG_NODE_TIMEOUT:=8}"
+: "${PG_FREEZE_HOLD:=0}"
 : "${E2E_TIMEOUT:=300}"
 if [ -z "${MULTI_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
 	MULTI_NETNS=1 exec unshare --net -- "${BASH:-bash}" "$0" "$@"
@@ -345,7 +349,7 @@ db_freeze || e2e_fail "could not SIGSTOP the database"
 e2e_log "database frozen (SIGSTOP of $PG_PID and its children $DB_FROZEN)"
 t0=$(date +%s%N)
 start x900 x900 a m-900
-sleep 1
+sleep 0.5
 mgmt status
 e2e_log "figures: management 'status' answered in $MGMT_MS ms, database frozen, a connect pending"
 e2e_assert_match "management 'status' of server a answers while the database is frozen" "$MGMT_OUT" '(^|'$'\n'')END$'
@@ -358,7 +362,8 @@ e2e_assert_eq "the client connecting while the database is frozen" "$(e2e_client
 e2e_log "figures: refused $((($(date +%s%N) - t0) / 1000000)) ms after its start (store-timeout 2 s)"
 e2e_assert_eq "usage log of a: m-900 refused with reason=store-error" \
 	"$(grep -c ' event=reject identity=m-900 .*reason=store-error' "$E2E_DIR/usage-a.log")" 1
-sleep 1
+# (PG_FREEZE_HOLD=S: S more seconds frozen, e.g. longer than node-timeout.)
+[ "$PG_FREEZE_HOLD" = 0 ] || { e2e_log "PG_FREEZE_HOLD: frozen $PG_FREEZE_HOLD s more"; sleep "$PG_FREEZE_HOLD"; }
 db_thaw
 rm -f "$E2E_DIR/db-down"
 e2e_log "database thawed"
