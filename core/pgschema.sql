@@ -638,10 +638,11 @@ DECLARE
 	n int := 0;
 BEGIN
 	PERFORM vpnpool.identity_lock(p_id);
-	FOR l IN SELECT * FROM vpnpool.lease WHERE identity = p_id FOR UPDATE LOOP
-		IF l.online THEN
-			RETURN -16;
-		END IF;
+	PERFORM 1 FROM vpnpool.lease WHERE identity = p_id FOR UPDATE;
+	IF EXISTS (SELECT 1 FROM vpnpool.lease WHERE identity = p_id AND online) THEN
+		RETURN -16;
+	END IF;
+	FOR l IN SELECT * FROM vpnpool.lease WHERE identity = p_id LOOP
 		PERFORM vpnpool.drop_lease(l);
 		n := n + 1;
 	END LOOP;

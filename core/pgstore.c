@@ -624,6 +624,8 @@ static void pub_append(struct pub *p, char **s, size_t *n, const char *item)
 /* Whole blocks of length len in the ranges, as segments. */
 static void pub_blocks(struct pub *p, struct ranges *rs, unsigned len)
 {
+	if (!rs->n)
+		return;
 	qsort(rs->r, rs->n, sizeof(*rs->r), range_cmp);
 	for (size_t i = 0; i < rs->n; ++i) {
 		const struct vp_range *r = &rs->r[i];

@@ -84,7 +84,10 @@ const char *vp_pg_schema_sql(void);
  * heartbeat.  The online sessions a previous process of the same (node,
  * instance) left behind become held, each reported to on_ended (reason
  * "restart").  Call again after a reconnect is harmless (pools and
- * registration are upserts).  0 or -errno. */
+ * registration are upserts).  0 or -errno; -EOPNOTSUPP: topology net30,
+ * which this store does not support (subnet and p2p are); until it returns
+ * 0, vp_pg_connect() fails with -EAGAIN, so a server whose database was
+ * down at start calls it again. */
 struct vp_pg_ended {
 	struct vp_grant grant;		/* pool, router, addresses, subnets */
 	const uint8_t *identity;	/* borrowed for the callback */
@@ -178,7 +181,7 @@ int vp_pg_each_node(struct vp_pg *pg, int (*fn)(void *ud, const struct vp_pg_nod
 		    void *ud);
 
 /* As vp_space_release / vp_space_import (same return codes; *why as
- * there). */
+ * there); import: -EAGAIN also when no server has published the pool yet. */
 int vp_pg_release(struct vp_pg *pg, const uint8_t *id, size_t len);
 int vp_pg_import(struct vp_pg *pg, const uint8_t *id, size_t len, const struct vp_addr *a4,
 		 const struct vp_addr *a6, const char **why);

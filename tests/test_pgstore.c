@@ -32,6 +32,7 @@ static PGconn *admin(void)
 }
 
 /* The first value of a query, as a number (-1: NULL or no row). */
+static long long sqlv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long sqlv(const char *fmt, ...)
 {
 	char q[1024];
@@ -581,6 +582,123 @@ static void release_and_import__work_on_held_leases(void **state)
 	vp_pg_close(pg);
 }
 
+static void client_whose_pool_no_longer_matches__gets_an_address_of_its_new_pool(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_result r;
+	struct tl_env staff = { { "common_name" }, { "s-ann" }, 1 };
+	struct tl_env other = { { "common_name" }, { "x" }, 1 };
+	char b[VP_ADDR_STRLEN];
+	struct vp_pg *pg;
+
+	tl_add_pool(f->c, "staff", "10.8.1.0/24", NULL, NULL, NULL,
+		    (const char *const[]){ "common_name=s-*", NULL });
+	tl_add_pool(f->c, "guests", "10.8.2.0/24", NULL, NULL, NULL, NULL);
+	pg = open_node(f, "a");
+	assert_int_equal(conn(pg, "s-ann", &staff, &r), 0);
+	assert_int_equal(vp_pg_disconnect(pg, (const uint8_t *)"s-ann", 5, 0, r.session, NULL), 0);
+	assert_int_equal(conn(pg, "s-ann", &other, &r), 0);
+	assert_string_equal(r.grant.pool->name, "guests");
+	assert_false(r.grant.sticky);
+	/* its old address went back to the free list, and is handed out again */
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.free"), 1);
+	assert_int_equal(conn(pg, "s-bob", &(struct tl_env){ { "common_name" }, { "s-bob" }, 1 },
+			      &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.1");
+	vp_pg_close(pg);
+}
+
+static void p2p_topology__peer_is_the_server_address(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_options o = { .config = f->c, .node = "a", .instance = "i",
+				   .create_schema = true };
+	struct vp_server s = tl_server(VP_TOPO_P2P, "10.8.0.1", 0, NULL);
+	struct vp_pg_result r;
+	char b[VP_ADDR_STRLEN];
+	struct vp_pg *pg;
+
+	tl_add_pool(f->c, "p", "10.8.0.0/24", NULL, NULL, NULL, NULL);
+	assert_int_equal(vp_pg_open(&pg, &o), 0);
+	assert_int_equal(vp_pg_start(pg, &s, NULL, NULL), 0);
+	assert_int_equal(conn(pg, "ann", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.0.2");	/* .1 is the server's */
+	assert_string_equal(vp_addr_format(&r.grant.peer4, b), "10.8.0.1");
+	vp_pg_close(pg);
+}
+
+struct listing {
+	int leases, pools, nodes;
+	char first[32];
+	uint64_t online, held, size;
+	bool live_a, dead_b;
+};
+
+static int on_lease(void *ud, const struct vp_pg_lease *l)
+{
+	struct listing *li = ud;
+
+	if (!li->leases++)
+		snprintf(li->first, sizeof(li->first), "%.*s/%s/%s", (int)l->rec.identity_len,
+			 (const char *)l->rec.identity, l->pool, l->node);
+	return 0;
+}
+
+static int on_pool(void *ud, const struct vp_pg_pool *p)
+{
+	struct listing *li = ud;
+
+	li->pools++;
+	li->online = p->online;
+	li->held = p->held;
+	li->size = p->size;
+	return 0;
+}
+
+static int on_node(void *ud, const struct vp_pg_node *n)
+{
+	struct listing *li = ud;
+
+	li->nodes++;
+	if (!strcmp(n->node, "a"))
+		li->live_a = n->live && n->online == 1;
+	if (!strcmp(n->node, "b"))
+		li->dead_b = !n->live;
+	return 0;
+}
+
+static void command__lists_leases_pools_and_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_result r;
+	struct listing li = { 0 };
+	struct vp_pg *a, *b, *cmd;
+
+	tl_add_pool(f->c, "p", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	a = open_node(f, "a");
+	b = open_node(f, "b");
+	assert_int_equal(conn(a, "zed", NULL, &r), 0);
+	assert_int_equal(conn(b, "amy", NULL, &r), 0);
+	assert_int_equal(vp_pg_disconnect(b, (const uint8_t *)"amy", 3, 0, r.session, NULL), 0);
+	sqlv("UPDATE vpnpool.node SET heartbeat = now() - interval '1 day' WHERE node = 'b'");
+	assert_int_equal(vp_pg_open(&cmd, &(struct vp_pg_options){ .config = f->c }), 0);
+	assert_int_equal(vp_pg_each_lease(cmd, on_lease, &li), 0);
+	assert_int_equal(li.leases, 2);
+	assert_string_equal(li.first, "zed/p/a");	/* by address: zed got .1 */
+	assert_int_equal(vp_pg_each_pool(cmd, on_pool, &li), 0);
+	assert_int_equal(li.pools, 1);
+	assert_int_equal(li.online, 1);
+	assert_int_equal(li.held, 1);
+	assert_int_equal(li.size, 254);
+	assert_int_equal(vp_pg_each_node(cmd, on_node, &li), 0);
+	assert_int_equal(li.nodes, 2);
+	assert_true(li.live_a);
+	assert_true(li.dead_b);
+	vp_pg_close(cmd);
+	vp_pg_close(a);
+	vp_pg_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +720,9 @@ int main(void)
 		T(slash8_pool__needs_no_row_per_address),
 		T(net30__is_not_supported),
 		T(release_and_import__work_on_held_leases),
+		T(client_whose_pool_no_longer_matches__gets_an_address_of_its_new_pool),
+		T(p2p_topology__peer_is_the_server_address),
+		T(command__lists_leases_pools_and_nodes),
 	};
 
 	uri = getenv("VP_PG_URI");
