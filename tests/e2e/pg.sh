@@ -57,21 +57,8 @@ T_START=$(date +%s)
 e2e_log "$N clients, $PG_ROUNDS churn rounds, 3 servers, tun network $NET.0.0/16, node-timeout $NT s"
 
 # ---- the database ------------------------------------------------------------------
-# Freeze only this run's cluster (the postmaster first, so it forks no new
-# backend, then its children), never another run's.
-DB_FROZEN=
-db_freeze() {
-	kill -STOP "$PG_PID" || return 1
-	DB_FROZEN=$(pgrep -P "$PG_PID" | tr '\n' ' ')
-	[ -z "$DB_FROZEN" ] || kill -STOP $DB_FROZEN
-}
-db_thaw() {
-	[ -z "$DB_FROZEN" ] || kill -CONT $DB_FROZEN 2>/dev/null
-	kill -CONT "$PG_PID" 2>/dev/null
-	DB_FROZEN=
-}
 E2E_ON_EXIT=': >"$E2E_DIR/stop"; [ -z "${POLLER:-}" ] || { kill $POLLER; wait $POLLER; } 2>/dev/null
-db_thaw 2>/dev/null; pg_cleanup'
+pg_cleanup'
 pg_start >"$E2E_DIR/pg_start.log" 2>&1 ||
 	{ cat "$E2E_DIR/pg_start.log"; e2e_fail "could not start the PostgreSQL cluster"; e2e_finish; }
 e2e_log "PostgreSQL at $PG_URI (pid $PG_PID, $PG_DIR)"
@@ -345,8 +332,8 @@ e2e_assert_match "management interface of server a answers (database up)" "$MGMT
 e2e_clients_mark
 live_before=$(for i in "${!LIVE[@]}"; do echo "$i"; done | sort -n)
 : >"$E2E_DIR/db-down"
-db_freeze || e2e_fail "could not SIGSTOP the database"
-e2e_log "database frozen (SIGSTOP of $PG_PID and its children $DB_FROZEN)"
+pg_freeze || e2e_fail "could not SIGSTOP the database"
+e2e_log "database frozen (SIGSTOP of $PG_PID and its children $(pgrep -P "$PG_PID" | tr "\n" " "))"
 t0=$(date +%s%N)
 start x900 x900 a m-900
 sleep 0.5
@@ -366,7 +353,7 @@ e2e_assert_eq "usage log of a: m-900 refused with reason=store-error" \
 	"$(grep -c ' event=reject identity=m-900 .*reason=store-error' "$E2E_DIR/usage-a.log")" 1
 # (PG_FREEZE_HOLD=S: S more seconds frozen, e.g. longer than node-timeout.)
 [ "$PG_FREEZE_HOLD" = 0 ] || { e2e_log "PG_FREEZE_HOLD: frozen $PG_FREEZE_HOLD s more"; sleep "$PG_FREEZE_HOLD"; }
-db_thaw
+pg_thaw
 rm -f "$E2E_DIR/db-down"
 e2e_log "database thawed, $((($(date +%s%N) - t0) / 1000000)) ms after the pending client's start"
 e2e_assert_eq "the client that connected while the database was frozen" "$(e2e_client_wait x900 15)" AUTH_FAILED
