@@ -9,11 +9,13 @@
  */
 #include <errno.h>
 #include <net/if.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vp_autoconf.h"
 #ifdef HAVE_OPENVPN_SUBDIR_HEADER
@@ -26,6 +28,7 @@
 #include "core/config.h"
 #include "core/logfmt.h"
 #include "core/space.h"
+#include "plugin/defer.h"
 #include "plugin/env.h"
 #include "plugin/keeper.h"
 #include "plugin/lines.h"
@@ -45,7 +48,10 @@ struct vp_plugin {
 	const struct vp_fs *fs;		/* the keeper's, or the direct one */
 	struct vp_store_io io;
 	struct vp_config config;
-	struct vp_space *space;
+	struct vp_space *space;		/* the journal; NULL with a store */
+	struct vp_defer *defer;		/* the store's worker; NULL: the journal */
+	bool has_server;		/* with a store: server learnt */
+	char node[256];			/* with a store: this server's node name */
 	struct vp_usage *usage;
 	struct vp_metrics *metrics;	/* NULL: metrics-file off */
 	struct vp_server server;
@@ -86,6 +92,18 @@ struct vp_session {
 	uint16_t slot;
 	bool active;
 	uint8_t inline_identity[SESSION_INLINE];
+};
+
+/* A session of a store (the plugin's handle has a defer): its connect's
+ * ticket while it is pending, then what its end needs. */
+struct vp_store_session {
+	struct vp_session s;
+	struct vp_defer_ticket *ticket;	/* pending connect, or NULL */
+	int64_t session;		/* its id in the store */
+	struct vp_grant g;		/* what it was given */
+	int64_t since;
+	char real[VP_REAL_MAX];
+	char *id;			/* the identity of a pending connect */
 };
 
 static void session_forget(struct vp_session *s)
@@ -382,7 +400,10 @@ static void routing_each_online(void *ud, struct vp_routing *r,
  * its privileges. */
 static void routing_init(struct vp_plugin *p)
 {
-	vp_routing_init(&p->routing, p->config.host_routes,
+	/* With a store, auto means yes: each server routes its own clients
+	 * (a routing daemon announces them). */
+	vp_routing_init(&p->routing, p->config.store && p->config.host_routes ==
+			VP_HOST_ROUTES_AUTO ? VP_HOST_ROUTES_YES : p->config.host_routes,
 			p->keeper ? vp_keeper_routes(p->keeper) : vp_route_direct(), routing_log,
 			routing_each_online, p);
 }
@@ -545,6 +566,8 @@ static void start_keeper(struct vp_plugin *p, const char *path, const char *serv
 		       strerror(-ret));
 }
 
+static void store_messages(struct vp_plugin *p);
+
 static void plugin_free(struct vp_plugin *p)
 {
 	uint64_t lost;
@@ -552,6 +575,13 @@ static void plugin_free(struct vp_plugin *p)
 	vp_metrics_close(p->metrics, p->space);
 	p->metrics = NULL;
 	vp_space_close(p->space);
+	/* The worker sends the disconnects queued while the store answers,
+	 * for at most store-timeout; what it said last is logged. */
+	if (p->defer) {
+		store_messages(p);
+		vp_defer_close(p->defer);
+		p->defer = NULL;
+	}
 	report_files(p);
 	lost = vp_usage_close(p->usage);
 	if (lost)
@@ -617,6 +647,35 @@ static void check_dirs(struct vp_plugin *p)
 	}
 }
 
+static int store_start(struct vp_plugin *p, const char *const *envp, bool quiet, bool wait);
+
+/* With a store (config's store): no state-dir journal; the worker.  Its
+ * database may be down now: only a bad option fails. */
+static int store_open(struct vp_plugin *p)
+{
+	struct vp_defer_options o = { .ops = &vp_defer_pg_ops, .config = &p->config };
+	int ret;
+
+	if (p->config.node)
+		snprintf(p->node, sizeof(p->node), "%s", p->config.node);
+	else if (gethostname(p->node, sizeof(p->node) - 1) || !p->node[0])
+		snprintf(p->node, sizeof(p->node), "%s", "localhost");
+	o.node = p->node;
+	if (!p->instance[0] && p->config.instance)
+		snprintf(p->instance, sizeof(p->instance), "%s", p->config.instance);
+	/* The instance known now (plugin line, config): opened now;
+	 * else at UP, named by the tun. */
+	ret = vp_defer_open(&p->defer, &o, p->instance[0] ? p->instance : NULL);
+	if (ret) {
+		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s", p->config.store,
+		       strerror(-ret));
+		return -1;
+	}
+	p->log(PLOG_NOTE, NAME, "store %s, node %s: connects are deferred (store-timeout %u ms)",
+	       p->config.store, p->node, p->config.store_timeout_ms);
+	return 0;
+}
+
 static int plugin_start(struct vp_plugin *p, const char *path, const char *const *envp)
 {
 	struct vp_space_options opts = { .config = &p->config, .on_event = on_event, .ud = p,
@@ -634,6 +693,11 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		return -1;
 	}
 	routing_init(p);
+	if (p->config.store) {
+		if (store_open(p))
+			return -1;
+		goto files;
+	}
 	/* The store first: it creates the state-dir with its parents, where
 	 * the usage log is by default. */
 	ret = vp_space_open(&p->space, &opts, &report, &holder);
@@ -642,6 +706,7 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		return -1;
 	}
 	report_load(p, &report);
+files:
 	if (p->config.usage_log) {
 		ret = vp_usage_open(&p->usage, p->config.usage_log, p->fs);
 		if (ret) {
@@ -651,7 +716,11 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 		}
 	}
 	check_dirs(p);
-	if (p->config.metrics_file) {
+	if (p->config.metrics_file && p->defer) {
+		p->log(PLOG_WARN, NAME,
+		       "metrics-file %s is not written with a store: see vpnpool status for the pools",
+		       p->config.metrics_file);
+	} else if (p->config.metrics_file) {
 		ret = vp_metrics_open(&p->metrics, &p->config, p->space, p->fs);
 		if (ret) {
 			p->log(PLOG_ERR, NAME, "cannot write the metrics file %s: %s",
@@ -662,9 +731,14 @@ static int plugin_start(struct vp_plugin *p, const char *path, const char *const
 	/* The start line first: leases dropped as the pools are built
 	 * follow it. */
 	vp_logfmt_adds(&p->fields, "config", path);
-	vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
+	if (p->space)
+		vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
+	else
+		vp_logfmt_adds(&p->fields, "node", p->node);
 	usage(p, "start");
 	read_server_conf(p, server_conf);
+	if (p->defer)
+		return store_start(p, envp, true, true) < 0 ? -1 : 0;
 	if (!learn_server(p, envp, true))
 		log_config(p);
 	return 0;
@@ -703,6 +777,8 @@ VP_EXPORT int openvpn_plugin_open_v3(const int version,
 	ret->type_mask = OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_UP) |
 			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_V2) |
 			 OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_DISCONNECT);
+	if (p->defer)
+		ret->type_mask |= OPENVPN_PLUGIN_MASK(OPENVPN_PLUGIN_CLIENT_CONNECT_DEFER_V2);
 	ret->handle = p;
 	return OPENVPN_PLUGIN_FUNC_SUCCESS;
 
@@ -715,7 +791,8 @@ VP_EXPORT void openvpn_plugin_close_v1(openvpn_plugin_handle_t handle)
 {
 	struct vp_plugin *p = handle;
 
-	vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
+	if (p->space)
+		vp_logfmt_addu(&p->fields, "leases", vp_space_leases(p->space));
 	usage(p, "stop");
 	plugin_free(p);
 }
@@ -724,8 +801,9 @@ VP_EXPORT void openvpn_plugin_close_v1(openvpn_plugin_handle_t handle)
 
 VP_EXPORT void *openvpn_plugin_client_constructor_v1(openvpn_plugin_handle_t handle)
 {
-	(void)handle;
-	return calloc(1, sizeof(struct vp_session));
+	struct vp_plugin *p = handle;
+
+	return calloc(1, p && p->defer ? sizeof(struct vp_store_session) : sizeof(struct vp_session));
 }
 
 static void session_end(struct vp_plugin *p, struct vp_session *s, const char *const *envp)
@@ -774,6 +852,9 @@ static void session_end(struct vp_plugin *p, struct vp_session *s, const char *c
 	usage(p, "disconnect");
 }
 
+static void store_session_end(struct vp_plugin *p, struct vp_session *s,
+			      const char *const *envp);
+
 VP_EXPORT void openvpn_plugin_client_destructor_v1(openvpn_plugin_handle_t handle,
 						   void *per_client_context)
 {
@@ -781,7 +862,10 @@ VP_EXPORT void openvpn_plugin_client_destructor_v1(openvpn_plugin_handle_t handl
 
 	if (!s)
 		return;
-	session_end(handle, s, NULL);
+	if (((struct vp_plugin *)handle)->defer)
+		store_session_end(handle, s, NULL);
+	else
+		session_end(handle, s, NULL);
 	session_forget(s);
 	free(s);
 }
@@ -878,6 +962,8 @@ static void session_start(struct vp_plugin *p, struct vp_session *s, const char 
 		vp_logfmt_adds(&p->fields, "real", real);
 	vp_logfmt_addu(&p->fields, "in_use", g->in_use);
 	vp_logfmt_addu(&p->fields, "size", g->size);
+	if (p->defer)
+		vp_logfmt_adds(&p->fields, "node", p->node);
 	usage(p, "connect");
 }
 
@@ -964,6 +1050,287 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	return OPENVPN_PLUGIN_FUNC_SUCCESS;
 }
 
+/* ---- with a store: deferred connects (plugin/defer.h) ----------------------- */
+
+/* A session the store ended: another node missed its heartbeat (crash), or
+ * this node's previous process left it online (restart). */
+static void on_store_ended(struct vp_plugin *p, const struct vp_defer_msg *m)
+{
+	const struct vp_pg_ended *e = &m->ended;
+	const struct vp_grant *g = &e->grant;
+	char a[VP_ADDR_STRLEN];
+
+	p->log(PLOG_NOTE, NAME, "node %s%s%s %s: session of %s (%s) ended, its lease %s",
+	       e->node, *e->instance ? " instance " : "", e->instance,
+	       !strcmp(m->reason, "crash") ? "missed its heartbeat" : "was restarted",
+	       who(p, e->identity, e->identity_len),
+	       g->addr4.family ? vp_addr_format(&g->addr4, a) : "-", e->freed ? "freed" : "held");
+	vp_logfmt_add(&p->fields, "identity", e->identity, e->identity_len);
+	if (g->pool)
+		vp_logfmt_adds(&p->fields, "pool", g->pool->name);
+	add_addr(&p->fields, "address", &g->addr4);
+	add_addr(&p->fields, "address6", &g->addr6);
+	add_prefix(&p->fields, "subnet", &g->subnet4);
+	add_prefix(&p->fields, "subnet6", &g->subnet6);
+	vp_logfmt_addu(&p->fields, "duration", e->duration > 0 ? (unsigned long long)e->duration : 0);
+	vp_logfmt_adds(&p->fields, "reason", m->reason);
+	vp_logfmt_adds(&p->fields, "node", *e->node ? e->node : "-");
+	vp_logfmt_adds(&p->fields, "instance", *e->instance ? e->instance : "-");
+	p->fields_named = true;
+	usage(p, "disconnect");
+}
+
+static void on_defer_msg(void *ud, const struct vp_defer_msg *m)
+{
+	struct vp_plugin *p = ud;
+
+	switch (m->type) {
+	case VP_DEFER_MSG_ENDED:
+		on_store_ended(p, m);
+		break;
+	case VP_DEFER_MSG_STORE:
+		if (m->error)
+			p->log(PLOG_ERR, NAME, "the store fails: %s; clients are refused until it answers again",
+			       *m->message ? m->message : strerror(-m->error));
+		else
+			p->log(PLOG_NOTE, NAME, "the store answers again");
+		break;
+	case VP_DEFER_MSG_STARTED:
+		p->log(PLOG_NOTE, NAME, "store started: node %s%s%s", p->node,
+		       p->instance[0] ? " instance " : "", p->instance);
+		break;
+	case VP_DEFER_MSG_ABORTED:
+		if (m->error)
+			p->log(PLOG_WARN, NAME,
+			       "cannot undo the unanswered connect of %s yet (%s): tried again at the next heartbeat",
+			       who(p, m->ended.identity, m->ended.identity_len), m->message);
+		break;
+	}
+}
+
+static void store_messages(struct vp_plugin *p)
+{
+	if (p->defer)
+		vp_defer_messages(p->defer, on_defer_msg, p);
+}
+
+/* The instance's name with a store: the plugin line's, the config's, else
+ * the tun device's (none: ""). */
+static void store_instance(struct vp_plugin *p, const char *const *envp)
+{
+	const char *dev = vp_env_get(envp, "dev");
+
+	if (!p->instance[0] && p->config.instance)
+		snprintf(p->instance, sizeof(p->instance), "%s", p->config.instance);
+	if (!p->instance[0] && dev && vp_config_instance_name_ok(dev))
+		snprintf(p->instance, sizeof(p->instance), "%s", dev);
+}
+
+/* With a store: the server's addresses, once; the worker starts the store
+ * with them.  wait: at UP, for the store's open (a bad option fails UP). */
+static int store_start(struct vp_plugin *p, const char *const *envp, bool quiet, bool wait)
+{
+	char err[256];
+	int ret;
+
+	if (p->has_server)
+		return 1;
+	if (!vp_env_server(envp, p->config.topology, p->auto_without_netmask, &p->server, err,
+			   sizeof(err))) {
+		if (!quiet)
+			p->log(PLOG_ERR, NAME, "cannot assign addresses: %s", err);
+		return 0;
+	}
+	store_instance(p, envp);
+	ret = vp_defer_start(p->defer, &p->server, p->instance, wait);
+	p->has_server = true;
+	if (ret && ret != -EALREADY) {
+		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s", p->config.store,
+		       strerror(-ret));
+		return -1;
+	}
+	return 1;
+}
+
+static bool store_learn_server(struct vp_plugin *p, const char *const *envp, bool quiet, bool wait)
+{
+	return store_start(p, envp, quiet, wait) > 0;
+}
+
+static struct vp_store_session *store_session(struct vp_session *s)
+{
+	return (struct vp_store_session *)s;
+}
+
+/* A pending connect given back (its client went away, or a new connect
+ * replaced it): the worker undoes whatever it did. */
+static void store_drop_pending(struct vp_plugin *p, struct vp_store_session *ss)
+{
+	if (ss->ticket)
+		vp_defer_put(p->defer, ss->ticket, false);
+	ss->ticket = NULL;
+	free(ss->id);
+	ss->id = NULL;
+}
+
+/* The end of a store session: its line at once, from its own record; the
+ * store told by a queued job. */
+static void store_session_end(struct vp_plugin *p, struct vp_session *s, const char *const *envp)
+{
+	struct vp_store_session *ss = store_session(s);
+	const char *rx = vp_env_get(envp, "bytes_received");
+	const char *tx = vp_env_get(envp, "bytes_sent");
+	const struct vp_grant *g = &ss->g;
+	int64_t duration = now() - ss->since;
+
+	store_drop_pending(p, ss);
+	if (!s->active)
+		return;
+	if (vp_defer_disconnect(p->defer, s->identity, s->identity_len, s->slot, ss->session))
+		p->log(PLOG_ERR, NAME, "cannot end the session of %s in the store: out of memory",
+		       who(p, s->identity, s->identity_len));
+	routing_session(p, g, false);
+	vp_logfmt_add(&p->fields, "identity", s->identity, s->identity_len);
+	vp_logfmt_adds(&p->fields, "pool", g->pool->name);
+	add_addr(&p->fields, "address", &g->addr4);
+	add_addr(&p->fields, "address6", &g->addr6);
+	add_prefix(&p->fields, "subnet", &g->subnet4);
+	add_prefix(&p->fields, "subnet6", &g->subnet6);
+	vp_logfmt_addu(&p->fields, "duration", duration > 0 ? (unsigned long long)duration : 0);
+	if (rx && tx) {
+		vp_logfmt_adds(&p->fields, "bytes_received", rx);
+		vp_logfmt_adds(&p->fields, "bytes_sent", tx);
+	}
+	session_forget(s);
+	usage(p, "disconnect");
+}
+
+/* CLIENT_CONNECT_V2 with a store: checks, then the connect queued for the
+ * worker; OpenVPN polls with CLIENT_CONNECT_DEFER_V2. */
+static int store_connect(struct vp_plugin *p, struct vp_session *s, const char *const *envp)
+{
+	struct vp_store_session *ss = store_session(s);
+	struct vp_grant g = { 0 };
+	char real[VP_REAL_MAX], detail[256];
+	struct vp_request req;
+	bool has_id = vp_env_request(envp, p->config.identity, &req, real);
+	const char *id = (const char *)req.identity;
+	int ret;
+
+	if (!s)
+		return refuse(p, id, "internal", &g, "no session state (out of memory)");
+	store_session_end(p, s, envp);	/* a second connect of one session: end the first */
+	routing_learn_dev(p, envp);
+	if (!store_learn_server(p, envp, false, false))
+		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
+	if (!p->writer_tried) {
+		p->writer_tried = true;
+		ret = vp_usage_start_writer(p->usage);
+		if (ret)
+			p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
+			       strerror(-ret));
+	}
+	if (!has_id) {
+		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
+		return refuse(p, NULL, "no-identity", &g, detail);
+	}
+	if (req.identity_len > VP_IDENTITY_MAX) {
+		snprintf(detail, sizeof(detail), "its %s is longer than %d bytes", p->config.identity,
+			 VP_IDENTITY_MAX);
+		return refuse(p, id, "bad-identity", &g, detail);
+	}
+	ss->id = strdup(id);
+	ss->session = vp_defer_session_id(p->defer);
+	ss->ticket = ss->id ? vp_defer_connect(p->defer, &req, ss->session) : NULL;
+	if (!ss->ticket) {
+		free(ss->id);
+		ss->id = NULL;
+		return refuse(p, id, "internal", &g, "out of memory");
+	}
+	snprintf(ss->real, sizeof(ss->real), "%s", real);
+	return OPENVPN_PLUGIN_FUNC_DEFERRED;
+}
+
+/* A reclaim a connect made, in both logs as the journal's event would be. */
+static void store_reclaimed(struct vp_plugin *p, const char *id, const struct vp_pg_result *r)
+{
+	const struct vp_grant *g = &r->grant;
+	struct vp_event ev = {
+		.type = VP_EV_RECLAIM, .identity = (const uint8_t *)id, .identity_len = strlen(id),
+		.from = r->from, .from_len = r->from_len, .address = g->addr4,
+		.subnet4 = g->subnet4, .subnet6 = g->subnet6, .in_use = g->in_use, .size = g->size,
+		.pool = g->router ? g->router->name : g->pool->name,
+	};
+
+	on_event(p, &ev);
+}
+
+/* CLIENT_CONNECT_DEFER_V2: the answer, when it is there. */
+static int store_poll(struct vp_plugin *p, struct vp_session *s,
+		      struct openvpn_plugin_string_list **list)
+{
+	struct vp_store_session *ss = store_session(s);
+	struct vp_strbuf lines = { 0 };
+	struct vp_pg_result r = { 0 };
+	struct vp_grant none = { 0 };
+	const char *error = NULL;
+	char detail[512], *id;
+	enum vp_defer_state st;
+	int ret = 0, out;
+
+	if (!s || !ss->ticket)
+		return refuse(p, NULL, "internal", &none, "no connect pending for this client");
+	st = vp_defer_poll(p->defer, ss->ticket, &ret, &r, &error);
+	if (st == VP_DEFER_PENDING)
+		return OPENVPN_PLUGIN_FUNC_DEFERRED;
+	id = ss->id;
+	ss->id = NULL;
+	if (st == VP_DEFER_TIMEOUT) {
+		store_drop_pending(p, ss);
+		snprintf(detail, sizeof(detail), "the store did not answer within %u ms",
+			 p->config.store_timeout_ms);
+		out = refuse(p, id, "store-error", &none, detail);
+	} else if (ret == -ENOSPC) {
+		store_drop_pending(p, ss);
+		out = refuse(p, id, "exhausted", &r.grant, "");
+	} else if (ret == -ENOENT) {
+		store_drop_pending(p, ss);
+		out = refuse(p, id, "no-pool", &none, "no pool matches it");
+	} else if (ret == -EINVAL) {
+		store_drop_pending(p, ss);
+		snprintf(detail, sizeof(detail), "its %s is not one the store takes",
+			 p->config.identity);
+		out = refuse(p, id, "bad-identity", &none, detail);
+	} else if (ret) {
+		snprintf(detail, sizeof(detail), "the store failed: %s",
+			 error && *error ? error : strerror(-ret));
+		store_drop_pending(p, ss);
+		out = refuse(p, id, "store-error", &none, detail);
+	} else {
+		vp_lines_build(&lines, &r.grant, &p->server, &p->config);
+		ret = return_config(&lines, list);
+		vp_strbuf_free(&lines);
+		if (ret) {
+			store_drop_pending(p, ss);
+			out = refuse(p, id, "internal", &r.grant, "out of memory");
+		} else {
+			vp_defer_put(p->defer, ss->ticket, true);
+			ss->ticket = NULL;
+			if (r.reclaimed)
+				store_reclaimed(p, id, &r);
+			ss->g = r.grant;
+			ss->since = now();
+			if (r.moved)
+				p->log(PLOG_NOTE, NAME, "client %s moved here from another server",
+				       who(p, id, strlen(id)));
+			session_start(p, s, id, &r.grant, ss->real);
+			out = OPENVPN_PLUGIN_FUNC_SUCCESS;
+		}
+	}
+	free(id);
+	return out;
+}
+
 /* At UP: register this process as an instance of the state-dir, named by
  * the plugin line, the config, or the tun device.  0, or -1 (logged: UP
  * fails, and OpenVPN with it). */
@@ -1008,6 +1375,35 @@ static int register_instance(struct vp_plugin *p, const char *const *envp, bool 
 	return 0;
 }
 
+/* The calls with a store. */
+static int store_func(struct vp_plugin *p, struct openvpn_plugin_args_func_in const *args,
+		      struct openvpn_plugin_args_func_return *ret)
+{
+	const char *const *envp = (const char *const *)args->envp;
+	struct openvpn_plugin_string_list **list = ret ? ret->return_list : NULL;
+	int out;
+
+	switch (args->type) {
+	case OPENVPN_PLUGIN_UP:
+		routing_learn_dev(p, envp);
+		/* The store is opened now (a bad option fails OpenVPN), and
+		 * started by the worker; a database down is not fatal. */
+		return store_start(p, envp, false, true) < 0 ? OPENVPN_PLUGIN_FUNC_ERROR :
+		       OPENVPN_PLUGIN_FUNC_SUCCESS;
+	case OPENVPN_PLUGIN_CLIENT_CONNECT_V2:
+		return store_connect(p, args->per_client_context, envp);
+	case OPENVPN_PLUGIN_CLIENT_CONNECT_DEFER_V2:
+		out = store_poll(p, args->per_client_context, list);
+		return out;
+	case OPENVPN_PLUGIN_CLIENT_DISCONNECT:
+		if (args->per_client_context)
+			store_session_end(p, args->per_client_context, envp);
+		return OPENVPN_PLUGIN_FUNC_SUCCESS;
+	default:
+		return OPENVPN_PLUGIN_FUNC_SUCCESS;
+	}
+}
+
 VP_EXPORT int openvpn_plugin_func_v3(const int version,
 				     struct openvpn_plugin_args_func_in const *args,
 				     struct openvpn_plugin_args_func_return *ret)
@@ -1016,6 +1412,9 @@ VP_EXPORT int openvpn_plugin_func_v3(const int version,
 	const char *const *envp = (const char *const *)args->envp;
 
 	(void)version;
+	store_messages(p);
+	if (p->defer)
+		return store_func(p, args, ret);
 	switch (args->type) {
 	case OPENVPN_PLUGIN_UP:
 		/* The instance registers: its name may be the tun's. */

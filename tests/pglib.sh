@@ -8,7 +8,7 @@
 #   pg_start                       # sets PG_DIR, PG_PORT, PG_URI, PG_PID
 #   psql "$PG_URI" -c 'select 1'
 #   pg_stop_db; pg_start_db        # stop and start the server again (same data)
-#   kill -STOP "$PG_PID"           # the postmaster (and its children with pg_freeze)
+#   pg_freeze; pg_thaw             # SIGSTOP / SIGCONT this cluster (its processes only)
 #   pg_cleanup                     # stop and remove (also done at exit via pg_trap)
 #
 # PG_USER (default nobody) runs the server; PG_BIN the server binaries
@@ -82,9 +82,19 @@ pg_stop_db() {
 	pg_as_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m "${1:-fast}" -w -t 60 stop >/dev/null
 }
 
-# pg_freeze / pg_thaw: SIGSTOP / SIGCONT the server and all its processes.
-pg_freeze() { pkill -STOP -u "$PG_USER" -f "postgres" ; kill -STOP "$PG_PID"; }
-pg_thaw() { kill -CONT "$PG_PID"; pkill -CONT -u "$PG_USER" -f "postgres"; }
+# pg_freeze / pg_thaw: SIGSTOP / SIGCONT this cluster's server and all its
+# processes (the postmaster first: it forks no backend after), never another
+# cluster's (tests running in parallel have theirs, run by the same user).
+pg_freeze() {
+	kill -STOP "$PG_PID" || return 1
+	pkill -STOP -P "$PG_PID"
+	return 0
+}
+pg_thaw() {
+	pkill -CONT -P "$PG_PID"
+	kill -CONT "$PG_PID" 2>/dev/null
+	return 0
+}
 
 # pg_start [EXTRA initdb args]: a new cluster, a database "vpnpool" owned by
 # a role "vpnpool" (password-less: trust on the socket and loopback).
@@ -109,8 +119,7 @@ pg_psql() { psql -X -q -At -h "$PG_DIR" -p "$PG_PORT" -U postgres -d vpnpool -v 
 
 pg_cleanup() {
 	[ -n "$PG_DIR" ] || return 0
-	[ -n "$PG_PID" ] && kill -CONT "$PG_PID" 2>/dev/null
-	pkill -CONT -u "$PG_USER" -f postgres 2>/dev/null
+	[ -z "$PG_PID" ] || pg_thaw
 	pg_stop_db immediate 2>/dev/null
 	if [ "${PG_KEEP:-0}" = 1 ]; then
 		pg_log "kept $PG_DIR"

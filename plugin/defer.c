@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Deferred connects: the store on a worker thread (plugin/defer.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plugin/defer.h"
+
+#define ERR_MAX 256
+#define RETRY_MAX 65536		/* disconnects and aborts kept while the store is down */
+#define WAIT_MAX_MS 1000	/* the worker looks at its clock at least this often */
+
+enum job_kind { JOB_CONNECT, JOB_DISCONNECT, JOB_ABORT };
+
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	struct vp_defer_ticket *t;	/* connect */
+	int64_t session;
+	uint16_t slot;
+	size_t len;
+	uint8_t id[];
+};
+
+struct vp_defer_ticket {
+	int refs;			/* the main thread's and the queue's */
+	bool done, timed_out, abandoned, undo;
+	int64_t deadline, session;
+	int ret;
+	struct vp_pg_result result;
+	char error[ERR_MAX];
+	struct job job;			/* its connect job (no id: below) */
+	uint8_t *identity;
+	size_t identity_len, n_vars;
+	const char **names, **values;
+	char real[VP_REAL_MAX];
+};
+
+struct msg {
+	struct msg *next;
+	struct vp_defer_msg m;
+	char reason[16], node[128], instance[128], message[ERR_MAX];
+	uint8_t identity[VP_IDENTITY_MAX];
+};
+
+struct vp_defer {
+	const struct vp_defer_store_ops *ops;
+	const struct vp_config *config;
+	char *node;
+	unsigned timeout_ms, heartbeat_s;
+	int64_t (*now_ms)(void);
+
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake, answered;	/* the worker's; the main thread's */
+	struct job *head, *tail;
+	struct job *retry, *retry_tail;	/* failed while the store was down */
+	size_t queued, n_retry;
+	struct msg *msgs, *msgs_tail;
+	bool stop;
+
+	/* Asked by the main thread (under lock), done by the worker. */
+	bool open_asked, opened, has_server;
+	int open_ret;
+	char instance[VP_INSTANCE_NAME_MAX];
+	struct vp_server server;
+
+	/* The worker's own. */
+	void *h;
+	bool wk_has_server;		/* its copy of has_server */
+	bool started, store_ok;
+	int64_t next_beat, next_start;
+	const char *ended_reason;
+
+	atomic_int_fast64_t next_session;
+	struct vp_defer_stats stats;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count(struct vp_defer *d, uint64_t *n)
+{
+	pthread_mutex_lock(&d->lock);
+	++*n;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void push(struct job **head, struct job **tail, struct job *j)
+{
+	j->next = NULL;
+	if (*tail)
+		(*tail)->next = j;
+	else
+		*head = j;
+	*tail = j;
+}
+
+static struct job *pop(struct job **head, struct job **tail)
+{
+	struct job *j = *head;
+
+	if (j) {
+		*head = j->next;
+		if (!*head)
+			*tail = NULL;
+	}
+	return j;
+}
+
+static struct job *job_new(enum job_kind kind, const uint8_t *id, size_t len, uint16_t slot,
+			   int64_t session)
+{
+	struct job *j = malloc(sizeof(*j) + len);
+
+	if (!j)
+		return NULL;
+	*j = (struct job){ .kind = kind, .session = session, .slot = slot, .len = len };
+	memcpy(j->id, id, len);
+	return j;
+}
+
+/* Under lock. */
+static void enqueue(struct vp_defer *d, struct job *j)
+{
+	push(&d->head, &d->tail, j);
+	d->queued++;
+	pthread_cond_signal(&d->wake);
+}
+
+static void ticket_unref(struct vp_defer_ticket *t)
+{
+	if (--t->refs)
+		return;
+	free(t->identity);
+	free(t->names);
+	free(t);
+}
+
+static void add_msg(struct vp_defer *d, struct msg *m)
+{
+	m->m.reason = m->reason;
+	m->m.message = m->message;
+	pthread_mutex_lock(&d->lock);
+	m->next = NULL;
+	if (d->msgs_tail)
+		d->msgs_tail->next = m;
+	else
+		d->msgs = m;
+	d->msgs_tail = m;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void say(struct vp_defer *d, enum vp_defer_msg_type type, int error, const char *text,
+		int64_t session, const uint8_t *id, size_t len)
+{
+	struct msg *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return;
+	m->m.type = type;
+	m->m.error = error;
+	m->m.session = session;
+	snprintf(m->message, sizeof(m->message), "%s", text ? text : "");
+	if (id && len <= sizeof(m->identity)) {
+		memcpy(m->identity, id, len);
+		m->m.ended.identity = m->identity;
+		m->m.ended.identity_len = len;
+	}
+	add_msg(d, m);
+}
+
+/* The store failed for want of the database (not a refusal). */
+static bool store_failure(int ret)
+{
+	return ret && ret != -ENOSPC && ret != -ENOENT && ret != -EINVAL && ret != -EAGAIN &&
+	       ret != VP_DISCONNECT_MOVED && ret != -ECANCELED;
+}
+
+static const char *store_error(struct vp_defer *d)
+{
+	return d->h ? d->ops->error(d->h) : "the store is not open";
+}
+
+/* A call's outcome, told when the store's state changes. */
+static void note(struct vp_defer *d, int ret)
+{
+	if (store_failure(ret) && d->store_ok) {
+		d->store_ok = false;
+		say(d, VP_DEFER_MSG_STORE, ret, store_error(d), 0, NULL, 0);
+	} else if (!store_failure(ret) && !d->store_ok) {
+		d->store_ok = true;
+		say(d, VP_DEFER_MSG_STORE, 0, "", 0, NULL, 0);
+	}
+}
+
+static void on_ended(void *ud, const struct vp_pg_ended *e)
+{
+	struct vp_defer *d = ud;
+	struct msg *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return;
+	m->m.type = VP_DEFER_MSG_ENDED;
+	m->m.ended = *e;
+	snprintf(m->reason, sizeof(m->reason), "%s", d->ended_reason);
+	snprintf(m->node, sizeof(m->node), "%s", e->node ? e->node : "");
+	snprintf(m->instance, sizeof(m->instance), "%s", e->instance ? e->instance : "");
+	m->m.ended.node = m->node;
+	m->m.ended.instance = m->instance;
+	m->m.ended.identity_len = e->identity_len <= sizeof(m->identity) ? e->identity_len : 0;
+	memcpy(m->identity, e->identity, m->m.ended.identity_len);
+	m->m.ended.identity = m->identity;
+	add_msg(d, m);
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+static void worker_open(struct vp_defer *d)
+{
+	struct vp_pg_options o = { .config = d->config, .node = d->node, .instance = d->instance,
+				   .timeout_ms = d->timeout_ms, .create_schema = true };
+	int ret = d->ops->open(&d->h, &o);
+
+	if (ret)
+		d->h = NULL;
+	pthread_mutex_lock(&d->lock);
+	d->opened = true;
+	d->open_ret = ret;
+	pthread_cond_broadcast(&d->answered);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void worker_start(struct vp_defer *d)
+{
+	int ret;
+
+	if (!d->h || d->started || !d->wk_has_server)
+		return;
+	d->ended_reason = "restart";
+	ret = d->ops->start(d->h, &d->server, on_ended, d);
+	note(d, ret);
+	d->next_start = d->now_ms() + 1000;
+	if (!ret) {
+		d->started = true;
+		d->next_beat = d->now_ms() + (int64_t)d->heartbeat_s * 1000;
+		count(d, &d->stats.starts);
+		say(d, VP_DEFER_MSG_STARTED, 0, "", 0, NULL, 0);
+	}
+}
+
+static const char *ticket_getvar(void *ud, const char *name)
+{
+	const struct vp_defer_ticket *t = ud;
+
+	for (size_t i = 0; i < t->n_vars; ++i)
+		if (!strcmp(t->names[i], name))
+			return t->values[i];
+	return NULL;
+}
+
+/* Keep a disconnect or abort that failed for want of the database: tried
+ * again at the next heartbeat. */
+static void retry_later(struct vp_defer *d, struct job *j)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->n_retry < RETRY_MAX) {
+		push(&d->retry, &d->retry_tail, j);
+		d->n_retry++;
+		j = NULL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(j);
+}
+
+static void run_connect(struct vp_defer *d, struct vp_defer_ticket *t, bool stopping)
+{
+	struct vp_request req = { .identity = t->identity, .identity_len = t->identity_len,
+				  .getvar = ticket_getvar, .getvar_ud = t, .real = t->real };
+	struct vp_pg_result r = { 0 };
+	struct job *undo = NULL;
+	bool skip;
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	skip = t->abandoned || stopping;
+	pthread_mutex_unlock(&d->lock);
+	if (skip) {
+		ret = -ECANCELED;
+	} else if (!d->h) {
+		ret = -ENOTCONN;
+	} else {
+		worker_start(d);
+		ret = d->ops->connect(d->h, &req, t->session, &r);
+		if (ret == -EAGAIN && d->wk_has_server) {
+			d->started = false;
+			worker_start(d);
+			ret = d->ops->connect(d->h, &req, t->session, &r);
+		}
+		count(d, &d->stats.connects);
+		note(d, ret);
+	}
+	pthread_mutex_lock(&d->lock);
+	t->done = true;
+	t->ret = ret;
+	t->result = r;
+	snprintf(t->error, sizeof(t->error), "%s",
+		 ret == -ECANCELED ? "the plugin is closing" : ret ? store_error(d) : "");
+	/* Its outcome unknown (the answer lost), or nobody to use it: undone. */
+	if (d->h && !t->undo && ((!ret && t->abandoned) || store_failure(ret))) {
+		t->undo = true;
+		undo = job_new(JOB_ABORT, t->identity, t->identity_len, 0, t->session);
+	}
+	if (undo)
+		enqueue(d, undo);
+	pthread_cond_broadcast(&d->answered);
+	ticket_unref(t);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void run_job(struct vp_defer *d, struct job *j, bool stopping)
+{
+	int ret;
+
+	if (j->kind == JOB_CONNECT) {
+		run_connect(d, j->t, stopping);
+		return;
+	}
+	if (!d->h) {
+		free(j);
+		return;
+	}
+	if (j->kind == JOB_DISCONNECT) {
+		ret = d->ops->disconnect(d->h, j->id, j->len, j->slot, j->session, NULL);
+		count(d, &d->stats.disconnects);
+	} else {
+		ret = d->ops->abort(d->h, j->id, j->len, j->session);
+		count(d, &d->stats.aborts);
+		say(d, VP_DEFER_MSG_ABORTED, ret, ret ? store_error(d) : "", j->session, j->id,
+		    j->len);
+	}
+	note(d, ret);
+	if (store_failure(ret) && !stopping)
+		retry_later(d, j);
+	else
+		free(j);
+}
+
+/* The heartbeat (and the crash-held sessions it finds), the start not
+ * done yet, and the retries: when they are due. */
+static void run_timers(struct vp_defer *d)
+{
+	int64_t t = d->now_ms();
+	struct job *retry;
+	int ret;
+
+	if (d->h && d->wk_has_server && !d->started && t >= d->next_start)
+		worker_start(d);
+	if (!d->h || !d->started || t < d->next_beat)
+		return;
+	d->next_beat = t + (int64_t)d->heartbeat_s * 1000;
+	d->ended_reason = "crash";
+	ret = d->ops->heartbeat(d->h, on_ended, d);
+	count(d, &d->stats.heartbeats);
+	note(d, ret);
+	if (store_failure(ret))
+		return;
+	pthread_mutex_lock(&d->lock);
+	retry = d->retry;
+	d->retry = d->retry_tail = NULL;
+	d->n_retry = 0;
+	while (retry) {
+		struct job *j = retry;
+
+		retry = j->next;
+		enqueue(d, j);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void wait_ms(struct vp_defer *d, int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms > WAIT_MAX_MS)
+		ms = WAIT_MAX_MS;
+	if (ms < 1)
+		ms = 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&d->wake, &d->lock, &ts);
+}
+
+static void *worker(void *arg)
+{
+	struct vp_defer *d = arg;
+	int64_t stop_by = 0;
+	struct job *j;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		if (d->open_asked && !d->opened) {
+			pthread_mutex_unlock(&d->lock);
+			worker_open(d);
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		if (d->has_server && !d->wk_has_server) {
+			d->wk_has_server = true;	/* d->server is set for good */
+		}
+		if (d->stop && !stop_by)
+			stop_by = d->now_ms() + d->timeout_ms;
+		if (d->stop && (!d->head || d->now_ms() >= stop_by))
+			break;
+		j = pop(&d->head, &d->tail);
+		if (j) {
+			d->queued--;
+			pthread_mutex_unlock(&d->lock);
+			run_job(d, j, d->stop);
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&d->lock);
+		run_timers(d);
+		pthread_mutex_lock(&d->lock);
+		if (!d->head && !d->stop && !(d->open_asked && !d->opened))
+			wait_ms(d, d->started ? d->next_beat - d->now_ms() : 1000);
+	}
+	/* Past the time given: what is left is dropped (a connect's ticket
+	 * answered as cancelled). */
+	while ((j = pop(&d->head, &d->tail))) {
+		d->queued--;
+		if (j->kind == JOB_CONNECT) {
+			j->t->done = true;
+			j->t->ret = -ECANCELED;
+			ticket_unref(j->t);
+		} else {
+			free(j);
+		}
+	}
+	while ((j = pop(&d->retry, &d->retry_tail)))
+		free(j);
+	pthread_mutex_unlock(&d->lock);
+	if (d->h)
+		d->ops->close(d->h);
+	d->h = NULL;
+	return NULL;
+}
+
+/* ---- the main thread ------------------------------------------------------- */
+
+int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
+		  const char *instance)
+{
+	struct vp_defer *d = calloc(1, sizeof(*d));
+	struct timespec rt;
+	pthread_condattr_t ca;
+	int ret;
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	d->ops = opts->ops;
+	d->config = opts->config;
+	d->node = strdup(opts->node ? opts->node : "");
+	d->timeout_ms = opts->timeout_ms ? opts->timeout_ms : opts->config->store_timeout_ms;
+	if (!d->timeout_ms)
+		d->timeout_ms = 5000;
+	d->heartbeat_s = opts->heartbeat_s;
+	if (!d->heartbeat_s)
+		d->heartbeat_s = opts->config->node_timeout / 3 > 1 ?
+				 (unsigned)(opts->config->node_timeout / 3) : 1;
+	d->now_ms = opts->now_ms ? opts->now_ms : mono_ms;
+	d->store_ok = true;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	/* Milliseconds since the epoch, a counter of 22 bits beside them. */
+	atomic_init(&d->next_session,
+		    ((int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000) << 22);
+	if (!d->node) {
+		free(d);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->wake, &ca);
+	pthread_cond_init(&d->answered, &ca);
+	pthread_condattr_destroy(&ca);
+	if (instance) {
+		snprintf(d->instance, sizeof(d->instance), "%s", instance);
+		d->open_asked = true;
+	}
+	ret = -pthread_create(&d->thread, NULL, worker, d);
+	if (ret) {
+		pthread_mutex_destroy(&d->lock);
+		pthread_cond_destroy(&d->wake);
+		pthread_cond_destroy(&d->answered);
+		free(d->node);
+		free(d);
+		return ret;
+	}
+	if (instance) {
+		pthread_mutex_lock(&d->lock);
+		while (!d->opened)
+			pthread_cond_wait(&d->answered, &d->lock);
+		ret = d->open_ret;
+		pthread_mutex_unlock(&d->lock);
+		if (ret) {
+			vp_defer_close(d);
+			return ret;
+		}
+	}
+	*out = d;
+	return 0;
+}
+
+void vp_defer_close(struct vp_defer *d)
+{
+	struct msg *m;
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->thread, NULL);
+	while ((m = d->msgs)) {
+		d->msgs = m->next;
+		free(m);
+	}
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->wake);
+	pthread_cond_destroy(&d->answered);
+	free(d->node);
+	free(d);
+}
+
+int vp_defer_start(struct vp_defer *d, const struct vp_server *server, const char *instance,
+		   bool wait)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->has_server) {
+		pthread_mutex_unlock(&d->lock);
+		return -EALREADY;
+	}
+	d->server = *server;
+	d->has_server = true;
+	if (!d->open_asked) {
+		snprintf(d->instance, sizeof(d->instance), "%s", instance ? instance : "");
+		d->open_asked = true;
+	}
+	pthread_cond_signal(&d->wake);
+	while (wait && !d->opened)
+		pthread_cond_wait(&d->answered, &d->lock);
+	if (wait)
+		ret = d->open_ret;
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+int64_t vp_defer_session_id(struct vp_defer *d)
+{
+	return atomic_fetch_add(&d->next_session, 1);
+}
+
+/* The names of every variable a match list reads. */
+static size_t match_names(const struct vp_config *c, const char **names)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n_pools; ++i)
+		for (size_t k = 0; k < c->pools[i].n_match; ++k)
+			if (names)
+				names[n++] = c->pools[i].match[k].var;
+			else
+				n++;
+	for (size_t i = 0; i < c->n_routers; ++i)
+		for (size_t k = 0; k < c->routers[i].n_match; ++k)
+			if (names)
+				names[n++] = c->routers[i].match[k].var;
+			else
+				n++;
+	return n;
+}
+
+struct vp_defer_ticket *vp_defer_connect(struct vp_defer *d, const struct vp_request *req,
+					 int64_t session)
+{
+	struct vp_defer_ticket *t = calloc(1, sizeof(*t));
+	size_t n = match_names(d->config, NULL), bytes = req->identity_len + 1;
+	const char *v;
+	char *text;
+
+	if (!t)
+		return NULL;
+	t->names = calloc(2 * n + 1, sizeof(*t->names));
+	if (!t->names) {
+		free(t);
+		return NULL;
+	}
+	t->values = t->names + n;
+	match_names(d->config, t->names);
+	/* Names point into the config; values, with the identity, into one
+	 * block. */
+	for (size_t i = 0; i < n; ++i) {
+		v = req->getvar ? req->getvar(req->getvar_ud, t->names[i]) : NULL;
+		bytes += v ? strlen(v) + 1 : 0;
+	}
+	t->identity = malloc(bytes);
+	if (!t->identity) {
+		free(t->names);
+		free(t);
+		return NULL;
+	}
+	if (req->identity_len)
+		memcpy(t->identity, req->identity, req->identity_len);
+	t->identity[req->identity_len] = 0;
+	t->identity_len = req->identity_len;
+	text = (char *)t->identity + req->identity_len + 1;
+	for (size_t i = 0; i < n; ++i) {
+		v = req->getvar ? req->getvar(req->getvar_ud, t->names[i]) : NULL;
+		if (!v)
+			continue;
+		t->values[t->n_vars] = text;
+		t->names[t->n_vars] = t->names[i];
+		strcpy(text, v);
+		text += strlen(v) + 1;
+		t->n_vars++;
+	}
+	snprintf(t->real, sizeof(t->real), "%s", req->real ? req->real : "");
+	t->session = session;
+	t->deadline = d->now_ms() + d->timeout_ms;
+	t->refs = 2;
+	t->job.kind = JOB_CONNECT;
+	t->job.t = t;
+	pthread_mutex_lock(&d->lock);
+	enqueue(d, &t->job);
+	pthread_mutex_unlock(&d->lock);
+	return t;
+}
+
+enum vp_defer_state vp_defer_poll(struct vp_defer *d, struct vp_defer_ticket *t, int *ret,
+				  struct vp_pg_result *result, const char **error)
+{
+	enum vp_defer_state s;
+
+	pthread_mutex_lock(&d->lock);
+	if (t->timed_out) {
+		s = VP_DEFER_TIMEOUT;
+	} else if (t->done) {
+		s = VP_DEFER_DONE;
+		*ret = t->ret;
+		if (result)
+			*result = t->result;
+		if (error)
+			*error = t->error;
+	} else if (d->now_ms() >= t->deadline) {
+		s = VP_DEFER_TIMEOUT;
+		t->timed_out = true;
+		t->abandoned = true;
+	} else {
+		s = VP_DEFER_PENDING;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return s;
+}
+
+void vp_defer_put(struct vp_defer *d, struct vp_defer_ticket *t, bool used)
+{
+	struct job *undo = NULL;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (!used) {
+		t->abandoned = true;
+		if (t->done && !t->ret && !t->undo) {
+			t->undo = true;
+			undo = job_new(JOB_ABORT, t->identity, t->identity_len, 0, t->session);
+			if (undo)
+				enqueue(d, undo);
+		}
+	}
+	ticket_unref(t);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int vp_defer_disconnect(struct vp_defer *d, const uint8_t *id, size_t len, uint16_t slot,
+			int64_t session)
+{
+	struct job *j = job_new(JOB_DISCONNECT, id, len, slot, session);
+
+	if (!j)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->lock);
+	enqueue(d, j);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+size_t vp_defer_messages(struct vp_defer *d, void (*fn)(void *ud, const struct vp_defer_msg *m),
+			 void *ud)
+{
+	struct msg *m, *next;
+	size_t n = 0;
+
+	pthread_mutex_lock(&d->lock);
+	m = d->msgs;
+	d->msgs = d->msgs_tail = NULL;
+	pthread_mutex_unlock(&d->lock);
+	for (; m; m = next, ++n) {
+		next = m->next;
+		fn(ud, &m->m);
+		free(m);
+	}
+	return n;
+}
+
+void vp_defer_stats(struct vp_defer *d, struct vp_defer_stats *out)
+{
+	pthread_mutex_lock(&d->lock);
+	*out = d->stats;
+	out->queued = d->queued;
+	pthread_mutex_unlock(&d->lock);
+}
