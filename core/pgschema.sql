@@ -26,6 +26,13 @@
 --    its address: two connects never reclaim the same lease.  A connect of
 --    the owner of that lease waits on its row (FOR UPDATE) and finds it
 --    gone, so it gets a new address.
+--  * A connect the server gave up on (timed out) but the database ran
+--    late: abort() marks the session in aborted under the identity's lock,
+--    and connect() checks the mark under the same lock, so the late
+--    connect either is undone by the abort or refuses itself.
+--  * A node is judged dead only by a node that has itself been in contact
+--    (heartbeats without a gap of node-timeout / 2) for node-timeout, so a
+--    database that was away makes nobody look dead.
 --  * Dead nodes: their online leases are turned held by UPDATE ... WHERE
 --    online, row by row under FOR UPDATE; concurrent reapers see a row
 --    already held and skip it, so each session is reported once.
@@ -95,7 +102,23 @@ CREATE TABLE IF NOT EXISTS vpnpool.node (
 	heartbeat timestamptz NOT NULL DEFAULT now(),
 	started timestamptz NOT NULL DEFAULT now(),
 	pid int NOT NULL DEFAULT 0,
+	-- since when its heartbeats came without a gap of half the timeout: a
+	-- node judges others only after node-timeout of contact itself, so
+	-- that after the database was away nobody is taken for dead before it
+	-- had the time to beat again
+	contact timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (node, instance)
+);
+
+-- Sessions given up by their server (its connect timed out, or its client
+-- left before the answer): a connect of one of these, run late by the
+-- database, refuses itself.  Kept an hour.
+CREATE TABLE IF NOT EXISTS vpnpool.aborted (
+	node text NOT NULL,
+	instance text NOT NULL,
+	session bigint NOT NULL,
+	at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (node, instance, session)
 );
 
 -- since: when the session began (online) or ended (held).
@@ -325,6 +348,10 @@ DECLARE
 	fam int;
 BEGIN
 	PERFORM vpnpool.identity_lock(p_id);
+	IF EXISTS (SELECT 1 FROM vpnpool.aborted WHERE node = p_node AND instance = p_instance
+		   AND session = p_session) THEN
+		RAISE EXCEPTION USING ERRCODE = 'VPE57', MESSAGE = 'given up by its server';
+	END IF;
 	o_sticky := false; o_reclaimed := false; o_moved := false; o_static := false;
 	o_slot := 0;
 	SELECT * INTO l FROM vpnpool.lease WHERE identity = p_id AND slot = 0 FOR UPDATE;
@@ -553,6 +580,11 @@ DECLARE
 	l vpnpool.lease;
 	n int := 0;
 BEGIN
+	-- Under the identity's lock, as its connect: either that connect
+	-- committed first (undone below) or it sees the mark and refuses.
+	PERFORM vpnpool.identity_lock(p_id);
+	INSERT INTO vpnpool.aborted (node, instance, session)
+	VALUES (p_node, p_instance, p_session) ON CONFLICT DO NOTHING;
 	FOR l IN SELECT * FROM vpnpool.lease
 		  WHERE identity = p_id AND session = p_session AND online
 		    AND node = p_node AND instance = p_instance FOR UPDATE LOOP
@@ -578,18 +610,28 @@ RETURNS TABLE (o_identity bytea, o_slot int, o_node text, o_instance text,
 LANGUAGE plpgsql AS $$
 DECLARE
 	l vpnpool.lease;
+	my_contact timestamptz;
+	judge boolean := false;
 BEGIN
 	IF p_self THEN
 		INSERT INTO vpnpool.node (node, instance, pid) VALUES (p_node, p_instance, p_pid)
 		ON CONFLICT (node, instance) DO UPDATE
-		   SET heartbeat = now(), started = now(), pid = p_pid;
+		   SET heartbeat = now(), started = now(), pid = p_pid, contact = now();
 	ELSIF p_node IS NOT NULL THEN
-		UPDATE vpnpool.node SET heartbeat = now()
-		 WHERE node = p_node AND instance = p_instance;
+		UPDATE vpnpool.node
+		   SET contact = CASE WHEN heartbeat < now() - make_interval(secs => p_timeout / 2.0)
+				      THEN now() ELSE contact END,
+		       heartbeat = now()
+		 WHERE node = p_node AND instance = p_instance
+		RETURNING contact INTO my_contact;
 		IF NOT FOUND THEN
 			INSERT INTO vpnpool.node (node, instance, pid)
 			VALUES (p_node, p_instance, p_pid) ON CONFLICT DO NOTHING;
+			my_contact := now();
 		END IF;
+		-- Not in contact for node-timeout yet: judge nobody.
+		judge := my_contact <= now() - make_interval(secs => p_timeout);
+		DELETE FROM vpnpool.aborted WHERE at < now() - interval '1 hour';
 	END IF;
 	-- The counters of backends gone fold into shard 0 (one folder at a time).
 	IF NOT p_self AND pg_try_advisory_xact_lock(1987006, 2) THEN
@@ -605,7 +647,7 @@ BEGIN
 	FOR l IN SELECT x.* FROM vpnpool.node n
 		  JOIN vpnpool.lease x ON x.node = n.node AND x.instance = n.instance AND x.online
 		  WHERE CASE WHEN p_self THEN n.node = p_node AND n.instance = p_instance
-			ELSE NOT (n.node = p_node AND n.instance = p_instance)
+			ELSE judge AND NOT (n.node = p_node AND n.instance = p_instance)
 			     AND n.heartbeat < now() - make_interval(secs => p_timeout) END
 		  ORDER BY x.identity, x.slot
 		  FOR UPDATE OF x LOOP

@@ -126,6 +126,8 @@ static int code_of(struct vp_pg *pg, PGresult *res)
 	}
 	if (!strcmp(state, "57014"))
 		return -ETIMEDOUT;
+	if (!strcmp(state, "VPE57"))	/* a connect run after its abort */
+		return -ECANCELED;
 	if (!strcmp(state, "23505") || !strcmp(state, "23P01"))
 		return -EADDRINUSE;
 	if (!strcmp(state, "3F000") || !strcmp(state, "42P01") || !strcmp(state, "42883"))

@@ -101,8 +101,10 @@ int vp_pg_start(struct vp_pg *pg, const struct vp_server *server,
 
 /* Heartbeat of (node, instance), then turn held the online sessions of every
  * node whose heartbeat is older than node-timeout (judged by the database's
- * clock), each reported to on_ended.  Call every node-timeout / 3 at least.
- * 0 or -errno. */
+ * clock), each reported to on_ended.  Only a node that has itself beaten
+ * without a gap of node-timeout / 2 for node-timeout judges others: after
+ * the database was away, nobody is taken for dead before it could beat
+ * again.  Call every node-timeout / 3 at least.  0 or -errno. */
 int vp_pg_heartbeat(struct vp_pg *pg,
 		    void (*on_ended)(void *ud, const struct vp_pg_ended *e), void *ud);
 
@@ -125,7 +127,8 @@ struct vp_pg_result {
  * counter), so that a call whose answer was lost can be undone with
  * vp_pg_abort().  0; -ENOSPC (every matching pool full, result->grant.pool,
  * in_use, size: the last one tried); -ENOENT (no pool matches); -EINVAL (bad
- * identity); -EAGAIN (vp_pg_start not done); -ETIMEDOUT; -ECONNREFUSED,
+ * identity); -EAGAIN (vp_pg_start not done); -ECANCELED (this session was
+ * given up with vp_pg_abort() before the database ran it); -ETIMEDOUT; -ECONNREFUSED,
  * -EIO (the database down or failing: see vp_pg_error). */
 int vp_pg_connect(struct vp_pg *pg, const struct vp_request *req, int64_t session,
 		  struct vp_pg_result *result);

@@ -28,6 +28,12 @@ command -v jq >/dev/null || { pg_skip_or_fail "jq not installed"; exit $?; }
 out=$("$VPNPOOL_BIN" -c /nonexistent/vpnpool.conf schema); rc=$?
 eq "schema without a config: exit 0" "$rc" 0
 has "schema prints SQL" "$out" '[Cc][Rr][Ee][Aa][Tt][Ee] '
+# core/pgschema.c is generated from core/pgschema.sql: the two agree.
+if "$VPNPOOL_BIN" -c /nonexistent/vpnpool.conf schema | cmp -s - "$(dirname "$0")/../core/pgschema.sql"; then
+	pass "schema is core/pgschema.sql (tests/gen_pgschema.sh was run)"
+else
+	fail "schema differs from core/pgschema.sql: run tests/gen_pgschema.sh"
+fi
 
 pg_trap
 pg_start || { pg_log "FAIL: cannot start PostgreSQL"; exit 1; }

@@ -386,7 +386,14 @@ static void silent_node__has_its_sessions_turned_held(void **state)
 	ended_count = 0;
 	assert_int_equal(vp_pg_heartbeat(b, count_ended, NULL), 0);
 	assert_int_equal(ended_count, 0);
-	sqlv("UPDATE vpnpool.node SET heartbeat = now() - interval '61 seconds' WHERE node = 'a'");
+	/* b has not been in contact for node-timeout itself: after the
+	 * database was away every heartbeat is old, and nobody is judged */
+	sqlv("UPDATE vpnpool.node SET heartbeat = now() - interval '61 seconds'");
+	assert_int_equal(vp_pg_heartbeat(b, count_ended, NULL), 0);
+	assert_int_equal(ended_count, 0);
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.lease WHERE online"), 2);
+	/* once b has beaten for node-timeout, a (silent) is judged */
+	sqlv("UPDATE vpnpool.node SET contact = now() - interval '61 seconds' WHERE node = 'b'");
 	assert_int_equal(vp_pg_heartbeat(b, count_ended, NULL), 0);
 	assert_int_equal(ended_count, 2);
 	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.lease WHERE online"), 0);
@@ -711,6 +718,28 @@ static void command__lists_leases_pools_and_nodes(void **state)
 	vp_pg_close(b);
 }
 
+/* A connect the server gave up on (abort) but the database runs later (it
+ * was frozen with the statement in its socket): it refuses itself. */
+static void connect_run_after_its_abort__refuses_itself(void **state)
+{
+	struct fx *f = *state;
+	struct vp_request req = { (const uint8_t *)"late", 4, tl_getvar, NULL, NULL };
+	struct tl_env none = { 0 };
+	struct vp_pg_result r;
+	struct vp_pg *pg;
+
+	req.getvar_ud = &none;
+	tl_add_pool(f->c, "p", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	pg = open_node(f, "a");
+	assert_int_equal(vp_pg_abort(pg, req.identity, req.identity_len, 424242), 0);
+	assert_int_equal(vp_pg_connect(pg, &req, 424242, &r), -ECANCELED);
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.lease"), 0);
+	/* another session of it is served */
+	assert_int_equal(vp_pg_connect(pg, &req, 424243, &r), 0);
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.lease WHERE online"), 1);
+	vp_pg_close(pg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -735,6 +764,7 @@ int main(void)
 		T(client_whose_pool_no_longer_matches__gets_an_address_of_its_new_pool),
 		T(p2p_topology__peer_is_the_server_address),
 		T(command__lists_leases_pools_and_nodes),
+		T(connect_run_after_its_abort__refuses_itself),
 	};
 
 	uri = getenv("VP_PG_URI");
