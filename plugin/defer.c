@@ -57,7 +57,8 @@ struct vp_defer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake, answered;	/* the worker's; the main thread's */
-	struct job *head, *tail;
+	struct job *head, *tail;		/* disconnects and aborts */
+	struct job *chead, *ctail;		/* connects: taken first (see take) */
 	struct job *retry, *retry_tail;	/* failed while the store was down */
 	size_t queued, n_retry;
 	struct msg *msgs, *msgs_tail;
@@ -132,9 +133,31 @@ static struct job *job_new(enum job_kind kind, const uint8_t *id, size_t len, ui
 /* Under lock. */
 static void enqueue(struct vp_defer *d, struct job *j)
 {
-	push(&d->head, &d->tail, j);
+	if (j->kind == JOB_CONNECT)
+		push(&d->chead, &d->ctail, j);
+	else
+		push(&d->head, &d->tail, j);
 	d->queued++;
 	pthread_cond_signal(&d->wake);
+}
+
+/* The next job, under lock: a connect before the disconnects and aborts
+ * queued (a client waits for it; nobody waits for them), unless one of
+ * them is its identity's: a client's jobs run in the order queued. */
+static struct job *take(struct vp_defer *d)
+{
+	struct job *c = d->chead;
+
+	if (c) {
+		const struct vp_defer_ticket *t = c->t;
+		bool before = false;
+
+		for (const struct job *j = d->head; j && !before; j = j->next)
+			before = j->len == t->identity_len && !memcmp(j->id, t->identity, j->len);
+		if (!before)
+			return pop(&d->chead, &d->ctail);
+	}
+	return pop(&d->head, &d->tail);
 }
 
 static void ticket_unref(struct vp_defer_ticket *t)
@@ -424,9 +447,9 @@ static void *worker(void *arg)
 		}
 		if (d->stop && !stop_by)
 			stop_by = d->now_ms() + d->timeout_ms;
-		if (d->stop && (!d->head || d->now_ms() >= stop_by))
+		if (d->stop && ((!d->head && !d->chead) || d->now_ms() >= stop_by))
 			break;
-		j = pop(&d->head, &d->tail);
+		j = take(d);
 		if (j) {
 			d->queued--;
 			pthread_mutex_unlock(&d->lock);
@@ -437,12 +460,12 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		run_timers(d);
 		pthread_mutex_lock(&d->lock);
-		if (!d->head && !d->stop && !(d->open_asked && !d->opened))
+		if (!d->head && !d->chead && !d->stop && !(d->open_asked && !d->opened))
 			wait_ms(d, d->started ? d->next_beat - d->now_ms() : 1000);
 	}
 	/* Past the time given: what is left is dropped (a connect's ticket
 	 * answered as cancelled). */
-	while ((j = pop(&d->head, &d->tail))) {
+	while ((j = take(d))) {
 		d->queued--;
 		if (j->kind == JOB_CONNECT) {
 			j->t->done = true;

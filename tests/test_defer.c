@@ -33,6 +33,7 @@ struct fake {
 	uint16_t disconnect_slot;
 	char disconnect_id[64], abort_id[64];
 	bool report_crash;		/* the next heartbeat ends a session */
+	char order[256];		/* "c:ID " per connect, "d:ID " per disconnect */
 };
 
 static struct fake F;
@@ -121,6 +122,8 @@ static int f_connect(void *h, const struct vp_request *req, int64_t session,
 	F.in_connect = false;
 	F.connects++;
 	F.connect_session = session;
+	snprintf(F.order + strlen(F.order), sizeof(F.order) - strlen(F.order), "c:%.*s ",
+		 (int)req->identity_len, (const char *)req->identity);
 	snprintf(F.var, sizeof(F.var), "%s", v ? v : "(none)");
 	r->grant.slot = 0;
 	vp_addr_parse(&r->grant.addr4, "10.8.0.7", NULL);
@@ -137,6 +140,8 @@ static int f_disconnect(void *h, const uint8_t *id, size_t len, uint16_t slot, i
 	fake_lock();
 	F.disconnects++;
 	F.disconnect_session = session;
+	snprintf(F.order + strlen(F.order), sizeof(F.order) - strlen(F.order), "d:%.*s ",
+		 (int)len, (const char *)id);
 	F.disconnect_slot = slot;
 	snprintf(F.disconnect_id, sizeof(F.disconnect_id), "%.*s", (int)len, (const char *)id);
 	int ret = F.disconnect_ret;
@@ -417,6 +422,29 @@ static void defer__disconnect__queued_while_the_store_hangs(void **state)
 	vp_defer_close(d);
 }
 
+static void defer__connects_queued__run_before_disconnects_but_not_their_own(void **state)
+{
+	struct vp_defer *d = open_defer();
+	struct vp_defer_ticket *a, *b, *c;
+	int ret;
+
+	(void)state;
+	gate(true);
+	a = connect_one(d, "A", 1);
+	wait_in_connect();
+	vp_defer_disconnect(d, (const uint8_t *)"X", 1, 0, 2);
+	vp_defer_disconnect(d, (const uint8_t *)"B", 1, 0, 3);
+	c = connect_one(d, "C", 4);
+	b = connect_one(d, "B", 5);
+	gate(false);
+	assert_int_equal(poll_until_not_pending(d, b, &ret, NULL), VP_DEFER_DONE);
+	assert_string_equal(F.order, "c:A c:C d:X d:B c:B ");
+	vp_defer_put(d, a, true);
+	vp_defer_put(d, b, true);
+	vp_defer_put(d, c, true);
+	vp_defer_close(d);
+}
+
 static void defer__close__sends_queued_disconnects(void **state)
 {
 	struct vp_defer *d = open_defer();
@@ -573,6 +601,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(defer__answer_given_back_unused__undone, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__disconnect__queued_while_the_store_hangs, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__close__sends_queued_disconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(defer__connects_queued__run_before_disconnects_but_not_their_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__store_failing__refused_undone_and_said_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__heartbeat_ended__message_names_node_and_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__open_error__returned, setup, teardown),
