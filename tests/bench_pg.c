@@ -45,6 +45,14 @@ static void quiet_log(openvpn_plugin_log_flags_t flags, const char *name, const 
 	va_end(ap);
 }
 
+static double cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -77,7 +85,8 @@ struct inst {
 	unsigned n;
 	double *lat;		/* connect-to-answer, ns */
 	unsigned n_lat;
-	double max_call;
+	double max_call, max_by[4];	/* connect, defer poll, disconnect, destructor */
+	double max_cpu;			/* the CPU time of the longest-running call */
 	unsigned refused;
 	int phase;
 };
@@ -102,12 +111,22 @@ static int call(struct inst *in, void *ctx, int type, const char *const *envp,
 		.type = type, .envp = (const char **)envp, .handle = in->h, .per_client_context = ctx,
 	};
 	struct openvpn_plugin_args_func_return r = { .return_list = list };
-	double t = now_ns();
+	double t = now_ns(), cpu = cpu_ns();
 	int ret = api.func(OPENVPN_PLUGINv3_STRUCTVER, &a, &r);
 
 	t = now_ns() - t;
+	cpu = cpu_ns() - cpu;
+	if (cpu > in->max_cpu)
+		in->max_cpu = cpu;
 	if (t > in->max_call)
 		in->max_call = t;
+	{
+		int k = type == OPENVPN_PLUGIN_CLIENT_CONNECT_V2 ? 0 :
+			type == OPENVPN_PLUGIN_CLIENT_CONNECT_DEFER_V2 ? 1 : 2;
+
+		if (t > in->max_by[k])
+			in->max_by[k] = t;
+	}
 	return ret;
 }
 
@@ -192,8 +211,14 @@ static void disconnect_all(struct inst *in)
 	for (unsigned i = 0; i < in->n; ++i) {
 		struct client *c = &in->clients[i];
 
+		double t;
+
 		call(in, c->ctx, OPENVPN_PLUGIN_CLIENT_DISCONNECT, c->envp, NULL);
+		t = now_ns();
 		api.dtor(in->h, c->ctx);
+		t = now_ns() - t;
+		if (t > in->max_by[3])
+			in->max_by[3] = t;
 		c->ctx = NULL;
 	}
 }
@@ -201,7 +226,7 @@ static void disconnect_all(struct inst *in)
 /* What a child (one instance, one OpenVPN process) reports. */
 struct result {
 	double t[4][2];		/* phases 1..3: start, end (CLOCK_MONOTONIC: one clock for all) */
-	double max_call;
+	double max_call, max_by[4], max_cpu;
 	unsigned refused, n1, n3;
 };
 
@@ -247,6 +272,8 @@ static void child(struct inst *in, int go, int fd)
 	r.n3 = in->n_lat;
 	disconnect_all(in);
 	r.max_call = in->max_call;
+	r.max_cpu = in->max_cpu;
+	memcpy(r.max_by, in->max_by, sizeof(r.max_by));
 	r.refused = in->refused;
 	write_all(fd, &r, sizeof(r));
 	write_all(fd, lat1, r.n1 * sizeof(double));
@@ -297,7 +324,7 @@ int main(int argc, char **argv)
 					      "ifconfig_netmask=255.192.0.0", NULL };
 	char dir[] = "/tmp/vpnpool-bench-pg.XXXXXX";
 	unsigned per, refused = 0;
-	double t[4][2] = { { 0 } }, max_call = 0, *lat1, *lat3;
+	double t[4][2] = { { 0 } }, max_call = 0, max_cpu = 0, max_by[4] = { 0 }, *lat1, *lat3;
 	size_t n1 = 0, n3 = 0;
 	char (*addrs)[32];
 	int go[2], fds[64];
@@ -405,6 +432,11 @@ int main(int argc, char **argv)
 		refused += r.refused;
 		if (r.max_call > max_call)
 			max_call = r.max_call;
+		if (r.max_cpu > max_cpu)
+			max_cpu = r.max_cpu;
+		for (int k = 0; k < 4; ++k)
+			if (r.max_by[k] > max_by[k])
+				max_by[k] = r.max_by[k];
 		for (int ph = 1; ph <= 3; ++ph) {
 			if (!t[ph][0] || r.t[ph][0] < t[ph][0])
 				t[ph][0] = r.t[ph][0];
@@ -419,8 +451,10 @@ int main(int argc, char **argv)
 	printf("disconnects: %u in %.3f s (queued: never waited on)\n", n_inst * per,
 	       (t[2][1] - t[2][0]) / 1e9);
 	report("reconnect (sticky)", lat3, n3, t[3][0], t[3][1], (unsigned)(n_inst * per - n3));
-	printf("longest plugin call (connect, defer poll, disconnect, destructor): %.3f ms\n",
-	       max_call / 1e6);
+	printf("longest plugin call: %.3f ms (connect %.3f, defer poll %.3f, disconnect %.3f, destructor %.3f)\n",
+	       max_call / 1e6, max_by[0] / 1e6, max_by[1] / 1e6, max_by[2] / 1e6, max_by[3] / 1e6);
+	printf("most CPU time in one plugin call: %.3f ms (the rest of a long call: waiting for a CPU; %ld CPUs)\n",
+	       max_cpu / 1e6, sysconf(_SC_NPROCESSORS_ONLN));
 	{
 		char cmd[300];
 

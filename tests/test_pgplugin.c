@@ -332,12 +332,45 @@ static void pg_plugin__pool_full__refused_exhausted(void **state)
 	free(log);
 }
 
+/* SIGHUP: OpenVPN ends every client (destructors), closes the plugin and
+ * opens it again; the disconnects queued are sent before the close
+ * returns, and the client gets its address back from the new plugin. */
+static void pg_plugin__reopened__disconnects_sent_and_sticky(void **state)
+{
+	static const char body[] =
+		"pool \"pd\" { network = \"10.20.0.0/16\" range = \"10.20.4.1-10.20.4.9\" }\n";
+	struct server s;
+	char config[512], config2[512];
+	void *c;
+	char *log;
+
+	(void)state;
+	server_open(&s, "n4", body);
+	c = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, c, "erin", config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	openvpn_plugin_client_destructor_v1(s.handle, c);
+	free(server_close(&s));
+	assert_false(lease_online("erin", NULL));
+	server_open(&s, "n4", body);
+	c = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, c, "erin", config2, sizeof(config2)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config2, config);
+	assert_true(lease_online("erin", NULL));
+	openvpn_plugin_client_destructor_v1(s.handle, c);
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=connect", "identity=erin"), 1);
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pg_plugin__connect__deferred_then_answered_and_sticky),
 		cmocka_unit_test(pg_plugin__client_gone_while_pending__no_online_lease_left),
 		cmocka_unit_test(pg_plugin__pool_full__refused_exhausted),
+		cmocka_unit_test(pg_plugin__reopened__disconnects_sent_and_sticky),
 	};
 
 	uri = getenv("VP_PG_URI");
