@@ -23,7 +23,7 @@ struct job {
 	int64_t session;
 	uint16_t slot;
 	size_t len;
-	uint8_t id[];
+	uint8_t *id;			/* in the job's own block, after it */
 };
 
 struct vp_defer_ticket {
@@ -125,7 +125,8 @@ static struct job *job_new(enum job_kind kind, const uint8_t *id, size_t len, ui
 
 	if (!j)
 		return NULL;
-	*j = (struct job){ .kind = kind, .session = session, .slot = slot, .len = len };
+	*j = (struct job){ .kind = kind, .session = session, .slot = slot, .len = len,
+			   .id = (uint8_t *)(j + 1) };
 	memcpy(j->id, id, len);
 	return j;
 }
