@@ -78,14 +78,12 @@ static void server_open(struct server *s, const char *node, const char *body)
 	const char *envp[] = { "verb=3", NULL };
 	struct openvpn_plugin_args_open_in in = { .argv = argv, .envp = envp, .callbacks = &cb };
 	struct openvpn_plugin_args_open_return out = { 0 };
-	char head[4096], path[4300];
+	char head[4096];
 	FILE *f;
 
 	plugin_log_text[0] = '\0';
 	s->dir = tl_tmpdir();
 	snprintf(s->conf, sizeof(s->conf), "%s/vpnpool.conf", s->dir);
-	snprintf(path, sizeof(path), "%s/state", s->dir);
-	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(head, sizeof(head),
 		 "state-dir = \"%s/state\"\nstore = \"%s\"\nnode = \"%s\"\nhost-routes = no\n",
 		 s->dir, uri, node);
