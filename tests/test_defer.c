@@ -500,23 +500,37 @@ static void defer__store_failing__refused_undone_and_said_once(void **state)
 	struct vp_defer *d = open_defer();
 	struct vp_defer_ticket *t;
 	struct seen seen = { 0 };
-	int ret;
+	int connects, ret;
 
 	(void)state;
-	F.connect_ret = -ECONNREFUSED;
-	for (int i = 0; i < 2; ++i) {
-		t = connect_one(d, "jack", 20 + i);
-		assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
-		assert_int_equal(ret, -ECONNREFUSED);
-		vp_defer_put(d, t, false);
-	}
-	wait_for(&F.aborts, 2);	/* its outcome unknown: undone */
+	F.connect_ret = -ECONNREFUSED;	/* every call fails, aborts too */
+	t = connect_one(d, "jack", 20);
+	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
+	assert_int_equal(ret, -ECONNREFUSED);
+	vp_defer_put(d, t, false);
+	wait_for(&F.aborts, 1);		/* its outcome unknown: undone */
+	fake_lock();
+	connects = F.connects;
+	fake_unlock();
+	/* Its undo failed: the client is refused without asking the store
+	 * until it is undone (else it could hold two leases). */
+	t = connect_one(d, "jack", 21);
+	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
+	assert_int_equal(ret, -EIO);
+	vp_defer_put(d, t, false);
+	assert_int_equal(F.connects, connects);
+	assert_int_equal(F.aborts, 2);	/* tried again first */
+	/* The database back: the undo, then the connect. */
 	fake_lock();
 	F.connect_ret = 0;
 	fake_unlock();
-	t = connect_one(d, "jack", 30);
+	atomic_fetch_add(&clock_ms, 1000);
+	t = connect_one(d, "jack", 22);
 	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
 	assert_int_equal(ret, 0);
+	assert_int_equal(F.aborts, 3);
+	assert_int_equal(F.abort_session, 20);
+	assert_int_equal(F.connect_session, 22);
 	vp_defer_put(d, t, true);
 	vp_defer_messages(d, on_msg, &seen);
 	assert_int_equal(seen.store_errors, 1);
