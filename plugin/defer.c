@@ -23,7 +23,7 @@ struct job {
 	int64_t session;
 	uint16_t slot;
 	size_t len;
-	uint8_t id[];
+	uint8_t *id;			/* in the job's own block, after it */
 };
 
 struct vp_defer_ticket {
@@ -57,7 +57,8 @@ struct vp_defer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake, answered;	/* the worker's; the main thread's */
-	struct job *head, *tail;
+	struct job *head, *tail;		/* disconnects and aborts */
+	struct job *chead, *ctail;		/* connects: taken first (see take) */
 	struct job *retry, *retry_tail;	/* failed while the store was down */
 	size_t queued, n_retry;
 	struct msg *msgs, *msgs_tail;
@@ -73,7 +74,7 @@ struct vp_defer {
 	void *h;
 	bool wk_has_server;		/* its copy of has_server */
 	bool started, store_ok;
-	int64_t next_beat, next_start;
+	int64_t next_beat, next_start, last_retry;
 	const char *ended_reason;
 
 	atomic_int_fast64_t next_session;
@@ -124,7 +125,8 @@ static struct job *job_new(enum job_kind kind, const uint8_t *id, size_t len, ui
 
 	if (!j)
 		return NULL;
-	*j = (struct job){ .kind = kind, .session = session, .slot = slot, .len = len };
+	*j = (struct job){ .kind = kind, .session = session, .slot = slot, .len = len,
+			   .id = (uint8_t *)(j + 1) };
 	memcpy(j->id, id, len);
 	return j;
 }
@@ -132,9 +134,54 @@ static struct job *job_new(enum job_kind kind, const uint8_t *id, size_t len, ui
 /* Under lock. */
 static void enqueue(struct vp_defer *d, struct job *j)
 {
-	push(&d->head, &d->tail, j);
+	if (j->kind == JOB_CONNECT)
+		push(&d->chead, &d->ctail, j);
+	else
+		push(&d->head, &d->tail, j);
 	d->queued++;
 	pthread_cond_signal(&d->wake);
+}
+
+/* The next job, under lock: a connect before the disconnects and aborts
+ * queued (a client waits for it; nobody waits for them), unless one of
+ * them is its identity's: a client's jobs run in the order queued. */
+static bool has_job_of(const struct job *j, const uint8_t *id, size_t len)
+{
+	for (; j; j = j->next)
+		if (j->len == len && !memcmp(j->id, id, len))
+			return true;
+	return false;
+}
+
+/* Under lock: the jobs kept for want of the database queued again. */
+static void requeue_retries(struct vp_defer *d)
+{
+	struct job *j;
+
+	d->last_retry = d->now_ms();
+	while ((j = pop(&d->retry, &d->retry_tail))) {
+		d->n_retry--;
+		push(&d->head, &d->tail, j);
+		d->queued++;
+	}
+}
+
+static struct job *take(struct vp_defer *d)
+{
+	struct job *c = d->chead;
+
+	if (c) {
+		const struct vp_defer_ticket *t = c->t;
+
+		/* A disconnect or abort of its client kept for want of the
+		 * database is tried again first (at most once a second). */
+		if (d->retry && d->now_ms() - d->last_retry >= 1000 &&
+		    has_job_of(d->retry, t->identity, t->identity_len))
+			requeue_retries(d);
+		if (!has_job_of(d->head, t->identity, t->identity_len))
+			return pop(&d->chead, &d->ctail);
+	}
+	return pop(&d->head, &d->tail);
 }
 
 static void ticket_unref(struct vp_defer_ticket *t)
@@ -200,6 +247,9 @@ static void note(struct vp_defer *d, int ret)
 	} else if (!store_failure(ret) && !d->store_ok) {
 		d->store_ok = true;
 		say(d, VP_DEFER_MSG_STORE, 0, "", 0, NULL, 0);
+		pthread_mutex_lock(&d->lock);
+		requeue_retries(d);
+		pthread_mutex_unlock(&d->lock);
 	}
 }
 
@@ -288,14 +338,20 @@ static void run_connect(struct vp_defer *d, struct vp_defer_ticket *t, bool stop
 				  .getvar = ticket_getvar, .getvar_ud = t, .real = t->real };
 	struct vp_pg_result r = { 0 };
 	struct job *undo = NULL;
-	bool skip;
+	bool skip, unsettled;
 	int ret;
 
 	pthread_mutex_lock(&d->lock);
 	skip = t->abandoned || stopping;
+	unsettled = has_job_of(d->retry, t->identity, t->identity_len);
 	pthread_mutex_unlock(&d->lock);
 	if (skip) {
 		ret = -ECANCELED;
+	} else if (unsettled) {
+		/* An earlier connect of this client whose outcome is unknown
+		 * is not undone yet: refused until it is (else the client
+		 * would hold two leases). */
+		ret = -EIO;
 	} else if (!d->h) {
 		ret = -ENOTCONN;
 	} else {
@@ -314,9 +370,11 @@ static void run_connect(struct vp_defer *d, struct vp_defer_ticket *t, bool stop
 	t->ret = ret;
 	t->result = r;
 	snprintf(t->error, sizeof(t->error), "%s",
-		 ret == -ECANCELED ? "the plugin is closing" : ret ? store_error(d) : "");
+		 ret == -ECANCELED ? "the plugin is closing" :
+		 unsettled ? "an earlier connect of this client is not undone yet" :
+		 ret ? store_error(d) : "");
 	/* Its outcome unknown (the answer lost), or nobody to use it: undone. */
-	if (d->h && !t->undo && ((!ret && t->abandoned) || store_failure(ret))) {
+	if (d->h && !t->undo && !unsettled && ((!ret && t->abandoned) || store_failure(ret))) {
 		t->undo = true;
 		undo = job_new(JOB_ABORT, t->identity, t->identity_len, 0, t->session);
 	}
@@ -360,7 +418,6 @@ static void run_job(struct vp_defer *d, struct job *j, bool stopping)
 static void run_timers(struct vp_defer *d)
 {
 	int64_t t = d->now_ms();
-	struct job *retry;
 	int ret;
 
 	if (d->h && d->wk_has_server && !d->started && t >= d->next_start)
@@ -375,15 +432,7 @@ static void run_timers(struct vp_defer *d)
 	if (store_failure(ret))
 		return;
 	pthread_mutex_lock(&d->lock);
-	retry = d->retry;
-	d->retry = d->retry_tail = NULL;
-	d->n_retry = 0;
-	while (retry) {
-		struct job *j = retry;
-
-		retry = j->next;
-		enqueue(d, j);
-	}
+	requeue_retries(d);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -422,11 +471,13 @@ static void *worker(void *arg)
 		if (d->has_server && !d->wk_has_server) {
 			d->wk_has_server = true;	/* d->server is set for good */
 		}
-		if (d->stop && !stop_by)
+		if (d->stop && !stop_by) {
 			stop_by = d->now_ms() + d->timeout_ms;
-		if (d->stop && (!d->head || d->now_ms() >= stop_by))
+			requeue_retries(d);	/* tried once more */
+		}
+		if (d->stop && ((!d->head && !d->chead) || d->now_ms() >= stop_by))
 			break;
-		j = pop(&d->head, &d->tail);
+		j = take(d);
 		if (j) {
 			d->queued--;
 			pthread_mutex_unlock(&d->lock);
@@ -437,12 +488,12 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		run_timers(d);
 		pthread_mutex_lock(&d->lock);
-		if (!d->head && !d->stop && !(d->open_asked && !d->opened))
+		if (!d->head && !d->chead && !d->stop && !(d->open_asked && !d->opened))
 			wait_ms(d, d->started ? d->next_beat - d->now_ms() : 1000);
 	}
 	/* Past the time given: what is left is dropped (a connect's ticket
 	 * answered as cancelled). */
-	while ((j = pop(&d->head, &d->tail))) {
+	while ((j = take(d))) {
 		d->queued--;
 		if (j->kind == JOB_CONNECT) {
 			j->t->done = true;

@@ -671,6 +671,12 @@ static int store_open(struct vp_plugin *p)
 		       strerror(-ret));
 		return -1;
 	}
+	/* No journal, but the state-dir still holds the usage log by
+	 * default: made as the journal would make it. */
+	ret = p->fs->mkdirs(p->fs->ud, p->config.state_dir, 0750);
+	if (ret)
+		p->log(PLOG_WARN, NAME, "cannot create the state directory %s: %s",
+		       p->config.state_dir, strerror(-ret));
 	p->log(PLOG_NOTE, NAME, "store %s, node %s: connects are deferred (store-timeout %u ms)",
 	       p->config.store, p->node, p->config.store_timeout_ms);
 	return 0;

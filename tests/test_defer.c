@@ -33,6 +33,7 @@ struct fake {
 	uint16_t disconnect_slot;
 	char disconnect_id[64], abort_id[64];
 	bool report_crash;		/* the next heartbeat ends a session */
+	char order[256];		/* "c:ID " per connect, "d:ID " per disconnect */
 };
 
 static struct fake F;
@@ -121,6 +122,8 @@ static int f_connect(void *h, const struct vp_request *req, int64_t session,
 	F.in_connect = false;
 	F.connects++;
 	F.connect_session = session;
+	snprintf(F.order + strlen(F.order), sizeof(F.order) - strlen(F.order), "c:%.*s ",
+		 (int)req->identity_len, (const char *)req->identity);
 	snprintf(F.var, sizeof(F.var), "%s", v ? v : "(none)");
 	r->grant.slot = 0;
 	vp_addr_parse(&r->grant.addr4, "10.8.0.7", NULL);
@@ -137,6 +140,8 @@ static int f_disconnect(void *h, const uint8_t *id, size_t len, uint16_t slot, i
 	fake_lock();
 	F.disconnects++;
 	F.disconnect_session = session;
+	snprintf(F.order + strlen(F.order), sizeof(F.order) - strlen(F.order), "d:%.*s ",
+		 (int)len, (const char *)id);
 	F.disconnect_slot = slot;
 	snprintf(F.disconnect_id, sizeof(F.disconnect_id), "%.*s", (int)len, (const char *)id);
 	int ret = F.disconnect_ret;
@@ -417,6 +422,29 @@ static void defer__disconnect__queued_while_the_store_hangs(void **state)
 	vp_defer_close(d);
 }
 
+static void defer__connects_queued__run_before_disconnects_but_not_their_own(void **state)
+{
+	struct vp_defer *d = open_defer();
+	struct vp_defer_ticket *a, *b, *c;
+	int ret;
+
+	(void)state;
+	gate(true);
+	a = connect_one(d, "A", 1);
+	wait_in_connect();
+	vp_defer_disconnect(d, (const uint8_t *)"X", 1, 0, 2);
+	vp_defer_disconnect(d, (const uint8_t *)"B", 1, 0, 3);
+	c = connect_one(d, "C", 4);
+	b = connect_one(d, "B", 5);
+	gate(false);
+	assert_int_equal(poll_until_not_pending(d, b, &ret, NULL), VP_DEFER_DONE);
+	assert_string_equal(F.order, "c:A c:C d:X d:B c:B ");
+	vp_defer_put(d, a, true);
+	vp_defer_put(d, b, true);
+	vp_defer_put(d, c, true);
+	vp_defer_close(d);
+}
+
 static void defer__close__sends_queued_disconnects(void **state)
 {
 	struct vp_defer *d = open_defer();
@@ -472,23 +500,37 @@ static void defer__store_failing__refused_undone_and_said_once(void **state)
 	struct vp_defer *d = open_defer();
 	struct vp_defer_ticket *t;
 	struct seen seen = { 0 };
-	int ret;
+	int connects, ret;
 
 	(void)state;
-	F.connect_ret = -ECONNREFUSED;
-	for (int i = 0; i < 2; ++i) {
-		t = connect_one(d, "jack", 20 + i);
-		assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
-		assert_int_equal(ret, -ECONNREFUSED);
-		vp_defer_put(d, t, false);
-	}
-	wait_for(&F.aborts, 2);	/* its outcome unknown: undone */
+	F.connect_ret = -ECONNREFUSED;	/* every call fails, aborts too */
+	t = connect_one(d, "jack", 20);
+	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
+	assert_int_equal(ret, -ECONNREFUSED);
+	vp_defer_put(d, t, false);
+	wait_for(&F.aborts, 1);		/* its outcome unknown: undone */
+	fake_lock();
+	connects = F.connects;
+	fake_unlock();
+	/* Its undo failed: the client is refused without asking the store
+	 * until it is undone (else it could hold two leases). */
+	t = connect_one(d, "jack", 21);
+	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
+	assert_int_equal(ret, -EIO);
+	vp_defer_put(d, t, false);
+	assert_int_equal(F.connects, connects);
+	assert_int_equal(F.aborts, 2);	/* tried again first */
+	/* The database back: the undo, then the connect. */
 	fake_lock();
 	F.connect_ret = 0;
 	fake_unlock();
-	t = connect_one(d, "jack", 30);
+	atomic_fetch_add(&clock_ms, 1000);
+	t = connect_one(d, "jack", 22);
 	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
 	assert_int_equal(ret, 0);
+	assert_int_equal(F.aborts, 3);
+	assert_int_equal(F.abort_session, 20);
+	assert_int_equal(F.connect_session, 22);
 	vp_defer_put(d, t, true);
 	vp_defer_messages(d, on_msg, &seen);
 	assert_int_equal(seen.store_errors, 1);
@@ -573,6 +615,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(defer__answer_given_back_unused__undone, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__disconnect__queued_while_the_store_hangs, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__close__sends_queued_disconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(defer__connects_queued__run_before_disconnects_but_not_their_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__store_failing__refused_undone_and_said_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__heartbeat_ended__message_names_node_and_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__open_error__returned, setup, teardown),

@@ -78,14 +78,12 @@ static void server_open(struct server *s, const char *node, const char *body)
 	const char *envp[] = { "verb=3", NULL };
 	struct openvpn_plugin_args_open_in in = { .argv = argv, .envp = envp, .callbacks = &cb };
 	struct openvpn_plugin_args_open_return out = { 0 };
-	char head[4096], path[4300];
+	char head[4096];
 	FILE *f;
 
 	plugin_log_text[0] = '\0';
 	s->dir = tl_tmpdir();
 	snprintf(s->conf, sizeof(s->conf), "%s/vpnpool.conf", s->dir);
-	snprintf(path, sizeof(path), "%s/state", s->dir);
-	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(head, sizeof(head),
 		 "state-dir = \"%s/state\"\nstore = \"%s\"\nnode = \"%s\"\nhost-routes = no\n",
 		 s->dir, uri, node);
@@ -332,12 +330,92 @@ static void pg_plugin__pool_full__refused_exhausted(void **state)
 	free(log);
 }
 
+/* SIGHUP: OpenVPN ends every client (destructors), closes the plugin and
+ * opens it again; the disconnects queued are sent before the close
+ * returns, and the client gets its address back from the new plugin. */
+static void pg_plugin__reopened__disconnects_sent_and_sticky(void **state)
+{
+	static const char body[] =
+		"pool \"pd\" { network = \"10.20.0.0/16\" range = \"10.20.4.1-10.20.4.9\" }\n";
+	struct server s;
+	char config[512], config2[512];
+	void *c;
+	char *log;
+
+	(void)state;
+	server_open(&s, "n4", body);
+	c = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, c, "erin", config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	openvpn_plugin_client_destructor_v1(s.handle, c);
+	free(server_close(&s));
+	assert_false(lease_online("erin", NULL));
+	server_open(&s, "n4", body);
+	c = openvpn_plugin_client_constructor_v1(s.handle);
+	assert_int_equal(connect_cn(&s, c, "erin", config2, sizeof(config2)),
+			 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	assert_string_equal(config2, config);
+	assert_true(lease_online("erin", NULL));
+	openvpn_plugin_client_destructor_v1(s.handle, c);
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=connect", "identity=erin"), 1);
+	free(log);
+}
+
+static void pg_ctl(const char *what)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s %s", getenv("VP_PG_CTL"), what);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The database frozen (SIGSTOP): the connect is refused with store-error
+ * once store-timeout has passed, every call answering at once meanwhile;
+ * thawed, the connect left nothing online and service resumes. */
+static void pg_plugin__database_frozen__refused_store_error_then_resumes(void **state)
+{
+	static const char body[] = "store-timeout = 1\n"
+		"pool \"pe\" { network = \"10.20.0.0/16\" range = \"10.20.5.1-10.20.5.9\" }\n";
+	struct server s;
+	char config[512];
+	void *c, *d;
+	char *log;
+
+	(void)state;
+	if (!getenv("VP_PG_CTL"))
+		skip();
+	server_open(&s, "n5", body);
+	c = openvpn_plugin_client_constructor_v1(s.handle);
+	d = openvpn_plugin_client_constructor_v1(s.handle);
+	pg_ctl("freeze");
+	assert_int_equal(connect_cn(&s, c, "frank", config, sizeof(config)),
+			 OPENVPN_PLUGIN_FUNC_ERROR);
+	pg_ctl("thaw");
+	openvpn_plugin_client_destructor_v1(s.handle, c);
+	/* The store reconnects by itself (at most once a second). */
+	while (connect_cn(&s, d, "frank", config, sizeof(config)) != OPENVPN_PLUGIN_FUNC_SUCCESS)
+		usleep(100000);
+	assert_non_null(strstr(config, "ifconfig-push 10.20.5."));
+	openvpn_plugin_client_destructor_v1(s.handle, d);
+	log = server_close(&s);
+	assert_true(count_lines(log, "event=reject", "reason=store-error") >= 1);
+	assert_int_equal(count_lines(log, "event=connect", "identity=frank"), 1);
+	assert_non_null(strstr(plugin_log_text, "did not answer within 1000 ms"));
+	/* Not asserted: that no lease of frank is left online.  The frozen
+	 * connect's transaction commits after the thaw, possibly after its
+	 * undo (vp_pg_abort) ran: the store's race, to be closed there. */
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pg_plugin__connect__deferred_then_answered_and_sticky),
 		cmocka_unit_test(pg_plugin__client_gone_while_pending__no_online_lease_left),
 		cmocka_unit_test(pg_plugin__pool_full__refused_exhausted),
+		cmocka_unit_test(pg_plugin__reopened__disconnects_sent_and_sticky),
+		cmocka_unit_test(pg_plugin__database_frozen__refused_store_error_then_resumes),
 	};
 
 	uri = getenv("VP_PG_URI");
