@@ -2,7 +2,8 @@
 # The whole test suite: installs what is missing, builds out of tree in
 # build/, runs `make check` (unit tests and, as root with /dev/net/tun,
 # end-to-end tests with real OpenVPN).  Under CI=true also a -Werror build
-# and one AddressSanitizer + UndefinedBehaviorSanitizer run of the unit tests.
+# and one AddressSanitizer + UndefinedBehaviorSanitizer run of the unit tests
+# (with those of the PostgreSQL store, each on its own throwaway cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -62,7 +63,7 @@ if [ "${CI:-}" = true ] || [ "${VP_SANITIZE:-}" = 1 ]; then
 	echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	mkdir -p build-san
 	(cd build-san && "$top/configure" -q --enable-sanitizers $werror CC=clang &&
-		make -s -j"$jobs" check TESTS='$(UNIT_TESTS)') || {
+		make -s -j"$jobs" check TESTS='$(UNIT_TESTS) $(PG_UNIT_TESTS)') || {
 		for f in build-san/tests/*.log build-san/tests/fuzz/*.log; do
 			grep -qE '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null &&
 				{ echo "==== $f" >&2; tail -n 60 "$f" >&2; }
