@@ -280,6 +280,23 @@ sleep 6	# the older sessions of moved clients end (UDP: 5 s after the exit notif
 e2e_assert_eq "live clients not online at their address in the database after the churn (of ${#LIVE[@]})" \
 	"$(online_mismatch)" 0
 
+# Host routes (host-routes auto = yes with a store): each live client's /32
+# is on the tun of the server it is on now, and on no other server's.
+route_bad=0
+declare -A ROUTES=()
+for s in "${SERVERS[@]}"; do ROUTES[$s]=$(mp_host_routes "${MP_DEV[$s]}"); done
+for i in "${!LIVE[@]}"; do
+	here=$(srv_of "${LIVE[$i]}")
+	for s in "${SERVERS[@]}"; do
+		if grep -qx "${FIRST[$i]}" <<<"${ROUTES[$s]}"; then on=1; else on=0; fi
+		if { [ "$s" = "$here" ] && [ $on = 0 ]; } || { [ "$s" != "$here" ] && [ $on = 1 ]; }; then
+			route_bad=$((route_bad + 1))
+			[ "$route_bad" -gt 5 ] || e2e_log "$(ident "$i") (${FIRST[$i]}) on $here: route on $s is $on"
+		fi
+	done
+done
+e2e_assert_eq "live clients whose /32 is not on their server's tun alone (of ${#LIVE[@]})" "$route_bad" 0
+
 # ---- 2. 60 clients at once into a pool of 50 ---------------------------------------
 small=()
 t0=$(date +%s)
