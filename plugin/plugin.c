@@ -52,6 +52,8 @@ struct vp_plugin {
 	struct vp_defer *defer;		/* the store's worker; NULL: the journal */
 	bool has_server;		/* with a store: server learnt */
 	char node[256];			/* with a store: this server's node name */
+	unsigned *store_percent;	/* with a store: each pool's use (%) as
+					 * the last connect to it saw, for warn-at */
 	struct vp_usage *usage;
 	struct vp_metrics *metrics;	/* NULL: metrics-file off */
 	struct vp_server server;
@@ -582,6 +584,7 @@ static void plugin_free(struct vp_plugin *p)
 		vp_defer_close(p->defer);
 		p->defer = NULL;
 	}
+	free(p->store_percent);
 	report_files(p);
 	lost = vp_usage_close(p->usage);
 	if (lost)
@@ -665,7 +668,10 @@ static int store_open(struct vp_plugin *p)
 		snprintf(p->instance, sizeof(p->instance), "%s", p->config.instance);
 	/* The instance known now (plugin line, config): opened now;
 	 * else at UP, named by the tun. */
-	ret = vp_defer_open(&p->defer, &o, p->instance[0] ? p->instance : NULL);
+	p->store_percent = calloc(p->config.n_pools ? p->config.n_pools : 1,
+				  sizeof(*p->store_percent));
+	ret = p->store_percent ? vp_defer_open(&p->defer, &o, p->instance[0] ? p->instance : NULL) :
+				 -ENOMEM;
 	if (ret) {
 		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s", p->config.store,
 		       strerror(-ret));
@@ -1211,6 +1217,34 @@ static void store_session_end(struct vp_plugin *p, struct vp_session *s, const c
 	usage(p, "disconnect");
 }
 
+/* warn-at with a store: a pool's use as the database counted it at this
+ * connect; a threshold crossed upward since the last connect to it here is
+ * logged (each server says it of the connects it serves). */
+static void store_warn(struct vp_plugin *p, const struct vp_grant *g)
+{
+	struct vp_event ev = { .type = VP_EV_WARN };
+	unsigned percent, before;
+	size_t i;
+
+	if (!g->pool || !g->size || !p->store_percent)
+		return;
+	i = (size_t)(g->pool - p->config.pools);
+	if (i >= p->config.n_pools)
+		return;
+	percent = (unsigned)(g->in_use * 100 / g->size);
+	before = p->store_percent[i];
+	p->store_percent[i] = percent;
+	for (size_t k = 0; k < p->config.n_warn_at; ++k) {
+		if (before >= p->config.warn_at[k] || percent < p->config.warn_at[k])
+			continue;
+		ev.pool = g->pool->name;
+		ev.in_use = g->in_use;
+		ev.size = g->size;
+		ev.percent = p->config.warn_at[k];
+		on_event(p, &ev);
+	}
+}
+
 /* CLIENT_CONNECT_V2 with a store: checks, then the connect queued for the
  * worker; OpenVPN polls with CLIENT_CONNECT_DEFER_V2. */
 static int store_connect(struct vp_plugin *p, struct vp_session *s, const char *const *envp)
@@ -1330,6 +1364,7 @@ static int store_poll(struct vp_plugin *p, struct vp_session *s,
 				p->log(PLOG_NOTE, NAME, "client %s moved here from another server",
 				       who(p, id, strlen(id)));
 			session_start(p, s, id, &r.grant, ss->real);
+			store_warn(p, &r.grant);
 			out = OPENVPN_PLUGIN_FUNC_SUCCESS;
 		}
 	}

@@ -330,6 +330,37 @@ static void pg_plugin__pool_full__refused_exhausted(void **state)
 	free(log);
 }
 
+/* warn-at with a store: each threshold crossed upward is logged once,
+ * after the connect that crossed it. */
+static void pg_plugin__pool_filling__warns_at_each_threshold_once(void **state)
+{
+	struct server s;
+	char config[512], cn[16];
+	void *c[5];
+	char *log, *w80, *c4;
+
+	(void)state;
+	server_open(&s, "n6", "pool \"pw\" { network = \"10.20.0.0/16\" range = \"10.20.6.1-10.20.6.5\" }\n");
+	for (int i = 0; i < 5; ++i) {
+		snprintf(cn, sizeof(cn), "w%d", i);
+		c[i] = openvpn_plugin_client_constructor_v1(s.handle);
+		assert_int_equal(connect_cn(&s, c[i], cn, config, sizeof(config)),
+				 OPENVPN_PLUGIN_FUNC_SUCCESS);
+	}
+	for (int i = 0; i < 5; ++i)
+		openvpn_plugin_client_destructor_v1(s.handle, c[i]);
+	log = server_close(&s);
+	assert_int_equal(count_lines(log, "event=warn", "pool=pw in_use=4 size=5 percent=80"), 1);
+	assert_int_equal(count_lines(log, "event=warn", "pool=pw in_use=5 size=5 percent=95"), 1);
+	assert_int_equal(count_lines(log, "event=warn", NULL), 2);
+	/* after the connect that crossed it */
+	c4 = strstr(log, "identity=w3 ");
+	w80 = strstr(log, "percent=80");
+	assert_non_null(c4);
+	assert_true(w80 > c4);
+	free(log);
+}
+
 /* SIGHUP: OpenVPN ends every client (destructors), closes the plugin and
  * opens it again; the disconnects queued are sent before the close
  * returns, and the client gets its address back from the new plugin. */
@@ -419,6 +450,7 @@ int main(void)
 		cmocka_unit_test(pg_plugin__connect__deferred_then_answered_and_sticky),
 		cmocka_unit_test(pg_plugin__client_gone_while_pending__no_online_lease_left),
 		cmocka_unit_test(pg_plugin__pool_full__refused_exhausted),
+		cmocka_unit_test(pg_plugin__pool_filling__warns_at_each_threshold_once),
 		cmocka_unit_test(pg_plugin__reopened__disconnects_sent_and_sticky),
 		cmocka_unit_test(pg_plugin__database_frozen__refused_store_error_then_resumes),
 	};
