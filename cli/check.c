@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/fmt.h"
+#include "core/pgstore.h"
 #include "conf/load.h"
 #include "core/blocks.h"
 #include "core/layout.h"
@@ -237,7 +238,7 @@ int vp_cmd_check(const struct vp_cli *cli, int argc, char **argv)
 
 		/* Not contacted: check reads the config only (status does). */
 		printf("store        %s (not contacted by check; vpnpool status reads it)\n",
-		       vp_cli_store_name(c.store, name, sizeof(name)));
+		       vp_pg_uri_shown(c.store, name, sizeof(name)));
 		printf("node         %s\n", c.node ? c.node : "(the host name)");
 		printf("store-timeout %us\n", c.store_timeout_ms / 1000);
 		printf("node-timeout %llds\n", (long long)c.node_timeout);

@@ -47,10 +47,6 @@ int vp_cli_pg_release(const struct vp_config *config, const char *id);
 int vp_cli_pg_import_open(struct vp_pg **out, const struct vp_config *config);
 void vp_cli_pg_import_failed(struct vp_pg *pg, const struct vp_config *config, int ret,
 			     unsigned imported);
-/* The store's URI (or key=value string) as it may be printed: without its
- * password.  Returns buf. */
-const char *vp_cli_store_name(const char *uri, char *buf, size_t len);
-
 /* Whether argv holds -h or --help (before a "--"). */
 bool vp_cli_wants_help(int argc, char **argv);
 /* Print "vpnpool: " and the message to stderr. */

@@ -18,69 +18,6 @@
 
 #define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
 
-/* ---- the store's name, without its password ----------------------------------- */
-
-/* Whether [s, s + len) starts with the key "password=" (any case). */
-static bool is_password(const char *s, size_t len)
-{
-	return len >= 9 && !strncasecmp(s, "password=", 9);
-}
-
-const char *vp_cli_store_name(const char *uri, char *buf, size_t len)
-{
-	struct vp_strbuf b = { 0 };
-	const char *p = uri, *scheme = strstr(uri, "://");
-
-	if (scheme) {
-		const char *host = scheme + 3;
-		const char *end = host + strcspn(host, "/?");
-		const char *at = NULL, *colon;
-
-		for (const char *q = host; q < end; ++q)
-			if (*q == '@')
-				at = q;
-		vp_strbuf_add(&b, uri, (size_t)(host - uri));
-		if (at) {
-			colon = memchr(host, ':', (size_t)(at - host));
-			vp_strbuf_add(&b, host, (size_t)((colon ? colon : at) - host));
-			host = at;
-		}
-		p = host;
-		/* The rest, without a password=... parameter. */
-		while (*p) {
-			size_t n = strcspn(p, "?&");
-
-			if (is_password(p, n)) {
-				p += n;
-				if (*p == '&' && b.len && (b.s[b.len - 1] == '?' || b.s[b.len - 1] == '&'))
-					p++;
-				continue;
-			}
-			vp_strbuf_add(&b, p, n + (p[n] ? 1 : 0));
-			p += n + (p[n] ? 1 : 0);
-		}
-		while (b.len && (b.s[b.len - 1] == '?' || b.s[b.len - 1] == '&'))
-			b.len--;
-	} else {
-		/* key=value words: every one but password. */
-		while (*p) {
-			size_t sp = strspn(p, " \t"), n;
-
-			p += sp;
-			n = strcspn(p, " \t");
-			if (n && !is_password(p, n)) {
-				if (b.len)
-					ADD_LIT(&b, " ");
-				vp_strbuf_add(&b, p, n);
-			}
-			p += n;
-		}
-	}
-	snprintf(buf, len, "%.*s", b.oom ? 1 : (int)b.len, b.oom ? "?" : b.s ? b.s : "");
-	vp_strbuf_free(&b);
-	return buf;
-}
-
 /* ---- the connection --------------------------------------------------------------- */
 
 struct pgcli {
@@ -98,7 +35,7 @@ static int pg_open(struct pgcli *p, const struct vp_config *config, const char *
 
 	p->config = config;
 	p->cmd = cmd;
-	vp_cli_store_name(config->store, p->name, sizeof(p->name));
+	vp_pg_uri_shown(config->store, p->name, sizeof(p->name));
 	ret = vp_pg_open(&p->pg, &opts);
 	if (ret) {
 		vp_cli_error("%s: cannot use the store %s: %s", cmd, p->name, strerror(-ret));
@@ -787,7 +724,7 @@ void vp_cli_pg_import_failed(struct vp_pg *pg, const struct vp_config *config, i
 	struct pgcli p = { .config = config, .pg = pg, .cmd = "import" };
 	char what[96];
 
-	vp_cli_store_name(config->store, p.name, sizeof(p.name));
+	vp_pg_uri_shown(config->store, p.name, sizeof(p.name));
 	snprintf(what, sizeof(what), "; stopped after %u leases imported", imported);
 	pg_failed(&p, ret, what);
 }

@@ -14,6 +14,8 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <libpq-fe.h>
 
 #include "layout.h"
+#include "logfmt.h"
 #include "pgstore.h"
 
 #define RECONNECT_MS 1000
@@ -1295,4 +1298,69 @@ int vp_pg_import(struct vp_pg *pg, const uint8_t *id, size_t len, const struct v
 	}
 	PQclear(res);
 	return ret;
+}
+
+#define ADD_LIT(b, lit) vp_strbuf_add(b, "" lit, sizeof(lit) - 1)
+
+/* ---- the store's name, without its password ---------------------------- */
+
+/* Whether [s, s + len) starts with the key "password=" (any case). */
+static bool is_password(const char *s, size_t len)
+{
+	return len >= 9 && !strncasecmp(s, "password=", 9);
+}
+
+const char *vp_pg_uri_shown(const char *uri, char *buf, size_t len)
+{
+	struct vp_strbuf b = { 0 };
+	const char *p = uri, *scheme = strstr(uri, "://");
+
+	if (scheme) {
+		const char *host = scheme + 3;
+		const char *end = host + strcspn(host, "/?");
+		const char *at = NULL, *colon;
+
+		for (const char *q = host; q < end; ++q)
+			if (*q == '@')
+				at = q;
+		vp_strbuf_add(&b, uri, (size_t)(host - uri));
+		if (at) {
+			colon = memchr(host, ':', (size_t)(at - host));
+			vp_strbuf_add(&b, host, (size_t)((colon ? colon : at) - host));
+			host = at;
+		}
+		p = host;
+		/* The rest, without a password=... parameter. */
+		while (*p) {
+			size_t n = strcspn(p, "?&");
+
+			if (is_password(p, n)) {
+				p += n;
+				if (*p == '&' && b.len && (b.s[b.len - 1] == '?' || b.s[b.len - 1] == '&'))
+					p++;
+				continue;
+			}
+			vp_strbuf_add(&b, p, n + (p[n] ? 1 : 0));
+			p += n + (p[n] ? 1 : 0);
+		}
+		while (b.len && (b.s[b.len - 1] == '?' || b.s[b.len - 1] == '&'))
+			b.len--;
+	} else {
+		/* key=value words: every one but password. */
+		while (*p) {
+			size_t sp = strspn(p, " \t"), n;
+
+			p += sp;
+			n = strcspn(p, " \t");
+			if (n && !is_password(p, n)) {
+				if (b.len)
+					ADD_LIT(&b, " ");
+				vp_strbuf_add(&b, p, n);
+			}
+			p += n;
+		}
+	}
+	snprintf(buf, len, "%.*s", b.oom ? 1 : (int)b.len, b.oom ? "?" : b.s ? b.s : "");
+	vp_strbuf_free(&b);
+	return buf;
 }

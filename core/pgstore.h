@@ -76,6 +76,10 @@ const char *vp_pg_error(const struct vp_pg *pg);
 /* Whether the connection is up now (no round trip). */
 bool vp_pg_connected(const struct vp_pg *pg);
 
+/* uri as it may be shown (logs, messages): without its password (in
+ * user:password@ or a password= parameter).  Returns buf. */
+const char *vp_pg_uri_shown(const char *uri, char *buf, size_t len);
+
 /* The SQL that creates the schema (what `vpnpool schema` prints). */
 const char *vp_pg_schema_sql(void);
 

@@ -657,6 +657,7 @@ static int store_start(struct vp_plugin *p, const char *const *envp, bool quiet,
 static int store_open(struct vp_plugin *p)
 {
 	struct vp_defer_options o = { .ops = &vp_defer_pg_ops, .config = &p->config };
+	char shown[512];
 	int ret;
 
 	if (p->config.node)
@@ -673,7 +674,8 @@ static int store_open(struct vp_plugin *p)
 	ret = p->store_percent ? vp_defer_open(&p->defer, &o, p->instance[0] ? p->instance : NULL) :
 				 -ENOMEM;
 	if (ret) {
-		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s", p->config.store,
+		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s",
+		       vp_pg_uri_shown(p->config.store, shown, sizeof(shown)),
 		       strerror(-ret));
 		return -1;
 	}
@@ -684,7 +686,8 @@ static int store_open(struct vp_plugin *p)
 		p->log(PLOG_WARN, NAME, "cannot create the state directory %s: %s",
 		       p->config.state_dir, strerror(-ret));
 	p->log(PLOG_NOTE, NAME, "store %s, node %s: connects are deferred (store-timeout %u ms)",
-	       p->config.store, p->node, p->config.store_timeout_ms);
+	       vp_pg_uri_shown(p->config.store, shown, sizeof(shown)), p->node,
+	       p->config.store_timeout_ms);
 	return 0;
 }
 
@@ -1142,7 +1145,7 @@ static void store_instance(struct vp_plugin *p, const char *const *envp)
  * with them.  wait: at UP, for the store's open (a bad option fails UP). */
 static int store_start(struct vp_plugin *p, const char *const *envp, bool quiet, bool wait)
 {
-	char err[256];
+	char err[256], shown[512];
 	int ret;
 
 	if (p->has_server)
@@ -1157,7 +1160,8 @@ static int store_start(struct vp_plugin *p, const char *const *envp, bool quiet,
 	ret = vp_defer_start(p->defer, &p->server, p->instance, wait);
 	p->has_server = true;
 	if (ret && ret != -EALREADY) {
-		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s", p->config.store,
+		p->log(PLOG_ERR, NAME, "cannot open the store %s: %s",
+		       vp_pg_uri_shown(p->config.store, shown, sizeof(shown)),
 		       strerror(-ret));
 		return -1;
 	}
