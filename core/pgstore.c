@@ -343,11 +343,36 @@ fail:
 	return ret;
 }
 
+/* Whether an idle connection is still good: nothing may have come on it
+ * but the server's goodbye (a restart or shutdown: a FATAL error, then
+ * the end).  Checked before each statement, so that the first call after a
+ * database restart reconnects instead of failing on the old connection. */
+static bool idle_conn_ok(struct vp_pg *pg)
+{
+	struct pollfd p = { .fd = PQsocket(pg->conn), .events = POLLIN };
+
+	/* libpq takes an error that comes while idle for a notice and reads
+	 * on: the end of the stream shows at a second read. */
+	for (int i = 0; i < 4; ++i) {
+		if (PQstatus(pg->conn) != CONNECTION_OK)
+			return false;
+		if (poll(&p, 1, 0) <= 0)
+			return true;
+		if (!PQconsumeInput(pg->conn))
+			return false;
+	}
+	return PQstatus(pg->conn) == CONNECTION_OK;
+}
+
 /* One statement with its parameters, connecting first when needed. */
 static int exec(struct vp_pg *pg, int64_t deadline, const char *sql, int n,
 		const char *const *vals, const int *lens, const int *fmts, PGresult **out)
 {
-	int ret = connect_db(pg, deadline);
+	int ret;
+
+	if (pg->conn && !idle_conn_ok(pg))
+		drop_conn(pg);
+	ret = connect_db(pg, deadline);
 
 	*out = NULL;
 	if (ret)
