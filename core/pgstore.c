@@ -911,6 +911,20 @@ int vp_pg_start(struct vp_pg *pg, const struct vp_server *server,
 	return reap(pg, true, on_ended, ud);
 }
 
+int vp_pg_join(struct vp_pg *pg, const struct vp_pg *from)
+{
+	if (pg->command || from->command || pg->config != from->config ||
+	    strcmp(pg->node, from->node) || strcmp(pg->instance, from->instance))
+		return -EINVAL;
+	if (!from->started)
+		return -EAGAIN;
+	memcpy(pg->pool_id, from->pool_id, (pg->config->n_pools + 1) * sizeof(int));
+	memcpy(pg->router_id, from->router_id, (pg->config->n_routers + 1) * sizeof(int));
+	pg->server = from->server;
+	pg->started = true;
+	return 0;
+}
+
 int vp_pg_heartbeat(struct vp_pg *pg, void (*on_ended)(void *ud, const struct vp_pg_ended *e),
 		    void *ud)
 {

@@ -26,10 +26,11 @@
  * are expected to load the same file).
  *
  * A struct vp_pg is one connection and is used by one thread at a time
- * (the plugin's worker thread; the command).  Every call is bounded by the
- * timeout of the options (store-timeout): past it the query is cancelled and
- * the call returns -ETIMEDOUT; a connection that failed is reopened by the
- * next call (at most once a second), so service resumes by itself.
+ * (each of the plugin's worker threads has its own; the command).  Every
+ * call is bounded by the timeout of the options (store-timeout): past it the
+ * query is cancelled and the call returns -ETIMEDOUT; a connection that
+ * failed is reopened by the next call (at most once a second), so service
+ * resumes by itself.
  *
  * Knows nothing of OpenVPN and never prints: results are return codes and
  * structs; a failed call leaves a message for vp_pg_error().
@@ -102,6 +103,15 @@ struct vp_pg_ended {
 };
 int vp_pg_start(struct vp_pg *pg, const struct vp_server *server,
 		void (*on_ended)(void *ud, const struct vp_pg_ended *e), void *ud);
+
+/* Another connection of a started server (same options): take what
+ * vp_pg_start() published (the pools' ids, the server) from from, which
+ * vp_pg_start() has started, without a round trip and without what start
+ * does to the sessions of (node, instance).  So that one server may run
+ * connects on several connections at once (the plugin's workers); from must
+ * not be in a call meanwhile that changes it (vp_pg_start).  0; -EAGAIN
+ * (from is not started); -EINVAL (other options, or a command). */
+int vp_pg_join(struct vp_pg *pg, const struct vp_pg *from);
 
 /* Heartbeat of (node, instance), then turn held the online sessions of every
  * node whose heartbeat is older than node-timeout (judged by the database's

@@ -47,6 +47,26 @@ struct msg {
 	uint8_t identity[VP_IDENTITY_MAX];
 };
 
+/* A worker thread and its own connection to the store. */
+struct worker {
+	struct vp_defer *d;
+	pthread_t thread;
+	unsigned index;			/* 0: the first, which opens and starts
+					 * the store and beats the heartbeat */
+	bool running;			/* its thread was created */
+	void *h;
+	bool tried_open;		/* the others' open (the first's: d->opened) */
+	bool started;			/* the first: vp_pg_start done; the others:
+					 * joined it (at start_gen) */
+	unsigned gen;
+	bool ok;			/* its last call found the store working */
+	const char *ended_reason;
+	/* Under lock: the identity of the job it runs (busy). */
+	bool busy;
+	size_t cur_len;
+	uint8_t cur[VP_IDENTITY_MAX];
+};
+
 struct vp_defer {
 	const struct vp_defer_store_ops *ops;
 	const struct vp_config *config;
@@ -54,28 +74,30 @@ struct vp_defer {
 	unsigned timeout_ms, heartbeat_s;
 	int64_t (*now_ms)(void);
 
-	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake, answered;	/* the worker's; the main thread's */
+	pthread_cond_t wake, answered;	/* the workers'; the main thread's */
 	struct job *head, *tail;		/* disconnects and aborts */
 	struct job *chead, *ctail;		/* connects: taken first (see take) */
 	struct job *retry, *retry_tail;	/* failed while the store was down */
 	size_t queued, n_retry;
 	struct msg *msgs, *msgs_tail;
 	bool stop;
+	int64_t stop_by;
+	bool store_ok;			/* as last told (VP_DEFER_MSG_STORE) */
+	unsigned start_gen;		/* the first worker's starts that worked */
 
-	/* Asked by the main thread (under lock), done by the worker. */
+	/* Asked by the main thread (under lock), done by the first worker. */
 	bool open_asked, opened, has_server;
 	int open_ret;
 	char instance[VP_INSTANCE_NAME_MAX];
 	struct vp_server server;
 
-	/* The worker's own. */
-	void *h;
+	/* The first worker's own. */
 	bool wk_has_server;		/* its copy of has_server */
-	bool started, store_ok;
 	int64_t next_beat, next_start, last_retry;
-	const char *ended_reason;
+
+	unsigned n_workers;
+	struct worker *w;
 
 	atomic_int_fast64_t next_session;
 	struct vp_defer_stats stats;
@@ -139,16 +161,37 @@ static void enqueue(struct vp_defer *d, struct job *j)
 	else
 		push(&d->head, &d->tail, j);
 	d->queued++;
-	pthread_cond_signal(&d->wake);
+	/* Before the store starts, only the first worker takes connects. */
+	if (j->kind == JOB_CONNECT && !d->start_gen)
+		pthread_cond_broadcast(&d->wake);
+	else
+		pthread_cond_signal(&d->wake);
 }
 
-/* The next job, under lock: a connect before the disconnects and aborts
- * queued (a client waits for it; nobody waits for them), unless one of
- * them is its identity's: a client's jobs run in the order queued. */
 static bool has_job_of(const struct job *j, const uint8_t *id, size_t len)
 {
 	for (; j; j = j->next)
 		if (j->len == len && !memcmp(j->id, id, len))
+			return true;
+	return false;
+}
+
+/* The identity a job is about. */
+static const uint8_t *job_id(const struct job *j, size_t *len)
+{
+	if (j->kind == JOB_CONNECT) {
+		*len = j->t->identity_len;
+		return j->t->identity;
+	}
+	*len = j->len;
+	return j->id;
+}
+
+/* Under lock: whether a worker runs a job of this identity now. */
+static bool in_flight(const struct vp_defer *d, const uint8_t *id, size_t len)
+{
+	for (unsigned i = 0; i < d->n_workers; ++i)
+		if (d->w[i].busy && d->w[i].cur_len == len && !memcmp(d->w[i].cur, id, len))
 			return true;
 	return false;
 }
@@ -164,24 +207,59 @@ static void requeue_retries(struct vp_defer *d)
 		push(&d->head, &d->tail, j);
 		d->queued++;
 	}
+	if (d->head)
+		pthread_cond_broadcast(&d->wake);
 }
 
-static struct job *take(struct vp_defer *d)
+/* Under lock: take j, whose predecessor in its list is prev. */
+static struct job *unlink_job(struct job **head, struct job **tail, struct job *prev,
+			      struct job *j)
 {
-	struct job *c = d->chead;
+	if (prev)
+		prev->next = j->next;
+	else
+		*head = j->next;
+	if (*tail == j)
+		*tail = prev;
+	j->next = NULL;
+	return j;
+}
 
-	if (c) {
-		const struct vp_defer_ticket *t = c->t;
+/* The next job for w, under lock: a connect before the disconnects and
+ * aborts queued (a client waits for it; nobody waits for them), unless one
+ * of them is its identity's: a client's jobs run in the order queued, one
+ * at a time.  A job whose identity another worker runs now is passed over,
+ * and with it every later job of that identity (they are passed over for
+ * the same reason).  Connects go only to a worker whose store is started
+ * (the first worker starts it). */
+static struct job *take(struct vp_defer *d, struct worker *w)
+{
+	struct job *prev = NULL, *j;
+	const uint8_t *id;
+	size_t len;
 
-		/* A disconnect or abort of its client kept for want of the
-		 * database is tried again first (at most once a second). */
-		if (d->retry && d->now_ms() - d->last_retry >= 1000 &&
-		    has_job_of(d->retry, t->identity, t->identity_len))
-			requeue_retries(d);
-		if (!has_job_of(d->head, t->identity, t->identity_len))
-			return pop(&d->chead, &d->ctail);
+	if (w->index == 0 || w->started) {
+		for (j = d->chead; j; prev = j, j = j->next) {
+			const struct vp_defer_ticket *t = j->t;
+
+			/* A disconnect or abort of its client kept for want
+			 * of the database is tried again first (at most once
+			 * a second). */
+			if (d->retry && d->now_ms() - d->last_retry >= 1000 &&
+			    has_job_of(d->retry, t->identity, t->identity_len))
+				requeue_retries(d);
+			if (!has_job_of(d->head, t->identity, t->identity_len) &&
+			    !in_flight(d, t->identity, t->identity_len))
+				return unlink_job(&d->chead, &d->ctail, prev, j);
+		}
 	}
-	return pop(&d->head, &d->tail);
+	prev = NULL;
+	for (j = d->head; j; prev = j, j = j->next) {
+		id = job_id(j, &len);
+		if (!in_flight(d, id, len))
+			return unlink_job(&d->head, &d->tail, prev, j);
+	}
+	return NULL;
 }
 
 static void ticket_unref(struct vp_defer_ticket *t)
@@ -233,36 +311,45 @@ static bool store_failure(int ret)
 	       ret != VP_DISCONNECT_MOVED && ret != -ECANCELED;
 }
 
-static const char *store_error(struct vp_defer *d)
+static const char *store_error(struct worker *w)
 {
-	return d->h ? d->ops->error(d->h) : "the store is not open";
+	return w->h ? w->d->ops->error(w->h) : "the store is not open";
 }
 
-/* A call's outcome, told when the store's state changes. */
-static void note(struct vp_defer *d, int ret)
+/* A call's outcome, told when the store's state changes: a failure only
+ * when it is news to the worker that met it (another worker's connection,
+ * broken by the same outage, does not tell it again). */
+static void note(struct worker *w, int ret)
 {
-	if (store_failure(ret) && d->store_ok) {
+	struct vp_defer *d = w->d;
+	bool failed = store_failure(ret), tell = false;
+
+	pthread_mutex_lock(&d->lock);
+	if (failed && w->ok && d->store_ok) {
 		d->store_ok = false;
-		say(d, VP_DEFER_MSG_STORE, ret, store_error(d), 0, NULL, 0);
-	} else if (!store_failure(ret) && !d->store_ok) {
+		tell = true;
+	} else if (!failed && !d->store_ok) {
 		d->store_ok = true;
-		say(d, VP_DEFER_MSG_STORE, 0, "", 0, NULL, 0);
-		pthread_mutex_lock(&d->lock);
+		tell = true;
 		requeue_retries(d);
-		pthread_mutex_unlock(&d->lock);
 	}
+	w->ok = !failed;
+	pthread_mutex_unlock(&d->lock);
+	if (tell)
+		say(d, VP_DEFER_MSG_STORE, failed ? ret : 0, failed ? store_error(w) : "", 0, NULL,
+		    0);
 }
 
 static void on_ended(void *ud, const struct vp_pg_ended *e)
 {
-	struct vp_defer *d = ud;
+	struct worker *w = ud;
 	struct msg *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return;
 	m->m.type = VP_DEFER_MSG_ENDED;
 	m->m.ended = *e;
-	snprintf(m->reason, sizeof(m->reason), "%s", d->ended_reason);
+	snprintf(m->reason, sizeof(m->reason), "%s", w->ended_reason);
 	snprintf(m->node, sizeof(m->node), "%s", e->node ? e->node : "");
 	snprintf(m->instance, sizeof(m->instance), "%s", e->instance ? e->instance : "");
 	m->m.ended.node = m->node;
@@ -270,40 +357,66 @@ static void on_ended(void *ud, const struct vp_pg_ended *e)
 	m->m.ended.identity_len = e->identity_len <= sizeof(m->identity) ? e->identity_len : 0;
 	memcpy(m->identity, e->identity, m->m.ended.identity_len);
 	m->m.ended.identity = m->identity;
-	add_msg(d, m);
+	add_msg(w->d, m);
 }
 
-/* ---- the worker ------------------------------------------------------------ */
+/* ---- the workers ----------------------------------------------------------- */
 
-static void worker_open(struct vp_defer *d)
+static int open_store(struct worker *w)
 {
+	struct vp_defer *d = w->d;
 	struct vp_pg_options o = { .config = d->config, .node = d->node, .instance = d->instance,
 				   .timeout_ms = d->timeout_ms, .create_schema = true };
-	int ret = d->ops->open(&d->h, &o);
+	int ret = d->ops->open(&w->h, &o);
 
 	if (ret)
-		d->h = NULL;
+		w->h = NULL;
+	return ret;
+}
+
+/* The first worker's open: its return code is the defer's. */
+static void worker_open(struct worker *w)
+{
+	struct vp_defer *d = w->d;
+	int ret = open_store(w);
+
 	pthread_mutex_lock(&d->lock);
 	d->opened = true;
 	d->open_ret = ret;
 	pthread_cond_broadcast(&d->answered);
+	pthread_cond_broadcast(&d->wake);	/* the others open theirs */
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void worker_start(struct vp_defer *d)
+/* The first worker starts the store; the others join it (no round trip). */
+static void worker_start(struct worker *w)
 {
+	struct vp_defer *d = w->d;
 	int ret;
 
-	if (!d->h || d->started || !d->wk_has_server)
+	if (w->index) {
+		pthread_mutex_lock(&d->lock);
+		if (w->h && w->gen != d->start_gen) {
+			w->gen = d->start_gen;
+			w->started = !d->ops->join(w->h, d->w[0].h);
+		}
+		pthread_mutex_unlock(&d->lock);
 		return;
-	d->ended_reason = "restart";
-	ret = d->ops->start(d->h, &d->server, on_ended, d);
-	note(d, ret);
+	}
+	if (!w->h || w->started || !d->wk_has_server)
+		return;
+	w->ended_reason = "restart";
+	ret = d->ops->start(w->h, &d->server, on_ended, w);
+	note(w, ret);
 	d->next_start = d->now_ms() + 1000;
 	if (!ret) {
-		d->started = true;
+		w->started = true;
 		d->next_beat = d->now_ms() + (int64_t)d->heartbeat_s * 1000;
 		count(d, &d->stats.starts);
+		pthread_mutex_lock(&d->lock);
+		d->start_gen++;
+		pthread_cond_broadcast(&d->wake);	/* the others join */
+		pthread_mutex_unlock(&d->lock);
 		say(d, VP_DEFER_MSG_STARTED, 0, "", 0, NULL, 0);
 	}
 }
@@ -332,8 +445,18 @@ static void retry_later(struct vp_defer *d, struct job *j)
 	free(j);
 }
 
-static void run_connect(struct vp_defer *d, struct vp_defer_ticket *t, bool stopping)
+/* Under lock: w is done with its job; a job of that identity queued may
+ * run now. */
+static void job_done(struct vp_defer *d, struct worker *w)
 {
+	w->busy = false;
+	if (d->queued > 1)
+		pthread_cond_signal(&d->wake);
+}
+
+static void run_connect(struct worker *w, struct vp_defer_ticket *t, bool stopping)
+{
+	struct vp_defer *d = w->d;
 	struct vp_request req = { .identity = t->identity, .identity_len = t->identity_len,
 				  .getvar = ticket_getvar, .getvar_ud = t, .real = t->real };
 	struct vp_pg_result r = { 0 };
@@ -352,18 +475,18 @@ static void run_connect(struct vp_defer *d, struct vp_defer_ticket *t, bool stop
 		 * is not undone yet: refused until it is (else the client
 		 * would hold two leases). */
 		ret = -EIO;
-	} else if (!d->h) {
+	} else if (!w->h) {
 		ret = -ENOTCONN;
 	} else {
-		worker_start(d);
-		ret = d->ops->connect(d->h, &req, t->session, &r);
-		if (ret == -EAGAIN && d->wk_has_server) {
-			d->started = false;
-			worker_start(d);
-			ret = d->ops->connect(d->h, &req, t->session, &r);
+		worker_start(w);
+		ret = d->ops->connect(w->h, &req, t->session, &r);
+		if (ret == -EAGAIN && !w->index && d->wk_has_server) {
+			w->started = false;
+			worker_start(w);
+			ret = d->ops->connect(w->h, &req, t->session, &r);
 		}
 		count(d, &d->stats.connects);
-		note(d, ret);
+		note(w, ret);
 	}
 	pthread_mutex_lock(&d->lock);
 	t->done = true;
@@ -372,63 +495,68 @@ static void run_connect(struct vp_defer *d, struct vp_defer_ticket *t, bool stop
 	snprintf(t->error, sizeof(t->error), "%s",
 		 ret == -ECANCELED ? "the plugin is closing" :
 		 unsettled ? "an earlier connect of this client is not undone yet" :
-		 ret ? store_error(d) : "");
+		 ret ? store_error(w) : "");
 	/* Its outcome unknown (the answer lost), or nobody to use it: undone. */
-	if (d->h && !t->undo && !unsettled && ((!ret && t->abandoned) || store_failure(ret))) {
+	if (w->h && !t->undo && !unsettled && ((!ret && t->abandoned) || store_failure(ret))) {
 		t->undo = true;
 		undo = job_new(JOB_ABORT, t->identity, t->identity_len, 0, t->session);
 	}
 	if (undo)
 		enqueue(d, undo);
 	pthread_cond_broadcast(&d->answered);
+	job_done(d, w);
 	ticket_unref(t);
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void run_job(struct vp_defer *d, struct job *j, bool stopping)
+static void run_job(struct worker *w, struct job *j, bool stopping)
 {
+	struct vp_defer *d = w->d;
 	int ret;
 
 	if (j->kind == JOB_CONNECT) {
-		run_connect(d, j->t, stopping);
+		run_connect(w, j->t, stopping);
 		return;
 	}
-	if (!d->h) {
-		free(j);
-		return;
-	}
-	if (j->kind == JOB_DISCONNECT) {
-		ret = d->ops->disconnect(d->h, j->id, j->len, j->slot, j->session, NULL);
+	if (!w->h) {
+		ret = 0;
+	} else if (j->kind == JOB_DISCONNECT) {
+		ret = d->ops->disconnect(w->h, j->id, j->len, j->slot, j->session, NULL);
 		count(d, &d->stats.disconnects);
 	} else {
-		ret = d->ops->abort(d->h, j->id, j->len, j->session);
+		ret = d->ops->abort(w->h, j->id, j->len, j->session);
 		count(d, &d->stats.aborts);
-		say(d, VP_DEFER_MSG_ABORTED, ret, ret ? store_error(d) : "", j->session, j->id,
+		say(d, VP_DEFER_MSG_ABORTED, ret, ret ? store_error(w) : "", j->session, j->id,
 		    j->len);
 	}
-	note(d, ret);
-	if (store_failure(ret) && !stopping)
+	if (w->h)
+		note(w, ret);
+	if (w->h && store_failure(ret) && !stopping)
 		retry_later(d, j);
 	else
 		free(j);
+	pthread_mutex_lock(&d->lock);
+	job_done(d, w);
+	pthread_mutex_unlock(&d->lock);
 }
 
-/* The heartbeat (and the crash-held sessions it finds), the start not
- * done yet, and the retries: when they are due. */
-static void run_timers(struct vp_defer *d)
+/* The first worker's: the heartbeat (and the crash-held sessions it finds),
+ * the start not done yet, and the retries: when they are due. */
+static void run_timers(struct worker *w)
 {
+	struct vp_defer *d = w->d;
 	int64_t t = d->now_ms();
 	int ret;
 
-	if (d->h && d->wk_has_server && !d->started && t >= d->next_start)
-		worker_start(d);
-	if (!d->h || !d->started || t < d->next_beat)
+	if (w->h && d->wk_has_server && !w->started && t >= d->next_start)
+		worker_start(w);
+	if (!w->h || !w->started || t < d->next_beat)
 		return;
 	d->next_beat = t + (int64_t)d->heartbeat_s * 1000;
-	d->ended_reason = "crash";
-	ret = d->ops->heartbeat(d->h, on_ended, d);
+	w->ended_reason = "crash";
+	ret = d->ops->heartbeat(w->h, on_ended, w);
 	count(d, &d->stats.heartbeats);
-	note(d, ret);
+	note(w, ret);
 	if (store_failure(ret))
 		return;
 	pthread_mutex_lock(&d->lock);
@@ -456,63 +584,80 @@ static void wait_ms(struct vp_defer *d, int64_t ms)
 
 static void *worker(void *arg)
 {
-	struct vp_defer *d = arg;
-	int64_t stop_by = 0;
+	struct worker *w = arg;
+	struct vp_defer *d = w->d;
+	bool timed = false;
 	struct job *j;
+	const uint8_t *id;
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
-		if (d->open_asked && !d->opened) {
+		if (!w->index && d->open_asked && !d->opened) {
 			pthread_mutex_unlock(&d->lock);
-			worker_open(d);
+			worker_open(w);
 			pthread_mutex_lock(&d->lock);
 			continue;
 		}
-		if (d->has_server && !d->wk_has_server) {
+		/* The others open theirs once the first's open worked. */
+		if (w->index && !w->tried_open && d->opened && !d->open_ret && !d->stop) {
+			w->tried_open = true;
+			pthread_mutex_unlock(&d->lock);
+			open_store(w);
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		if (!w->index && d->has_server && !d->wk_has_server)
 			d->wk_has_server = true;	/* d->server is set for good */
+		if (w->index && w->h && w->gen != d->start_gen) {
+			pthread_mutex_unlock(&d->lock);
+			worker_start(w);
+			pthread_mutex_lock(&d->lock);
 		}
-		if (d->stop && !stop_by) {
-			stop_by = d->now_ms() + d->timeout_ms;
-			requeue_retries(d);	/* tried once more */
-		}
-		if (d->stop && ((!d->head && !d->chead) || d->now_ms() >= stop_by))
+		if (d->stop && ((!d->head && !d->chead) || d->now_ms() >= d->stop_by ||
+				(w->index && !w->h)))
 			break;
-		j = take(d);
+		/* A worker without a store (its open failed) leaves the jobs
+		 * to the others; the first answers them without one. */
+		j = w->index && !w->h ? NULL : take(d, w);
 		if (j) {
 			d->queued--;
+			id = job_id(j, &w->cur_len);
+			memcpy(w->cur, id, w->cur_len);
+			w->busy = true;
 			pthread_mutex_unlock(&d->lock);
-			run_job(d, j, d->stop);
+			run_job(w, j, d->stop);
 			pthread_mutex_lock(&d->lock);
+			timed = false;
 			continue;
 		}
-		pthread_mutex_unlock(&d->lock);
-		run_timers(d);
-		pthread_mutex_lock(&d->lock);
-		if (!d->head && !d->chead && !d->stop && !(d->open_asked && !d->opened))
-			wait_ms(d, d->started ? d->next_beat - d->now_ms() : 1000);
-	}
-	/* Past the time given: what is left is dropped (a connect's ticket
-	 * answered as cancelled). */
-	while ((j = take(d))) {
-		d->queued--;
-		if (j->kind == JOB_CONNECT) {
-			j->t->done = true;
-			j->t->ret = -ECANCELED;
-			ticket_unref(j->t);
-		} else {
-			free(j);
+		/* The first runs its timers, then looks at the queues again
+		 * (jobs queued meanwhile) before it waits. */
+		if (!w->index && !timed) {
+			pthread_mutex_unlock(&d->lock);
+			run_timers(w);
+			pthread_mutex_lock(&d->lock);
+			timed = true;
+			continue;
 		}
+		timed = false;
+		if (!(d->open_asked && !d->opened && !w->index))
+			wait_ms(d, !w->index && w->started ? d->next_beat - d->now_ms() : 1000);
 	}
-	while ((j = pop(&d->retry, &d->retry_tail)))
-		free(j);
 	pthread_mutex_unlock(&d->lock);
-	if (d->h)
-		d->ops->close(d->h);
-	d->h = NULL;
 	return NULL;
 }
 
 /* ---- the main thread ------------------------------------------------------- */
+
+static void destroy(struct vp_defer *d)
+{
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->wake);
+	pthread_cond_destroy(&d->answered);
+	free(d->w);
+	free(d->node);
+	free(d);
+}
 
 int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
 		  const char *instance)
@@ -520,7 +665,7 @@ int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
 	struct vp_defer *d = calloc(1, sizeof(*d));
 	struct timespec rt;
 	pthread_condattr_t ca;
-	int ret;
+	int ret = 0;
 
 	*out = NULL;
 	if (!d)
@@ -537,11 +682,19 @@ int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
 				 (unsigned)(opts->config->node_timeout / 3) : 1;
 	d->now_ms = opts->now_ms ? opts->now_ms : mono_ms;
 	d->store_ok = true;
+	d->n_workers = opts->workers ? opts->workers : VP_DEFER_WORKERS;
+	if (d->n_workers > 64)
+		d->n_workers = 64;
+	if (!d->ops->join)
+		d->n_workers = 1;
+	d->w = calloc(d->n_workers, sizeof(*d->w));
 	clock_gettime(CLOCK_REALTIME, &rt);
 	/* Milliseconds since the epoch, a counter of 22 bits beside them. */
 	atomic_init(&d->next_session,
 		    ((int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000) << 22);
-	if (!d->node) {
+	if (!d->node || !d->w) {
+		free(d->w);
+		free(d->node);
 		free(d);
 		return -ENOMEM;
 	}
@@ -555,13 +708,19 @@ int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
 		snprintf(d->instance, sizeof(d->instance), "%s", instance);
 		d->open_asked = true;
 	}
-	ret = -pthread_create(&d->thread, NULL, worker, d);
+	for (unsigned i = 0; i < d->n_workers; ++i) {
+		d->w[i] = (struct worker){ .d = d, .index = i, .ok = true };
+		ret = -pthread_create(&d->w[i].thread, NULL, worker, &d->w[i]);
+		if (ret)
+			break;
+		d->w[i].running = true;
+	}
+	if (ret && !d->w[0].running) {
+		destroy(d);
+		return ret;
+	}
 	if (ret) {
-		pthread_mutex_destroy(&d->lock);
-		pthread_cond_destroy(&d->wake);
-		pthread_cond_destroy(&d->answered);
-		free(d->node);
-		free(d);
+		vp_defer_close(d);
 		return ret;
 	}
 	if (instance) {
@@ -582,23 +741,38 @@ int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
 void vp_defer_close(struct vp_defer *d)
 {
 	struct msg *m;
+	struct job *j;
 
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->lock);
 	d->stop = true;
-	pthread_cond_signal(&d->wake);
+	d->stop_by = d->now_ms() + d->timeout_ms;
+	requeue_retries(d);	/* tried once more */
+	pthread_cond_broadcast(&d->wake);
 	pthread_mutex_unlock(&d->lock);
-	pthread_join(d->thread, NULL);
+	for (unsigned i = 0; i < d->n_workers; ++i)
+		if (d->w[i].running)
+			pthread_join(d->w[i].thread, NULL);
+	/* Past the time given: what is left is dropped (a connect's ticket
+	 * answered as cancelled). */
+	while ((j = pop(&d->chead, &d->ctail))) {
+		j->t->done = true;
+		j->t->ret = -ECANCELED;
+		ticket_unref(j->t);
+	}
+	while ((j = pop(&d->head, &d->tail)))
+		free(j);
+	while ((j = pop(&d->retry, &d->retry_tail)))
+		free(j);
+	for (unsigned i = 0; i < d->n_workers; ++i)
+		if (d->w[i].h)
+			d->ops->close(d->w[i].h);
 	while ((m = d->msgs)) {
 		d->msgs = m->next;
 		free(m);
 	}
-	pthread_mutex_destroy(&d->lock);
-	pthread_cond_destroy(&d->wake);
-	pthread_cond_destroy(&d->answered);
-	free(d->node);
-	free(d);
+	destroy(d);
 }
 
 int vp_defer_start(struct vp_defer *d, const struct vp_server *server, const char *instance,

@@ -12,15 +12,23 @@
  *    the deadline: the worker undoes whatever the connect did, vp_pg_abort);
  *  - a disconnect (identity, slot, session id): queued, never waited on;
  *  - an abort: a ticket given back before its answer was used.
- * The worker also starts the store once the server's addresses are known
- * (vp_defer_start), beats the heartbeat every max(1, node-timeout / 3)
- * seconds, and leaves for the main thread the sessions the store ended
- * (crash or restart: vp_pg_ended), to be logged on its next call.
+ * The jobs are run by VP_DEFER_WORKERS worker threads (options: workers),
+ * each with its own connection to the database, so that several connects
+ * of an instance are in the database at once and their commits overlap
+ * (the database flushes them together).  A client's jobs stay in order: a
+ * job of an identity is never run while another job of that identity is
+ * (it waits in the queue, and every later one of that identity with it).
+ * The first worker opens the store (its return code is vp_defer_open's),
+ * starts it once the server's addresses are known (vp_defer_start), beats
+ * the heartbeat every max(1, node-timeout / 3) seconds, and leaves for the
+ * main thread the sessions the store ended (crash or restart:
+ * vp_pg_ended), to be logged on its next call; the others open theirs
+ * after it and join its start (vp_pg_join), and run connects only then.
  *
- * One mutex guards the queue, the tickets and the messages; the worker
- * holds it only to take a job and to hand back its answer, never across a
- * store call.  A ticket is owned by the main thread and by the queue (or
- * the worker) together: it is freed by whichever lets go of it last.
+ * One mutex guards the queue, the tickets and the messages; a worker holds
+ * it only to take a job and to hand back its answer, never across a store
+ * call.  A ticket is owned by the main thread and by the queue (or a
+ * worker) together: it is freed by whichever lets go of it last.
  *
  * The store is reached through vp_defer_store_ops (the real one:
  * vp_defer_pg_ops, plugin/defer_pg.c), so tests can give the worker a slow,
@@ -51,6 +59,9 @@ struct vp_defer_store_ops {
 	int (*disconnect)(void *h, const uint8_t *id, size_t len, uint16_t slot, int64_t session,
 			  struct vp_grant *ended);
 	int (*abort)(void *h, const uint8_t *id, size_t len, int64_t session);
+	/* Another handle of the same options takes what a started one
+	 * published (vp_pg_join); NULL: one worker only. */
+	int (*join)(void *h, const void *started);
 };
 
 extern const struct vp_defer_store_ops vp_defer_pg_ops;
@@ -63,7 +74,12 @@ struct vp_defer_options {
 	unsigned heartbeat_s;			/* 0: max(1, node-timeout / 3) */
 	int64_t (*now_ms)(void);		/* monotonic milliseconds; NULL: the
 						 * system's CLOCK_MONOTONIC */
+	unsigned workers;			/* 0: VP_DEFER_WORKERS */
 };
+
+/* Worker threads (each its own connection to the store) per plugin
+ * instance, by default. */
+#define VP_DEFER_WORKERS 4
 
 struct vp_defer;
 struct vp_defer_ticket;

@@ -48,8 +48,13 @@ static int pg_abort(void *h, const uint8_t *id, size_t len, int64_t session)
 	return vp_pg_abort(h, id, len, session);
 }
 
+static int pg_join(void *h, const void *started)
+{
+	return vp_pg_join(h, started);
+}
+
 const struct vp_defer_store_ops vp_defer_pg_ops = {
 	.open = pg_open, .close = pg_close, .error = pg_error, .start = pg_start,
 	.heartbeat = pg_heartbeat, .connect = pg_connect, .disconnect = pg_disconnect,
-	.abort = pg_abort,
+	.abort = pg_abort, .join = pg_join,
 };

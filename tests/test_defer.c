@@ -27,7 +27,7 @@ struct fake {
 	bool gate_closed;
 	bool in_connect;
 	int open_ret, connect_ret, start_ret, heartbeat_ret, disconnect_ret;
-	int opens, starts, heartbeats, connects, disconnects, aborts, closes;
+	int opens, starts, heartbeats, connects, disconnects, aborts, closes, joins;
 	char instance[64], var[64];
 	int64_t connect_session, abort_session, disconnect_session;
 	uint16_t disconnect_slot;
@@ -165,6 +165,22 @@ static const struct vp_defer_store_ops fake_ops = {
 	.open = f_open, .close = f_close, .error = f_error, .start = f_start,
 	.heartbeat = f_heartbeat, .connect = f_connect, .disconnect = f_disconnect,
 	.abort = f_abort,
+};
+
+static int f_join(void *h, const void *started)
+{
+	(void)h, (void)started;
+	fake_lock();
+	F.joins++;
+	fake_unlock();
+	return 0;
+}
+
+/* The same with several workers (the first one's alone: no join). */
+static const struct vp_defer_store_ops fake_ops_workers = {
+	.open = f_open, .close = f_close, .error = f_error, .start = f_start,
+	.heartbeat = f_heartbeat, .connect = f_connect, .disconnect = f_disconnect,
+	.abort = f_abort, .join = f_join,
 };
 
 /* Wait (untimed) until the fake's counter reaches n. */
@@ -604,6 +620,43 @@ static void defer_session_id__unique_and_increasing(void **state)
 	vp_defer_close(d);
 }
 
+/* Two workers: while one runs a connect of A, the other runs a disconnect
+ * queued after A's own disconnect, never A's own, which waits for A's
+ * connect to end. */
+static void defer_workers__job_of_an_identity_in_flight__later_ones_wait_others_run(void **state)
+{
+	struct vp_defer_options o = { .ops = &fake_ops_workers, .config = &config, .node = "vpn1",
+				      .now_ms = fake_now, .workers = 2 };
+	struct vp_server server = { .topology = VP_TOPO_SUBNET };
+	struct vp_defer_ticket *t;
+	struct vp_defer *d;
+	char first[sizeof(F.order)];
+	int ret;
+
+	(void)state;
+	assert_int_equal(vp_defer_open(&d, &o, "tun0"), 0);
+	assert_int_equal(vp_defer_start(d, &server, "tun0", true), 0);
+	wait_started(d);
+	wait_for(&F.joins, 1);
+	assert_int_equal(F.opens, 2);
+	gate(true);
+	t = connect_one(d, "A", 1);
+	wait_in_connect();
+	assert_int_equal(vp_defer_disconnect(d, (const uint8_t *)"A", 1, 0, 0), 0);
+	assert_int_equal(vp_defer_disconnect(d, (const uint8_t *)"X", 1, 0, 2), 0);
+	wait_for(&F.disconnects, 1);
+	snprintf(first, sizeof(first), "%s", F.order);
+	gate(false);
+	wait_for(&F.disconnects, 2);
+	assert_int_equal(poll_until_not_pending(d, t, &ret, NULL), VP_DEFER_DONE);
+	vp_defer_put(d, t, true);
+	vp_defer_close(d);
+	assert_string_equal(first, "d:X ");
+	assert_string_equal(F.order, "d:X c:A d:A ");
+	assert_int_equal(ret, 0);
+	assert_int_equal(F.closes, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +674,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(defer__open_error__returned, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__instance_unknown__opened_at_start_with_its_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer_session_id__unique_and_increasing, setup, teardown),
+		cmocka_unit_test_setup_teardown(defer_workers__job_of_an_identity_in_flight__later_ones_wait_others_run, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
