@@ -13,6 +13,7 @@
 #define ERR_MAX 256
 #define RETRY_MAX 65536		/* disconnects and aborts kept while the store is down */
 #define WAIT_MAX_MS 1000	/* the worker looks at its clock at least this often */
+#define CONNECTS_IN_A_ROW 8	/* then a disconnect or abort queued goes first */
 
 enum job_kind { JOB_CONNECT, JOB_DISCONNECT, JOB_ABORT };
 
@@ -95,6 +96,7 @@ struct vp_defer {
 	/* The first worker's own. */
 	bool wk_has_server;		/* its copy of has_server */
 	int64_t next_beat, next_start, last_retry;
+	unsigned connects_in_row;	/* connects taken since the last other job */
 
 	unsigned n_workers;
 	struct worker *w;
@@ -232,12 +234,31 @@ static struct job *unlink_job(struct job **head, struct job **tail, struct job *
  * and with it every later job of that identity (they are passed over for
  * the same reason).  Connects go only to a worker whose store is started
  * (the first worker starts it). */
-static struct job *take(struct vp_defer *d, struct worker *w)
+static struct job *take_other(struct vp_defer *d)
 {
 	struct job *prev = NULL, *j;
 	const uint8_t *id;
 	size_t len;
 
+	for (j = d->head; j; prev = j, j = j->next) {
+		id = job_id(j, &len);
+		if (!in_flight(d, id, len))
+			return unlink_job(&d->head, &d->tail, prev, j);
+	}
+	return NULL;
+}
+
+static struct job *take(struct vp_defer *d, struct worker *w)
+{
+	struct job *prev = NULL, *j;
+
+	/* Connects first, but not for ever: a disconnect or abort after
+	 * every CONNECTS_IN_A_ROW of them, so that a steady stream of
+	 * connects does not keep the ends of sessions from the database. */
+	if (d->connects_in_row >= CONNECTS_IN_A_ROW && (j = take_other(d))) {
+		d->connects_in_row = 0;
+		return j;
+	}
 	if (w->index == 0 || w->started) {
 		for (j = d->chead; j; prev = j, j = j->next) {
 			const struct vp_defer_ticket *t = j->t;
@@ -249,17 +270,14 @@ static struct job *take(struct vp_defer *d, struct worker *w)
 			    has_job_of(d->retry, t->identity, t->identity_len))
 				requeue_retries(d);
 			if (!has_job_of(d->head, t->identity, t->identity_len) &&
-			    !in_flight(d, t->identity, t->identity_len))
+			    !in_flight(d, t->identity, t->identity_len)) {
+				d->connects_in_row++;
 				return unlink_job(&d->chead, &d->ctail, prev, j);
+			}
 		}
 	}
-	prev = NULL;
-	for (j = d->head; j; prev = j, j = j->next) {
-		id = job_id(j, &len);
-		if (!in_flight(d, id, len))
-			return unlink_job(&d->head, &d->tail, prev, j);
-	}
-	return NULL;
+	d->connects_in_row = 0;
+	return take_other(d);
 }
 
 static void ticket_unref(struct vp_defer_ticket *t)
@@ -540,6 +558,16 @@ static void run_job(struct worker *w, struct job *j, bool stopping)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Whether the first worker's heartbeat or start is due now. */
+static bool timers_due(struct vp_defer *d, const struct worker *w)
+{
+	int64_t t = d->now_ms();
+
+	if (w->h && w->started)
+		return t >= d->next_beat;
+	return w->h && d->wk_has_server && t >= d->next_start;
+}
+
 /* The first worker's: the heartbeat (and the crash-held sessions it finds),
  * the start not done yet, and the retries: when they are due. */
 static void run_timers(struct worker *w)
@@ -616,6 +644,15 @@ static void *worker(void *arg)
 		if (d->stop && ((!d->head && !d->chead) || d->now_ms() >= d->stop_by ||
 				(w->index && !w->h)))
 			break;
+		/* The first's timers when due, also while jobs keep coming:
+		 * a heartbeat late by a busy queue would get this live
+		 * server taken for dead by the others. */
+		if (!w->index && timers_due(d, w)) {
+			pthread_mutex_unlock(&d->lock);
+			run_timers(w);
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
 		/* A worker without a store (its open failed) leaves the jobs
 		 * to the others; the first answers them without one. */
 		j = w->index && !w->h ? NULL : take(d, w);

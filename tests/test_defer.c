@@ -99,6 +99,7 @@ static int f_heartbeat(void *h, vp_defer_ended_fn *fn, void *ud)
 	(void)h;
 	fake_lock();
 	F.heartbeats++;
+	snprintf(F.order + strlen(F.order), sizeof(F.order) - strlen(F.order), "h ");
 	crash = F.report_crash;
 	F.report_crash = false;
 	int ret = F.heartbeat_ret;
@@ -461,6 +462,66 @@ static void defer__connects_queued__run_before_disconnects_but_not_their_own(voi
 	vp_defer_close(d);
 }
 
+/* A queue that never empties (connects keep coming) does not hold back
+ * the heartbeat: due, it goes before the next job. */
+static void defer__heartbeat_due__runs_before_queued_connects(void **state)
+{
+	struct vp_server server = { .topology = VP_TOPO_SUBNET };
+	struct vp_defer_ticket *t[4];
+	struct vp_defer *d;
+	int ret;
+
+	(void)state;
+	config.node_timeout = 3;	/* a heartbeat a second */
+	d = open_defer();
+	config.node_timeout = 60;
+	assert_int_equal(vp_defer_start(d, &server, NULL, false), 0);
+	wait_started(d);
+	gate(true);
+	t[0] = connect_one(d, "A", 1);
+	wait_in_connect();
+	t[1] = connect_one(d, "B", 2);
+	t[2] = connect_one(d, "C", 3);
+	t[3] = connect_one(d, "D", 4);
+	fake_lock();
+	F.order[0] = 0;			/* from A on */
+	fake_unlock();
+	atomic_fetch_add(&clock_ms, 1500);	/* the heartbeat is due, not store-timeout */
+	gate(false);
+	assert_int_equal(poll_until_not_pending(d, t[3], &ret, NULL), VP_DEFER_DONE);
+	assert_string_equal(F.order, "c:A h c:B c:C c:D ");
+	for (int i = 0; i < 4; ++i)
+		vp_defer_put(d, t[i], true);
+	vp_defer_close(d);
+}
+
+/* Connects first, but a disconnect queued behind many of them runs after
+ * at most 8. */
+static void defer__many_connects_queued__a_disconnect_runs_after_eight(void **state)
+{
+	struct vp_defer *d = open_defer();
+	struct vp_defer_ticket *t[12];
+	char id[8];
+	int ret;
+
+	(void)state;
+	gate(true);
+	t[0] = connect_one(d, "c0", 1);
+	wait_in_connect();
+	vp_defer_disconnect(d, (const uint8_t *)"X", 1, 0, 100);
+	for (int i = 1; i < 12; ++i) {
+		snprintf(id, sizeof(id), "c%d", i);
+		t[i] = connect_one(d, id, i + 1);
+	}
+	gate(false);
+	assert_int_equal(poll_until_not_pending(d, t[11], &ret, NULL), VP_DEFER_DONE);
+	wait_for(&F.disconnects, 1);
+	assert_non_null(strstr(F.order, "c:c7 d:X c:c8 "));
+	for (int i = 0; i < 12; ++i)
+		vp_defer_put(d, t[i], true);
+	vp_defer_close(d);
+}
+
 static void defer__close__sends_queued_disconnects(void **state)
 {
 	struct vp_defer *d = open_defer();
@@ -671,6 +732,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(defer__connects_queued__run_before_disconnects_but_not_their_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__store_failing__refused_undone_and_said_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__heartbeat_ended__message_names_node_and_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(defer__heartbeat_due__runs_before_queued_connects, setup, teardown),
+		cmocka_unit_test_setup_teardown(defer__many_connects_queued__a_disconnect_runs_after_eight, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__open_error__returned, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer__instance_unknown__opened_at_start_with_its_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(defer_session_id__unique_and_increasing, setup, teardown),
