@@ -373,7 +373,9 @@ BEGIN
 	IF have THEN
 		SELECT * INTO a FROM vpnpool.area WHERE area.id = l.pool;
 		fits := FOUND AND (CASE WHEN l.static4 THEN s_addr4 IS NOT NULL AND l.addr4 = s_addr4
+					AND l.pool IS NOT DISTINCT FROM s_pool
 				   ELSE s_addr4 IS NULL AND l.pool = ANY (p_pools) END)
+			AND (NOT l.static6 OR l.addr6 IS NOT DISTINCT FROM s_addr6)
 			AND (NOT l.static_subnet OR s_subnet4 IS NOT NULL OR s_subnet6 IS NOT NULL)
 			AND (l.static_subnet OR (s_subnet4 IS NULL AND s_subnet6 IS NULL))
 			AND (NOT a.has6 OR l.addr6 IS NOT NULL)

@@ -43,6 +43,7 @@ struct vp_pg {
 	int conn_err;			/* what the last failed connect returned */
 	char conn_msg[1024];
 	char err[1024];
+	bool reaped_self;		/* vp_pg_start ended the leftovers */
 	bool started;
 	struct vp_server server;
 	int *pool_id, *router_id;	/* per config entry; 0: not published */
@@ -907,8 +908,15 @@ int vp_pg_start(struct vp_pg *pg, const struct vp_server *server,
 		if (ret)
 			return ret;
 	}
+	/* This (node, instance)'s leftovers of an earlier process: once per
+	 * handle, and connects wait for it (-EAGAIN), so that a start tried
+	 * again never ends the sessions served since. */
+	ret = pg->reaped_self ? 0 : reap(pg, true, on_ended, ud);
+	if (ret)
+		return ret;
+	pg->reaped_self = true;
 	pg->started = true;
-	return reap(pg, true, on_ended, ud);
+	return 0;
 }
 
 int vp_pg_join(struct vp_pg *pg, const struct vp_pg *from)

@@ -1350,6 +1350,11 @@ static int store_poll(struct vp_plugin *p, struct vp_session *s,
 			 error && *error ? error : strerror(-ret));
 		store_drop_pending(p, ss);
 		out = refuse(p, id, "store-error", &none, detail);
+	} else if (!r.grant.pool) {
+		/* Not one of this config's pools: the servers' files differ. */
+		store_drop_pending(p, ss);
+		out = refuse(p, id, "store-error", &none,
+			     "the store gave it an address of a pool this server's config does not have (do the servers' vpnpool.conf differ?)");
 	} else {
 		vp_lines_build(&lines, &r.grant, &p->server, &p->config);
 		ret = return_config(&lines, list);

@@ -364,6 +364,34 @@ static void reservation__gives_exactly_that_address(void **state)
 	vp_pg_close(pg);
 }
 
+/* A reservation held under a pool another server's file names otherwise
+ * (a pool renamed in a rolling change): the lease is given again under
+ * this server's pool, never with a pool this server does not know. */
+static void reservation_under_a_renamed_pool__comes_with_this_servers_pool(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_result r;
+	char b[VP_ADDR_STRLEN];
+	struct vp_pg *pg;
+
+	tl_add_pool(f->c, "office", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	tl_add_static(f->c, "boss", "10.8.1.2", NULL, NULL, NULL);
+	pg = open_node(f, "a");
+	assert_int_equal(conn(pg, "boss", NULL, &r), 0);
+	assert_int_equal(vp_pg_disconnect(pg, (const uint8_t *)"boss", 4, r.grant.slot, r.session,
+					  NULL), 0);
+	vp_pg_close(pg);
+	free(f->c->pools[0].name);
+	f->c->pools[0].name = strdup("staff");
+	pg = open_node(f, "b");
+	assert_int_equal(conn(pg, "boss", NULL, &r), 0);
+	assert_non_null(r.grant.pool);
+	assert_string_equal(r.grant.pool->name, "staff");
+	assert_string_equal(a4(&r, b), "10.8.1.2");
+	assert_true(r.grant.is_static);
+	vp_pg_close(pg);
+}
+
 static int ended_count;
 static void count_ended(void *ud, const struct vp_pg_ended *e)
 {
@@ -753,6 +781,7 @@ int main(void)
 		T(router_client__gets_an_address_and_a_subnet),
 		T(pool_with_network6__gives_an_ipv6_address_too),
 		T(reservation__gives_exactly_that_address),
+		T(reservation_under_a_renamed_pool__comes_with_this_servers_pool),
 		T(silent_node__has_its_sessions_turned_held),
 		T(stopped_database__fails_fast_and_service_resumes),
 		T(frozen_database__times_out_within_the_limit),
