@@ -953,15 +953,17 @@ static const struct vp_static_config *static_of(const struct vp_config *c, const
 	return NULL;
 }
 
-/* "{1,2}" of the published areas whose match lists hold. */
-static void match_list(const struct vp_pg *pg, bool routers, const struct vp_request *req,
-		       char *buf, size_t len)
+/* "{1,2}" of the published areas whose match lists hold (malloc()ed; NULL:
+ * out of memory).  Each id is at most 11 characters and a comma. */
+static char *match_list(const struct vp_pg *pg, bool routers, const struct vp_request *req)
 {
 	const struct vp_config *c = pg->config;
-	size_t n = routers ? c->n_routers : c->n_pools, k = 1;
+	size_t n = routers ? c->n_routers : c->n_pools, k = 1, len = n * 12 + 3;
+	char *buf = malloc(len);
 
+	if (!buf)
+		return NULL;
 	buf[0] = '{';
-	buf[1] = 0;
 	for (size_t i = 0; i < n; ++i) {
 		int id = routers ? pg->router_id[i] : pg->pool_id[i];
 		const struct vp_match *m = routers ? c->routers[i].match : c->pools[i].match;
@@ -970,10 +972,9 @@ static void match_list(const struct vp_pg *pg, bool routers, const struct vp_req
 		if (id <= 0 || !vp_match_all(m, nm, req->getvar, req->getvar_ud))
 			continue;
 		k += (size_t)snprintf(buf + k, len - k, "%s%d", k > 1 ? "," : "", id);
-		if (k >= len - 2)
-			break;
 	}
 	snprintf(buf + k, len - k, "}");
+	return buf;
 }
 
 static void fill_failure(const struct vp_pg *pg, struct vp_grant *g)
@@ -997,7 +998,7 @@ int vp_pg_connect(struct vp_pg *pg, const struct vp_request *req, int64_t sessio
 		  struct vp_pg_result *result)
 {
 	const struct vp_static_config *st;
-	char pools[512], routers[512], sess[24], hold[24], spool[16], srouter[16];
+	char *pools, *routers, sess[24], hold[24], spool[16], srouter[16];
 	char a4[VP_ADDR_STRLEN], a6[VP_ADDR_STRLEN], p4[VP_PREFIX_STRLEN], p6[VP_PREFIX_STRLEN];
 	char real[VP_REAL_MAX];
 	const char *v[14];
@@ -1015,8 +1016,14 @@ int vp_pg_connect(struct vp_pg *pg, const struct vp_request *req, int64_t sessio
 		return -EAGAIN;
 	}
 	st = static_of(pg->config, req->identity, req->identity_len);
-	match_list(pg, false, req, pools, sizeof(pools));
-	match_list(pg, true, req, routers, sizeof(routers));
+	pools = match_list(pg, false, req);
+	routers = match_list(pg, true, req);
+	if (!pools || !routers) {
+		free(pools);
+		free(routers);
+		seterr(pg, "out of memory");
+		return -ENOMEM;
+	}
 	fmt_i64(sess, sizeof(sess), session);
 	fmt_i64(hold, sizeof(hold), pg->config->hold_time);
 	snprintf(real, sizeof(real), "%s", req->real ? req->real : "");
@@ -1065,6 +1072,8 @@ int vp_pg_connect(struct vp_pg *pg, const struct vp_request *req, int64_t sessio
 		if (ret != -EADDRINUSE || attempt == 2 || now_ms() >= deadline)
 			break;
 	}
+	free(pools);
+	free(routers);
 	if (ret == -EADDRINUSE)
 		ret = -EIO;
 	if (ret == -ENOSPC || ret == -ENOENT) {
