@@ -974,6 +974,12 @@ static int read_root(struct load *ld, cfg_t *cfg, struct vp_config *c)
 	c->fsync = cfg_getbool(cfg, "fsync");
 	c->store_timeout_ms = (unsigned)cfg_getint(cfg, "store-timeout") * 1000u;
 	c->node_timeout = cfg_getint(cfg, "node-timeout");
+	/* A heartbeat may wait for a call of store-timeout, then take as
+	 * long itself: node-timeout leaves room for that and one more. */
+	if (c->store && c->node_timeout * 1000 < 3 * (int64_t)c->store_timeout_ms)
+		return fail_at(ld, ((const struct value *)cfg_getptr(cfg, "store"))->line,
+			       "node-timeout (%lld s) must be at least 3 times store-timeout (%u s): a server busy with a slow database would be taken for dead",
+			       (long long)c->node_timeout, c->store_timeout_ms / 1000);
 	return read_warn_at(cfg, c);
 }
 

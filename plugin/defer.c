@@ -726,9 +726,10 @@ int vp_defer_open(struct vp_defer **out, const struct vp_defer_options *opts,
 		d->n_workers = 1;
 	d->w = calloc(d->n_workers, sizeof(*d->w));
 	clock_gettime(CLOCK_REALTIME, &rt);
-	/* Milliseconds since the epoch, a counter of 22 bits beside them. */
+	/* Milliseconds since 2024-01-01, a counter of 22 bits beside them:
+	 * unique over restarts, and positive until 2093. */
 	atomic_init(&d->next_session,
-		    ((int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000) << 22);
+		    ((int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000 - INT64_C(1704067200000)) << 22);
 	if (!d->node || !d->w) {
 		free(d->w);
 		free(d->node);
