@@ -46,9 +46,10 @@
 --    (identity, slot).
 
 -- Limits: a block lost to a rollback is found again only in an area's main
--- family (IPv4 of a pool; a router pool's IPv4, else IPv6); freed blocks go
--- back to the free list as they were, also when the config has changed
--- since (servers are expected to share one config).
+-- family (IPv4 of a pool; a router pool's IPv4, else IPv6); a freed block
+-- that the published segments no longer hold is dropped when it comes up,
+-- but leases are not checked against a changed config (servers are
+-- expected to share one config).
 
 CREATE SCHEMA IF NOT EXISTS vpnpool;
 
@@ -236,14 +237,22 @@ DECLARE
 	n bigint;
 	a vpnpool.area;
 BEGIN
-	DELETE FROM vpnpool.free f
-	 WHERE (f.area, f.family, f.value) =
-	       (SELECT x.area, x.family, x.value FROM vpnpool.free x
-		 WHERE x.area = p_area AND x.family = p_family LIMIT 1 FOR UPDATE SKIP LOCKED)
-	RETURNING f.value INTO v;
-	IF v IS NOT NULL THEN
-		RETURN v;
-	END IF;
+	-- A freed block, if it is still one the area hands out (the servers'
+	-- config may have excluded it since: then it is dropped).
+	LOOP
+		DELETE FROM vpnpool.free f
+		 WHERE (f.area, f.family, f.value) =
+		       (SELECT x.area, x.family, x.value FROM vpnpool.free x
+			 WHERE x.area = p_area AND x.family = p_family
+			 LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING f.value INTO v;
+		EXIT WHEN v IS NULL;
+		IF EXISTS (SELECT 1 FROM vpnpool.segment g
+			    WHERE g.area = p_area AND g.family = p_family AND v >= g.first
+			      AND v <= vpnpool.block_at(g.first, g.block_len, g.count - 1)) THEN
+			RETURN v;
+		END IF;
+	END LOOP;
 	SELECT * INTO a FROM vpnpool.area WHERE id = p_area;
 	FOR s IN SELECT * FROM vpnpool.segment
 		  WHERE area = p_area AND family = p_family ORDER BY first LOOP

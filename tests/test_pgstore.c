@@ -392,6 +392,49 @@ static void reservation_under_a_renamed_pool__comes_with_this_servers_pool(void 
 	vp_pg_close(pg);
 }
 
+/* A freed address the config excludes since is not handed out again. */
+static void freed_address_excluded_since__not_handed_out(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_result r;
+	struct vp_config *c2;
+	char b[VP_ADDR_STRLEN];
+	struct vp_pg *pg;
+
+	tl_add_pool(f->c, "p", "10.8.1.0/24", "10.8.1.1-10.8.1.3", NULL, NULL, NULL);
+	pg = open_node(f, "a");
+	assert_int_equal(conn(pg, "ann", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.1");
+	assert_int_equal(vp_pg_disconnect(pg, (const uint8_t *)"ann", 3, r.grant.slot, r.session,
+					  NULL), 0);
+	assert_int_equal(vp_pg_release(pg, (const uint8_t *)"ann", 3), 0);
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.free"), 1);
+	vp_pg_close(pg);
+	/* the same pool, 10.8.1.1 excluded now */
+	c2 = tl_config_new(f->dir);
+	c2->store = strdup(uri);
+	c2->store_timeout_ms = 3000;
+	c2->node_timeout = 60;
+	tl_add_pool(c2, "p", "10.8.1.0/24", "10.8.1.1-10.8.1.3",
+		    (const char *const[]){ "10.8.1.1", NULL }, NULL, NULL);
+	{
+		struct vp_config *keep = f->c;
+
+		f->c = c2;
+		pg = open_node(f, "a");
+		f->c = keep;
+	}
+	assert_int_equal(conn(pg, "bob", NULL, &r), 0);
+	assert_string_not_equal(a4(&r, b), "10.8.1.1");
+	assert_int_equal(conn(pg, "cid", NULL, &r), 0);
+	assert_string_not_equal(a4(&r, b), "10.8.1.1");
+	assert_int_equal(conn(pg, "dan", NULL, &r), -ENOSPC);
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.free"), 0);
+	vp_pg_close(pg);
+	vp_config_free(c2);
+	free(c2);
+}
+
 static int ended_count;
 static void count_ended(void *ud, const struct vp_pg_ended *e)
 {
@@ -781,6 +824,7 @@ int main(void)
 		T(router_client__gets_an_address_and_a_subnet),
 		T(pool_with_network6__gives_an_ipv6_address_too),
 		T(reservation__gives_exactly_that_address),
+		T(freed_address_excluded_since__not_handed_out),
 		T(reservation_under_a_renamed_pool__comes_with_this_servers_pool),
 		T(silent_node__has_its_sessions_turned_held),
 		T(stopped_database__fails_fast_and_service_resumes),
