@@ -387,9 +387,18 @@ BEGIN
 			AND (NOT l.static6 OR l.addr6 IS NOT DISTINCT FROM s_addr6)
 			AND (NOT l.static_subnet OR s_subnet4 IS NOT NULL OR s_subnet6 IS NOT NULL)
 			AND (l.static_subnet OR (s_subnet4 IS NULL AND s_subnet6 IS NULL))
-			AND (NOT a.has6 OR l.addr6 IS NOT NULL)
 			AND (l.router IS NULL OR l.static_subnet OR l.router = ANY (p_routers))
 			AND (l.router IS NOT NULL OR cardinality(p_routers) = 0);
+		-- Its pool has IPv6 now (network6 added): it keeps its IPv4
+		-- address and gets an IPv6 one; none left: start afresh.
+		IF fits AND a.has6 AND l.addr6 IS NULL THEN
+			l.addr6 := vpnpool.take(l.pool, 6);
+			fits := l.addr6 IS NOT NULL;
+			IF fits THEN
+				UPDATE vpnpool.lease SET addr6 = l.addr6
+				 WHERE identity = p_id AND slot = o_slot;
+			END IF;
+		END IF;
 		IF fits THEN
 			UPDATE vpnpool.lease SET online = true, node = p_node, instance = p_instance,
 				session = p_session, since = now(), sessions = sessions + 1,

@@ -119,6 +119,28 @@ static struct vp_pg *open_node(struct fx *f, const char *node)
 
 static int64_t session_seq;
 
+/* Another config on the same database (a file changed since). */
+static struct vp_config *config_like(const struct fx *f)
+{
+	struct vp_config *c = tl_config_new(f->dir);
+
+	c->store = strdup(uri);
+	c->store_timeout_ms = 3000;
+	c->node_timeout = 60;
+	return c;
+}
+
+static struct vp_pg *open_node_with(struct fx *f, struct vp_config *c, const char *node)
+{
+	struct vp_config *keep = f->c;
+	struct vp_pg *pg;
+
+	f->c = c;
+	pg = open_node(f, node);
+	f->c = keep;
+	return pg;
+}
+
 static int conn(struct vp_pg *pg, const char *id, struct tl_env *env, struct vp_pg_result *r)
 {
 	struct vp_request req = { (const uint8_t *)id, strlen(id), tl_getvar, env, "1.2.3.4:5" };
@@ -340,6 +362,36 @@ static void pool_with_network6__gives_an_ipv6_address_too(void **state)
 	vp_pg_close(pg);
 }
 
+/* network6 added to a pool: a returning client keeps its IPv4 address and
+ * gets an IPv6 one. */
+static void network6_added__returning_client_keeps_its_address(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_result r;
+	struct vp_config *c2;
+	char b[VP_ADDR_STRLEN];
+	struct vp_pg *pg;
+
+	tl_add_pool(f->c, "p", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	pg = open_node(f, "a");
+	assert_int_equal(conn(pg, "zed", NULL, &r), 0);
+	assert_int_equal(conn(pg, "ann", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.2");
+	assert_int_equal(vp_pg_disconnect(pg, (const uint8_t *)"ann", 3, r.grant.slot, r.session,
+					  NULL), 0);
+	vp_pg_close(pg);
+	c2 = config_like(f);
+	tl_add_pool(c2, "p", "10.8.1.0/24", NULL, NULL, "fd00:8::/64", NULL);
+	pg = open_node_with(f, c2, "a");
+	assert_int_equal(conn(pg, "ann", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.2");
+	assert_true(r.grant.sticky);
+	assert_string_equal(vp_addr_format(&r.grant.addr6, b), "fd00:8::2");
+	vp_pg_close(pg);
+	vp_config_free(c2);
+	free(c2);
+}
+
 static void reservation__gives_exactly_that_address(void **state)
 {
 	struct fx *f = *state;
@@ -411,19 +463,10 @@ static void freed_address_excluded_since__not_handed_out(void **state)
 	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.free"), 1);
 	vp_pg_close(pg);
 	/* the same pool, 10.8.1.1 excluded now */
-	c2 = tl_config_new(f->dir);
-	c2->store = strdup(uri);
-	c2->store_timeout_ms = 3000;
-	c2->node_timeout = 60;
+	c2 = config_like(f);
 	tl_add_pool(c2, "p", "10.8.1.0/24", "10.8.1.1-10.8.1.3",
 		    (const char *const[]){ "10.8.1.1", NULL }, NULL, NULL);
-	{
-		struct vp_config *keep = f->c;
-
-		f->c = c2;
-		pg = open_node(f, "a");
-		f->c = keep;
-	}
+	pg = open_node_with(f, c2, "a");
 	assert_int_equal(conn(pg, "bob", NULL, &r), 0);
 	assert_string_not_equal(a4(&r, b), "10.8.1.1");
 	assert_int_equal(conn(pg, "cid", NULL, &r), 0);
@@ -824,6 +867,7 @@ int main(void)
 		T(router_client__gets_an_address_and_a_subnet),
 		T(pool_with_network6__gives_an_ipv6_address_too),
 		T(reservation__gives_exactly_that_address),
+		T(network6_added__returning_client_keeps_its_address),
 		T(freed_address_excluded_since__not_handed_out),
 		T(reservation_under_a_renamed_pool__comes_with_this_servers_pool),
 		T(silent_node__has_its_sessions_turned_held),
