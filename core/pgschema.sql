@@ -419,6 +419,19 @@ BEGIN
 		IF s_pool IS NULL THEN
 			PERFORM vpnpool.refuse('VPE02', NULL);
 		END IF;
+		-- Another client's lease on the reserved address (the
+		-- reservation is newer): a held one is dropped, as a reload of
+		-- the journal drops it; an online one keeps it for now.
+		SELECT * INTO v FROM vpnpool.lease
+		 WHERE addr4 = s_addr4 AND identity <> p_id FOR UPDATE;
+		IF FOUND THEN
+			IF v.online THEN
+				RAISE EXCEPTION USING ERRCODE = 'VPE23', MESSAGE = format(
+					'its reserved address %s is online with another client until that session ends',
+					host(s_addr4));
+			END IF;
+			PERFORM vpnpool.drop_lease(v);
+		END IF;
 		o_pool := s_pool; o_addr4 := s_addr4; o_static := true;
 		SELECT * INTO a FROM vpnpool.area WHERE area.id = s_pool;
 		IF a.has6 THEN

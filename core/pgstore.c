@@ -132,6 +132,10 @@ static int code_of(struct vp_pg *pg, PGresult *res)
 		return -ETIMEDOUT;
 	if (!strcmp(state, "VPE57"))	/* a connect run after its abort */
 		return -ECANCELED;
+	if (!strcmp(state, "VPE23")) {	/* its reservation is online elsewhere */
+		seterr(pg, "%s", msg ? msg : "");
+		return -EBUSY;
+	}
 	if (!strcmp(state, "23505") || !strcmp(state, "23P01"))
 		return -EADDRINUSE;
 	if (!strcmp(state, "3F000") || !strcmp(state, "42P01") || !strcmp(state, "42883"))

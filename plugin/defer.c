@@ -326,7 +326,7 @@ static void say(struct vp_defer *d, enum vp_defer_msg_type type, int error, cons
 static bool store_failure(int ret)
 {
 	return ret && ret != -ENOSPC && ret != -ENOENT && ret != -EINVAL && ret != -EAGAIN &&
-	       ret != VP_DISCONNECT_MOVED && ret != -ECANCELED;
+	       ret != VP_DISCONNECT_MOVED && ret != -ECANCELED && ret != -EBUSY;
 }
 
 static const char *store_error(struct worker *w)

@@ -1345,6 +1345,11 @@ static int store_poll(struct vp_plugin *p, struct vp_session *s,
 		snprintf(detail, sizeof(detail), "its %s is not one the store takes",
 			 p->config.identity);
 		out = refuse(p, id, "bad-identity", &none, detail);
+	} else if (ret == -EBUSY) {
+		/* its reservation is online with another client (the
+		 * reservation is newer than that lease) */
+		store_drop_pending(p, ss);
+		out = refuse(p, id, "store-error", &none, error && *error ? error : strerror(-ret));
 	} else if (ret) {
 		snprintf(detail, sizeof(detail), "the store failed: %s",
 			 error && *error ? error : strerror(-ret));

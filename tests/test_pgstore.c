@@ -392,6 +392,48 @@ static void network6_added__returning_client_keeps_its_address(void **state)
 	free(c2);
 }
 
+/* A reservation newer than the lease on its address: a held lease of
+ * another client there is dropped; an online one keeps it (-EBUSY) until
+ * its session ends. */
+static void reservation_added_on_a_leased_address__held_dropped_online_waits(void **state)
+{
+	struct fx *f = *state;
+	struct vp_pg_result r, rz;
+	struct vp_config *c2;
+	char b[VP_ADDR_STRLEN];
+	struct vp_pg *pg, *a;
+
+	tl_add_pool(f->c, "p", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	a = open_node(f, "a");
+	assert_int_equal(conn(a, "ann", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.1");
+	assert_int_equal(vp_pg_disconnect(a, (const uint8_t *)"ann", 3, r.grant.slot, r.session,
+					  NULL), 0);
+	assert_int_equal(conn(a, "zed", NULL, &rz), 0);
+	assert_string_equal(a4(&rz, b), "10.8.1.2");
+	c2 = config_like(f);
+	tl_add_pool(c2, "p", "10.8.1.0/24", NULL, NULL, NULL, NULL);
+	tl_add_static(c2, "boss", "10.8.1.1", NULL, NULL, NULL);
+	tl_add_static(c2, "chief", "10.8.1.2", NULL, NULL, NULL);
+	pg = open_node_with(f, c2, "b");
+	assert_int_equal(conn(pg, "boss", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.1");
+	assert_int_equal(sqlv("SELECT count(*) FROM vpnpool.lease WHERE identity = 'ann'"), 0);
+	assert_int_equal(conn(pg, "chief", NULL, &r), -EBUSY);
+	assert_non_null(strstr(vp_pg_error(pg), "10.8.1.2 is online with another client"));
+	assert_int_equal(vp_pg_disconnect(a, (const uint8_t *)"zed", 3, rz.grant.slot, rz.session,
+					  NULL), 0);
+	assert_int_equal(conn(pg, "chief", NULL, &r), 0);
+	assert_string_equal(a4(&r, b), "10.8.1.2");
+	/* zed comes back to an address of the pool, not chief's */
+	assert_int_equal(conn(pg, "zed", NULL, &rz), 0);
+	assert_string_not_equal(a4(&rz, b), "10.8.1.2");
+	vp_pg_close(pg);
+	vp_pg_close(a);
+	vp_config_free(c2);
+	free(c2);
+}
+
 static void reservation__gives_exactly_that_address(void **state)
 {
 	struct fx *f = *state;
@@ -867,6 +909,7 @@ int main(void)
 		T(router_client__gets_an_address_and_a_subnet),
 		T(pool_with_network6__gives_an_ipv6_address_too),
 		T(reservation__gives_exactly_that_address),
+		T(reservation_added_on_a_leased_address__held_dropped_online_waits),
 		T(network6_added__returning_client_keeps_its_address),
 		T(freed_address_excluded_since__not_handed_out),
 		T(reservation_under_a_renamed_pool__comes_with_this_servers_pool),
