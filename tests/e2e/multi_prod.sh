@@ -87,8 +87,10 @@ routed "alpha (keeper, after the drop)" "$TU" "$A"
 routed "bravo (keeper, after the drop)" "$TT" "$B"
 
 # SIGHUP of the UDP server: OpenVPN closes the plugin and opens it again as
-# nobody; alpha comes back after it.
-e2e_client_stop a
+# nobody; alpha comes back after it.  (served runs in a subshell, so its
+# client's pid is not known here: stopped by its log path.)
+pkill -f -- "--log $E2E_DIR/client-a.log"
+for _ in $(seq 1 50); do pgrep -f -- "--log $E2E_DIR/client-a.log" >/dev/null || break; sleep 0.1; done
 E2E_SERVER_PID=${MP_PID[udp]} E2E_SERVER_LOG=${MP_LOG[udp]} e2e_server_hup ||
 	{ e2e_fail "the UDP server did not come back after SIGHUP"; e2e_finish; }
 e2e_assert_match "the plugin opened again after the SIGHUP (OpenVPN is nobody now)" \
