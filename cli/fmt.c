@@ -386,3 +386,45 @@ void vp_table_free(struct vp_table *t)
 	free(t->right);
 	free(t);
 }
+
+/* ---- pools --------------------------------------------------------------------- */
+
+double vp_fmt_pool_percent(const struct vp_pool_usage *u)
+{
+	return u->size ? 100.0 * (double)(u->online + u->held) / (double)u->size : 0.0;
+}
+
+void vp_fmt_pool_json(struct vp_strbuf *b, const char *name, const struct vp_prefix *net,
+		      const struct vp_prefix *net6, unsigned prefix, unsigned prefix6,
+		      const struct vp_pool_usage *u)
+{
+	char n[VP_PREFIX_STRLEN];
+
+	vp_strbuf_add(b, "{\"name\":", 8);
+	vp_json_adds(b, name);
+	vp_strbuf_addf(b, ",\"network\":");
+	vp_json_adds(b, net && net->addr.family ? vp_prefix_format(net, n) : NULL);
+	vp_strbuf_addf(b, ",\"network6\":");
+	vp_json_adds(b, net6 ? vp_prefix_format(net6, n) : NULL);
+	if (prefix)
+		vp_strbuf_addf(b, ",\"prefix\":%u", prefix);
+	if (prefix6)
+		vp_strbuf_addf(b, ",\"prefix6\":%u", prefix6);
+	vp_strbuf_addf(b, ",\"size\":%llu,\"online\":%llu,\"held\":%llu,\"free\":%llu,\"percent\":%.2f}",
+		       (unsigned long long)u->size, (unsigned long long)u->online,
+		       (unsigned long long)u->held, (unsigned long long)u->free, vp_fmt_pool_percent(u));
+}
+
+void vp_fmt_pool_row(struct vp_table *tab, const char *name, const char *kind, const char *net,
+		     const struct vp_pool_usage *u)
+{
+	char size[24], on[24], held[24], fr[24], pc[24];
+	const char *cells[] = { name, kind, net, size, on, held, fr, pc };
+
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)u->size);
+	snprintf(on, sizeof(on), "%llu", (unsigned long long)u->online);
+	snprintf(held, sizeof(held), "%llu", (unsigned long long)u->held);
+	snprintf(fr, sizeof(fr), "%llu", (unsigned long long)u->free);
+	snprintf(pc, sizeof(pc), "%.1f%%", vp_fmt_pool_percent(u));
+	vp_table_row(tab, cells);
+}

@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/addr.h"
 #include "core/logfmt.h"
+#include "core/space.h"
 
 #define VP_FMT_LEN 32
 #define VP_CELL_MAX 48			/* characters of a client-given value in a table */
@@ -49,6 +51,14 @@ void vp_json_string(FILE *out, const void *value, size_t len);
 void vp_json_str(FILE *out, const char *s);	/* NULL: null */
 
 /* A table of text cells, printed with aligned columns. */
+/* A pool's use: online and held of its size, in percent (0 when empty). */
+double vp_fmt_pool_percent(const struct vp_pool_usage *u);
+/* A pool as a JSON object of `status --json` (net, net6 may be NULL;
+ * prefix, prefix6 0: not a router pool's). */
+void vp_fmt_pool_json(struct vp_strbuf *b, const char *name, const struct vp_prefix *net,
+		      const struct vp_prefix *net6, unsigned prefix, unsigned prefix6,
+		      const struct vp_pool_usage *u);
+
 struct vp_table;
 /* Columns named by headers; a header starting with '>' is right-aligned (the
  * '>' is not printed).  NULL on ENOMEM. */
@@ -59,5 +69,8 @@ void vp_table_row(struct vp_table *t, const char *const *cells);
  * memory ran out while rows were added (then nothing is printed). */
 int vp_table_print(const struct vp_table *t, FILE *out);
 void vp_table_free(struct vp_table *t);
+/* A pool as a row of `status`: NAME KIND NETWORK SIZE ONLINE HELD FREE USED. */
+void vp_fmt_pool_row(struct vp_table *t, const char *name, const char *kind, const char *net,
+		     const struct vp_pool_usage *u);
 
 #endif

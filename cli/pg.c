@@ -91,7 +91,7 @@ int vp_cmd_schema(const struct vp_cli *cli, int argc, char **argv)
 struct pool_row {
 	char *name;
 	bool router;
-	uint64_t size, online, held, free;
+	struct vp_pool_usage u;
 };
 
 struct node_row {
@@ -132,8 +132,9 @@ static int each_pool(void *ud, const struct vp_pg_pool *p)
 		return -ENOMEM;
 	s->pools = arr;
 	arr[s->n_pools] = (struct pool_row){ .name = strdup(p->name), .router = p->router,
-					     .size = p->size, .online = p->online,
-					     .held = p->held, .free = p->free };
+					     .u = { .size = p->size, .online = p->online,
+						    .held = p->held, .free = p->free,
+						    .usable = true } };
 	if (!arr[s->n_pools].name)
 		return -ENOMEM;
 	s->n_pools++;
@@ -198,11 +199,6 @@ static const struct vp_router_config *config_router(const struct vp_config *c, c
 	return NULL;
 }
 
-static double pool_percent(const struct pool_row *p)
-{
-	return p->size ? 100.0 * (double)(p->online + p->held) / (double)p->size : 0.0;
-}
-
 /* Whether some node runs several instances (the INSTANCE columns then). */
 static bool several_instances(const struct status *s)
 {
@@ -215,40 +211,17 @@ static bool several_instances(const struct status *s)
 
 static void json_pool(struct vp_strbuf *b, const struct vp_config *c, const struct pool_row *p)
 {
-	const struct vp_prefix *net = NULL, *net6 = NULL;
-	unsigned prefix = 0, prefix6 = 0;
-	char n[VP_PREFIX_STRLEN];
+	const struct vp_router_config *rc = p->router ? config_router(c, p->name) : NULL;
+	const struct vp_pool_config *pc = p->router ? NULL : config_pool(c, p->name);
 
-	if (p->router) {
-		const struct vp_router_config *rc = config_router(c, p->name);
-
-		if (rc) {
-			net = &rc->network;
-			net6 = rc->has_network6 ? &rc->network6 : NULL;
-			prefix = rc->prefix;
-			prefix6 = rc->has_network6 ? rc->prefix6 : 0;
-		}
-	} else {
-		const struct vp_pool_config *pc = config_pool(c, p->name);
-
-		if (pc) {
-			net = &pc->network;
-			net6 = pc->has_network6 ? &pc->network6 : NULL;
-		}
-	}
-	ADD_LIT(b, "{\"name\":");
-	vp_json_adds(b, p->name);
-	ADD_LIT(b, ",\"network\":");
-	vp_json_adds(b, net && net->addr.family ? vp_prefix_format(net, n) : NULL);
-	ADD_LIT(b, ",\"network6\":");
-	vp_json_adds(b, net6 ? vp_prefix_format(net6, n) : NULL);
-	if (prefix)
-		vp_strbuf_addf(b, ",\"prefix\":%u", prefix);
-	if (prefix6)
-		vp_strbuf_addf(b, ",\"prefix6\":%u", prefix6);
-	vp_strbuf_addf(b, ",\"size\":%llu,\"online\":%llu,\"held\":%llu,\"free\":%llu,\"percent\":%.2f}",
-		       (unsigned long long)p->size, (unsigned long long)p->online,
-		       (unsigned long long)p->held, (unsigned long long)p->free, pool_percent(p));
+	if (rc)
+		vp_fmt_pool_json(b, p->name, &rc->network, rc->has_network6 ? &rc->network6 : NULL,
+				 rc->prefix, rc->has_network6 ? rc->prefix6 : 0, &p->u);
+	else if (pc)
+		vp_fmt_pool_json(b, p->name, &pc->network, pc->has_network6 ? &pc->network6 : NULL,
+				 0, 0, &p->u);
+	else
+		vp_fmt_pool_json(b, p->name, NULL, NULL, 0, 0, &p->u);
 }
 
 static void status_json(const struct pgcli *p, const struct status *s, int64_t now)
@@ -305,20 +278,6 @@ static void status_json(const struct pgcli *p, const struct status *s, int64_t n
 	vp_strbuf_free(&b);
 }
 
-static void usage_row(struct vp_table *tab, const char *name, const char *kind, const char *net,
-		      const struct pool_row *p)
-{
-	char size[24], on[24], held[24], fr[24], pc[24];
-	const char *cells[] = { name, kind, net, size, on, held, fr, pc };
-
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)p->size);
-	snprintf(on, sizeof(on), "%llu", (unsigned long long)p->online);
-	snprintf(held, sizeof(held), "%llu", (unsigned long long)p->held);
-	snprintf(fr, sizeof(fr), "%llu", (unsigned long long)p->free);
-	snprintf(pc, sizeof(pc), "%.1f%%", pool_percent(p));
-	vp_table_row(tab, cells);
-}
-
 static int pools_table(const struct pgcli *p, const struct status *s)
 {
 	static const char *const head[] = { "POOL", "KIND", "NETWORK", ">SIZE", ">ONLINE",
@@ -355,7 +314,7 @@ static int pools_table(const struct pgcli *p, const struct status *s)
 				if (pc)
 					vp_prefix_format(&pc->network, net);
 			}
-			usage_row(tab, r->name, router ? "router-pool" : "pool", net, r);
+			vp_fmt_pool_row(tab, r->name, router ? "router-pool" : "pool", net, &r->u);
 		}
 	}
 	ret = vp_table_print(tab, stdout);

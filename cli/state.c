@@ -135,32 +135,6 @@ static size_t live_instances(struct state *st, const struct vp_instance_rec **ou
 	return n;
 }
 
-static double percent(const struct vp_pool_usage *u)
-{
-	return u->size ? 100.0 * (double)(u->online + u->held) / (double)u->size : 0.0;
-}
-
-static void json_usage(struct vp_strbuf *b, const char *name, const struct vp_prefix *net,
-		       const struct vp_prefix *net6, unsigned prefix, unsigned prefix6,
-		       const struct vp_pool_usage *u)
-{
-	char n[VP_PREFIX_STRLEN];
-
-	ADD_LIT(b, "{\"name\":");
-	vp_json_adds(b, name);
-	vp_strbuf_addf(b, ",\"network\":");
-	vp_json_adds(b, net && net->addr.family ? vp_prefix_format(net, n) : NULL);
-	vp_strbuf_addf(b, ",\"network6\":");
-	vp_json_adds(b, net6 ? vp_prefix_format(net6, n) : NULL);
-	if (prefix)
-		vp_strbuf_addf(b, ",\"prefix\":%u", prefix);
-	if (prefix6)
-		vp_strbuf_addf(b, ",\"prefix6\":%u", prefix6);
-	vp_strbuf_addf(b, ",\"size\":%llu,\"online\":%llu,\"held\":%llu,\"free\":%llu,\"percent\":%.2f}",
-		       (unsigned long long)u->size, (unsigned long long)u->online,
-		       (unsigned long long)u->held, (unsigned long long)u->free, percent(u));
-}
-
 static void status_json(struct state *st, const struct totals *t,
 			const struct vp_instance_rec *const *inst, size_t n_inst)
 {
@@ -184,7 +158,7 @@ static void status_json(struct state *st, const struct totals *t,
 		vp_space_pool_usage(st->space, i, &u);
 		if (i)
 			ADD_LIT(&b, ",");
-		json_usage(&b, pc->name, &pc->network, pc->has_network6 ? &pc->network6 : NULL, 0, 0, &u);
+		vp_fmt_pool_json(&b, pc->name, &pc->network, pc->has_network6 ? &pc->network6 : NULL, 0, 0, &u);
 	}
 	ADD_LIT(&b, "],\"router_pools\":[");
 	for (size_t i = 0; i < c->n_routers; ++i) {
@@ -193,7 +167,7 @@ static void status_json(struct state *st, const struct totals *t,
 		vp_space_router_usage(st->space, i, &u);
 		if (i)
 			ADD_LIT(&b, ",");
-		json_usage(&b, rc->name, &rc->network, rc->has_network6 ? &rc->network6 : NULL,
+		vp_fmt_pool_json(&b, rc->name, &rc->network, rc->has_network6 ? &rc->network6 : NULL,
 			   rc->prefix, rc->has_network6 ? rc->prefix6 : 0, &u);
 	}
 	ADD_LIT(&b, "],\"instances\":[");
@@ -214,20 +188,6 @@ static void status_json(struct state *st, const struct totals *t,
 	vp_strbuf_free(&b);
 }
 
-static void usage_row(struct vp_table *tab, const char *name, const char *kind, const char *net,
-		      const struct vp_pool_usage *u)
-{
-	char size[24], on[24], held[24], fr[24], pc[24];
-	const char *cells[] = { name, kind, net, size, on, held, fr, pc };
-
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)u->size);
-	snprintf(on, sizeof(on), "%llu", (unsigned long long)u->online);
-	snprintf(held, sizeof(held), "%llu", (unsigned long long)u->held);
-	snprintf(fr, sizeof(fr), "%llu", (unsigned long long)u->free);
-	snprintf(pc, sizeof(pc), "%.1f%%", percent(u));
-	vp_table_row(tab, cells);
-}
-
 static int status_table(struct state *st, const struct totals *t)
 {
 	static const char *const head[] = { "POOL", "KIND", "NETWORK", ">SIZE", ">ONLINE",
@@ -244,7 +204,7 @@ static int status_table(struct state *st, const struct totals *t)
 	       (unsigned long long)t->online, (unsigned long long)t->held);
 	for (size_t i = 0; i < c->n_pools; ++i) {
 		vp_space_pool_usage(st->space, i, &u);
-		usage_row(tab, c->pools[i].name, "pool", vp_prefix_format(&c->pools[i].network, n), &u);
+		vp_fmt_pool_row(tab, c->pools[i].name, "pool", vp_prefix_format(&c->pools[i].network, n), &u);
 	}
 	for (size_t i = 0; i < c->n_routers; ++i) {
 		const struct vp_router_config *rc = &c->routers[i];
@@ -253,7 +213,7 @@ static int status_table(struct state *st, const struct totals *t)
 		vp_space_router_usage(st->space, i, &u);
 		snprintf(net, sizeof(net), "%s /%u", vp_prefix_format(v4 ? &rc->network : &rc->network6, n),
 			 v4 ? rc->prefix : rc->prefix6);
-		usage_row(tab, rc->name, "router-pool", net, &u);
+		vp_fmt_pool_row(tab, rc->name, "router-pool", net, &u);
 	}
 	ret = vp_table_print(tab, stdout);
 	vp_table_free(tab);
