@@ -1002,6 +1002,21 @@ static int on_connect(struct vp_plugin *p, struct vp_session *s, const char *con
 	return ret;
 }
 
+/* The usage log's writer thread, at the first connect: now that OpenVPN
+ * has daemonized, if it does. */
+static void start_usage_writer(struct vp_plugin *p)
+{
+	int ret;
+
+	if (p->writer_tried)
+		return;
+	p->writer_tried = true;
+	ret = vp_usage_start_writer(p->usage);
+	if (ret)
+		p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
+		       strerror(-ret));
+}
+
 static int connect_client(struct vp_plugin *p, struct vp_session *s, const char *const *envp,
 			  struct openvpn_plugin_string_list **list)
 {
@@ -1020,14 +1035,7 @@ static int connect_client(struct vp_plugin *p, struct vp_session *s, const char 
 	routing_learn_dev(p, envp);
 	if (!learn_server(p, envp, false))
 		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
-	if (!p->writer_tried) {
-		/* Now that OpenVPN has daemonized, if it does. */
-		p->writer_tried = true;
-		ret = vp_usage_start_writer(p->usage);
-		if (ret)
-			p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
-			       strerror(-ret));
-	}
+	start_usage_writer(p);
 	if (!has_id) {
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);
@@ -1259,7 +1267,6 @@ static int store_connect(struct vp_plugin *p, struct vp_session *s, const char *
 	struct vp_request req;
 	bool has_id = vp_env_request(envp, p->config.identity, &req, real);
 	const char *id = (const char *)req.identity;
-	int ret;
 
 	if (!s)
 		return refuse(p, id, "internal", &g, "no session state (out of memory)");
@@ -1267,13 +1274,7 @@ static int store_connect(struct vp_plugin *p, struct vp_session *s, const char *
 	routing_learn_dev(p, envp);
 	if (!store_learn_server(p, envp, false, false))
 		return refuse(p, id, "no-server-address", &g, "the server's tun address is unknown");
-	if (!p->writer_tried) {
-		p->writer_tried = true;
-		ret = vp_usage_start_writer(p->usage);
-		if (ret)
-			p->log(PLOG_WARN, NAME, "usage log written in line (no writer thread: %s)",
-			       strerror(-ret));
-	}
+	start_usage_writer(p);
 	if (!has_id) {
 		snprintf(detail, sizeof(detail), "it has no %s", p->config.identity);
 		return refuse(p, NULL, "no-identity", &g, detail);
