@@ -71,6 +71,19 @@ static int load_config(struct vp_config *c, const char *path)
 
 /* ---- release --------------------------------------------------------------- */
 
+bool vp_cli_release_said(const char *id, int ret)
+{
+	if (!ret)
+		printf("released the held lease of %s\n", id);
+	else if (ret == -EBUSY)
+		vp_cli_error("release: %s is online; nothing changed", id);
+	else if (ret == -ENOENT)
+		vp_cli_error("release: %s has no lease; nothing changed", id);
+	else
+		return false;
+	return true;
+}
+
 int vp_cmd_release(const struct vp_cli *cli, int argc, char **argv)
 {
 	struct vp_config config;
@@ -101,13 +114,7 @@ int vp_cmd_release(const struct vp_cli *cli, int argc, char **argv)
 	if (!ret) {
 		ret = vp_space_release(space, (const uint8_t *)id, strlen(id));
 		writer_close(space);
-		if (!ret)
-			printf("released the held lease of %s\n", id);
-		else if (ret == -EBUSY)
-			vp_cli_error("release: %s is online; nothing changed", id);
-		else if (ret == -ENOENT)
-			vp_cli_error("release: %s has no lease; nothing changed", id);
-		else
+		if (!vp_cli_release_said(id, ret))
 			vp_cli_error("release: cannot write the state in %s: %s; nothing changed",
 				     config.state_dir, strerror(-ret));
 	}

@@ -47,6 +47,9 @@ int vp_cli_pg_release(const struct vp_config *config, const char *id);
 int vp_cli_pg_import_open(struct vp_pg **out, const struct vp_config *config);
 void vp_cli_pg_import_failed(struct vp_pg *pg, const struct vp_config *config, int ret,
 			     unsigned imported);
+/* What release says of ret (released; online; no lease): false for any
+ * other error, which the caller says. */
+bool vp_cli_release_said(const char *id, int ret);
 /* Whether argv holds -h or --help (before a "--"). */
 bool vp_cli_wants_help(int argc, char **argv);
 /* Print "vpnpool: " and the message to stderr. */

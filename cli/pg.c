@@ -653,13 +653,7 @@ int vp_cli_pg_release(const struct vp_config *config, const char *id)
 	if (pg_open(&p, config, "release"))
 		return VP_EXIT_FAIL;
 	ret = vp_pg_release(p.pg, (const uint8_t *)id, strlen(id));
-	if (!ret)
-		printf("released the held lease of %s\n", id);
-	else if (ret == -EBUSY)
-		vp_cli_error("release: %s is online; nothing changed", id);
-	else if (ret == -ENOENT)
-		vp_cli_error("release: %s has no lease; nothing changed", id);
-	else
+	if (!vp_cli_release_said(id, ret))
 		pg_failed(&p, ret, "; nothing changed");
 	pg_close(&p);
 	if (fflush(stdout))
